@@ -1,0 +1,293 @@
+"""The command line: `python -m skyreels_demo generate | resume | runs | sweep | local-api`.
+
+Status goes to stderr, results to stdout, and the exit code says how it ended:
+0 done, 2 bad input (nothing was sent), 3 API or auth error, 4 the task failed,
+5 gave up waiting (the task is recorded: resume it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from .config import Settings
+from .errors import BadInput, Stopped, StudioError
+from .runs import Run
+from .studio import Done, Event, Processing, Queued, Studio, Submitted
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_API, EXIT_TASK_FAILED, EXIT_GAVE_UP = 0, 2, 3, 4, 5
+PREVIEW_NOTICE = (
+    "No WAVESPEED_API_KEY is set: running on the built-in offline preview (a camera move over "
+    "your image, not SkyReels output). Set WAVESPEED_API_KEY to make real videos."
+)
+
+
+class StatusLines:
+    """Events as status lines: every new stage, and a heartbeat while waiting."""
+
+    def __init__(self, out: TextIO, every_s: float = 5.0) -> None:
+        self.out = out
+        self.every_s = every_s
+        self._last_kind: type | None = None
+        self._last_at = 0.0
+        self._live = out.isatty()
+
+    def show(self, event: Event) -> None:
+        waiting = isinstance(event, (Queued, Processing))
+        now = time.monotonic()
+        if waiting and self._live:
+            # On a terminal, one line that counts up in place.
+            self.out.write(f"\r\033[K[{event.elapsed_s:5.1f}s] {event.message}")
+            self.out.flush()
+            self._last_kind = type(event)
+            return
+        if waiting and type(event) is self._last_kind and now - self._last_at < self.every_s:
+            return
+        if self._live and self._last_kind in (Queued, Processing):
+            self.out.write("\n")
+        self.out.write(f"[{event.elapsed_s:5.1f}s] {event.message}\n")
+        self.out.flush()
+        self._last_kind, self._last_at = type(event), now
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+def _generate(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
+    if args.timeout is not None and args.timeout <= 0:
+        raise BadInput("--timeout must be a positive number of seconds.")
+    image: str = args.image
+    if not image.lower().startswith(("http://", "https://")):
+        path = Path(image).expanduser()
+        if not path.is_file():
+            raise BadInput(f"There is no image file at {image}: check the path and try again.")
+        image = str(path)
+    if not settings.has_key:
+        status.say(PREVIEW_NOTICE)
+    studio = Studio(settings)
+    result: dict = {"task_id": None, "status": "failed", "seed": None, "video_path": None,
+                    "video_url": None, "timings": {}}
+    stop = threading.Event()
+    try:
+        try:
+            for event in studio.generate(
+                args.prompt,
+                image,
+                args.seed,
+                fit=args.fit,
+                fps_prefix=not args.no_fps_prefix,
+                deadline_s=args.timeout,
+                stop=stop,
+            ):
+                status.show(event)
+                if isinstance(event, Submitted):
+                    result.update(task_id=event.task_id, seed=event.seed, status="submitted")
+                if isinstance(event, Done):
+                    result.update(
+                        status="completed",
+                        video_path=str(event.video_path),
+                        video_url=event.run.output_url,
+                        timings={k: round(v, 3) for k, v in event.timings.items()},
+                        nsfw=event.nsfw,
+                    )
+        except KeyboardInterrupt:
+            raise Stopped(
+                "Stopped waiting. The task still runs and is paid for: run "
+                "`python -m skyreels_demo resume` later to save its video.",
+                task_id=result["task_id"],
+            ) from None
+    except StudioError as exc:
+        result.update(status=_status_for(exc), error=exc.sentence)
+        if getattr(exc, "task_id", None):
+            result["task_id"] = exc.task_id
+        if args.json:
+            print(json.dumps(result))
+        raise
+    finally:
+        studio.close()
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(result["video_path"])
+    return EXIT_OK
+
+
+def _status_for(exc: StudioError) -> str:
+    return {2: "refused", 3: "error", 4: "failed", 5: "waiting"}.get(exc.exit_code, "error")
+
+
+def _resume(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
+    studio = Studio(settings)
+    worst = EXIT_OK
+    count = 0
+    try:
+        for run, end in studio.resume(args.task_id, deadline_s=args.timeout):
+            count += 1
+            if isinstance(end, StudioError):
+                status.say(f"{run.task_id}: {end.sentence}")
+                worst = max(worst, end.exit_code)
+            else:
+                status.say(f"{run.task_id}: {end.status}" + (f" -> {end.video_path}" if end.video_path else ""))
+                if end.video_path:
+                    print(end.video_path)
+                elif end.status == "failed":
+                    worst = max(worst, EXIT_TASK_FAILED)
+    finally:
+        studio.close()
+    if count == 0:
+        status.say("Nothing to resume: every recorded run is finished.")
+    return worst
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def format_runs(runs: Sequence[Run], now: float | None = None) -> str:
+    now = now or time.time()
+    lines = [f"{'status':<10} {'age':>4} {'seed':>10}  {'task id':<32}  prompt / video"]
+    for run in runs:
+        prompt = run.prompt if len(run.prompt) <= 50 else run.prompt[:49] + "…"
+        lines.append(
+            f"{run.status:<10} {_age(now - run.created_at):>4} {run.seed:>10}  {run.task_id or '-':<32}  {prompt}"
+        )
+        if run.video_path:
+            lines.append(f"{'':<60}{run.video_path}")
+        elif run.error_message:
+            lines.append(f"{'':<60}{run.error_message}")
+    return "\n".join(lines)
+
+
+def _runs(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
+    from .runs import RunStore
+
+    store = RunStore(settings.runs_db)
+    runs = store.recent(limit=args.limit)
+    if args.json:
+        print(json.dumps([run.__dict__ for run in runs], default=str))
+    elif runs:
+        print(format_runs(runs))
+    else:
+        status.say(f"No runs yet in {settings.data_dir}.")
+    return EXIT_OK
+
+
+def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
+    from .sweeps import parse_seeds, read_prompts, run_sweep
+
+    prompts = read_prompts(Path(args.prompts))
+    seeds = parse_seeds(args.seeds)
+    if not settings.has_key:
+        status.say(PREVIEW_NOTICE)
+    # The sweep's own limit decides how many of its tasks run at once.
+    studio = Studio(replace(settings, max_concurrent_tasks=max(1, args.concurrency)))
+    try:
+        report = run_sweep(
+            studio,
+            image=args.image,
+            prompts=prompts,
+            seeds=seeds,
+            concurrency=args.concurrency,
+            out_dir=Path(args.out) if args.out else None,
+            fit=args.fit,
+            progress=status.out,
+        )
+    finally:
+        studio.close()
+    status.say(f"Report: {report.html_path}")
+    print(report.html_path)
+    return EXIT_OK if report.failed == 0 else EXIT_TASK_FAILED
+
+
+def _local_api(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
+    from .local_api import TaskTiming, serve
+
+    status.say(
+        f"Serving the offline WaveSpeed backend on http://{args.host}:{args.port} "
+        f"(point WAVESPEED_BASE_URL there; any key works{' but the one given' if args.key else ''})."
+    )
+    serve(
+        args.port,
+        host=args.host,
+        api_key=args.key,
+        timing=TaskTiming(queue_s=args.queue_seconds, processing_s=args.processing_seconds),
+    )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m skyreels_demo",
+        description="SkyReels V1 image-to-video on WaveSpeedAI, from the command line.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    gen = commands.add_parser("generate", help="make one video")
+    gen.add_argument("--prompt", required=True, help="what should happen in the video")
+    gen.add_argument("--image", required=True, help="a still image: a file path or an http(s) URL")
+    gen.add_argument("--seed", default="-1", help="-1 (random) to 2147483647; the seed used is printed")
+    gen.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    gen.add_argument("--fit", choices=("crop", "pad"), default="crop",
+                     help="crop to the model's frame (default) or fit the whole picture with a border")
+    gen.add_argument("--no-fps-prefix", action="store_true", help='do not start the prompt with "FPS-24, "')
+    gen.add_argument("--json", action="store_true", help="print one JSON object on stdout at the end")
+    gen.set_defaults(handler=_generate)
+
+    res = commands.add_parser("resume", help="finish runs that were submitted but not saved")
+    res.add_argument("task_id", nargs="?", help="one task id (default: every unfinished run)")
+    res.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    res.set_defaults(handler=_resume)
+
+    lst = commands.add_parser("runs", help="list recorded runs")
+    lst.add_argument("--limit", type=int, default=30)
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(handler=_runs)
+
+    swp = commands.add_parser("sweep", help="many prompts x seeds over one image, with a report")
+    swp.add_argument("--image", required=True)
+    swp.add_argument("--prompts", required=True, help="a text file with one prompt a line")
+    swp.add_argument("--seeds", default="1,2,3", help="comma-separated seeds, e.g. 1,2,3 or 1-4")
+    swp.add_argument("--concurrency", type=int, default=3)
+    swp.add_argument("--fit", choices=("crop", "pad"), default="crop")
+    swp.add_argument("--out", help="where to write the report (default: the data directory)")
+    swp.set_defaults(handler=_sweep)
+
+    api = commands.add_parser("local-api", help="serve the built-in WaveSpeed-compatible backend")
+    api.add_argument("--port", type=int, default=8765)
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--key", help="accept only this key (default: any non-empty key)")
+    api.add_argument("--queue-seconds", type=float, default=1.0)
+    api.add_argument("--processing-seconds", type=float, default=3.0)
+    api.set_defaults(handler=_local_api)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    status = StatusLines(sys.stderr)
+    try:
+        settings = Settings.from_env()
+        return args.handler(args, settings, status)
+    except StudioError as exc:
+        status.say(f"error: {exc.sentence}")
+        return exc.exit_code
+    except ValueError as exc:  # a malformed environment variable
+        status.say(f"error: {exc}")
+        return EXIT_BAD_INPUT

@@ -1,0 +1,102 @@
+"""Settings from arguments and the environment, as one frozen value.
+
+Every variable is optional. The API key is kept out of `repr` so a logged or printed Settings
+never shows it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_BASE_URL = "https://api.wavespeed.ai"
+
+
+def _default_data_dir() -> Path:
+    # A per-user cache directory, as the XDG convention has it.
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "skyreels-studio"
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw!r}.") from None
+
+
+def _flag(raw: str | None, *, default: bool) -> bool:
+    if raw is None or not raw.strip():
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    return int(_float(env, name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the studio talks to the API and where it keeps things."""
+
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str = DEFAULT_BASE_URL
+    data_dir: Path = field(default_factory=_default_data_dir)
+    # Poll schedule: "adaptive" (learns typical durations) or a fixed interval in seconds.
+    poll: str = "adaptive"
+    # Per-request (connect, read) timeouts, separate from the whole run's deadline.
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+    run_deadline_s: float = 15 * 60.0
+    max_video_bytes: int = 200 * 1024 * 1024
+    # Shared use of the owner's key on a public Space.
+    max_concurrent_tasks: int = 3
+    visitor_runs_per_hour: int = 5
+    app_runs_per_day: int = 100
+    queue_size: int = 20
+    # A public deployment (a Hugging Face Space sets SPACE_ID): the owner's key is capped per
+    # visitor and per day, and each visitor sees only their own runs.
+    shared: bool = False
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self.api_key)
+
+    @property
+    def base_url_is_default(self) -> bool:
+        return self.base_url.rstrip("/") == DEFAULT_BASE_URL
+
+    @property
+    def runs_db(self) -> Path:
+        return self.data_dir / "runs.sqlite3"
+
+    def with_key(self, api_key: str | None) -> "Settings":
+        return replace(self, api_key=api_key or None)
+
+    def with_base_url(self, base_url: str) -> "Settings":
+        return replace(self, base_url=base_url.rstrip("/"))
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
+        """Read the environment (or `env`), then apply explicit overrides."""
+        env = dict(os.environ if env is None else env)
+        values = dict(
+            api_key=env.get("WAVESPEED_API_KEY", "").strip() or None,
+            base_url=(env.get("WAVESPEED_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
+            data_dir=Path(env["SKYREELS_DATA_DIR"]).expanduser()
+            if env.get("SKYREELS_DATA_DIR", "").strip()
+            else _default_data_dir(),
+            poll=env.get("SKYREELS_POLL", "").strip() or "adaptive",
+            run_deadline_s=_float(env, "SKYREELS_RUN_TIMEOUT", cls.run_deadline_s),
+            max_concurrent_tasks=_int(env, "SKYREELS_MAX_CONCURRENT_TASKS", cls.max_concurrent_tasks),
+            visitor_runs_per_hour=_int(env, "SKYREELS_VISITOR_RUNS_PER_HOUR", cls.visitor_runs_per_hour),
+            app_runs_per_day=_int(env, "SKYREELS_APP_RUNS_PER_DAY", cls.app_runs_per_day),
+            queue_size=_int(env, "SKYREELS_QUEUE_SIZE", cls.queue_size),
+            shared=_flag(env.get("SKYREELS_SHARED"), default=bool(env.get("SPACE_ID"))),
+        )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

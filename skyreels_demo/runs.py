@@ -1,0 +1,309 @@
+"""The durable record of every run: SQLite through the standard library.
+
+A run is written before its upload starts, and its task id the moment submit returns, so a
+crash, a closed tab or a restart leaves a row that `resume` can finish. One file in the data
+directory, WAL mode (readers never block the writer), one connection shared by the app's threads
+behind a lock, and a schema version in `PRAGMA user_version` with forward migrations.
+The API key is never stored: only which host a run went to and whose key it used.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from .schedule import Expectation
+
+# A run's own lifecycle. Before `submitted` nothing was paid for; after it, the task exists.
+PREPARING = "preparing"
+SUBMITTED = "submitted"
+QUEUED = "created"
+PROCESSING = "processing"
+COMPLETED = "completed"  # the task is done; its video is not saved yet
+DONE = "done"  # the video is saved locally
+FAILED = "failed"  # the task failed on WaveSpeed (refunded)
+REFUSED = "refused"  # stopped before submit: bad input, upload failure, quota; nothing paid
+LOST = "lost"  # the task can no longer be fetched (WaveSpeed keeps outputs 7 days)
+
+FINISHED = frozenset({DONE, FAILED, REFUSED, LOST})
+
+# Each step takes the schema from version i to i + 1; never edit one that has shipped.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the runs table.
+    """
+    CREATE TABLE runs (
+        id            TEXT PRIMARY KEY,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL,
+        prompt        TEXT NOT NULL,
+        seed          INTEGER NOT NULL,
+        image_sha256  TEXT,
+        image_path    TEXT,
+        image_url     TEXT,
+        mode          TEXT NOT NULL,
+        api_host      TEXT NOT NULL,
+        task_id       TEXT UNIQUE,
+        status        TEXT NOT NULL,
+        submitted_at  REAL,
+        processing_at REAL,
+        finished_at   REAL,
+        error_code    INTEGER,
+        error_message TEXT,
+        inference_ms  INTEGER,
+        output_url    TEXT,
+        video_path    TEXT
+    );
+    CREATE INDEX runs_by_status ON runs(status);
+    """,
+    # 2: who a run belongs to, whose key paid, NSFW flags, sweeps, and each status with its time.
+    """
+    ALTER TABLE runs ADD COLUMN visitor TEXT NOT NULL DEFAULT '';
+    ALTER TABLE runs ADD COLUMN key_source TEXT NOT NULL DEFAULT 'owner';
+    ALTER TABLE runs ADD COLUMN nsfw INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN sweep TEXT;
+    CREATE INDEX runs_by_visitor ON runs(visitor, created_at);
+    CREATE INDEX runs_by_sweep ON runs(sweep);
+    CREATE TABLE run_statuses (
+        run_id TEXT NOT NULL REFERENCES runs(id),
+        at     REAL NOT NULL,
+        status TEXT NOT NULL
+    );
+    CREATE INDEX run_statuses_by_run ON run_statuses(run_id, at);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of the store."""
+
+    id: str
+    created_at: float
+    updated_at: float
+    prompt: str
+    seed: int
+    image_sha256: str | None
+    image_path: str | None
+    image_url: str | None
+    mode: str  # "api" or "preview"
+    api_host: str
+    task_id: str | None
+    status: str
+    submitted_at: float | None
+    processing_at: float | None
+    finished_at: float | None
+    error_code: int | None
+    error_message: str | None
+    inference_ms: int | None
+    output_url: str | None
+    video_path: str | None
+    visitor: str = ""
+    key_source: str = "owner"  # "owner", "visitor" or "preview"
+    nsfw: int = 0
+    sweep: str | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def is_unfinished_task(self) -> bool:
+        """Submitted and paid for, but its video is not saved yet."""
+        return self.task_id is not None and not self.is_finished
+
+    @property
+    def has_video(self) -> bool:
+        return bool(self.video_path) and Path(self.video_path).exists()
+
+
+_COLUMNS = tuple(f.name for f in fields(Run))
+
+
+class RunStore:
+    """Thread-safe access to the runs file."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self.migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @property
+    def version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self, to: int = SCHEMA_VERSION) -> None:
+        with self._lock:
+            current = self.version
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} was written by a newer SkyReels Studio (schema {current}); "
+                    "upgrade this one or point SKYREELS_DATA_DIR elsewhere."
+                )
+            for version in range(current, to):
+                with self._transaction():
+                    for statement in _statements(MIGRATIONS[version]):
+                        self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {version + 1}")
+
+    def _transaction(self):
+        return _Transaction(self._db)
+
+    # -- writing --
+
+    def create(
+        self,
+        *,
+        prompt: str,
+        seed: int,
+        mode: str,
+        api_host: str,
+        visitor: str = "",
+        key_source: str = "owner",
+        sweep: str | None = None,
+    ) -> Run:
+        now = time.time()
+        run_id = uuid.uuid4().hex
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT INTO runs (id, created_at, updated_at, prompt, seed, mode, api_host, status,"
+                " visitor, key_source, sweep) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, now, now, prompt, int(seed), mode, api_host, PREPARING, visitor, key_source, sweep),
+            )
+            self._db.execute(
+                "INSERT INTO run_statuses (run_id, at, status) VALUES (?,?,?)", (run_id, now, PREPARING)
+            )
+        return self.get(run_id)
+
+    def update(self, run_id: str, **changes: Any) -> Run:
+        """Set fields; a new `status` is also appended to the run's status history."""
+        unknown = set(changes) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown run fields: {sorted(unknown)}")
+        now = time.time()
+        changes["updated_at"] = now
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        with self._lock, self._transaction():
+            previous = self._db.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if previous is None:
+                raise KeyError(run_id)
+            self._db.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*changes.values(), run_id))
+            status = changes.get("status")
+            if status and status != previous["status"]:
+                self._db.execute(
+                    "INSERT INTO run_statuses (run_id, at, status) VALUES (?,?,?)", (run_id, now, status)
+                )
+        return self.get(run_id)
+
+    # -- reading --
+
+    def get(self, run_id: str) -> Run:
+        row = self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        if row is None:
+            raise KeyError(run_id)
+        return row
+
+    def by_task(self, task_id: str) -> Run | None:
+        return self._one("SELECT * FROM runs WHERE task_id = ?", (task_id,))
+
+    def recent(self, *, visitor: str | None = None, limit: int = 50) -> list[Run]:
+        """Newest first; `visitor=None` means everyone's (the local, single-user view)."""
+        if visitor is None:
+            return self._all("SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,))
+        return self._all(
+            "SELECT * FROM runs WHERE visitor = ? ORDER BY created_at DESC LIMIT ?", (visitor, limit)
+        )
+
+    def unfinished(self) -> list[Run]:
+        """Runs submitted and paid for whose video is not saved yet, oldest first."""
+        placeholders = ",".join("?" * len(FINISHED))
+        return self._all(
+            f"SELECT * FROM runs WHERE task_id IS NOT NULL AND status NOT IN ({placeholders})"
+            " ORDER BY created_at",
+            tuple(FINISHED),
+        )
+
+    def in_sweep(self, sweep: str) -> list[Run]:
+        return self._all("SELECT * FROM runs WHERE sweep = ? ORDER BY created_at", (sweep,))
+
+    def statuses(self, run_id: str) -> list[tuple[float, str]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, status FROM run_statuses WHERE run_id = ? ORDER BY at, rowid", (run_id,)
+            ).fetchall()
+        return [(row["at"], row["status"]) for row in rows]
+
+    def count_since(self, since: float, *, key_source: str, visitor: str | None = None) -> int:
+        """Runs that reached WaveSpeed (or tried to) since a time, for shared-key caps."""
+        query = (
+            "SELECT COUNT(*) FROM runs WHERE created_at >= ? AND key_source = ?"
+            " AND status != ?"
+        )
+        args: list[Any] = [since, key_source, REFUSED]
+        if visitor is not None:
+            query += " AND visitor = ?"
+            args.append(visitor)
+        with self._lock:
+            return self._db.execute(query, args).fetchone()[0]
+
+    def expectation(self, api_host: str, prior: Expectation, limit: int = 50) -> Expectation:
+        """How long tasks on this host usually take, from its recent finished runs."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT submitted_at, processing_at, finished_at FROM runs WHERE api_host = ? AND"
+                " status IN (?, ?) AND processing_at IS NOT NULL AND finished_at IS NOT NULL"
+                " ORDER BY created_at DESC LIMIT ?",
+                (api_host, DONE, COMPLETED, limit),
+            ).fetchall()
+        processing = [r["finished_at"] - r["processing_at"] for r in rows]
+        queued = [r["processing_at"] - r["submitted_at"] for r in rows if r["submitted_at"]]
+        return Expectation.learn(processing, queued, prior=prior)
+
+    def _one(self, query: str, args: tuple) -> Run | None:
+        with self._lock:
+            row = self._db.execute(query, args).fetchone()
+        return None if row is None else _run(row)
+
+    def _all(self, query: str, args: Iterable[Any]) -> list[Run]:
+        with self._lock:
+            rows = self._db.execute(query, tuple(args)).fetchall()
+        return [_run(row) for row in rows]
+
+
+def _run(row: sqlite3.Row) -> Run:
+    return Run(**{name: row[name] for name in row.keys() if name in _COLUMNS})
+
+
+def _statements(script: str) -> Iterator[str]:
+    for statement in script.split(";"):
+        if statement.strip():
+            yield statement.strip()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error (the connection is in autocommit mode)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,215 @@
+"""Sweeps: many prompts x seeds over one image, within a concurrency limit, with a report.
+
+Every cell is an ordinary run (recorded, resumable) tagged with the sweep's key, which depends
+only on the image and how it is framed; a cell whose prompt and seed already have a saved video
+in that sweep is skipped, so running a sweep again (or a larger one) pays only for what is new.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import html
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from . import images
+from .errors import BadInput, StudioError
+from .runs import DONE, Run
+from .studio import Done, Studio, model_prompt
+
+
+@dataclass(frozen=True)
+class Cell:
+    prompt: str
+    seed: int
+    status: str  # "done", "skipped" (done before), or "failed"
+    run: Run | None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    key: str
+    html_path: Path
+    csv_path: Path
+    cells: tuple[Cell, ...]
+
+    @property
+    def failed(self) -> int:
+        return sum(cell.status == "failed" for cell in self.cells)
+
+    @property
+    def skipped(self) -> int:
+        return sum(cell.status == "skipped" for cell in self.cells)
+
+
+def read_prompts(path: Path) -> list[str]:
+    """One prompt a line; blank lines and lines starting with # are left out."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        raise BadInput(f"Could not read the prompts file {path}: check the path.") from None
+    prompts = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not prompts:
+        raise BadInput(f"{path} has no prompts: write one prompt a line.")
+    return list(dict.fromkeys(prompts))
+
+
+def parse_seeds(text: str) -> list[int]:
+    """"1,2,3" or "1-4" or a mix; each from 0 to 2147483647 (a sweep needs concrete seeds)."""
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            if "-" in part[1:]:
+                low, high = (int(x) for x in part.split("-", 1))
+                seeds.extend(range(low, high + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise BadInput(f"Seeds must be whole numbers like 1,2,3 or 1-4, not {text!r}.") from None
+    if not seeds or any(not 0 <= s <= 2_147_483_647 for s in seeds):
+        raise BadInput("Give at least one seed, each from 0 to 2147483647.")
+    return list(dict.fromkeys(seeds))
+
+
+def sweep_key(prepared_sha: str, fit: str) -> str:
+    return "sweep-" + hashlib.sha256(f"{prepared_sha}:{fit}".encode()).hexdigest()[:12]
+
+
+class _ProgressBar:
+    def __init__(self, out: TextIO | None, total: int) -> None:
+        self.out, self.total = out, total
+        self.done = self.failed = self.skipped = 0
+        self._lock = threading.Lock()
+
+    def step(self, cell: Cell) -> None:
+        with self._lock:
+            self.done += 1
+            self.failed += cell.status == "failed"
+            self.skipped += cell.status == "skipped"
+            if self.out is None:
+                return
+            width = 30
+            filled = round(width * self.done / self.total)
+            line = (
+                f"[{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total} "
+                f"({self.skipped} done before, {self.failed} failed) seed {cell.seed}: {cell.status}"
+            )
+            self.out.write(("\r\033[K" if self.out.isatty() else "") + line + ("" if self.out.isatty() else "\n"))
+            if self.out.isatty() and self.done == self.total:
+                self.out.write("\n")
+            self.out.flush()
+
+
+def run_sweep(
+    studio: Studio,
+    *,
+    image: str,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    concurrency: int = 3,
+    out_dir: Path | None = None,
+    fit: str = "crop",
+    fps_prefix: bool = True,
+    progress: TextIO | None = None,
+) -> SweepReport:
+    """Run every prompt x seed not already done, then write the HTML and CSV reports."""
+    if concurrency < 1:
+        raise BadInput("--concurrency must be at least 1.")
+    prepared = images.prepare(image, fit=fit)  # a bad image is refused before any cell runs
+    key = sweep_key(prepared.sha256, fit)
+    earlier = {
+        (run.prompt, run.seed): run
+        for run in studio.store.in_sweep(key)
+        if run.status == DONE and run.has_video
+    }
+    grid = [(prompt, seed) for prompt in prompts for seed in seeds]
+    bar = _ProgressBar(progress, len(grid))
+
+    def one(prompt: str, seed: int) -> Cell:
+        before = earlier.get((model_prompt(prompt, fps_prefix), seed))
+        if before is not None:
+            cell = Cell(prompt, seed, "skipped", before)
+        else:
+            try:
+                done = None
+                for event in studio.generate(prompt, prepared.data, seed, fit=fit, fps_prefix=fps_prefix, sweep=key):
+                    if isinstance(event, Done):
+                        done = event
+                cell = Cell(prompt, seed, "done", done.run if done else None)
+            except StudioError as exc:
+                cell = Cell(prompt, seed, "failed", None, exc.sentence)
+        bar.step(cell)
+        return cell
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sweep") as pool:
+        cells = tuple(pool.map(lambda ps: one(*ps), grid))
+
+    out_dir = Path(out_dir) if out_dir else studio.settings.data_dir / "sweeps" / key
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = SweepReport(key, out_dir / "report.html", out_dir / "report.csv", cells)
+    _write_csv(report)
+    _write_html(report, prompts, seeds, image)
+    return report
+
+
+def _write_csv(report: SweepReport) -> None:
+    with open(report.csv_path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["prompt", "seed", "status", "task_id", "video_path", "inference_s", "error"])
+        for cell in report.cells:
+            run = cell.run
+            writer.writerow([
+                cell.prompt,
+                cell.seed,
+                cell.status,
+                run.task_id if run else "",
+                run.video_path if run else "",
+                f"{run.inference_ms / 1000:.1f}" if run and run.inference_ms else "",
+                cell.error,
+            ])
+
+
+def _write_html(report: SweepReport, prompts: Sequence[str], seeds: Sequence[int], image: str) -> None:
+    by_cell = {(cell.prompt, cell.seed): cell for cell in report.cells}
+    rows = []
+    for prompt in prompts:
+        tds = []
+        for seed in seeds:
+            cell = by_cell[(prompt, seed)]
+            if cell.run and cell.run.video_path:
+                src = html.escape(os.path.relpath(cell.run.video_path, report.html_path.parent))
+                body = f'<video src="{src}" controls loop muted preload="metadata"></video>'
+            else:
+                body = f'<p class="error">{html.escape(cell.error or cell.status)}</p>'
+            tds.append(f"<td>{body}</td>")
+        rows.append(f'<tr><th scope="row">{html.escape(prompt)}</th>{"".join(tds)}</tr>')
+    heads = "".join(f'<th scope="col">seed {seed}</th>' for seed in seeds)
+    done = sum(cell.status != "failed" for cell in report.cells)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>SkyReels sweep {html.escape(report.key)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 24px; color: #1f2937; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border: 1px solid #e5e7eb; padding: 8px; vertical-align: top; }}
+th[scope=row] {{ max-width: 260px; text-align: left; font-weight: 500; }}
+video {{ width: 320px; display: block; border-radius: 6px; background: #000; }}
+.error {{ color: #b91c1c; max-width: 320px; }}
+</style></head><body>
+<h1>SkyReels sweep</h1>
+<p>Image: {html.escape(str(image))} · {len(prompts)} prompts × {len(seeds)} seeds ·
+{done} of {len(report.cells)} videos · CSV: <a href="{html.escape(report.csv_path.name)}">{html.escape(report.csv_path.name)}</a></p>
+<table><thead><tr><th>prompt</th>{heads}</tr></thead><tbody>
+{"".join(rows)}
+</tbody></table></body></html>
+"""
+    report.html_path.write_text(page, encoding="utf-8")
