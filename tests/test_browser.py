@@ -1,0 +1,108 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright, as a visitor uses it."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from .conftest import ROOT, open_store, wait_for
+from .test_app import LaunchedApp
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+IMAGE = ROOT / "assets" / "astronaut.png"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: scripts/test.sh installs Debian's chromium package.")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    data = tmp_path_factory.mktemp("browser-app")
+    # Long enough processing that Stop lands mid-run; the first run still ends in seconds.
+    launched = LaunchedApp(data, data / "app.log", SKYREELS_PREVIEW_TIMING="0.5,4")
+    launched.data_dir = data
+    yield launched
+    launched.stop()
+
+
+def fill_in(page: Page, prompt: str) -> None:
+    page.set_input_files("input[type=file]", str(IMAGE))
+    # The prepared frame appears as soon as the image is chosen.
+    expect(page.get_by_text("Resized to 720×720")).to_be_visible(timeout=15_000)
+    page.get_by_label("Prompt", exact=True).fill(prompt)
+
+
+def status_text(page: Page) -> str:
+    return page.locator("#status").inner_text()
+
+
+def test_a_visitor_makes_a_video_then_stops_a_second_run(app, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(app.url)
+    expect(page.get_by_text("Offline preview.")).to_be_visible(timeout=30_000)
+    fill_in(page, "A woman smiles at the camera")
+
+    before = status_text(page)
+    page.get_by_role("button", name="Generate").click()
+    seen = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and page.locator("#result-video video").count() == 0:
+        seen.add(status_text(page))
+        time.sleep(0.2)
+    assert before not in seen and len(seen) >= 3, seen  # the status moved through stages
+
+    video = page.locator("#result-video video")
+    wait_for(lambda: video.evaluate("v => v.readyState") >= 2, timeout=30)
+    duration = video.evaluate("v => v.duration")
+    assert 3.8 <= duration <= 4.3, duration  # 97 frames at 24 fps
+    expect(page.locator("#summary")).to_contain_text("Seed")
+    page.screenshot(path=str(tmp_path / "desktop.png"), full_page=True)
+
+    # A second run, stopped while the video is being made.
+    page.get_by_label("Prompt", exact=True).fill("A woman turns and waves")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#status")).to_contain_text("Making the video", timeout=30_000)
+    stopped_at = time.monotonic()
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#status")).to_contain_text("Stopped waiting", timeout=5_000)
+    assert time.monotonic() - stopped_at < 2.5
+    expect(page.locator("#status")).to_contain_text("paid for")
+
+    # The stopped run is not lost: the app finishes it unseen.
+    store = open_store(Path(app.data_dir))
+    stopped = wait_for(lambda: [r for r in store.recent() if r.prompt.endswith("turns and waves")], timeout=10)[0]
+    wait_for(lambda: store.get(stopped.id).status == "done", timeout=30)
+    assert Path(store.get(stopped.id).video_path).stat().st_size > 10_000
+    page.close()
+
+
+def test_the_page_fits_a_phone(app, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    page.goto(app.url)
+    expect(page.get_by_role("button", name="Generate")).to_be_visible(timeout=30_000)
+    # Nothing wider than the screen: no sideways scrolling on a phone.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # Inputs and the result stack: the image box sits above the status area.
+    image_box = page.locator("input[type=file]").locator("xpath=ancestor::div[contains(@class,'block')][1]")
+    assert image_box.bounding_box()["y"] < page.locator("#status").bounding_box()["y"]
+    page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    page.close()

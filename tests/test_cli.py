@@ -1,0 +1,136 @@
+"""`python -m skyreels_demo`, run as a person runs it: a real process, real loopback servers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from skyreels_demo.local_api import LocalBackend, TaskTiming
+
+from .conftest import ROOT, clean_env, free_port, run_cli, video_facts, wait_for
+
+ASTRONAUT = str(ROOT / "assets" / "astronaut.png")
+
+
+@pytest.fixture
+def local_api_process():
+    """`python -m skyreels_demo local-api --port N`, as a separate server process."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skyreels_demo", "local-api", "--port", str(port),
+         "--queue-seconds", "0.2", "--processing-seconds", "0.8"],
+        cwd=ROOT,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(url + "/", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_for(up, timeout=30, every=0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_generate_against_a_running_local_api_prints_json_with_a_playable_video(local_api_process, tmp_path):
+    env = clean_env(
+        WAVESPEED_BASE_URL=local_api_process,
+        WAVESPEED_API_KEY="anything",
+        SKYREELS_DATA_DIR=str(tmp_path / "data"),
+    )
+    done = run_cli("generate", "--prompt", "a woman smiles at the camera", "--image", ASTRONAUT,
+                   "--seed", "7", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "completed" and result["seed"] == 7 and result["task_id"]
+    assert result["video_url"].startswith(local_api_process)
+    assert {"upload_s", "total_s"} <= set(result["timings"])
+    assert video_facts(result["video_path"])["frames"] == 97
+    assert "Submitted task" in done.stderr and "offline preview" not in done.stderr
+
+
+def test_generate_with_no_key_runs_on_the_built_in_backend_and_says_so(tmp_path):
+    env = clean_env(SKYREELS_DATA_DIR=str(tmp_path / "data"), SKYREELS_PREVIEW_TIMING="0.2,0.8")
+    done = run_cli("generate", "--prompt", "a woman smiles", "--image", ASTRONAUT, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "offline preview" in done.stderr
+    facts = video_facts(json.loads(done.stdout)["video_path"])
+    assert facts["size"] == (720, 720) and facts["fps"] == 24.0
+
+
+@pytest.fixture
+def watched_backend():
+    with LocalBackend(timing=TaskTiming(0.2, 0.6)) as server:
+        yield server
+
+
+def env_for(backend: LocalBackend, tmp_path, **extra) -> dict[str, str]:
+    values = dict(
+        WAVESPEED_BASE_URL=backend.base_url,
+        WAVESPEED_API_KEY="anything",
+        SKYREELS_DATA_DIR=str(tmp_path / "data"),
+    )
+    return clean_env(**{**values, **extra})
+
+
+def test_a_file_that_is_not_an_image_exits_2_before_any_request(watched_backend, tmp_path):
+    fake = tmp_path / "portrait.jpg"
+    fake.write_text("<html>not a picture</html>")
+    done = run_cli("generate", "--prompt", "a man waves", "--image", str(fake), env=env_for(watched_backend, tmp_path))
+    assert done.returncode == 2
+    assert "not a picture" in done.stderr and "Traceback" not in done.stderr
+    assert sum(watched_backend.counts.values()) == 0
+
+
+@pytest.mark.parametrize("seed", ["-5", "2147483648", "abc"])
+def test_a_seed_out_of_range_exits_2_before_any_request(watched_backend, tmp_path, seed):
+    done = run_cli("generate", "--prompt", "a man waves", "--image", ASTRONAUT, "--seed", seed,
+                   env=env_for(watched_backend, tmp_path))
+    assert done.returncode == 2 and "seed" in done.stderr
+    assert sum(watched_backend.counts.values()) == 0
+
+
+def test_a_missing_image_file_exits_2(watched_backend, tmp_path):
+    done = run_cli("generate", "--prompt", "a man waves", "--image", str(tmp_path / "nope.png"),
+                   env=env_for(watched_backend, tmp_path))
+    assert done.returncode == 2 and "no image file" in done.stderr
+
+
+def test_a_failed_task_exits_4_with_its_sentence(watched_backend, tmp_path):
+    watched_backend.faults.fail_next_task(code=1200, message="Content flagged")
+    done = run_cli("generate", "--prompt", "a man waves", "--image", ASTRONAUT, "--json",
+                   env=env_for(watched_backend, tmp_path))
+    assert done.returncode == 4
+    assert json.loads(done.stdout)["status"] == "failed"
+    assert "content moderation" in done.stderr
+
+
+def test_giving_up_waiting_exits_5_and_the_task_is_recorded(watched_backend, tmp_path):
+    watched_backend.faults.hang_next_task()
+    env = env_for(watched_backend, tmp_path)
+    done = run_cli("generate", "--prompt", "a man waves", "--image", ASTRONAUT, "--timeout", "1.5", "--json", env=env)
+    assert done.returncode == 5
+    result = json.loads(done.stdout)
+    assert result["status"] == "waiting" and result["task_id"]
+    listed = run_cli("runs", env=env)
+    row = next(line for line in listed.stdout.splitlines() if result["task_id"] in line)
+    assert row.split()[0] in {"submitted", "created", "processing"}  # recorded, not finished
+
+
+def test_a_wrong_key_exits_3(tmp_path):
+    with LocalBackend(api_key="the-right-one", timing=TaskTiming(0.2, 0.6)) as guarded:
+        done = run_cli("generate", "--prompt", "a man waves", "--image", ASTRONAUT,
+                       env=env_for(guarded, tmp_path, WAVESPEED_API_KEY="not-the-right-one"))
+        assert done.returncode == 3 and "key was refused" in done.stderr
+        assert "not-the-right-one" not in done.stderr
+        assert guarded.tasks_created == 0
