@@ -381,9 +381,7 @@ class Studio:
                     if self.store.get(run.id).is_unfinished_task:
                         # The person stopped watching; the task is paid for: finish it unseen.
                         self.wake_follower()
-                    else:
-                        with self._lock:
-                            self._visitor_clients.pop(run.id, None)
+                    self.forget_client(run.id)
         finally:
             self._give_slot()
 
@@ -564,6 +562,12 @@ class Studio:
         if self._follower is not None:
             self._follower.wake()
 
+    def forget_client(self, run_id: str) -> None:
+        """Drop a visitor's key from memory once its run no longer needs it."""
+        if self.store.get(run_id).is_finished:
+            with self._lock:
+                self._visitor_clients.pop(run_id, None)
+
     def watched(self) -> set[str]:
         with self._lock:
             return set(self._watched)
@@ -623,6 +627,7 @@ class Follower(threading.Thread):
         except StudioError as exc:
             log.warning("follower could not finish run %s: %s", run.id, exc.sentence)
         finally:
+            self.studio.forget_client(run.id)
             with self._lock:
                 self._busy.discard(run.id)
 

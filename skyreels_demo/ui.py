@@ -78,6 +78,7 @@ CSS = """
 .stages li.pending { color: var(--body-text-color-subdued); }
 .stages li.active { font-weight: 600; }
 .stages li.failed { color: #b42318; font-weight: 600; }
+.stages li.stopped { color: #8a5a00; font-weight: 600; }
 .meter { height: 6px; background: var(--neutral-200); border-radius: 3px; overflow: hidden; margin: 6px 0 2px; }
 .meter > div { height: 100%; background: var(--color-accent); transition: width 0.9s linear; }
 .status-empty { color: var(--body-text-color-subdued); }
@@ -121,6 +122,7 @@ class StatusBoard:
     current: str = "prepare"
     failed: str | None = None
     progress: float | None = None  # 0..1 while the video is being made
+    stopped: bool = False  # ended by the person, not by a failure
 
     def apply(self, event: Event) -> None:
         if isinstance(event, WaitingForSlot):
@@ -153,8 +155,9 @@ class StatusBoard:
             self.lines["done"] = event.message
             self.current = "done"
 
-    def fail(self, sentence: str) -> None:
+    def fail(self, sentence: str, *, stopped: bool = False) -> None:
         self.failed = self.current
+        self.stopped = stopped
         self.lines[self.current] = sentence
         self.progress = None
 
@@ -164,7 +167,7 @@ class StatusBoard:
         for index, stage in enumerate(_STAGES):
             text = self.lines.get(stage) or _LABELS[stage]
             if stage == self.failed:
-                state, mark = "failed", "✕"
+                state, mark = ("stopped", "■") if self.stopped else ("failed", "✕")
             elif index < reached or (stage == "done" and self.current == "done"):
                 state, mark = "done", "✓"
             elif index == reached and self.failed is None:
@@ -257,7 +260,7 @@ class StudioApp:
                     yield board.render(), None, ""
         except StudioError as exc:
             log.info("run ended: %s", exc.sentence)
-            board.fail(exc.sentence)
+            board.fail(exc.sentence, stopped=isinstance(exc, Stopped))
             yield board.render(), None, ""
             if not isinstance(exc, Stopped):
                 raise gr.Error(exc.sentence, print_exception=False) from None
@@ -269,6 +272,19 @@ class StudioApp:
             raise gr.Error(sentence, print_exception=False) from None
         finally:
             self._release_stop(request)
+
+    def expectations(self) -> str:
+        """How long a run usually takes here, learned from the runs this app has made."""
+        mode = "api" if self.settings.has_key else "preview"
+        expected = self.studio.expectation(mode)
+        typical = expected.queue_s + expected.processing_s
+        basis = f"from the last {expected.samples} runs" if expected.samples else "a first estimate"
+        what = "An offline preview" if mode == "preview" else "A SkyReels video"
+        return (
+            f"{what} usually takes about {_duration(typical)} here ({basis}). Stop ends the wait; "
+            + ("a task already sent still runs and is paid for, and " if mode == "api" else "")
+            + "its video is saved to History."
+        )
 
     def stop(self, request: gr.Request) -> None:
         with self._stops_lock:
@@ -424,7 +440,7 @@ class StudioApp:
                                 elem_id="result-video",
                             )
                             summary = gr.Markdown(elem_id="summary")
-                            gr.Markdown(_expectations(settings), elem_classes="prep-notes")
+                            expectations = gr.Markdown(elem_classes="prep-notes")
                     gr.Examples(
                         examples=[[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()],
                         inputs=[image, prompt],
@@ -486,6 +502,7 @@ class StudioApp:
                 api_visibility="private",
             )
             demo.load(_ensure_visitor, [visitor], [visitor], queue=False, api_visibility="private")
+            demo.load(self.expectations, None, expectations, queue=False, api_visibility="private")
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrent_tasks)
         return demo
 
@@ -553,13 +570,12 @@ def _banner(settings: Settings) -> str:
     )
 
 
-def _expectations(settings: Settings) -> str:
-    if settings.has_key:
-        return (
-            "A SkyReels video usually takes one to two minutes. Stop ends the wait, but a task "
-            "already sent still runs and is paid for: its video is saved to History."
-        )
-    return "An offline preview takes a few seconds. Stop ends the wait; the video still lands in History."
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} seconds"
+    return f"{seconds / 60:.1f} minutes"
 
 
 def _preview_timing():
