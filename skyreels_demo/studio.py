@@ -14,6 +14,7 @@ import random
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -582,7 +583,7 @@ class Studio:
 class Follower(threading.Thread):
     """Finishes every submitted run nobody is watching: stopped, abandoned or from before a restart."""
 
-    def __init__(self, studio: Studio, *, idle_s: float = 30.0) -> None:
+    def __init__(self, studio: Studio, *, idle_s: float = 30.0, workers: int = 6) -> None:
         super().__init__(name="skyreels-follower", daemon=True)
         self.studio = studio
         self.idle_s = idle_s
@@ -590,6 +591,8 @@ class Follower(threading.Thread):
         self._stop = threading.Event()
         self._busy: set[str] = set()
         self._lock = threading.Lock()
+        # A bounded crew: a hundred runs left behind must not become a hundred pollers.
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skyreels-finish")
 
     def wake(self) -> None:
         self._wake.set()
@@ -597,6 +600,7 @@ class Follower(threading.Thread):
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def run(self) -> None:
         while not self._stop.is_set():
@@ -616,7 +620,7 @@ class Follower(threading.Thread):
                 if self.studio.client_for_run(run) is None:
                     continue
                 self._busy.add(run.id)
-            threading.Thread(target=self._finish, args=(run,), daemon=True, name=f"finish-{run.id[:8]}").start()
+            self._pool.submit(self._finish, run)
 
     def _finish(self, run: Run) -> None:
         try:
