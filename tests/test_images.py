@@ -683,3 +683,26 @@ def test_prepared_image_is_frozen_and_short_to_print() -> None:
 )
 def test_is_remote_url(value: object, remote: bool) -> None:
     assert is_remote_url(value) is remote
+
+
+# --- refused before money is spent -------------------------------------------------------------
+
+# A web address is the one refusal `prepare` makes that a run does not: a run passes it on.
+REFUSED = [p for p in CORPUS if isinstance(p.values[1], Refused) and p.id != "web-address"]
+
+
+@pytest.mark.parametrize(("make", "expected"), REFUSED)
+def test_refused_picture_sends_nothing_to_the_api(make, expected, tmp_path, backend) -> None:
+    from skyreels_demo.studio import Studio
+
+    from .conftest import settings_for
+
+    source = make(tmp_path)
+    studio = Studio(settings_for(backend, tmp_path / "data"))
+    try:
+        with pytest.raises(ImageRejected, match=expected.says):
+            list(studio.generate("a woman smiles at the camera", source, 7))
+    finally:
+        studio.close()
+    assert sum(backend.counts.values()) == 0
+    assert studio.store.recent() == []  # not even a run: nothing was started
