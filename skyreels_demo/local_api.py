@@ -5,6 +5,11 @@ through created, processing and completed on a clock, and renders a preview MP4 
 uploaded image. Fault switches (`LocalBackend.faults`) make it misbehave on purpose, one
 request at a time, so the client's retries and error sentences can be tested for real.
 
+Like WaveSpeed, it keeps tasks across restarts: every task is stored as JSON under
+`<data_dir>/tasks/`, and a new backend on the same data directory (on any port) answers for the
+tasks of the old one, finishing renders that a crash interrupted. Tasks, uploads and renders
+older than seven days are deleted when it starts.
+
     with LocalBackend(timing=TaskTiming(0.2, 0.5)) as backend:
         client = Client(base_url=backend.base_url, api_key="anything")
 """
@@ -19,6 +24,7 @@ import io
 import ipaddress
 import json
 import logging
+import os
 import random
 import re
 import socket
@@ -60,6 +66,12 @@ IMAGE_EXTENSIONS = {
 }
 _STORED_NAME = re.compile(r"[0-9a-f]{32}\.[a-z0-9]{1,8}")
 _OUTPUT_NAME = re.compile(r"([0-9a-f]{32})\.mp4")
+_TASK_FILE = re.compile(r"([0-9a-f]{32})\.json")
+_RENDER_NAME = re.compile(r"[0-9a-f]{64}\.mp4|placeholder\.mp4")
+UPLOADS_PATH = "/files/uploads/"
+# WaveSpeed deletes predictions and their outputs after 7 days; so does this backend, on start.
+RETENTION_S = 7 * 24 * 3600
+TASK_FILE_VERSION = 1
 
 
 # --- values ----------------------------------------------------------------------------------
@@ -294,6 +306,8 @@ class LocalBackend:
     """A WaveSpeed-compatible server for SkyReels V1 on a loopback port, in a background thread.
 
     `api_key=None` accepts any non-empty Bearer token. Once stopped it cannot be started again.
+    Tasks are kept in `data_dir/tasks/`; on start it answers for the tasks stored there by an
+    earlier backend (they are not counted in `created_task_ids`, which is this one's own).
     """
 
     def __init__(
@@ -313,8 +327,9 @@ class LocalBackend:
         self.data_dir = Path(data_dir)
         self._uploads_dir = self.data_dir / "uploads"
         self._renders_dir = self.data_dir / "renders"
-        self._uploads_dir.mkdir(parents=True, exist_ok=True)
-        self._renders_dir.mkdir(parents=True, exist_ok=True)
+        self._tasks_dir = self.data_dir / "tasks"
+        for folder in (self._uploads_dir, self._renders_dir, self._tasks_dir):
+            folder.mkdir(parents=True, exist_ok=True)
         self.host = host
         self.port = port
         self.render = render
@@ -325,6 +340,10 @@ class LocalBackend:
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskRecord] = {}
         self._render_jobs: dict[str, Future[Path]] = {}
+        # Serialises task-file writes, so the last write of a record carries its latest state.
+        self._store_lock = threading.Lock()
+        self._stopped = False  # a stopped backend writes nothing more, like a dead process
+        self._restored = False
         self._pool = ThreadPoolExecutor(max_workers=RENDER_WORKERS, thread_name_prefix="preview-render")
         self._placeholder: Path | None = None
         self._server: uvicorn.Server | None = None
@@ -356,6 +375,8 @@ class LocalBackend:
         return self
 
     def stop(self) -> None:
+        with self._store_lock:
+            self._stopped = True
         if self._server is not None:
             # Stop means stop: don't linger for idle keep-alive connections or open downloads.
             self._server.should_exit = self._server.force_exit = True
@@ -380,6 +401,7 @@ class LocalBackend:
         self.base_url = f"http://{_url_host(self.host)}:{self.port}"
         if not self.render:
             self._placeholder = self._render_placeholder()
+        self._restore()
         embedded = log_level == "warning"
         config = uvicorn.Config(
             self.app,
@@ -420,9 +442,6 @@ class LocalBackend:
             hang=faults.hang,
             missing_output=faults.missing_output,
         )
-        with self._lock:
-            self._tasks[record.id] = record
-            self.created_task_ids.append(record.id)
         problem = _refuse_address(image_url)
         if faults.failure is not None:
             record.failure = TaskFailure(*faults.failure, at=record.due_at)
@@ -432,15 +451,20 @@ class LocalBackend:
             record.failure = TaskFailure(1402, problem, at=record.processing_at)
         elif self._placeholder is not None:
             record.render = RenderDone(self._placeholder, record.created_at)
-        else:
+        # On disk before anyone hears of it: a restart after the answer can still finish it.
+        self._save(record)
+        with self._lock:
+            self._tasks[record.id] = record
+            self.created_task_ids.append(record.id)
+        if _needs_render(record):
             self._pool.submit(self._make_video, record)
         log.info("task %s created (seed %d)", record.id, seed)
         return record
 
-    def _make_video(self, record: TaskRecord) -> None:
+    def _make_video(self, record: TaskRecord, restored: bool = False) -> None:
         """Worker: fetch the task's image and render (or reuse) its preview."""
         try:
-            video = self._render_once(self._fetch_image(record.image_url))
+            video = self._render_once(self._fetch_image(record.image_url, restored=restored))
         except ImageUnavailable as exc:
             record.failure = TaskFailure(1402, str(exc), at=time.time())
         except NotAnImage:
@@ -451,6 +475,7 @@ class LocalBackend:
             record.failure = TaskFailure(5000, "Internal error while rendering the preview.", at=time.time())
         else:
             record.render = RenderDone(video, time.time())
+        self._save(record)
 
     def _render_once(self, image: bytes) -> Path:
         """The preview for these image bytes; rendered once per distinct image, then shared."""
@@ -481,12 +506,16 @@ class LocalBackend:
         picture.save(buffer, "PNG")
         return render_preview(buffer.getvalue(), self._renders_dir / "placeholder.mp4", frame=(128, 72))
 
-    def _fetch_image(self, url: str) -> bytes:
-        """The image bytes behind `url`, which `_refuse_address` has already allowed."""
+    def _fetch_image(self, url: str, *, restored: bool = False) -> bytes:
+        """The image bytes behind `url`, which `_refuse_address` has already allowed.
+
+        `restored`: the task comes from an earlier run of this backend, so its URL names the
+        port that run listened on; an upload of ours it names is read from storage all the same.
+        """
         parts = urlsplit(url)
-        if self._names_own_upload(parts):
+        if self._names_own_upload(parts) or (restored and self._names_kept_upload(parts)):
             # Our own upload: read it from storage rather than calling ourselves over HTTP.
-            name = parts.path.removeprefix("/files/uploads/")
+            name = parts.path.removeprefix(UPLOADS_PATH)
             path = self._uploads_dir / name
             if not _STORED_NAME.fullmatch(name) or not path.is_file():
                 raise ImageUnavailable(
@@ -514,9 +543,105 @@ class LocalBackend:
             return False
         return (
             port == self.port
-            and parts.path.startswith("/files/uploads/")
+            and parts.path.startswith(UPLOADS_PATH)
             and _is_loopback(parts.hostname or "")
         )
+
+    def _names_kept_upload(self, parts: Any) -> bool:
+        """Whether the URL names, on a loopback host and any port, an upload stored here."""
+        name = parts.path.removeprefix(UPLOADS_PATH)
+        return (
+            parts.path.startswith(UPLOADS_PATH)
+            and _STORED_NAME.fullmatch(name) is not None
+            and _is_loopback(parts.hostname or "")
+            and (self._uploads_dir / name).is_file()
+        )
+
+    # -- keeping tasks across restarts --
+
+    def _save(self, record: TaskRecord) -> None:
+        """Write the task's record to tasks/<id>.json, atomically.
+
+        Best effort: a disk that refuses the write costs the task its life after a restart, not
+        its answer now.
+        """
+        with self._store_lock:
+            if self._stopped:
+                return
+            text = json.dumps(_task_to_json(record), indent=1)
+            path = self._tasks_dir / f"{record.id}.json"
+            try:
+                fd, tmp_name = tempfile.mkstemp(dir=self._tasks_dir, prefix=f".{record.id}.", suffix=".tmp")
+                try:
+                    with os.fdopen(fd, "w", encoding="utf-8") as file:
+                        file.write(text)
+                        file.flush()
+                        os.fsync(file.fileno())
+                    os.replace(tmp_name, path)
+                except BaseException:
+                    Path(tmp_name).unlink(missing_ok=True)
+                    raise
+            except OSError:
+                log.exception("could not store task %s in %s", record.id, self._tasks_dir)
+
+    def _restore(self) -> None:
+        """Load the stored tasks (once), delete what is older than 7 days, resume unfinished renders."""
+        if self._restored:
+            return
+        self._restored = True
+        now = time.time()
+        kept: list[TaskRecord] = []
+        for path in sorted(self._tasks_dir.glob("*.json")):
+            match = _TASK_FILE.fullmatch(path.name)
+            try:
+                record = _task_from_json(json.loads(path.read_text(encoding="utf-8")), self._renders_dir)
+                if match is None or record.id != match[1]:
+                    raise ValueError("the file name does not match the task id")
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("ignoring the unreadable task file %s: %s", path, exc)
+                _delete_if_older(path, now)
+                continue
+            if now - record.created_at > RETENTION_S:
+                path.unlink(missing_ok=True)
+                continue
+            kept.append(record)
+
+        # Housekeeping: old uploads and renders go, unless a task that stays still needs them.
+        needed: dict[Path, set[str]] = {self._uploads_dir: set(), self._renders_dir: set()}
+        for record in kept:
+            try:
+                path = urlsplit(record.image_url).path
+            except ValueError:
+                path = ""
+            if path.startswith(UPLOADS_PATH):
+                needed[self._uploads_dir].add(path.removeprefix(UPLOADS_PATH))
+            if record.render is not None:
+                needed[self._renders_dir].add(record.render.path.name)
+        # The task files that stay were sorted out above; what else is in tasks/ is debris.
+        needed[self._tasks_dir] = {f"{record.id}.json" for record in kept}
+        for folder, names in needed.items():
+            for path in folder.iterdir():
+                if path.name not in names:
+                    _delete_if_older(path, now)
+
+        resumed = 0
+        for record in kept:
+            if record.render is not None and not record.render.path.is_file():
+                log.warning("the preview of task %s is gone; rendering it again", record.id)
+                record.render = None
+            with self._lock:
+                if record.id in self._tasks:
+                    continue
+                self._tasks[record.id] = record
+            if _needs_render(record):
+                resumed += 1
+                if self._placeholder is not None:
+                    record.render = RenderDone(self._placeholder, record.created_at)
+                    self._save(record)
+                else:
+                    self._pool.submit(self._make_video, record, True)
+        if kept:
+            log.info("restored %d stored tasks (%d to finish rendering)", len(kept), resumed)
 
     def _store_upload(self, data: bytes, filename: str) -> tuple[str, str]:
         """Save an upload; return its type ("image" or "file") and stored name."""
@@ -651,7 +776,9 @@ class LocalBackend:
                 if problem is not None:
                     return _error(400, *problem)
                 seed = body.get("seed")
-                record = self._create_task(body["prompt"], body["image"], -1 if seed is None else seed)
+                record = await run_in_threadpool(
+                    self._create_task, body["prompt"], body["image"], -1 if seed is None else seed
+                )
                 return JSONResponse(_envelope(200, "success", self._task_data(record, time.time())))
 
             return await self._answer("submit", request, build)
@@ -791,6 +918,67 @@ def _url_host(host: str) -> str:
     if host == "::":
         return "[::1]"
     return f"[{host}]" if ":" in host else host
+
+
+def _needs_render(record: TaskRecord) -> bool:
+    return record.render is None and record.failure is None and not record.hang
+
+
+def _task_to_json(record: TaskRecord) -> dict[str, Any]:
+    failure, render = record.failure, record.render
+    return {
+        "version": TASK_FILE_VERSION,
+        "id": record.id,
+        "prompt": record.prompt,
+        "seed": record.seed,
+        "image_url": record.image_url,
+        "created_at": record.created_at,
+        "timing": {"queue_s": record.timing.queue_s, "processing_s": record.timing.processing_s},
+        "nsfw": record.nsfw,
+        "hang": record.hang,
+        "missing_output": record.missing_output,
+        "failure": (
+            None if failure is None else {"code": failure.code, "message": failure.message, "at": failure.at}
+        ),
+        # Only the name: renders always live in the data directory's renders/, wherever it moves.
+        "render": None if render is None else {"file": render.path.name, "at": render.at},
+    }
+
+
+def _task_from_json(data: dict[str, Any], renders_dir: Path) -> TaskRecord:
+    """The record stored by `_task_to_json`; ValueError, KeyError or TypeError if it is not one."""
+    if data.get("version") != TASK_FILE_VERSION:
+        raise ValueError(f"unknown task file version {data.get('version')!r}")
+    failure, render = data["failure"], data["render"]
+    if render is not None and not _RENDER_NAME.fullmatch(render["file"]):
+        raise ValueError(f"unexpected render file name {render['file']!r}")
+    seed = data["seed"]
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError("the seed is not an integer")
+    return TaskRecord(
+        id=str(data["id"]),
+        prompt=str(data["prompt"]),
+        seed=seed,
+        image_url=str(data["image_url"]),
+        created_at=float(data["created_at"]),
+        timing=TaskTiming(float(data["timing"]["queue_s"]), float(data["timing"]["processing_s"])),
+        nsfw=bool(data["nsfw"]),
+        hang=bool(data["hang"]),
+        missing_output=bool(data["missing_output"]),
+        failure=None if failure is None else TaskFailure(
+            int(failure["code"]), str(failure["message"]), float(failure["at"])
+        ),
+        render=None if render is None else RenderDone(renders_dir / render["file"], float(render["at"])),
+    )
+
+
+def _delete_if_older(path: Path, now: float, age_s: float = RETENTION_S) -> None:
+    """Delete the file if it was last changed more than `age_s` ago; leave anything else."""
+    try:
+        if path.is_file() and now - path.stat().st_mtime > age_s:
+            path.unlink()
+    except OSError as exc:
+        log.warning("could not delete %s: %s", path, exc)
 
 
 def _iso(timestamp: float) -> str:
