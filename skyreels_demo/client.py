@@ -360,21 +360,25 @@ class WaveSpeedClient:
         schedule: PollSchedule | None = None,
         stop: threading.Event | None = None,
         first: Task | None = None,
+        submitted_ago_s: float = 0.0,
     ) -> Iterator[Task]:
         """Yield the task whenever its status changes, and at least every second while it runs.
 
         Ends after yielding a final task; a failed one raises `TaskFailed` after it is yielded.
-        Raises `TimedOut` (with the task id) when the overall deadline passes, and `Stopped`
+        Raises `TimedOut` (with the task id) when `deadline_s` from now passes, and `Stopped`
         when `stop` is set. Transient poll errors are tried again until the deadline.
+        `submitted_ago_s` tells the schedule how old the task already is (when resuming).
         """
         schedule = schedule or self.schedule
-        deadline_s = self.settings.run_deadline_s if deadline_s is None else deadline_s
-        started = time.monotonic()
+        budget_s = self.settings.run_deadline_s if deadline_s is None else deadline_s
+        # One clock for everything below: seconds since the task was submitted.
+        started = time.monotonic() - max(0.0, submitted_ago_s)
+        deadline_s = max(0.0, submitted_ago_s) + budget_s
         task = first or Task(id=task_id, status="created")
-        state = PollState(status=task.status, since_submit=0.0)
+        state = PollState(status=task.status, since_submit=time.monotonic() - started)
         last_yield = -TICK_S
         failures = 0
-        next_poll = 0.0 if first is None else schedule.next_gap(state)
+        next_poll = state.since_submit + (0.0 if first is None else schedule.next_gap(state))
         while True:
             now = time.monotonic() - started
             if now >= next_poll:
@@ -407,7 +411,7 @@ class WaveSpeedClient:
             now = time.monotonic() - started
             if now >= deadline_s:
                 raise TimedOut(
-                    f"The video is still being made after {deadline_s:.0f} s; it is saved, so "
+                    f"The video is still being made after {budget_s:.0f} s; it is saved, so "
                     "resume it later to fetch the result.",
                     task_id=task_id,
                     last_status=task.status,

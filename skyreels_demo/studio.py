@@ -512,10 +512,15 @@ class Studio:
                 f"Run {run.id} needs the API key that started it: set WAVESPEED_API_KEY "
                 "(and WAVESPEED_BASE_URL) to the ones it used, then resume again."
             )
-        expected = self.expectation(run.mode)
         try:
             task = None
-            updates = client.follow(run.task_id, deadline_s=deadline_s, schedule=AdaptiveSchedule(expected), stop=stop)
+            updates = client.follow(
+                run.task_id,
+                deadline_s=deadline_s,
+                schedule=self._schedule(run.mode),
+                stop=stop,
+                submitted_ago_s=time.time() - (run.submitted_at or run.created_at),
+            )
             for task in self._recording_failures(run, updates):
                 if task.status == PROCESSING and run.processing_at is None:
                     run = self.store.update(run.id, status=PROCESSING, processing_at=time.time())
