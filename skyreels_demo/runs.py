@@ -135,7 +135,7 @@ class RunStore:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._switch_to_wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self.migrate()
@@ -148,19 +148,36 @@ class RunStore:
     def version(self) -> int:
         return self._db.execute("PRAGMA user_version").fetchone()[0]
 
+    def _switch_to_wal(self) -> None:
+        # Switching a new file to WAL does not wait on the busy timeout: two processes opening
+        # one fresh data dir at once (the app and `resume`) must take turns by hand.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
     def migrate(self, to: int = SCHEMA_VERSION) -> None:
+        """Apply missing migrations one at a time, each reading the version inside its own
+        write transaction, so stores opened at once by several processes never apply one twice."""
         with self._lock:
-            current = self.version
-            if current > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path} was written by a newer SkyReels Studio (schema {current}); "
-                    "upgrade this one or point SKYREELS_DATA_DIR elsewhere."
-                )
-            for version in range(current, to):
+            while True:
                 with self._transaction():
-                    for statement in _statements(MIGRATIONS[version]):
+                    current = self.version
+                    if current > SCHEMA_VERSION:
+                        raise RuntimeError(
+                            f"{self.path} was written by a newer SkyReels Studio (schema {current}); "
+                            "upgrade this one or point SKYREELS_DATA_DIR elsewhere."
+                        )
+                    if current >= to:
+                        return
+                    for statement in _statements(MIGRATIONS[current]):
                         self._db.execute(statement)
-                    self._db.execute(f"PRAGMA user_version = {version + 1}")
+                    self._db.execute(f"PRAGMA user_version = {current + 1}")
 
     def _transaction(self):
         return _Transaction(self._db)
