@@ -341,6 +341,9 @@ class Studio:
                 key_source=backend.key_source,
                 sweep=sweep,
             )
+            with self._lock:
+                # Watched from birth, so the follower never races this generator for its task.
+                self._watched.add(run.id)
             handed_over = False
             try:
                 if prepared is not None:
@@ -359,26 +362,21 @@ class Studio:
                 run = self.store.update(run.id, task_id=task.id, status=SUBMITTED, submitted_at=time.time())
                 clock.mark("submit_s")
                 with self._lock:
-                    self._watched.add(run.id)
                     if backend.key_source == "visitor":
                         self._visitor_clients[run.id] = backend.client
                 handed_over = True
                 yield Submitted(clock.elapsed, run.id, task.id, concrete_seed)
                 yield from self._follow(run, backend, task, clock, stop, deadline_s)
-            except StudioError as exc:
+            except BaseException as exc:
                 if not handed_over:
-                    self.store.update(
-                        run.id, status=REFUSED, error_message=exc.sentence, finished_at=time.time()
-                    )
-                raise
-            except Exception:
-                if not handed_over:
-                    self.store.update(run.id, status=REFUSED, error_message="unexpected error", finished_at=time.time())
+                    # Nothing was submitted, so nothing was paid for: the run ends here.
+                    reason = exc.sentence if isinstance(exc, StudioError) else "stopped before the task was sent"
+                    self.store.update(run.id, status=REFUSED, error_message=reason, finished_at=time.time())
                 raise
             finally:
+                with self._lock:
+                    self._watched.discard(run.id)
                 if handed_over:
-                    with self._lock:
-                        self._watched.discard(run.id)
                     if self.store.get(run.id).is_unfinished_task:
                         # The person stopped watching; the task is paid for: finish it unseen.
                         self.wake_follower()

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, TextIO
+from urllib.parse import quote
 
 from . import images
 from .errors import BadInput, StudioError
@@ -185,7 +186,8 @@ def _write_html(report: SweepReport, prompts: Sequence[str], seeds: Sequence[int
         for seed in seeds:
             cell = by_cell[(prompt, seed)]
             if cell.run and cell.run.video_path:
-                src = html.escape(os.path.relpath(cell.run.video_path, report.html_path.parent))
+                relative = os.path.relpath(cell.run.video_path, report.html_path.parent)
+                src = html.escape(quote(Path(relative).as_posix()))
                 body = f'<video src="{src}" controls loop muted preload="metadata"></video>'
             else:
                 body = f'<p class="error">{html.escape(cell.error or cell.status)}</p>'
