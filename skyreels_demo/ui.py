@@ -598,6 +598,9 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         theme=gr.themes.Soft(primary_hue="indigo"),
         css=CSS,
         show_error=True,
+        # Each live run holds a worker thread while it waits between ticks: keep room for every
+        # allowed run plus the page's quick events, or runs past Gradio's default 40 wait for a thread.
+        max_threads=max(40, settings.max_concurrent_tasks + 10),
     )
 
 
