@@ -8,7 +8,7 @@ timing lives here. Two schedules:
   the run store or a prior), anchors on the moment a task turns from `created` to `processing`,
   polls sparsely while the end is far off and densely across the window where it is likely, and
   backs off on 429. A SkyReels task spends about a minute processing, so this sees the result
-  sooner than a fixed 1 s poll with well under half the requests.
+  sooner than a fixed 1 s poll with under half the requests (bench/bench_follow.py measures it).
 """
 
 from __future__ import annotations
@@ -21,16 +21,24 @@ from typing import Iterable, Protocol
 # Bounds that hold whatever a schedule decides: never hammer, never go quiet for long.
 MIN_GAP_S = 0.1
 MAX_GAP_S = 15.0
+# How far off a prior's typical processing time may be, as a share of it.
+PRIOR_CENTRE_DOUBT = 0.5
 
 
 @dataclass(frozen=True)
 class Expectation:
-    """How long tasks usually take, in seconds: median time queued and processing, and spread."""
+    """How long tasks usually take, in seconds: median time queued and processing, and spread.
+
+    Processing counts from the first poll that saw `processing` to the one that saw the end, as
+    the run store records a run, so it includes the small lags of following it.
+    """
 
     queue_s: float = 10.0
     processing_s: float = 60.0
-    # Spread of processing time around its median (a robust standard deviation).
-    spread_s: float = 9.0
+    # Spread of processing time around its median (a standard deviation, stuck runs set aside).
+    # The prior allows twice the ~5% seen on SkyReels tasks, so first runs are not polled too
+    # narrowly.
+    spread_s: float = 6.0
     samples: int = 0
 
     @classmethod
@@ -52,15 +60,26 @@ class Expectation:
         if not done:
             return prior
         median = statistics.median(done)
-        # Median absolute deviation, scaled to a standard deviation; floored so one lucky
-        # sample cannot make the window vanishingly narrow.
+        # Floored so a lucky streak of identical runs cannot make the window vanishingly narrow.
+        floor = max(0.02 * median, 0.5)
+        # A run far outside the usual (a task stuck for minutes) says nothing about the usual
+        # spread: set such runs aside by the median absolute deviation, which they cannot sway,
+        # then measure the rest by their standard deviation, which needs half the runs to settle.
         mad = statistics.median(abs(d - median) for d in done) * 1.4826
-        spread = max(mad, 0.02 * median, 0.5)
-        weight = len(done) / (len(done) + 3)  # three prior "pseudo-runs"
+        usual = [d for d in done if abs(d - median) <= 4 * max(mad, floor)]
+        seen = statistics.stdev(usual) if len(usual) > 2 else mad
+        # A spread needs several runs to trust: the prior counts as three of them.
+        weight = len(done) / (len(done) + 3)
+        spread = weight * max(seen, floor) + (1 - weight) * prior.spread_s
+        # The prior's centre is a guess good to about half its size, while even one run tells
+        # this account's typical time to within the spread: weigh each by how sure it is, so
+        # tasks much faster or slower than the prior are centred after a run or two, not twenty.
+        guess = (PRIOR_CENTRE_DOUBT * prior.processing_s) ** 2
+        certainty = len(done) / (len(done) + spread**2 / guess)
         return cls(
             queue_s=statistics.median(queued) if queued else prior.queue_s,
-            processing_s=weight * median + (1 - weight) * prior.processing_s,
-            spread_s=weight * spread + (1 - weight) * prior.spread_s,
+            processing_s=certainty * median + (1 - certainty) * prior.processing_s,
+            spread_s=spread,
             samples=len(done),
         )
 
@@ -111,34 +130,72 @@ class FixedSchedule:
 
 @dataclass(frozen=True)
 class AdaptiveSchedule:
-    """Sparse far from the likely end, dense across it, backing off on 429."""
+    """Sparse far from the likely end, dense across it, backing off on 429.
+
+    The likely end is a bell around (when processing began + the usual processing time); its
+    width is the usual spread plus how sharply the start is known. Before its window each poll
+    skips `approach` of the way there; across the window the gap narrows from the first to the
+    second of `window_gaps_s`, because polls late in the window are made only for tasks still
+    running, each of which is ever more likely to finish next; after it, gaps widen slowly.
+    """
 
     expected: Expectation = Expectation()
-    queue_gap_s: float = 2.0  # while queued: how sharply the processing anchor is known
-    dense_gap_s: float = 0.4  # inside the likely window: a completed task is seen ~0.2 s late
-    window_sigmas: float = 2.5  # the window spans this many spreads either side of the median
+    queue_gap_s: float = 3.0  # while queued, at most: how sharply the processing anchor is known
+    # Gaps at the window's opening and at its close: a task completing there is seen on average
+    # half a gap late, and 0.4 s leaves room for the request itself under half a second.
+    window_gaps_s: tuple[float, float] = (0.4, 0.2)
+    # Spreads before and after the likely end that the window spans (97.7% and 99.4%): early
+    # ends cost every task polls, late ends only the tasks still running.
+    window_sigmas: tuple[float, float] = (2.0, 2.5)
+    approach: float = 0.9  # share of the way to the window that one poll may skip
+
+    def likely_end(self, state: PollState) -> tuple[float, float] | None:
+        """(when the task most likely completes, its spread), on follow's clock; None while queued."""
+        if state.processing_began_by is None:
+            return None
+        began_after = min(state.processing_began_after or 0.0, state.processing_began_by)
+        # Processing began somewhere between the last poll that saw `created` and the first that
+        # saw `processing`: the middle, give or take that interval's spread. The run store counts
+        # processing from the first `processing` poll, about half a queue gap after the real
+        # start, so a learned time is that much short: add it back. (Following from submit, this
+        # is the first `processing` poll itself; resuming, the interval can be minutes wide.)
+        unknown = state.processing_began_by - began_after
+        centre = began_after + unknown / 2 + self._queue_gap() / 2 + self.expected.processing_s
+        spread = math.sqrt(self.expected.spread_s**2 + unknown**2 / 12)
+        return centre, spread
+
+    def window(self, state: PollState) -> tuple[float, float] | None:
+        """When dense polling starts and stops, on follow's clock; None while queued."""
+        end = self.likely_end(state)
+        if end is None:
+            return None
+        centre, spread = end
+        return centre - self.window_sigmas[0] * spread, centre + self.window_sigmas[1] * spread
 
     def next_gap(self, state: PollState) -> float:
         if state.rate_limited:
-            return _backoff(state, self.queue_gap_s)
-        if state.processing_began_by is None:
-            # Still queued (or not yet seen processing): moderate, so the anchor stays sharp.
-            return _bounded(self.queue_gap_s)
-        begun_after = state.processing_began_after or 0.0
-        processing = self.expected.processing_s
-        margin = self.window_sigmas * self.expected.spread_s
-        window_opens = begun_after + processing - margin
-        window_closes = state.processing_began_by + processing + margin
+            # Never sooner than the calm schedule would ask, and longer with each 429 in a row.
+            return max(self._calm_gap(state), _backoff(state, self.queue_gap_s))
+        return self._calm_gap(state)
+
+    def _queue_gap(self) -> float:
+        # No sparser than the spread, so the anchor stays sharp against it.
+        return _bounded(min(self.queue_gap_s, max(self.window_gaps_s[1], self.expected.spread_s)))
+
+    def _calm_gap(self, state: PollState) -> float:
+        first_gap, last_gap = self.window_gaps_s
+        window = self.window(state)
+        if window is None:
+            return self._queue_gap()
+        opens, closes = window
         now = state.since_submit
-        if now < window_opens:
-            # Far from the end: take half the remaining distance, so the gaps shrink as it nears.
-            remaining = window_opens - now
-            return _bounded(max(self.dense_gap_s, remaining / 2))
-        if now <= window_closes:
-            return _bounded(self.dense_gap_s)
+        if now < opens:
+            return _bounded(max(last_gap, (opens - now) * self.approach))
+        if now <= closes:
+            through = (now - opens) / max(closes - opens, 1e-9)  # 0 at the opening, 1 at the close
+            return _bounded(first_gap + (last_gap - first_gap) * through)
         # Longer than usual: widen slowly with the overrun, so a stuck task costs little.
-        overrun = now - window_closes
-        return _bounded(self.dense_gap_s + math.sqrt(overrun) * 0.5)
+        return _bounded(first_gap + math.sqrt(now - closes) * 0.5)
 
 
 def schedule_from_setting(value: str, expected: Expectation | None = None) -> PollSchedule:

@@ -1,0 +1,194 @@
+"""Load: many visitors at once through one app process, each through its own gradio_client session.
+
+    python bench/bench_load.py [--visitors 50] [--single 5]
+
+One local backend in this process (tasks of ~10 s, so the app's own overhead is what shows),
+one `python app.py` with its task cap raised for the run (SKYREELS_MAX_CONCURRENT_TASKS=50,
+SKYREELS_QUEUE_SIZE=100). After twelve warm-up runs (the app learns task length from them),
+one visitor makes `--single` runs in turn; then `--visitors` visitors press Generate at once.
+A run's overhead is its total time, from the call (image upload included) to the downloaded
+video, minus the task's own time on the server (created to completed). The app's resident
+memory is sampled from /proc every 0.1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_app import (  # noqa: E402
+    AppProcess,
+    SkyReelsTiming,
+    Visit,
+    finish_visit,
+    loopback_only,
+    machine,
+    markdown_table,
+    met,
+    percentile,
+    photo_image,
+    seconds,
+    start_visit,
+    visit_once,
+    visitor,
+    warm_up,
+)
+
+OVERHEAD_FACTOR = 2.0
+
+
+def overheads(visits: list[Visit], backend) -> list[float]:
+    """Each finished run's total time minus its task's own server-side time."""
+    spent = []
+    for v in visits:
+        if v.error or not v.video_at or not v.task_id:
+            continue
+        task = backend.task(v.task_id)
+        spent.append((v.video_at - v.submitted_at) - (task.completed_at - task.created_at))
+    return spent
+
+
+def at_once(clients, image: Path, first_seed: int) -> list[Visit]:
+    """Every visitor presses Generate now; wait for all of them."""
+    jobs = [start_visit(client, image, seed=first_seed + i) for i, client in enumerate(clients)]
+    return [finish_visit(client, *job) for client, job in zip(clients, jobs)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--visitors", type=int, default=50, help="visitors at once (default 50)")
+    parser.add_argument("--single", type=int, default=5, help="single-visitor runs for the baseline (default 5)")
+    parser.add_argument(
+        "--gradio-max-threads", type=int, default=None,
+        help="what-if only: raise Gradio's worker-thread cap (40) in the app under test",
+    )
+    args = parser.parse_args()
+    loopback_only()
+
+    from skyreels_demo.local_api import LocalBackend
+
+    timing = SkyReelsTiming(queue_min_s=0.0, queue_max_s=2.0, processing_s=10.0, spread=0.05, seed=23)
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp_name:
+        tmp = Path(tmp_name)
+        image = photo_image(tmp / "photo.jpg")
+        with LocalBackend(timing=timing, data_dir=tmp / "backend") as backend, AppProcess(
+            tmp / "app",
+            max_threads=args.gradio_max_threads,
+            WAVESPEED_BASE_URL=backend.base_url,
+            WAVESPEED_API_KEY="bench-key-anything",
+            SKYREELS_MAX_CONCURRENT_TASKS=str(args.visitors),
+            SKYREELS_QUEUE_SIZE=str(2 * args.visitors),
+        ) as app:
+            warm_up(app, image, tmp)
+            idle_mb = app.rss_mb
+
+            person = visitor(app.url, tmp / "single")
+            cpu_before = app.cpu_s
+            single = [visit_once(person, image, seed=100 + i) for i in range(args.single)]
+            single_cpu_s = (app.cpu_s - cpu_before) / len(single)
+
+            # Each visitor is its own session, set up (config, API info) before the clock starts.
+            crowd = [visitor(app.url, tmp / f"crowd-{i}") for i in range(args.visitors)]
+            app.peak_rss_mb = app.rss_mb
+            cpu_before, ours_before, started = app.cpu_s, _own_cpu_s(), time.monotonic()
+            loaded = at_once(crowd, image, 1000)
+            burst = Burst(
+                wall_s=time.monotonic() - started,
+                app_cpu_s=app.cpu_s - cpu_before,
+                visitors_cpu_s=_own_cpu_s() - ours_before,
+            )
+            peak_mb, kernel_peak_mb = app.peak_rss_mb, app.kernel_peak_rss_mb
+            report(args, single, loaded, backend, timing, idle_mb, peak_mb, kernel_peak_mb, single_cpu_s, burst)
+
+
+@dataclass(frozen=True)
+class Burst:
+    """Where the machine's time went while the crowd's runs were made."""
+
+    wall_s: float
+    app_cpu_s: float
+    visitors_cpu_s: float  # this process: 50 gradio_client sessions and the local backend
+
+    @property
+    def busy(self) -> float:
+        """Share of all the machine's cores in use, on average."""
+        return (self.app_cpu_s + self.visitors_cpu_s) / (self.wall_s * (os.cpu_count() or 1))
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def report(args, single, loaded, backend, timing, idle_mb, peak_mb, kernel_peak_mb, single_cpu_s, burst: Burst) -> None:
+    alone, crowd = overheads(single, backend), overheads(loaded, backend)
+    errors = [v.error or "no video" for v in loaded if v.error or not v.video_at]
+    baseline = statistics.median(alone)
+    limit = OVERHEAD_FACTOR * baseline
+    crowd_p95 = percentile(crowd, 0.95)
+
+    def first(visits):
+        return [v.first_update_s for v in visits if v.updates]
+
+    def video(visits):
+        return [v.video_at - backend.task(v.task_id).completed_at for v in visits if v.video_at and v.task_id]
+
+    def to_task(visits):
+        # Click to the task existing on the server: queue, prepare, upload and submit in the app.
+        return [backend.task(v.task_id).created_at - v.clicked_at for v in visits if v.task_id]
+
+    def upload(visits):
+        return [v.clicked_at - v.submitted_at for v in visits]
+
+    what_if = f", Gradio max_threads raised to {args.gradio_max_threads} (what-if)" if args.gradio_max_threads else ""
+    print(f"Load: {args.visitors} visitors at once through one app process ({machine()}{what_if})\n")
+    rows = [
+        ("runs that completed with a video", f"{len(alone)}/{len(single)}", f"{len(crowd)}/{len(loaded)}",
+         "all", met(len(crowd) == len(loaded) == args.visitors)),
+        ("runs that ended in an error", sum(bool(v.error) for v in single), len(errors), "0", met(not errors)),
+        ("app overhead, median", seconds(baseline), seconds(statistics.median(crowd)), "–", "–"),
+        ("app overhead, p95", seconds(percentile(alone, 0.95)), seconds(crowd_p95),
+         f"≤ 2 × single median ({limit:.3f} s)", met(crowd_p95 <= limit)),
+        ("where it goes: image upload to the app (gradio_client), p95", seconds(percentile(upload(single), 0.95)),
+         seconds(percentile(upload(loaded), 0.95)), "–", "–"),
+        ("where it goes: click → first status update, median", seconds(statistics.median(first(single))),
+         seconds(statistics.median(first(loaded))), "–", "–"),
+        ("where it goes: click → first status update, p95", seconds(percentile(first(single), 0.95)),
+         seconds(percentile(first(loaded), 0.95)), "–", "–"),
+        ("where it goes: click → task created on the server, p95", seconds(percentile(to_task(single), 0.95)),
+         seconds(percentile(to_task(loaded), 0.95)), "–", "–"),
+        ("where it goes: server completed → video at the visitor, median", seconds(statistics.median(video(single))),
+         seconds(statistics.median(video(loaded))), "–", "–"),
+        ("where it goes: server completed → video at the visitor, p95", seconds(percentile(video(single), 0.95)),
+         seconds(percentile(video(loaded), 0.95)), "–", "–"),
+        ("app CPU time per run (alone: includes idle ticks)", seconds(single_cpu_s),
+         seconds(burst.app_cpu_s / len(loaded)), "–", "–"),
+        ("app RSS, MB (idle after warm-up / peak under load)", f"{idle_mb:.0f}", f"{peak_mb:.0f}", "report", "–"),
+    ]
+    print(markdown_table(("figure", f"1 visitor ({len(single)} runs in turn)", f"{args.visitors} at once",
+                          "target", "met?"), rows))
+    print(
+        f"\nNotes: tasks on the local backend: {timing.describe()}; every visitor uploads the same "
+        f"photo-like 1280x720 JPEG, so the preview is rendered once and shared. Overhead = (downloaded "
+        f"video − Generate call, upload included) − (task completed − task created, on the server). "
+        f"Peak RSS sampled from /proc/<pid>/status every 0.1 s; the kernel's own high-water mark "
+        f"(VmHWM) was {kernel_peak_mb:.0f} MB. While the crowd's runs were made ({burst.wall_s:.1f} s), "
+        f"the app used {burst.app_cpu_s:.1f} CPU-s and this process (the visitors' gradio_client "
+        f"sessions and the backend) {burst.visitors_cpu_s:.1f} CPU-s: {burst.busy:.0%} of the "
+        f"machine's {os.cpu_count()} cores on average."
+    )
+    if errors:
+        print("\nErrors:", *sorted(set(errors)), sep="\n- ")
+
+
+if __name__ == "__main__":
+    main()

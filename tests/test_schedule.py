@@ -1,0 +1,299 @@
+"""The poll schedule's decisions: sparse early, dense near the expected end, back-off on 429.
+
+Most tests are pure: they ask a schedule for its next gap in a given state, or walk `follow`'s
+loop on a virtual clock over many simulated tasks, so they run in milliseconds. One test follows
+real tasks on the local backend over loopback and checks the promise end to end, with bounds
+generous enough for a busy shared machine.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from skyreels_demo.client import WaveSpeedClient, _observe
+from skyreels_demo.config import Settings
+from skyreels_demo.local_api import LocalBackend, TaskTiming
+from skyreels_demo.schedule import (
+    MAX_GAP_S,
+    MIN_GAP_S,
+    AdaptiveSchedule,
+    Expectation,
+    FixedSchedule,
+    PollSchedule,
+    PollState,
+    schedule_from_setting,
+)
+
+MINUTE_TASKS = Expectation(queue_s=10.0, processing_s=60.0, spread_s=3.0, samples=20)
+
+
+def processing_since(began: float, now: float, *, seen_after: float = 0.5) -> PollState:
+    """A task seen queued at `began - seen_after` and processing at `began`, asked about at `now`."""
+    return PollState(
+        status="processing",
+        since_submit=now,
+        processing_began_after=began - seen_after,
+        processing_began_by=began,
+        polls=3,
+    )
+
+
+def rate_limited(times: int, retry_after: float | None = None) -> PollState:
+    state = processing_since(5.0, 65.0)  # near the expected end, where polls are densest
+    return replace(state, rate_limited=times, retry_after=retry_after)
+
+
+# --- what the schedule learns --------------------------------------------------------------------
+
+
+def test_with_no_recorded_runs_the_prior_is_used():
+    assert Expectation.learn([]) == Expectation.prior()
+    assert Expectation.learn([0.0, -3.0]) == Expectation.prior()  # nonsense durations are ignored
+
+
+def test_a_few_runs_teach_the_usual_processing_time():
+    learned = Expectation.learn([31.0, 29.5, 30.2, 30.8, 29.9])
+    # The prior says a minute; five runs of about 30 s move the centre almost all the way.
+    assert 29.5 < learned.processing_s < 31.0
+    assert learned.samples == 5
+
+
+def test_the_spread_is_trusted_only_as_runs_accumulate():
+    prior = Expectation.prior()
+    steady = [60.0 + 0.1 * (i % 3) for i in range(40)]
+    few, many = Expectation.learn(steady[:2]), Expectation.learn(steady)
+    # Two near-identical runs do not yet make a narrow window; forty do, down to the floor.
+    assert few.spread_s > 0.5 * prior.spread_s
+    assert many.spread_s < 2.0
+    assert many.spread_s >= 0.02 * 60 * 40 / 43  # floored: a lucky streak cannot make it vanish
+
+
+def test_a_stuck_run_does_not_widen_the_window():
+    usual = [60.0 + (i % 5 - 2) * 1.5 for i in range(20)]
+    assert Expectation.learn(usual + [600.0]).spread_s == pytest.approx(Expectation.learn(usual).spread_s, rel=0.1)
+
+
+def test_one_slow_run_does_not_move_the_centre():
+    durations = [60.0, 61.0, 59.5, 60.5, 180.0]
+    assert Expectation.learn(durations).processing_s == pytest.approx(60.5, abs=0.5)
+
+
+def test_queue_time_is_the_median_of_recorded_waits():
+    learned = Expectation.learn([60.0, 61.0], queue_s=[1.0, 5.0, 30.0])
+    assert learned.queue_s == 5.0
+    assert Expectation.learn([60.0]).queue_s == Expectation.prior().queue_s
+
+
+def test_the_run_store_learns_from_finished_runs(tmp_path):
+    from skyreels_demo.runs import DONE, RunStore
+
+    store = RunStore(tmp_path / "runs.sqlite3")
+    for i in range(6):
+        run = store.create(prompt="p", seed=i, mode="api", api_host="api.example")
+        store.update(run.id, task_id=f"t{i}", status=DONE, submitted_at=100.0, processing_at=104.0,
+                     finished_at=104.0 + 40.0 + i * 0.2)
+    learned = store.expectation("api.example", Expectation.prior())
+    assert 40.0 < learned.processing_s < 41.2
+    assert learned.queue_s == 4.0 and learned.samples == 6
+    assert store.expectation("elsewhere.example", Expectation.prior()) == Expectation.prior()
+
+
+# --- the adaptive schedule's decisions -----------------------------------------------------------
+
+
+def test_while_queued_it_polls_moderately_to_catch_the_start():
+    schedule = AdaptiveSchedule(MINUTE_TASKS)
+    gap = schedule.next_gap(PollState(status="created", since_submit=4.0, polls=2))
+    assert 1.0 <= gap <= 3.0
+
+
+def test_a_narrow_expectation_watches_the_queue_more_closely():
+    # When tasks are short and regular, a coarse start would blur the whole window.
+    quick = AdaptiveSchedule(Expectation(queue_s=1.0, processing_s=3.0, spread_s=0.5))
+    assert quick.next_gap(PollState(status="created", since_submit=0.5)) <= 0.5
+
+
+def test_far_from_the_expected_end_it_polls_sparsely():
+    schedule = AdaptiveSchedule(MINUTE_TASKS)
+    gap = schedule.next_gap(processing_since(began=8.0, now=8.0))
+    assert gap >= 10.0  # about a minute to go: no point asking every second
+    assert gap <= MAX_GAP_S
+
+
+def test_gaps_shrink_as_the_expected_end_nears():
+    schedule = AdaptiveSchedule(MINUTE_TASKS)
+    gaps = [schedule.next_gap(processing_since(began=8.0, now=8.0 + t)) for t in range(0, 56, 4)]
+    assert gaps == sorted(gaps, reverse=True)
+    assert gaps[0] > 5 * gaps[-1]
+
+
+def test_near_the_expected_end_it_polls_densely():
+    schedule = AdaptiveSchedule(MINUTE_TASKS)
+    centre, spread = schedule.likely_end(processing_since(began=8.0, now=60.0))
+    # The middle of when it began, plus the half queue gap (1.5 s) the run store's times miss.
+    assert centre == pytest.approx(7.75 + 1.5 + 60.0)
+    around = [schedule.next_gap(processing_since(began=8.0, now=centre + z * spread)) for z in (-1.9, -1, 0, 1, 2.4)]
+    assert max(around) <= 0.4  # a task completing anywhere here is seen under half a second late
+    assert around[2] <= 0.35  # at the likeliest moment, about 0.17 s late on average
+    # Ever denser: a task still running late in the window is ever more likely to finish next.
+    assert around == sorted(around, reverse=True) and around[-1] <= 0.25
+
+
+def test_a_resumed_task_is_expected_from_the_middle_of_what_is_known():
+    # Resumed 30 s after submit and already processing: it began any time in those 30 s.
+    schedule = AdaptiveSchedule(MINUTE_TASKS)
+    resumed = PollState(status="processing", since_submit=30.0, processing_began_after=0.0, processing_began_by=30.0)
+    centre, spread = schedule.likely_end(resumed)
+    assert centre == pytest.approx(15.0 + 1.5 + 60.0)  # the middle, plus the half queue gap stores miss
+    opens, closes = schedule.window(resumed)
+    assert opens <= 60.0 <= 90.0 <= closes  # a start at either end of the 30 s is covered
+
+
+def test_a_start_known_only_roughly_widens_the_window():
+    schedule = AdaptiveSchedule(MINUTE_TASKS)
+    sharp = schedule.likely_end(processing_since(began=8.0, now=20.0, seen_after=0.2))
+    blurred = schedule.likely_end(processing_since(began=8.0, now=20.0, seen_after=6.0))
+    assert blurred[1] > sharp[1] >= MINUTE_TASKS.spread_s
+
+
+def test_a_task_running_long_is_polled_less_and_less():
+    schedule = AdaptiveSchedule(MINUTE_TASKS)
+    late = [schedule.next_gap(processing_since(began=8.0, now=8.0 + 60.0 + t)) for t in (10, 30, 120, 600)]
+    assert late == sorted(late)
+    assert late[0] >= 0.5 and late[-1] <= MAX_GAP_S
+
+
+@pytest.mark.parametrize("schedule", [AdaptiveSchedule(MINUTE_TASKS), FixedSchedule(1.0)], ids=["adaptive", "fixed"])
+def test_rate_limits_back_off_exponentially_and_honour_retry_after(schedule: PollSchedule):
+    calm = schedule.next_gap(processing_since(began=5.0, now=65.0))
+    first, second, third = (schedule.next_gap(rate_limited(n)) for n in (1, 2, 3))
+    assert 2 * calm <= first < second < third
+    assert third == pytest.approx(2 * second)
+    assert schedule.next_gap(rate_limited(1, retry_after=20.0)) >= 20.0
+    assert schedule.next_gap(rate_limited(50)) <= 2 * MAX_GAP_S  # never silent for long
+
+
+def test_a_rate_limit_never_brings_the_next_poll_sooner():
+    schedule = AdaptiveSchedule(MINUTE_TASKS)
+    far = processing_since(began=5.0, now=6.0)
+    assert schedule.next_gap(replace(far, rate_limited=1)) >= schedule.next_gap(far)
+
+
+def test_gaps_stay_within_bounds_whatever_the_state():
+    rng = random.Random(7)
+    expectations = [
+        MINUTE_TASKS,
+        Expectation.prior(),
+        Expectation(queue_s=0.0, processing_s=0.0, spread_s=0.0),
+        Expectation(processing_s=3600.0, spread_s=900.0),
+    ]
+    for _ in range(5000):
+        schedule = AdaptiveSchedule(rng.choice(expectations))
+        began_by = rng.choice([None, rng.uniform(0, 300)])
+        after = None if began_by is None else rng.choice([None, began_by - rng.uniform(-5, 30)])
+        state = PollState(
+            status="processing" if began_by is not None else "created",
+            since_submit=rng.uniform(0, 4000),
+            processing_began_after=after,
+            processing_began_by=began_by,
+        )
+        gap = schedule.next_gap(state)
+        assert MIN_GAP_S <= gap <= MAX_GAP_S, (schedule, state, gap)
+
+
+def test_settings_choose_the_schedule():
+    assert isinstance(schedule_from_setting("adaptive"), AdaptiveSchedule)
+    assert isinstance(schedule_from_setting(""), AdaptiveSchedule)
+    assert schedule_from_setting("1.5") == FixedSchedule(1.5)
+    with pytest.raises(ValueError, match="SKYREELS_POLL"):
+        schedule_from_setting("often")
+
+
+# --- whole follows on a virtual clock ------------------------------------------------------------
+
+
+def simulated_follow(schedule: PollSchedule, queue_s: float, processing_s: float, latency_s: float) -> tuple[float, int]:
+    """(how late completion is seen, polls made), walking `follow`'s loop without waiting."""
+    completed_at = queue_s + processing_s
+    state = PollState(status="created", since_submit=0.0)
+    polled_at = schedule.next_gap(state)  # follow starts with the submit answer in hand
+    polls = 0
+    while True:
+        polls += 1
+        status = "created" if polled_at < queue_s else "processing" if polled_at < completed_at else "completed"
+        state = _observe(state, status, polled_at)
+        answered_at = polled_at + latency_s
+        if status == "completed":
+            return answered_at - completed_at, polls
+        state = replace(state, since_submit=answered_at, polls=state.polls + 1)
+        polled_at = answered_at + schedule.next_gap(state)
+
+
+def simulate_many(schedule: PollSchedule, tasks: int = 1500) -> tuple[float, float, float]:
+    """Median and p95 lateness, and mean polls, over SkyReels-like tasks."""
+    rng = random.Random(2024)
+    late, polls = [], []
+    for _ in range(tasks):
+        seen, asked = simulated_follow(schedule, rng.uniform(0, 20), rng.gauss(60.0, 3.0), latency_s=0.02)
+        late.append(seen)
+        polls.append(asked)
+    late.sort()
+    return statistics.median(late), late[int(0.95 * len(late))], statistics.mean(polls)
+
+
+def test_adaptive_sees_completion_sooner_with_half_the_polls_of_a_fixed_second():
+    learned = Expectation.learn([random.Random(i).gauss(60.0, 3.0) for i in range(30)])
+    median, p95, polls = simulate_many(AdaptiveSchedule(learned))
+    sdk_median, sdk_p95, sdk_polls = simulate_many(FixedSchedule(1.0))
+    assert sdk_median > 0.4 and sdk_polls > 60  # the baseline is what the SDK does
+    assert median <= 0.25 and p95 <= 0.5
+    assert polls <= 0.5 * sdk_polls
+
+
+def test_the_prior_alone_still_beats_a_fixed_second():
+    median, p95, polls = simulate_many(AdaptiveSchedule(Expectation.prior()))
+    _, _, sdk_polls = simulate_many(FixedSchedule(1.0))
+    assert median <= 0.25 and p95 <= 0.5
+    assert polls < 0.8 * sdk_polls
+
+
+# --- over loopback -------------------------------------------------------------------------------
+
+
+def follow_one(backend: LocalBackend, schedule: PollSchedule, results: dict, key: str, tmp_path) -> None:
+    settings = Settings(api_key="test-key-not-secret", base_url=backend.base_url, data_dir=tmp_path / key)
+    with WaveSpeedClient(settings, schedule=schedule) as client:
+        task = client.submit("a woman smiles", f"{backend.base_url}/files/uploads/none.jpg", 1)
+        for update in client.follow(task.id, first=task, deadline_s=60):
+            if update.is_final:
+                results[key] = (time.time(), task.id)
+
+
+def test_following_on_loopback_sees_completion_promptly_with_fewer_requests(tmp_path):
+    # Long enough for the gaps to open up (on a 10 s task a fixed second is already sparse).
+    timing = TaskTiming(queue_s=0.5, processing_s=20.0)
+    # What the app would have learned from earlier runs of the same length.
+    expected = Expectation(queue_s=0.5, processing_s=20.0, spread_s=0.5, samples=20)
+    results: dict[str, tuple[float, str]] = {}
+    with LocalBackend(timing=timing, render=False) as adaptive_api, LocalBackend(timing=timing, render=False) as fixed_api:
+        threads = [
+            threading.Thread(target=follow_one, args=(adaptive_api, AdaptiveSchedule(expected), results, "adaptive", tmp_path)),
+            threading.Thread(target=follow_one, args=(fixed_api, FixedSchedule(1.0), results, "fixed", tmp_path)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert set(results) == {"adaptive", "fixed"}
+        seen_at, task_id = results["adaptive"]
+        late = seen_at - adaptive_api.task(task_id).completed_at
+        adaptive_polls, fixed_polls = adaptive_api.counts["result"], fixed_api.counts["result"]
+    assert -0.05 <= late <= 1.0  # ~0.13 s typically; generous for a busy machine
+    assert fixed_polls >= 18
+    assert adaptive_polls <= 0.7 * fixed_polls
