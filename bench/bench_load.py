@@ -69,7 +69,8 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=5, help="single-visitor runs for the baseline (default 5)")
     parser.add_argument(
         "--gradio-max-threads", type=int, default=None,
-        help="what-if only: raise Gradio's worker-thread cap (40) in the app under test",
+        help="what-if only: set Gradio's worker-thread cap in the app under test "
+        "(as shipped it is max(40, task cap + 10))",
     )
     args = parser.parse_args()
     loopback_only()
@@ -149,7 +150,7 @@ def report(args, single, loaded, backend, timing, idle_mb, peak_mb, kernel_peak_
     def upload(visits):
         return [v.clicked_at - v.submitted_at for v in visits]
 
-    what_if = f", Gradio max_threads raised to {args.gradio_max_threads} (what-if)" if args.gradio_max_threads else ""
+    what_if = f", Gradio max_threads set to {args.gradio_max_threads} (what-if)" if args.gradio_max_threads else ""
     print(f"Load: {args.visitors} visitors at once through one app process ({machine()}{what_if})\n")
     rows = [
         ("runs that completed with a video", f"{len(alone)}/{len(single)}", f"{len(crowd)}/{len(loaded)}",

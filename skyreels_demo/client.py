@@ -230,8 +230,11 @@ class WaveSpeedClient:
         session.headers["User-Agent"] = f"skyreels-studio/{__version__} (+python-requests)"
         session.auth = _BearerForOrigin(settings.api_key, _origin(self.base_url))
         # Downloads and other reads retry on 429 too; polls leave 429 to the schedule's back-off.
-        reads = HTTPAdapter(max_retries=_read_retry((429, 500, 502, 503, 504)), pool_maxsize=16)
-        polls = HTTPAdapter(max_retries=_read_retry((500, 502, 503, 504)), pool_maxsize=16)
+        # One kept-alive connection for each run that may follow at once: a discarded one costs
+        # a new TLS handshake later.
+        pool = max(16, settings.max_concurrent_tasks + 4)
+        reads = HTTPAdapter(max_retries=_read_retry((429, 500, 502, 503, 504)), pool_maxsize=pool)
+        polls = HTTPAdapter(max_retries=_read_retry((500, 502, 503, 504)), pool_maxsize=pool)
         session.mount("http://", reads)
         session.mount("https://", reads)
         session.mount(f"{self.base_url}/api/v3/predictions/", polls)

@@ -519,9 +519,13 @@ class Studio:
                 stop=stop,
                 submitted_ago_s=time.time() - (run.submitted_at or run.created_at),
             )
+            saw_queued = False  # the task may have started while nobody was looking
             for task in self._recording_failures(run, updates):
-                if task.status == PROCESSING and run.processing_at is None:
-                    run = self.store.update(run.id, status=PROCESSING, processing_at=time.time())
+                saw_queued = saw_queued or task.status == QUEUED
+                if task.status == PROCESSING and run.status != PROCESSING:
+                    # Only a start seen as it happened is a duration worth learning from.
+                    began = time.time() if saw_queued and run.processing_at is None else run.processing_at
+                    run = self.store.update(run.id, status=PROCESSING, processing_at=began)
             assert task is not None
             return self._save_video(run, client, task)
         except TaskFailed:
