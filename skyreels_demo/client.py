@@ -27,7 +27,6 @@ from urllib3.util.retry import Retry
 from . import MODEL, __version__
 from .config import Settings
 from .errors import (
-    ApiError,
     AuthError,
     BadRequest,
     DownloadFailed,

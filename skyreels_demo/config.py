@@ -67,10 +67,6 @@ class Settings:
         return bool(self.api_key)
 
     @property
-    def base_url_is_default(self) -> bool:
-        return self.base_url.rstrip("/") == DEFAULT_BASE_URL
-
-    @property
     def runs_db(self) -> Path:
         return self.data_dir / "runs.sqlite3"
 

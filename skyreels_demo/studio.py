@@ -30,7 +30,6 @@ from .errors import (
     Stopped,
     StudioError,
     TaskFailed,
-    TimedOut,
 )
 from .runs import (
     COMPLETED,

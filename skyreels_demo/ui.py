@@ -23,7 +23,7 @@ import gradio as gr
 
 from . import images
 from .config import Settings
-from .errors import StudioError
+from .errors import Stopped, StudioError
 from .runs import DONE, Run
 from .studio import (
     SEED_MAX,
@@ -33,7 +33,6 @@ from .studio import (
     Prepared,
     Processing,
     Queued,
-    Stopped,
     Studio,
     Submitted,
     Uploading,

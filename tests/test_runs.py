@@ -31,7 +31,7 @@ from skyreels_demo.runs import (
 )
 from skyreels_demo.ui import StudioApp
 
-from .conftest import ROOT, clean_env, open_store, run_cli, wait_for
+from .conftest import ROOT, clean_env, open_store, run_cli
 from .test_app import LaunchedApp
 
 CHROMIUM = "/usr/bin/chromium"
