@@ -277,7 +277,10 @@ class StudioApp:
         mode = "api" if self.settings.has_key else "preview"
         expected = self.studio.expectation(mode)
         typical = expected.queue_s + expected.processing_s
-        basis = f"from the last {expected.samples} runs" if expected.samples else "a first estimate"
+        if expected.samples:
+            basis = "from the last run" if expected.samples == 1 else f"from the last {expected.samples} runs"
+        else:
+            basis = "a first estimate"
         what = "An offline preview" if mode == "preview" else "A SkyReels video"
         return (
             f"{what} usually takes about {_duration(typical)} here ({basis}). Stop ends the wait; "
