@@ -27,7 +27,7 @@ def space(tmp_path_factory, owner_backend):
         data,
         data / "app.log",
         WAVESPEED_BASE_URL=owner_backend.base_url,
-        WAVESPEED_API_KEY="owner-key-from-space-secret",
+        WAVESPEED_API_KEY="fake-owner-key",
         SPACE_ID="someone/skyreels-studio",
         SKYREELS_VISITOR_RUNS_PER_HOUR="1",
     )
