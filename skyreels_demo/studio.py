@@ -272,9 +272,9 @@ class Studio:
             return self.store.expectation(PREVIEW_HOST, prior)
         return self.store.expectation(self._api_host(), Expectation.prior())
 
-    def _schedule(self, mode: str) -> PollSchedule:
+    def _schedule(self, expected: Expectation) -> PollSchedule:
         if self.settings.poll.strip().lower() == "adaptive":
-            return AdaptiveSchedule(self.expectation(mode))
+            return AdaptiveSchedule(expected)
         return schedule_from_setting(self.settings.poll)
 
     # -- shared-key caps --
@@ -400,17 +400,19 @@ class Studio:
         updates = backend.client.follow(
             run.task_id,
             deadline_s=deadline_s,
-            schedule=self._schedule(backend.mode),
+            schedule=self._schedule(expected),
             stop=stop,
             first=first,
         )
+        recorded = run.status
         for task in self._recording_failures(run, updates):
             if task.status == PROCESSING and processing_since is None:
                 processing_since = time.monotonic()
                 clock.mark("queue_s")
-                self.store.update(run.id, status=PROCESSING, processing_at=time.time())
-            elif task.status == QUEUED and self.store.get(run.id).status == SUBMITTED:
-                self.store.update(run.id, status=QUEUED)
+                recorded = self.store.update(run.id, status=PROCESSING, processing_at=time.time()).status
+            elif task.status == QUEUED and recorded == SUBMITTED:
+                # Once, not on every one-second tick while the task waits in the queue.
+                recorded = self.store.update(run.id, status=QUEUED).status
             if task.is_final:
                 continue
             if processing_since is None:
@@ -514,7 +516,7 @@ class Studio:
             updates = client.follow(
                 run.task_id,
                 deadline_s=deadline_s,
-                schedule=self._schedule(run.mode),
+                schedule=self._schedule(self.expectation(run.mode)),
                 stop=stop,
                 submitted_ago_s=time.time() - (run.submitted_at or run.created_at),
             )
