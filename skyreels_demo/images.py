@@ -34,14 +34,13 @@ from PIL import (
 )
 
 from .errors import ImageRejected
+from .models import SKYREELS_V1
 
 log = logging.getLogger(__name__)
 
-# SkyReels V1's native frames (width, height).
-LANDSCAPE = (960, 544)
-PORTRAIT = (544, 960)
-SQUARE = (720, 720)
-FRAMES = (LANDSCAPE, PORTRAIT, SQUARE)
+# The model's native frames (width, height): landscape, portrait and square.
+FRAMES = SKYREELS_V1.frames
+LANDSCAPE, PORTRAIT, SQUARE = FRAMES
 
 
 def choose_frame(width: int, height: int) -> tuple[int, int]:

@@ -50,14 +50,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from skyreels_demo import MODEL
+from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.preview_video import NotAnImage, render_preview
 
 log = logging.getLogger(__name__)
 
 KINDS = ("upload", "submit", "result", "file")
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-MAX_SEED = 2_147_483_647
+MODEL = SKYREELS_V1.name
+MIN_SEED, MAX_SEED = SKYREELS_V1.seed_range
 RENDER_WORKERS = 2
 # Formats the API documents for image uploads, by Pillow's name, with the extension we store.
 IMAGE_EXTENSIONS = {
@@ -765,7 +766,7 @@ class LocalBackend:
 
             return await self._answer("upload", request, build)
 
-        @app.post(f"/api/v3/{MODEL}")
+        @app.post(SKYREELS_V1.path)
         async def submit(request: Request) -> Response:
             async def build() -> Response:
                 try:
@@ -874,8 +875,8 @@ def _refuse_submission(body: Any) -> tuple[int, str] | None:
     seed = body.get("seed")
     # bool is an int subclass in Python but not an integer in JSON.
     seed_is_int = isinstance(seed, int) and not isinstance(seed, bool)
-    if seed is not None and (not seed_is_int or not -1 <= seed <= MAX_SEED):
-        return 1401, f"Invalid parameter: seed must be an integer from -1 to {MAX_SEED}."
+    if seed is not None and (not seed_is_int or not MIN_SEED <= seed <= MAX_SEED):
+        return 1401, f"Invalid parameter: seed must be an integer from {MIN_SEED} to {MAX_SEED}."
     return None
 
 

@@ -17,6 +17,7 @@ import av
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from skyreels_demo.images import choose_frame
+from skyreels_demo.models import SKYREELS_V1
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,8 @@ def render_preview(
     image_bytes: bytes,
     dest: Path,
     *,
-    frames: int = 97,
-    fps: int = 24,
+    frames: int = SKYREELS_V1.frame_count,
+    fps: int = SKYREELS_V1.fps,
     frame: tuple[int, int] | None = None,
 ) -> Path:
     """Render the preview clip of `image_bytes` to `dest` (MP4, H.264, yuv420p) and return it.
