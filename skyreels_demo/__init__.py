@@ -1,4 +1,3 @@
 """SkyReels V1 Studio: prompt, still image and seed in, a SkyReels V1 video out."""
 
-__version__ = "0.1.0"
-MODEL = "wavespeed-ai/SkyReels-V1"
+__version__ = "0.2.0"

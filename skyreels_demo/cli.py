@@ -19,8 +19,12 @@ from typing import Sequence, TextIO
 
 from .config import Settings
 from .errors import BadInput, Stopped, StudioError
+from .events import Done, Event, Processing, Queued, Submitted
+from .follower import resume
+from .models import SKYREELS_V1
+from .preview import OfflinePreview
 from .runs import Run
-from .studio import Done, Event, Processing, Queued, Studio, Submitted
+from .studio import Studio
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_API, EXIT_TASK_FAILED, EXIT_GAVE_UP = 0, 2, 3, 4, 5
 PREVIEW_NOTICE = (
@@ -72,7 +76,8 @@ def _generate(args: argparse.Namespace, settings: Settings, status: StatusLines)
         image = str(path)
     if not settings.has_key:
         status.say(PREVIEW_NOTICE)
-    studio = Studio(settings)
+    preview = OfflinePreview(settings)
+    studio = Studio(settings, start_preview=preview)
     result: dict = {"task_id": None, "status": "failed", "seed": None, "video_path": None,
                     "video_url": None, "timings": {}}
     stop = threading.Event()
@@ -113,6 +118,7 @@ def _generate(args: argparse.Namespace, settings: Settings, status: StatusLines)
         raise
     finally:
         studio.close()
+        preview.stop()
     if args.json:
         print(json.dumps(result))
     else:
@@ -125,11 +131,12 @@ def _status_for(exc: StudioError) -> str:
 
 
 def _resume(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    studio = Studio(settings)
+    preview = OfflinePreview(settings)
+    studio = Studio(settings, start_preview=preview)
     worst = EXIT_OK
     count = 0
     try:
-        for run, end in studio.resume(args.task_id, deadline_s=args.timeout):
+        for run, end in resume(studio, args.task_id, deadline_s=args.timeout):
             count += 1
             if isinstance(end, StudioError):
                 status.say(f"{run.task_id}: {end.sentence}")
@@ -142,6 +149,7 @@ def _resume(args: argparse.Namespace, settings: Settings, status: StatusLines) -
                     worst = max(worst, EXIT_TASK_FAILED)
     finally:
         studio.close()
+        preview.stop()
     if count == 0:
         status.say("Nothing to resume: every recorded run is finished.")
     return worst
@@ -191,7 +199,8 @@ def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) ->
     if not settings.has_key:
         status.say(PREVIEW_NOTICE)
     # The sweep's own limit decides how many of its tasks run at once.
-    studio = Studio(replace(settings, max_concurrent_tasks=max(1, args.concurrency)))
+    preview = OfflinePreview(settings)
+    studio = Studio(replace(settings, max_concurrent_tasks=max(1, args.concurrency)), start_preview=preview)
     try:
         report = run_sweep(
             studio,
@@ -205,6 +214,7 @@ def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) ->
         )
     finally:
         studio.close()
+        preview.stop()
     status.say(f"Report: {report.html_path}")
     print(report.html_path)
     return EXIT_OK if report.failed == 0 else EXIT_TASK_FAILED
@@ -237,11 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", help="make one video")
     gen.add_argument("--prompt", required=True, help="what should happen in the video")
     gen.add_argument("--image", required=True, help="a still image: a file path or an http(s) URL")
-    gen.add_argument("--seed", default="-1", help="-1 (random) to 2147483647; the seed used is printed")
+    gen.add_argument("--seed", default="-1", help=f"-1 (random) to {SKYREELS_V1.seed_max}; the seed used is printed")
     gen.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     gen.add_argument("--fit", choices=("crop", "pad"), default="crop",
                      help="crop to the model's frame (default) or fit the whole picture with a border")
-    gen.add_argument("--no-fps-prefix", action="store_true", help='do not start the prompt with "FPS-24, "')
+    gen.add_argument("--no-fps-prefix", action="store_true", help=f"do not start the prompt with {SKYREELS_V1.prompt_prefix.strip()!r}")
     gen.add_argument("--json", action="store_true", help="print one JSON object on stdout at the end")
     gen.set_defaults(handler=_generate)
 
@@ -268,8 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, default=8765)
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--key", help="accept only this key (default: any non-empty key)")
-    api.add_argument("--queue-seconds", type=float, default=1.0)
-    api.add_argument("--processing-seconds", type=float, default=3.0)
+    api.add_argument("--queue-seconds", type=float, default=Settings.preview_timing[0])
+    api.add_argument("--processing-seconds", type=float, default=Settings.preview_timing[1])
     api.set_defaults(handler=_local_api)
     return parser
 

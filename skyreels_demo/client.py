@@ -1,9 +1,11 @@
-"""WaveSpeed REST client: upload, submit, result, follow, download.
+"""WaveSpeed REST client: upload, submit, result, follow, download; HTTP and nothing else.
 
-One `requests.Session` for connection pooling. Retries live in the transport (urllib3's
-`Retry` on the session's adapters) and only for reads; the paid submit POST is sent once and
-repeated only after an explicit 429, which created nothing. The key rides on an auth hook that
-adds it only to requests for the API's own origin, so a CDN hosting a video never sees it.
+One `requests.Session` for connection pooling. Whether a request is sent again is decided by
+one `RetryPolicy` (retries.py): reads and uploads retry, the paid submit only after a 429, and a
+poll never inside the request, so `follow` keeps ticking while the schedule backs off. When to
+poll is decided by a `Poller` (schedule.py); `follow` only asks and waits. The key rides on an
+auth hook that adds it only to requests for the API's own origin, so a CDN hosting a video never
+sees it.
 """
 
 from __future__ import annotations
@@ -11,20 +13,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
-from . import MODEL, __version__
+from . import __version__
 from .config import Settings
 from .errors import (
     AuthError,
@@ -38,87 +37,20 @@ from .errors import (
     UploadFailed,
     task_failed,
 )
-from .schedule import PollSchedule, PollState, schedule_from_setting
+from .models import ModelSpec
+from .retries import DEFAULT_POLICY, Call, RetryPolicy
+from .schedule import Poller, PollSchedule
+from .tasks import Task, TaskState
 
 log = logging.getLogger(__name__)
 
-FINAL_STATUSES = frozenset({"completed", "failed", "cancelled", "timeout"})
-RETRY_AFTER_CAP_S = 30.0
 # How often `follow` yields while it waits, so a UI can show the time passing.
 TICK_S = 1.0
-SUBMIT_429_ATTEMPTS = 3
-TRANSIENT_POLL_FAILURES = 5
-
-
-# --- values ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Task:
-    """One SkyReels task as the API last described it."""
-
-    id: str
-    status: str
-    outputs: tuple[str, ...] = ()
-    error: str = ""
-    error_code: int | None = None
-    nsfw: tuple[bool, ...] = ()
-    created_at: str = ""
-    inference_ms: int | None = None
-    model: str = MODEL
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status == "completed"
-
-    @property
-    def video_url(self) -> str | None:
-        return self.outputs[0] if self.outputs else None
-
-    @property
-    def is_nsfw(self) -> bool:
-        return any(self.nsfw)
-
-    @classmethod
-    def from_data(cls, data: Mapping[str, Any]) -> "Task":
-        timings = data.get("timings") or {}
-        code = data.get("code")
-        inference = timings.get("inference") if isinstance(timings, Mapping) else None
-        return cls(
-            id=str(data.get("id") or ""),
-            status=str(data.get("status") or "created"),
-            outputs=tuple(str(u) for u in (data.get("outputs") or ()) if u),
-            error=str(data.get("error") or ""),
-            error_code=int(code) if isinstance(code, (int, float)) or str(code).isdigit() else None,
-            nsfw=tuple(bool(x) for x in (data.get("has_nsfw_contents") or ())),
-            created_at=str(data.get("created_at") or ""),
-            inference_ms=int(inference) if isinstance(inference, (int, float)) and inference else None,
-            model=str(data.get("model") or MODEL),
-            raw=dict(data),
-        )
+# While a webhook may wake a follow, Stop is checked at least this often.
+STOP_CHECK_S = 0.2
 
 
 # --- transport -------------------------------------------------------------------------------
-
-
-class _CappedRetry(Retry):
-    """urllib3's Retry, but a server's Retry-After is honoured only up to a cap."""
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        # Accept fractional seconds, and treat a malformed header as "no advice", not an error.
-        try:
-            return min(max(float(retry_after), 0.0), RETRY_AFTER_CAP_S)
-        except ValueError:
-            pass
-        try:
-            return min(super().parse_retry_after(retry_after), RETRY_AFTER_CAP_S)
-        except Exception:
-            return 0.0
 
 
 class _BearerForOrigin(requests.auth.AuthBase):
@@ -145,33 +77,9 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
-def _read_retry(statuses: tuple[int, ...]) -> _CappedRetry:
-    return _CappedRetry(
-        total=4,
-        connect=3,
-        read=2,
-        status=4,
-        status_forcelist=statuses,
-        allowed_methods=frozenset({"GET", "HEAD"}),
-        backoff_factor=0.25,
-        backoff_jitter=0.25,
-        backoff_max=8.0,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    raw = response.headers.get("Retry-After")
-    if not raw:
-        return None
-    try:
-        return min(max(float(raw), 0.0), RETRY_AFTER_CAP_S)
-    except ValueError:
-        return None
-
-
-def _error_from_response(response: requests.Response, body: Mapping[str, Any] | None, doing: str):
+def _error_from_response(
+    response: requests.Response, body: Mapping[str, Any] | None, doing: str, policy: RetryPolicy = DEFAULT_POLICY
+):
     """One typed error, built once from an HTTP answer or an envelope whose code is not 200."""
     status = response.status_code
     body = body or {}
@@ -190,7 +98,7 @@ def _error_from_response(response: requests.Response, body: Mapping[str, Any] | 
     if effective == 429:
         return RateLimited(
             "WaveSpeed is rate-limiting this account right now: wait a minute and try again.",
-            retry_after=_retry_after(response),
+            retry_after=policy.retry_after(response.headers),
             **fields,
         )
     if effective == 400 or (code is not None and 1400 <= code < 1500):
@@ -218,25 +126,21 @@ def _error_from_response(response: requests.Response, body: Mapping[str, Any] | 
 class WaveSpeedClient:
     """Talks to WaveSpeed (or anything that speaks its API) for one key."""
 
-    def __init__(self, settings: Settings, *, schedule: PollSchedule | None = None) -> None:
+    def __init__(self, settings: Settings, *, policy: RetryPolicy = DEFAULT_POLICY) -> None:
         if not settings.api_key:
             raise AuthError("No WaveSpeed API key was given: set WAVESPEED_API_KEY or enter one.")
         self.settings = settings
         self.base_url = settings.base_url.rstrip("/")
-        self.schedule = schedule or schedule_from_setting(settings.poll)
+        self.policy = policy
         self.timeout = (settings.connect_timeout_s, settings.read_timeout_s)
         session = requests.Session()
         session.headers["User-Agent"] = f"skyreels-studio/{__version__} (+python-requests)"
         session.auth = _BearerForOrigin(settings.api_key, _origin(self.base_url))
-        # Downloads and other reads retry on 429 too; polls leave 429 to the schedule's back-off.
-        # One kept-alive connection for each run that may follow at once: a discarded one costs
-        # a new TLS handshake later.
-        pool = max(16, settings.max_concurrent_tasks + 4)
-        reads = HTTPAdapter(max_retries=_read_retry((429, 500, 502, 503, 504)), pool_maxsize=pool)
-        polls = HTTPAdapter(max_retries=_read_retry((500, 502, 503, 504)), pool_maxsize=pool)
-        session.mount("http://", reads)
-        session.mount("https://", reads)
-        session.mount(f"{self.base_url}/api/v3/predictions/", polls)
+        # Retries are the policy's, not urllib3's. One kept-alive connection for each run that
+        # may follow at once: a discarded one costs a new TLS handshake later.
+        adapter = HTTPAdapter(max_retries=0, pool_maxsize=max(16, settings.max_concurrent_tasks + 4))
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         self._session = session
 
     def __repr__(self) -> str:
@@ -253,26 +157,33 @@ class WaveSpeedClient:
 
     # -- requests and envelopes --
 
-    def _request(self, method: str, path: str, doing: str, error=None, **kwargs) -> Mapping[str, Any]:
-        """One HTTP exchange; returns the envelope's `data`, or raises one typed error."""
-        url = path if path.startswith("http") else f"{self.base_url}{path}"
-        try:
-            response = self._session.request(method, url, timeout=self.timeout, **kwargs)
-        except requests.exceptions.ConnectionError as exc:
-            log.info("connection failed while %s: %s", doing, exc)
-            raise NetworkError(
-                f"Could not reach {urlsplit(url).hostname} while {doing}: check the internet "
-                "connection and try again.",
-                detail=str(exc)[:300],
-            ) from None
-        except requests.exceptions.RetryError as exc:
-            raise ServiceError(
-                f"WaveSpeed kept failing while {doing}: try again in a minute.", detail=str(exc)[:300]
-            ) from None
-        except requests.exceptions.Timeout:
-            raise ServiceError(
-                f"WaveSpeed did not answer in time while {doing}: try again in a minute."
-            ) from None
+    def _send(self, call: Call, method: str, url: str, doing: str, **kwargs) -> requests.Response:
+        """Send, and send again while the policy allows; returns the last answer."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = self._session.request(method, url, timeout=self.timeout, **kwargs)
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                # A paid POST whose answer was lost may have created its task: never again.
+                if not self.policy.may_retry(call, attempt, None):
+                    raise _no_answer(exc, url, doing) from None
+                log.info("no answer while %s (%s); trying again", doing, type(exc).__name__)
+                time.sleep(self.policy.delay(attempt))
+                continue
+            if response.status_code < 400 or not self.policy.may_retry(call, attempt, response.status_code):
+                return response
+            wait = self.policy.delay(attempt, self.policy.retry_after(response.headers))
+            log.info("HTTP %d while %s; trying again in %.1fs", response.status_code, doing, wait)
+            response.close()
+            time.sleep(wait)
+
+    def _request(
+        self, call: Call, method: str, path: str, doing: str, error=None, **kwargs
+    ) -> Mapping[str, Any]:
+        """One exchange (with the policy's retries); returns the envelope's `data` or raises."""
+        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+        response = self._send(call, method, url, doing, **kwargs)
         try:
             body = response.json()
         except (ValueError, json.JSONDecodeError):
@@ -285,7 +196,9 @@ class WaveSpeedClient:
                     detail=response.text[:200],
                 )
             else:
-                err = _error_from_response(response, body if isinstance(body, Mapping) else None, doing)
+                err = _error_from_response(
+                    response, body if isinstance(body, Mapping) else None, doing, self.policy
+                )
             if error is not None and not isinstance(err, (AuthError, RateLimited)):
                 err = error(err.sentence, status=err.status, code=err.code, detail=err.detail)
             log.warning("%s", err.detail or err.sentence)
@@ -298,139 +211,123 @@ class WaveSpeedClient:
     def upload(self, data: bytes, filename: str = "image.jpg", content_type: str = "image/jpeg") -> str:
         """Upload bytes and return the hosted URL the model can download."""
         started = time.monotonic()
-        for attempt in range(3):
-            try:
-                body = self._request(
-                    "POST",
-                    "/api/v3/media/upload/binary",
-                    "uploading the image",
-                    error=UploadFailed,
-                    files={"file": (filename, data, content_type)},
-                )
-                break
-            except (RateLimited, UploadFailed, NetworkError) as exc:
-                # An upload costs nothing, so trying again is safe; a 4xx other than 429 is final.
-                status = getattr(exc, "status", None)
-                if attempt == 2 or (status is not None and 400 <= status < 500 and status != 429):
-                    raise
-                time.sleep(getattr(exc, "retry_after", None) or 0.5 * 2**attempt)
+        body = self._request(
+            Call.UPLOAD,
+            "POST",
+            "/api/v3/media/upload/binary",
+            "uploading the image",
+            error=UploadFailed,
+            files={"file": (filename, data, content_type)},
+        )
         url = body.get("download_url")
         if not url:
             raise UploadFailed("The upload did not return an image URL: try again in a minute.")
         log.info("uploaded %d bytes in %.2fs", len(data), time.monotonic() - started)
         return str(url)
 
-    def submit(self, prompt: str, image_url: str, seed: int) -> Task:
-        """Start one SkyReels task. Sent once; repeated only after a 429, which created nothing."""
-        payload = {"prompt": prompt, "image": image_url, "seed": int(seed)}
-        for attempt in range(1, SUBMIT_429_ATTEMPTS + 1):
-            try:
-                data = self._request("POST", f"/api/v3/{MODEL}", "submitting the task", json=payload)
-            except ServiceError as exc:
-                # The task may exist even though the answer was lost: never send it again blindly.
-                raise ServiceError(
-                    "WaveSpeed did not confirm the task (" + (exc.detail or "no answer")[:120] + "); it "
-                    "may still have started, so check your WaveSpeed history before trying again.",
-                    status=exc.status,
-                    code=exc.code,
-                    detail=exc.detail,
-                ) from None
-            except RateLimited as exc:
-                if attempt == SUBMIT_429_ATTEMPTS:
-                    raise
-                wait = exc.retry_after if exc.retry_after is not None else 2.0**attempt
-                wait += random.uniform(0, 0.25)
-                log.info("submit rate-limited; trying again in %.1fs", wait)
-                time.sleep(wait)
-                continue
-            task = Task.from_data(data)
-            if not task.id:
-                raise ServiceError("WaveSpeed accepted the task but sent no task id: try again later.")
-            return task
-        raise AssertionError("unreachable")
+    def submit(self, model: ModelSpec, inputs: Mapping[str, Any]) -> Task:
+        """Start one task. Sent once; again only after a 429, which created nothing."""
+        payload = model.payload(inputs)
+        try:
+            data = self._request(Call.PAID, "POST", model.path, "submitting the task", json=payload)
+        except ServiceError as exc:
+            # The task may exist even though the answer was lost: never send it again blindly.
+            raise ServiceError(
+                "WaveSpeed did not confirm the task (" + (exc.detail or "no answer")[:120] + "); it "
+                "may still have started, so check your WaveSpeed history before trying again.",
+                status=exc.status,
+                code=exc.code,
+                detail=exc.detail,
+            ) from None
+        task = Task.from_data(data)
+        if not task.id:
+            raise ServiceError("WaveSpeed accepted the task but sent no task id: try again later.")
+        return task
 
     def result(self, task_id: str) -> Task:
-        data = self._request("GET", f"/api/v3/predictions/{task_id}/result", "checking the task")
-        task = Task.from_data(data)
-        return task if task.id else Task.from_data({**data, "id": task_id})
+        data = self._request(Call.POLL, "GET", f"/api/v3/predictions/{task_id}/result", "checking the task")
+        return Task.from_data(data, task_id=task_id)
 
     def follow(
         self,
         task_id: str,
         *,
+        schedule: PollSchedule,
         deadline_s: float | None = None,
-        schedule: PollSchedule | None = None,
         stop: threading.Event | None = None,
         first: Task | None = None,
         submitted_ago_s: float = 0.0,
+        pushed: threading.Event | None = None,
     ) -> Iterator[Task]:
         """Yield the task whenever its status changes, and at least every second while it runs.
 
         Ends after yielding a final task; a failed one raises `TaskFailed` after it is yielded.
         Raises `TimedOut` (with the task id) when `deadline_s` from now passes, and `Stopped`
         when `stop` is set. Transient poll errors are tried again until the deadline.
-        `submitted_ago_s` tells the schedule how old the task already is (when resuming).
+        `submitted_ago_s` tells the schedule how old the task already is (when resuming);
+        `pushed`, when given, is set by a verified webhook: the schedule then polls only as a
+        safety net, and confirms at once when it is set.
         """
-        schedule = schedule or self.schedule
         budget_s = self.settings.run_deadline_s if deadline_s is None else deadline_s
-        # One clock for everything below: seconds since the task was submitted.
-        started = time.monotonic() - max(0.0, submitted_ago_s)
-        deadline_s = max(0.0, submitted_ago_s) + budget_s
-        task = first or Task(id=task_id, status="created")
-        state = PollState(status=task.status, since_submit=time.monotonic() - started)
+        poller = Poller(
+            schedule,
+            age_s=submitted_ago_s,
+            answer_in_hand=first is not None,
+            max_failures=self.policy.poll_failures,
+            push_expected=pushed is not None,
+        )
+        deadline = poller.now() + budget_s
+        task = first or Task.queued(task_id)
         last_yield = -TICK_S
-        failures = 0
-        next_poll = state.since_submit + (0.0 if first is None else schedule.next_gap(state))
         while True:
-            now = time.monotonic() - started
-            if now >= next_poll:
-                polled_at = now
-                try:
-                    fresh = self.result(task_id)
-                    failures = 0
-                    state = _observe(state, fresh.status, polled_at)
-                except RateLimited as exc:
-                    state = replace(state, rate_limited=state.rate_limited + 1, retry_after=exc.retry_after)
-                    fresh = task
-                except (ServiceError, NetworkError) as exc:
-                    failures += 1
-                    if failures >= TRANSIENT_POLL_FAILURES:
-                        raise
-                    log.info("poll failed (%s); trying again", exc.detail or exc.sentence)
-                    state = replace(state, rate_limited=failures, retry_after=None)
-                    fresh = task
-                changed = fresh.status != task.status or fresh.outputs != task.outputs
+            if pushed is not None and pushed.is_set():
+                pushed.clear()
+                poller.pushed()
+            if poller.due_in() <= 0:
+                fresh = self._poll(task, poller)
+                changed = fresh.state != task.state or fresh.outputs != task.outputs
                 task = fresh
                 if changed or task.is_final:
-                    last_yield = now
+                    last_yield = poller.now()
                     yield task
                 if task.is_final:
                     if not task.succeeded:
                         raise task_failed(task.id, task.error_code, task.error)
                     return
-                state = replace(state, since_submit=time.monotonic() - started, polls=state.polls + 1)
-                next_poll = state.since_submit + schedule.next_gap(state)
-            now = time.monotonic() - started
-            if now >= deadline_s:
+            now = poller.now()
+            if now >= deadline:
                 raise TimedOut(
                     f"The video is still being made after {budget_s:.0f} s; it is saved, so "
                     "resume it later to fetch the result.",
                     task_id=task_id,
-                    last_status=task.status,
+                    last_status=task.api_status,
                 )
             if now - last_yield >= TICK_S:
                 last_yield = now
                 yield task
-            wait = min(next_poll, last_yield + TICK_S, deadline_s) - now
-            if stop is not None:
-                if stop.wait(max(wait, 0.0)):
-                    raise Stopped(
-                        "Stopped waiting. The task still runs on WaveSpeed and is paid for; its "
-                        "video will be saved to your history when it is done.",
-                        task_id=task_id,
-                    )
-            elif wait > 0:
-                time.sleep(wait)
+            wait = max(0.0, min(poller.due_in(), last_yield + TICK_S - now, deadline - now))
+            if _wait(wait, stop, pushed):
+                raise Stopped(
+                    "Stopped waiting. The task still runs on WaveSpeed and is paid for; its "
+                    "video will be saved to your history when it is done.",
+                    task_id=task_id,
+                )
+
+    def _poll(self, task: Task, poller: Poller) -> Task:
+        """One result request, its outcome told to the poller; the last known task on trouble."""
+        poller.polling()
+        try:
+            fresh = self.result(task.id)
+        except RateLimited as exc:
+            poller.rate_limited(exc.retry_after)
+            return task
+        except (ServiceError, NetworkError) as exc:
+            if poller.failed():
+                raise
+            log.info("poll failed (%s); trying again", exc.detail or exc.sentence)
+            return task
+        poller.saw(fresh.state)
+        return fresh
 
     def download(self, url: str, dest: Path, *, max_bytes: int | None = None) -> Path:
         """Stream a video to `dest` atomically; no Authorization leaves for another host."""
@@ -449,7 +346,7 @@ class WaveSpeedClient:
 
     def _stream_to(self, url: str, out, max_bytes: int) -> None:
         try:
-            with self._session.get(url, stream=True, timeout=self.timeout) as response:
+            with self._send(Call.READ, "GET", url, "downloading the video", stream=True) as response:
                 if response.status_code != 200:
                     raise DownloadFailed(
                         f"The finished video could not be downloaded (HTTP "
@@ -465,6 +362,12 @@ class WaveSpeedClient:
                             "saved: open its URL directly instead."
                         )
                     out.write(chunk)
+        except (NetworkError, ServiceError) as exc:
+            raise DownloadFailed(
+                "The finished video could not be downloaded: check the connection and resume "
+                "the run to try again.",
+                detail=exc.detail,
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise DownloadFailed(
                 "The finished video could not be downloaded: check the connection and resume "
@@ -475,14 +378,29 @@ class WaveSpeedClient:
             raise DownloadFailed("The finished video came back empty: resume the run to try again.")
 
 
-def _observe(state: PollState, status: str, polled_at: float) -> PollState:
-    """Record what a poll saw; the first `processing` pins when processing began."""
-    changes: dict[str, Any] = dict(status=status, rate_limited=0, retry_after=None)
-    if state.processing_began_by is None:
-        if status == "created":
-            changes["processing_began_after"] = polled_at
-        else:
-            changes["processing_began_by"] = polled_at
-            changes.setdefault("processing_began_after", state.processing_began_after or 0.0)
-    return replace(state, **changes)
+def _no_answer(exc: Exception, url: str, doing: str) -> Exception:
+    if isinstance(exc, requests.exceptions.Timeout) and not isinstance(exc, requests.exceptions.ConnectTimeout):
+        return ServiceError(f"WaveSpeed did not answer in time while {doing}: try again in a minute.")
+    log.info("connection failed while %s: %s", doing, exc)
+    return NetworkError(
+        f"Could not reach {urlsplit(url).hostname} while {doing}: check the internet "
+        "connection and try again.",
+        detail=str(exc)[:300],
+    )
 
+
+def _wait(seconds: float, stop: threading.Event | None, pushed: threading.Event | None) -> bool:
+    """Sleep up to `seconds`, ending early on a stop or a push; True when stopped."""
+    if stop is None and pushed is None:
+        time.sleep(seconds)
+        return False
+    if pushed is None:
+        return stop.wait(seconds)  # type: ignore[union-attr]
+    deadline = time.monotonic() + seconds
+    while True:
+        remaining = deadline - time.monotonic()
+        if stop is not None and stop.is_set():
+            return True
+        if remaining <= 0 or pushed.is_set():
+            return False
+        pushed.wait(min(remaining, STOP_CHECK_S))

@@ -39,6 +39,19 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
 
 
+def _timing(env: dict[str, str], name: str, default: tuple[float, float]) -> tuple[float, float]:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        queue_s, processing_s = (float(part) for part in raw.split(","))
+    except ValueError:
+        raise ValueError(f"{name} must be two numbers of seconds, queue,processing (like 1,3), not {raw!r}.") from None
+    if queue_s < 0 or processing_s < 0:
+        raise ValueError(f"{name} must not be negative, not {raw!r}.")
+    return queue_s, processing_s
+
+
 @dataclass(frozen=True)
 class Settings:
     """How the studio talks to the API and where it keeps things."""
@@ -61,6 +74,8 @@ class Settings:
     # A public deployment (a Hugging Face Space sets SPACE_ID): the owner's key is capped per
     # visitor and per day, and each visitor sees only their own runs.
     shared: bool = False
+    # The offline preview's clock: seconds a task waits queued, then processing.
+    preview_timing: tuple[float, float] = (1.0, 3.0)
 
     @property
     def has_key(self) -> bool:
@@ -93,6 +108,7 @@ class Settings:
             app_runs_per_day=_int(env, "SKYREELS_APP_RUNS_PER_DAY", cls.app_runs_per_day),
             queue_size=_int(env, "SKYREELS_QUEUE_SIZE", cls.queue_size),
             shared=_flag(env.get("SKYREELS_SHARED"), default=bool(env.get("SPACE_ID"))),
+            preview_timing=_timing(env, "SKYREELS_PREVIEW_TIMING", cls.preview_timing),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -17,12 +17,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .schedule import Expectation
+from .models import SKYREELS_V1
 
 # A run's own lifecycle. Before `submitted` nothing was paid for; after it, the task exists.
 PREPARING = "preparing"
 SUBMITTED = "submitted"
-QUEUED = "created"
+QUEUED = "queued"
 PROCESSING = "processing"
 COMPLETED = "completed"  # the task is done; its video is not saved yet
 DONE = "done"  # the video is saved locally
@@ -75,6 +75,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX run_statuses_by_run ON run_statuses(run_id, at);
     """,
+    # 3: which model a run used (durations are learned per model and host), and the store's own
+    # word for a queued run instead of the API's.
+    f"""
+    ALTER TABLE runs ADD COLUMN model TEXT NOT NULL DEFAULT '{SKYREELS_V1.name}';
+    UPDATE runs SET status = 'queued' WHERE status = 'created';
+    UPDATE run_statuses SET status = 'queued' WHERE status = 'created';
+    CREATE INDEX runs_by_model_host ON runs(model, api_host, created_at);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -107,6 +115,7 @@ class Run:
     key_source: str = "owner"  # "owner", "visitor" or "preview"
     nsfw: int = 0
     sweep: str | None = None
+    model: str = SKYREELS_V1.name
 
     @property
     def is_finished(self) -> bool:
@@ -123,6 +132,14 @@ class Run:
 
 
 _COLUMNS = tuple(f.name for f in fields(Run))
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Seconds recorded runs spent processing and queued, newest first."""
+
+    processing_s: tuple[float, ...]
+    queue_s: tuple[float, ...]
 
 
 class RunStore:
@@ -194,14 +211,16 @@ class RunStore:
         visitor: str = "",
         key_source: str = "owner",
         sweep: str | None = None,
+        model: str = SKYREELS_V1.name,
     ) -> Run:
         now = time.time()
         run_id = uuid.uuid4().hex
         with self._lock, self._transaction():
             self._db.execute(
                 "INSERT INTO runs (id, created_at, updated_at, prompt, seed, mode, api_host, status,"
-                " visitor, key_source, sweep) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, now, now, prompt, int(seed), mode, api_host, PREPARING, visitor, key_source, sweep),
+                " visitor, key_source, sweep, model) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, now, now, prompt, int(seed), mode, api_host, PREPARING, visitor, key_source,
+                 sweep, model),
             )
             self._db.execute(
                 "INSERT INTO run_statuses (run_id, at, status) VALUES (?,?,?)", (run_id, now, PREPARING)
@@ -279,18 +298,19 @@ class RunStore:
         with self._lock:
             return self._db.execute(query, args).fetchone()[0]
 
-    def expectation(self, api_host: str, prior: Expectation, limit: int = 50) -> Expectation:
-        """How long tasks on this host usually take, from its recent finished runs."""
+    def durations(self, model: str, api_host: str, limit: int = 50) -> Durations:
+        """How long this model's recent finished tasks on this host queued and processed."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT submitted_at, processing_at, finished_at FROM runs WHERE api_host = ? AND"
-                " status IN (?, ?) AND processing_at IS NOT NULL AND finished_at IS NOT NULL"
-                " ORDER BY created_at DESC LIMIT ?",
-                (api_host, DONE, COMPLETED, limit),
+                "SELECT submitted_at, processing_at, finished_at FROM runs WHERE model = ? AND"
+                " api_host = ? AND status IN (?, ?) AND processing_at IS NOT NULL AND"
+                " finished_at IS NOT NULL ORDER BY created_at DESC LIMIT ?",
+                (model, api_host, DONE, COMPLETED, limit),
             ).fetchall()
-        processing = [r["finished_at"] - r["processing_at"] for r in rows]
-        queued = [r["processing_at"] - r["submitted_at"] for r in rows if r["submitted_at"]]
-        return Expectation.learn(processing, queued, prior=prior)
+        return Durations(
+            processing_s=tuple(r["finished_at"] - r["processing_at"] for r in rows),
+            queue_s=tuple(r["processing_at"] - r["submitted_at"] for r in rows if r["submitted_at"]),
+        )
 
     def _one(self, query: str, args: tuple) -> Run | None:
         with self._lock:

@@ -1,7 +1,8 @@
 """When to ask the API about a task next: the poll schedule, as one small replaceable object.
 
-`follow` asks a schedule for the gap before each poll and tells it what it saw; everything about
-timing lives here. Two schedules:
+A `Poller` holds the decisions of one follow on an injectable clock: it hears what each poll saw
+(a status, a 429, a failure, news pushed by a webhook) and answers when to ask next; `follow`
+only does the HTTP and the waiting. The gaps themselves come from one of two schedules:
 
 - `FixedSchedule`: a constant gap (the official SDK polls every 1.0 s).
 - `AdaptiveSchedule`: knows how long this model's tasks usually take (`Expectation`, learned from
@@ -15,8 +16,12 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
-from typing import Iterable, Protocol
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Iterable, Protocol
+
+from .models import SKYREELS_V1, DurationPrior, ModelSpec
+from .tasks import TaskState
 
 # Bounds that hold whatever a schedule decides: never hammer, never go quiet for long.
 MIN_GAP_S = 0.1
@@ -33,18 +38,20 @@ class Expectation:
     the run store records a run, so it includes the small lags of following it.
     """
 
-    queue_s: float = 10.0
-    processing_s: float = 60.0
+    queue_s: float = SKYREELS_V1.prior.queue_s
+    processing_s: float = SKYREELS_V1.prior.processing_s
     # Spread of processing time around its median (a standard deviation, stuck runs set aside).
-    # The prior allows twice the ~5% seen on SkyReels tasks, so first runs are not polled too
-    # narrowly.
-    spread_s: float = 6.0
+    spread_s: float = SKYREELS_V1.prior.spread_s
     samples: int = 0
 
     @classmethod
-    def prior(cls) -> "Expectation":
-        # SkyReels V1 renders 97 frames at 544p; on WaveSpeed that takes about a minute.
-        return cls()
+    def prior(cls, model: ModelSpec = SKYREELS_V1) -> "Expectation":
+        """What the model's spec says before any run has been seen."""
+        return cls.from_prior(model.prior)
+
+    @classmethod
+    def from_prior(cls, prior: DurationPrior) -> "Expectation":
+        return cls(queue_s=prior.queue_s, processing_s=prior.processing_s, spread_s=prior.spread_s)
 
     @classmethod
     def learn(
@@ -88,15 +95,16 @@ class Expectation:
 class PollState:
     """What `follow` knows when it asks for the next gap (seconds on its own clock)."""
 
-    status: str
+    status: TaskState
     since_submit: float
     # Bounds on when processing began, from the last poll that saw `created` and the first that
     # saw `processing`; None until processing has been seen.
     processing_began_after: float | None = None
     processing_began_by: float | None = None
     polls: int = 0
-    rate_limited: int = 0  # consecutive 429s on polls
+    rate_limited: int = 0  # consecutive 429s (or failed polls) in a row
     retry_after: float | None = None
+    push_expected: bool = False  # a webhook will say when the task ends
 
 
 class PollSchedule(Protocol):
@@ -199,7 +207,10 @@ class AdaptiveSchedule:
 
 
 def schedule_from_setting(value: str, expected: Expectation | None = None) -> PollSchedule:
-    """`adaptive` (the default) or a fixed interval in seconds, as SKYREELS_POLL gives it."""
+    """`adaptive` (the default) or a fixed interval in seconds, as SKYREELS_POLL gives it.
+
+    The one place where that choice is made.
+    """
     value = (value or "adaptive").strip().lower()
     if value == "adaptive":
         return AdaptiveSchedule(expected or Expectation.prior())
@@ -207,3 +218,98 @@ def schedule_from_setting(value: str, expected: Expectation | None = None) -> Po
         return FixedSchedule(float(value))
     except ValueError:
         raise ValueError(f"SKYREELS_POLL must be 'adaptive' or seconds, not {value!r}.") from None
+
+
+# While a webhook is expected, polls are only a safety net for one that never comes: sparse,
+# yet never so sparse that a lost webhook leaves the video waiting more than this.
+PUSH_SAFETY_GAP_S = 15.0
+
+
+class Poller:
+    """The decisions of one follow: when to poll next, given what the polls so far have seen.
+
+    Pure bookkeeping on an injectable clock (seconds, monotonic), so tests drive it with a fake
+    one. `follow` calls `polling()` just before it sends a poll and then exactly one of `saw`,
+    `rate_limited` or `failed` with the outcome, and waits `due_in()` seconds in between.
+    """
+
+    def __init__(
+        self,
+        schedule: PollSchedule,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        age_s: float = 0.0,
+        answer_in_hand: bool = True,
+        max_failures: int = 5,
+        push_expected: bool = False,
+    ) -> None:
+        self.schedule = schedule
+        self._clock = clock
+        # One clock for everything: seconds since the task was submitted.
+        self._submitted = clock() - max(0.0, age_s)
+        self.max_failures = max_failures
+        self.failures = 0
+        self.state = PollState(status=TaskState.QUEUED, since_submit=self.now(), push_expected=push_expected)
+        self._asked_at = self.now()
+        # With the submit's answer in hand the first poll can wait; resuming, ask at once.
+        self._next = self.now() + (self._gap() if answer_in_hand else 0.0)
+
+    def now(self) -> float:
+        """Seconds since the task was submitted."""
+        return self._clock() - self._submitted
+
+    def due_in(self) -> float:
+        """Seconds until the next poll is due (zero or less: now)."""
+        return self._next - self.now()
+
+    @property
+    def polls(self) -> int:
+        return self.state.polls
+
+    def polling(self) -> None:
+        """A poll is about to be sent: what it sees is pinned to this moment."""
+        self._asked_at = self.now()
+
+    def saw(self, status: TaskState) -> None:
+        """A poll answered with this status."""
+        self.failures = 0
+        changes: dict = dict(status=status, rate_limited=0, retry_after=None)
+        if self.state.processing_began_by is None:
+            if status is TaskState.QUEUED:
+                changes["processing_began_after"] = self._asked_at
+            else:
+                # The first poll that saw it running (or done) bounds when processing began.
+                changes["processing_began_by"] = self._asked_at
+                changes["processing_began_after"] = self.state.processing_began_after or 0.0
+        self._advance(**changes)
+
+    def rate_limited(self, retry_after: float | None) -> None:
+        """A poll was answered 429: back off, never sooner than the server asked."""
+        self._advance(rate_limited=self.state.rate_limited + 1, retry_after=retry_after)
+
+    def failed(self) -> bool:
+        """A poll got no usable answer; True when too many in a row mean giving up."""
+        self.failures += 1
+        if self.failures >= self.max_failures:
+            return True
+        self._advance(rate_limited=self.failures, retry_after=None)
+        return False
+
+    def expect_push(self, expected: bool = True) -> None:
+        """A webhook will (or will no longer) say when the task ends."""
+        self.state = replace(self.state, push_expected=expected)
+        self._next = min(self._next, self.now() + self._gap()) if not expected else self._next
+
+    def pushed(self) -> None:
+        """A verified webhook says the task has ended: confirm with a poll now."""
+        self._next = self.now()
+
+    def _advance(self, **changes) -> None:
+        self.state = replace(self.state, since_submit=self.now(), polls=self.state.polls + 1, **changes)
+        self._next = self.now() + self._gap()
+
+    def _gap(self) -> float:
+        gap = self.schedule.next_gap(replace(self.state, since_submit=self.now()))
+        if self.state.push_expected:
+            gap = max(gap, PUSH_SAFETY_GAP_S)
+        return gap

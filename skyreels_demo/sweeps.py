@@ -20,8 +20,10 @@ from urllib.parse import quote
 
 from . import images
 from .errors import BadInput, StudioError
+from .models import SKYREELS_V1
+from .events import Done
 from .runs import DONE, Run
-from .studio import Done, Studio, model_prompt
+from .studio import Studio, model_prompt
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def read_prompts(path: Path) -> list[str]:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """"1,2,3" or "1-4" or a mix; each from 0 to 2147483647 (a sweep needs concrete seeds)."""
+    """"1,2,3" or "1-4" or a mix; each from 0 to the model's top seed (a sweep needs concrete seeds)."""
     seeds: list[int] = []
     try:
         for part in (p.strip() for p in text.split(",")):
@@ -75,8 +77,9 @@ def parse_seeds(text: str) -> list[int]:
                 seeds.append(int(part))
     except ValueError:
         raise BadInput(f"Seeds must be whole numbers like 1,2,3 or 1-4, not {text!r}.") from None
-    if not seeds or any(not 0 <= s <= 2_147_483_647 for s in seeds):
-        raise BadInput("Give at least one seed, each from 0 to 2147483647.")
+    top = SKYREELS_V1.seed_max
+    if not seeds or any(not 0 <= s <= top for s in seeds):
+        raise BadInput(f"Give at least one seed, each from 0 to {top}.")
     return list(dict.fromkeys(seeds))
 
 
@@ -141,7 +144,7 @@ def run_sweep(
         else:
             try:
                 done = None
-                for event in studio.generate(prompt, prepared.data, seed, fit=fit, fps_prefix=fps_prefix, sweep=key):
+                for event in studio.generate(prompt, prepared, seed, fit=fit, fps_prefix=fps_prefix, sweep=key):
                     if isinstance(event, Done):
                         done = event
                 cell = Cell(prompt, seed, "done", done.run if done else None)

@@ -24,20 +24,24 @@ import gradio as gr
 from . import images
 from .config import Settings
 from .errors import Stopped, StudioError
-from .runs import DONE, Run
-from .studio import (
-    SEED_MAX,
+from .events import (
     Done,
     Downloading,
     Event,
     Prepared,
     Processing,
     Queued,
-    Studio,
     Submitted,
     Uploading,
     WaitingForSlot,
 )
+from .models import SKYREELS_V1
+from .preview import OfflinePreview
+from .runs import DONE, Run
+from .studio import Studio
+
+MODEL = SKYREELS_V1
+SEED_MAX = MODEL.seed_max
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +198,8 @@ class StudioApp:
 
     def __init__(self, settings: Settings | None = None, studio: Studio | None = None) -> None:
         self.settings = settings or Settings.from_env()
-        self.studio = studio or Studio(self.settings, preview_timing=_preview_timing())
+        self.preview = OfflinePreview(self.settings)
+        self.studio = studio or Studio(self.settings, start_preview=self.preview)
         self._stops: dict[str, threading.Event] = {}
         self._stops_lock = threading.Lock()
         # Gradio serves only files it copied into its own cache; videos are handed over from here.
@@ -229,8 +234,8 @@ class StudioApp:
         Args:
             prompt: What should happen in the video (people, motion, camera, light).
             image: The still image to animate (a file).
-            seed: -1 for a random seed, or 0 to 2147483647 to reproduce a video.
-            fps_prefix: Start the prompt with "FPS-24, " as SkyReels' authors recommend.
+            seed: -1 for a random seed, or a seed a video was made with to reproduce it.
+            fps_prefix: Start the prompt with the frame-rate tag SkyReels' authors recommend.
             fit: "crop" to the model's frame as SkyReels does, or "pad" to keep the whole picture.
             api_key: Your own WaveSpeed API key (optional when the app has one).
             visitor: This browser's private id, for its history (leave empty from a client).
@@ -274,7 +279,7 @@ class StudioApp:
 
     def expectations(self) -> str:
         """How long a run usually takes here, learned from the runs this app has made."""
-        mode = "api" if self.settings.has_key else "preview"
+        mode = self.studio.access.default_mode
         expected = self.studio.expectation(mode)
         typical = expected.queue_s + expected.processing_s
         if expected.samples:
@@ -315,7 +320,7 @@ class StudioApp:
         run = self._run_for_visitor(run_id, visitor, request)
         if run is None:
             raise gr.Error("Pick a run in the history first.", print_exception=False)
-        prompt = run.prompt[len("FPS-24, "):] if run.prompt.startswith("FPS-24, ") else run.prompt
+        prompt = MODEL.without_prefix(run.prompt)
         image = self._playable(Path(run.image_path)) if run.image_path and Path(run.image_path).exists() else None
         seed = random.randint(0, SEED_MAX) if new_seed else run.seed
         return prompt, image, seed, gr.Tabs(selected="create")
@@ -401,7 +406,7 @@ class StudioApp:
                             )
                             fps_prefix = gr.Checkbox(
                                 value=True,
-                                label='Start the prompt with "FPS-24, " (recommended by SkyReels)',
+                                label=f'Start the prompt with "{MODEL.prompt_prefix}" (recommended by SkyReels)',
                             )
                             with gr.Row(equal_height=True):
                                 seed = gr.Number(
@@ -469,39 +474,34 @@ class StudioApp:
             image.change(self.show_prepared, [image, fit], [prepared, prep_notes], queue=False, api_visibility="private")
             fit.change(self.show_prepared, [image, fit], [prepared, prep_notes], queue=False, api_visibility="private")
             dice.click(lambda: random.randint(0, SEED_MAX), None, seed, queue=False, api_visibility="private")
-            run_event = go.click(
-                self.generate,
+            # Generate and "Run again with a new seed" are one run, with one limit and queue.
+            run_wiring = dict(
+                fn=self.generate,
                 inputs=[prompt, image, seed, fps_prefix, fit, api_key, visitor],
                 outputs=[status, video, summary],
-                api_name="generate",
                 concurrency_limit=settings.max_concurrent_tasks,
+                concurrency_id="generate",
                 show_progress="minimal",
                 show_progress_on=[status],
             )
-            halt.click(self.stop, None, None, queue=False, api_visibility="private")
-            run_event.then(
-                self.history, [visitor], [gallery, history_ids], queue=False, api_visibility="private"
-            )
-            for trigger in (history_tab.select, refresh.click):
-                trigger(self.history, [visitor], [gallery, history_ids], queue=False, api_visibility="private")
-            gallery.select(
-                self.pick, [history_ids, visitor], [past_video, past_details, chosen], api_visibility="private"
-            )
-            again.click(
-                self.reuse, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private"
-            )
+            run_event = go.click(**run_wiring, api_name="generate")
             reroll.click(
                 self.reuse_with_new_seed,
                 [chosen, visitor],
                 [prompt, image, seed, tabs],
                 api_visibility="private",
-            ).then(
-                self.generate,
-                inputs=[prompt, image, seed, fps_prefix, fit, api_key, visitor],
-                outputs=[status, video, summary],
-                concurrency_limit=settings.max_concurrent_tasks,
-                concurrency_id="generate",
-                api_visibility="private",
+            ).success(**run_wiring, api_visibility="private")
+            halt.click(self.stop, None, None, queue=False, api_visibility="private")
+            history_wiring = dict(
+                fn=self.history, inputs=[visitor], outputs=[gallery, history_ids], queue=False, api_visibility="private"
+            )
+            run_event.then(**history_wiring)
+            gr.on(triggers=[history_tab.select, refresh.click], **history_wiring)
+            gallery.select(
+                self.pick, [history_ids, visitor], [past_video, past_details, chosen], api_visibility="private"
+            )
+            again.click(
+                self.reuse, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private"
             )
             demo.load(_ensure_visitor, [visitor], [visitor], queue=False, api_visibility="private")
             demo.load(self.expectations, None, expectations, queue=False, api_visibility="private")
@@ -518,7 +518,7 @@ def _shown(run: Run) -> bool:
 
 
 def _caption(run: Run) -> str:
-    prompt = run.prompt[len("FPS-24, "):] if run.prompt.startswith("FPS-24, ") else run.prompt
+    prompt = MODEL.without_prefix(run.prompt)
     prompt = prompt if len(prompt) <= 60 else prompt[:59] + "…"
     return f"{run.status} · seed {run.seed} · {prompt}"
 
@@ -578,17 +578,6 @@ def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} seconds"
     return f"{seconds / 60:.1f} minutes"
-
-
-def _preview_timing():
-    """The offline preview's clock, from SKYREELS_PREVIEW_TIMING="queue,processing" seconds."""
-    raw = os.environ.get("SKYREELS_PREVIEW_TIMING", "").strip()
-    if not raw:
-        return None
-    from .local_api import TaskTiming
-
-    queue_s, processing_s = (float(x) for x in raw.split(","))
-    return TaskTiming(queue_s=queue_s, processing_s=processing_s)
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:

@@ -124,7 +124,7 @@ def test_giving_up_waiting_exits_5_and_the_task_is_recorded(watched_backend, tmp
     assert result["status"] == "waiting" and result["task_id"]
     listed = run_cli("runs", env=env)
     row = next(line for line in listed.stdout.splitlines() if result["task_id"] in line)
-    assert row.split()[0] in {"submitted", "created", "processing"}  # recorded, not finished
+    assert row.split()[0] in {"submitted", "queued", "processing"}  # recorded, not finished
 
 
 def test_a_wrong_key_exits_3(tmp_path):

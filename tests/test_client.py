@@ -26,7 +26,9 @@ from skyreels_demo.errors import (
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.runs import DONE
 from skyreels_demo.schedule import FixedSchedule
-from skyreels_demo.studio import Done, Studio
+from skyreels_demo.events import Done
+from skyreels_demo.models import SKYREELS_V1
+from skyreels_demo.studio import Studio
 
 from .conftest import FAST, free_port, jpeg_bytes, photo, settings_for, video_facts
 
@@ -259,7 +261,7 @@ def test_follow_yields_every_second_without_extra_requests(settings, backend, tm
     backend.faults.hang_next_task()
     with WaveSpeedClient(settings) as client:
         url = client.upload(jpeg_bytes(photo(400, 300)))
-        task = client.submit("a man waves", url, 3)
+        task = client.submit(SKYREELS_V1, {"prompt": "a man waves", "image": url, "seed": 3})
         before = backend.counts["result"]
         seen = []
         with pytest.raises(TimedOut):

@@ -1,7 +1,8 @@
 """The poll schedule's decisions: sparse early, dense near the expected end, back-off on 429.
 
-Most tests are pure: they ask a schedule for its next gap in a given state, or walk `follow`'s
-loop on a virtual clock over many simulated tasks, so they run in milliseconds. One test follows
+Most tests are pure: they ask a schedule for its next gap in a given state, or drive the real
+`Poller` (the decisions of one follow) on a fake clock over many simulated tasks, so they run in
+milliseconds. One test follows
 real tasks on the local backend over loopback and checks the promise end to end, with bounds
 generous enough for a busy shared machine.
 """
@@ -16,19 +17,25 @@ from dataclasses import replace
 
 import pytest
 
-from skyreels_demo.client import WaveSpeedClient, _observe
+from skyreels_demo.client import WaveSpeedClient
 from skyreels_demo.config import Settings
+from skyreels_demo.errors import Stopped
 from skyreels_demo.local_api import LocalBackend, TaskTiming
+from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.schedule import (
     MAX_GAP_S,
     MIN_GAP_S,
     AdaptiveSchedule,
     Expectation,
     FixedSchedule,
+    Poller,
     PollSchedule,
     PollState,
     schedule_from_setting,
 )
+from skyreels_demo.tasks import TaskState
+
+QUEUED, RUNNING, COMPLETED = TaskState.QUEUED, TaskState.RUNNING, TaskState.COMPLETED
 
 MINUTE_TASKS = Expectation(queue_s=10.0, processing_s=60.0, spread_s=3.0, samples=20)
 
@@ -36,7 +43,7 @@ MINUTE_TASKS = Expectation(queue_s=10.0, processing_s=60.0, spread_s=3.0, sample
 def processing_since(began: float, now: float, *, seen_after: float = 0.5) -> PollState:
     """A task seen queued at `began - seen_after` and processing at `began`, asked about at `now`."""
     return PollState(
-        status="processing",
+        status=RUNNING,
         since_submit=now,
         processing_began_after=began - seen_after,
         processing_began_by=began,
@@ -90,18 +97,26 @@ def test_queue_time_is_the_median_of_recorded_waits():
     assert Expectation.learn([60.0]).queue_s == Expectation.prior().queue_s
 
 
-def test_the_run_store_learns_from_finished_runs(tmp_path):
-    from skyreels_demo.runs import DONE, RunStore
+def test_the_studio_learns_from_finished_runs_of_its_model_and_host(tmp_path):
+    from skyreels_demo.runs import DONE
+    from skyreels_demo.studio import Studio
 
-    store = RunStore(tmp_path / "runs.sqlite3")
+    settings = Settings(api_key="k", base_url="https://api.example", data_dir=tmp_path)
+    studio = Studio(settings)
     for i in range(6):
-        run = store.create(prompt="p", seed=i, mode="api", api_host="api.example")
-        store.update(run.id, task_id=f"t{i}", status=DONE, submitted_at=100.0, processing_at=104.0,
-                     finished_at=104.0 + 40.0 + i * 0.2)
-    learned = store.expectation("api.example", Expectation.prior())
+        run = studio.store.create(prompt="p", seed=i, mode="api", api_host="api.example")
+        studio.store.update(run.id, task_id=f"t{i}", status=DONE, submitted_at=100.0, processing_at=104.0,
+                            finished_at=104.0 + 40.0 + i * 0.2)
+    learned = studio.expectation("api")
     assert 40.0 < learned.processing_s < 41.2
     assert learned.queue_s == 4.0 and learned.samples == 6
-    assert store.expectation("elsewhere.example", Expectation.prior()) == Expectation.prior()
+    # Another host, or another model on the same host, starts again from the prior.
+    elsewhere = Studio(settings.with_base_url("https://other.example"), store=studio.store)
+    assert elsewhere.expectation("api") == Expectation.prior()
+    other = studio.store.create(prompt="p", seed=9, mode="api", api_host="api.example", model="other/model")
+    studio.store.update(other.id, task_id="t9", status=DONE, submitted_at=100.0, processing_at=101.0, finished_at=300.0)
+    assert studio.expectation("api").samples == 6
+    studio.close()
 
 
 # --- the adaptive schedule's decisions -----------------------------------------------------------
@@ -109,14 +124,14 @@ def test_the_run_store_learns_from_finished_runs(tmp_path):
 
 def test_while_queued_it_polls_moderately_to_catch_the_start():
     schedule = AdaptiveSchedule(MINUTE_TASKS)
-    gap = schedule.next_gap(PollState(status="created", since_submit=4.0, polls=2))
+    gap = schedule.next_gap(PollState(status=QUEUED, since_submit=4.0, polls=2))
     assert 1.0 <= gap <= 3.0
 
 
 def test_a_narrow_expectation_watches_the_queue_more_closely():
     # When tasks are short and regular, a coarse start would blur the whole window.
     quick = AdaptiveSchedule(Expectation(queue_s=1.0, processing_s=3.0, spread_s=0.5))
-    assert quick.next_gap(PollState(status="created", since_submit=0.5)) <= 0.5
+    assert quick.next_gap(PollState(status=QUEUED, since_submit=0.5)) <= 0.5
 
 
 def test_far_from_the_expected_end_it_polls_sparsely():
@@ -148,7 +163,7 @@ def test_near_the_expected_end_it_polls_densely():
 def test_a_resumed_task_is_expected_from_the_middle_of_what_is_known():
     # Resumed 30 s after submit and already processing: it began any time in those 30 s.
     schedule = AdaptiveSchedule(MINUTE_TASKS)
-    resumed = PollState(status="processing", since_submit=30.0, processing_began_after=0.0, processing_began_by=30.0)
+    resumed = PollState(status=RUNNING, since_submit=30.0, processing_began_after=0.0, processing_began_by=30.0)
     centre, spread = schedule.likely_end(resumed)
     assert centre == pytest.approx(15.0 + 1.5 + 60.0)  # the middle, plus the half queue gap stores miss
     opens, closes = schedule.window(resumed)
@@ -198,7 +213,7 @@ def test_gaps_stay_within_bounds_whatever_the_state():
         began_by = rng.choice([None, rng.uniform(0, 300)])
         after = None if began_by is None else rng.choice([None, began_by - rng.uniform(-5, 30)])
         state = PollState(
-            status="processing" if began_by is not None else "created",
+            status=RUNNING if began_by is not None else QUEUED,
             since_submit=rng.uniform(0, 4000),
             processing_began_after=after,
             processing_began_by=began_by,
@@ -218,21 +233,29 @@ def test_settings_choose_the_schedule():
 # --- whole follows on a virtual clock ------------------------------------------------------------
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def simulated_follow(schedule: PollSchedule, queue_s: float, processing_s: float, latency_s: float) -> tuple[float, int]:
-    """(how late completion is seen, polls made), walking `follow`'s loop without waiting."""
+    """(how late completion is seen, polls made): the real Poller on a fake clock."""
+    clock = FakeClock()
+    poller = Poller(schedule, clock=clock)  # follow starts with the submit answer in hand
+    submitted = clock.now
     completed_at = queue_s + processing_s
-    state = PollState(status="created", since_submit=0.0)
-    polled_at = schedule.next_gap(state)  # follow starts with the submit answer in hand
-    polls = 0
     while True:
-        polls += 1
-        status = "created" if polled_at < queue_s else "processing" if polled_at < completed_at else "completed"
-        state = _observe(state, status, polled_at)
-        answered_at = polled_at + latency_s
-        if status == "completed":
-            return answered_at - completed_at, polls
-        state = replace(state, since_submit=answered_at, polls=state.polls + 1)
-        polled_at = answered_at + schedule.next_gap(state)
+        clock.now += max(0.0, poller.due_in())
+        poller.polling()
+        asked = clock.now - submitted
+        status = QUEUED if asked < queue_s else RUNNING if asked < completed_at else COMPLETED
+        clock.now += latency_s
+        poller.saw(status)
+        if status is COMPLETED:
+            return clock.now - submitted - completed_at, poller.polls
 
 
 def simulate_many(schedule: PollSchedule, tasks: int = 1500) -> tuple[float, float, float]:
@@ -268,9 +291,10 @@ def test_the_prior_alone_still_beats_a_fixed_second():
 
 def follow_one(backend: LocalBackend, schedule: PollSchedule, results: dict, key: str, tmp_path) -> None:
     settings = Settings(api_key="test-key-not-secret", base_url=backend.base_url, data_dir=tmp_path / key)
-    with WaveSpeedClient(settings, schedule=schedule) as client:
-        task = client.submit("a woman smiles", f"{backend.base_url}/files/uploads/none.jpg", 1)
-        for update in client.follow(task.id, first=task, deadline_s=60):
+    with WaveSpeedClient(settings) as client:
+        inputs = {"prompt": "a woman smiles", "image": f"{backend.base_url}/files/uploads/none.jpg", "seed": 1}
+        task = client.submit(SKYREELS_V1, inputs)
+        for update in client.follow(task.id, schedule=schedule, first=task, deadline_s=60):
             if update.is_final:
                 results[key] = (time.time(), task.id)
 
@@ -297,3 +321,64 @@ def test_following_on_loopback_sees_completion_promptly_with_fewer_requests(tmp_
     assert -0.05 <= late <= 1.0  # ~0.13 s typically; generous for a busy machine
     assert fixed_polls >= 18
     assert adaptive_polls <= 0.7 * fixed_polls
+
+
+# --- the poller's bookkeeping, and follow on top of it ---------------------------------------
+
+
+def test_the_poller_pins_the_start_to_the_first_poll_that_saw_it_running():
+    clock = FakeClock()
+    poller = Poller(FixedSchedule(1.0), clock=clock)
+    for seen in (QUEUED, QUEUED, RUNNING, RUNNING):
+        clock.now += poller.due_in()
+        poller.polling()
+        clock.now += 0.05  # the answer takes a moment; the sighting belongs to the ask
+        poller.saw(seen)
+    # Asked at 1.0 and 2.05 (queued), then at 3.1 (running): each gap counts from an answer.
+    assert poller.state.processing_began_after == pytest.approx(2.05)
+    assert poller.state.processing_began_by == pytest.approx(3.1)
+    assert poller.polls == 4
+
+
+def test_a_resumed_follow_polls_at_once_and_a_push_brings_the_next_poll_forward():
+    clock = FakeClock()
+    resumed = Poller(AdaptiveSchedule(MINUTE_TASKS), clock=clock, age_s=30.0, answer_in_hand=False)
+    assert resumed.due_in() <= 0 and resumed.now() == pytest.approx(30.0)
+    pushed = Poller(AdaptiveSchedule(MINUTE_TASKS), clock=clock, push_expected=True)
+    assert pushed.due_in() >= 10.0  # a webhook will tell: polls are a sparse safety net
+    pushed.pushed()
+    assert pushed.due_in() <= 0
+
+
+def test_failed_polls_back_off_then_give_up_after_the_policy_s_count():
+    clock = FakeClock()
+    poller = Poller(FixedSchedule(0.5), clock=clock, max_failures=3)
+    gaps = []
+    for _ in range(2):
+        assert poller.failed() is False
+        gaps.append(poller.due_in())
+    assert gaps[1] > gaps[0] >= 0.5
+    assert poller.failed() is True
+
+
+def test_a_rate_limited_poll_backs_off_while_follow_keeps_ticking_and_hears_stop(tmp_path):
+    # The server asks for 2 s between polls; urllib3 used to wait that out inside result() (three
+    # times over), with no tick to the UI and no way to stop. Now the schedule owns the wait.
+    with LocalBackend(timing=TaskTiming(queue_s=0.1, processing_s=30.0), render=False) as api:
+        settings = Settings(api_key="k", base_url=api.base_url, data_dir=tmp_path)
+        with WaveSpeedClient(settings) as client:
+            inputs = {"prompt": "a man waves", "image": f"{api.base_url}/files/uploads/none.jpg", "seed": 1}
+            task = client.submit(SKYREELS_V1, inputs)
+            api.faults.rate_limit("result", times=3, retry_after=2.0)
+            stop = threading.Event()
+            ticks, started = [], time.monotonic()
+            with pytest.raises(Stopped):
+                for update in client.follow(task.id, schedule=FixedSchedule(0.2), stop=stop):
+                    ticks.append(time.monotonic() - started)
+                    if ticks[-1] > 2.5:
+                        stop.set()
+            stopped_after = time.monotonic() - started
+        polls = api.counts["result"]
+    assert len(ticks) >= 3  # a tick about every second while backing off
+    assert stopped_after < 4.0  # Stop was heard at once, not after 6 s of hidden retries
+    assert polls <= 3  # one poll per 2 s back-off: the 429s reached the schedule

@@ -1,0 +1,122 @@
+"""Who pays for a run and where its requests go.
+
+A key a visitor typed pays for their own runs; otherwise the owner's key (WAVESPEED_API_KEY)
+does; with no key at all, runs go to the offline preview. The preview server itself is started
+by the entry points (the app, the command line), which hand over a function that starts it on
+first use and returns its base URL: nothing here imports it.
+
+A visitor's key lives only in this process's memory, in their run's client, for as long as the
+run needs it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlsplit
+
+from .client import WaveSpeedClient
+from .config import Settings
+from .runs import Run
+
+PREVIEW_HOST = "offline-preview"
+# The preview accepts any key; this one says what it is in any log of the preview server.
+PREVIEW_TOKEN = "offline-preview"
+
+PREVIEW, API = "preview", "api"
+OWNER, VISITOR = "owner", "visitor"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a run's requests go, and whose key pays."""
+
+    mode: str  # API or PREVIEW
+    host: str
+    key_source: str  # OWNER, VISITOR or PREVIEW
+    client: WaveSpeedClient
+
+    @property
+    def costs_the_owner(self) -> bool:
+        return self.key_source == OWNER
+
+
+class Access:
+    """Chooses a backend for each run and keeps the clients that runs in flight need."""
+
+    def __init__(self, settings: Settings, *, start_preview: Callable[[], str] | None = None) -> None:
+        self.settings = settings
+        self._start_preview = start_preview
+        self._lock = threading.Lock()
+        self._owner: WaveSpeedClient | None = None
+        self._preview: WaveSpeedClient | None = None
+        self._visitors: dict[str, WaveSpeedClient] = {}  # run id -> client; memory only
+
+    @property
+    def api_host(self) -> str:
+        return urlsplit(self.settings.base_url).netloc or self.settings.base_url
+
+    @property
+    def default_mode(self) -> str:
+        """What a run with no typed key uses."""
+        return API if self.settings.has_key else PREVIEW
+
+    def host_for(self, mode: str) -> str:
+        return PREVIEW_HOST if mode == PREVIEW else self.api_host
+
+    def backend_for(self, api_key: str | None = None) -> Backend:
+        """A visitor's key, else the owner's key, else the built-in offline preview."""
+        if api_key and api_key.strip():
+            client = WaveSpeedClient(self.settings.with_key(api_key.strip()))
+            return Backend(API, self.api_host, VISITOR, client)
+        if self.settings.has_key:
+            with self._lock:
+                if self._owner is None:
+                    self._owner = WaveSpeedClient(self.settings)
+            return Backend(API, self.api_host, OWNER, self._owner)
+        return Backend(PREVIEW, PREVIEW_HOST, PREVIEW, self.preview_client())
+
+    def preview_client(self) -> WaveSpeedClient:
+        with self._lock:
+            if self._preview is None:
+                if self._start_preview is None:
+                    raise RuntimeError("no offline preview was configured for this process")
+                base_url = self._start_preview()
+                settings = self.settings.with_key(PREVIEW_TOKEN).with_base_url(base_url)
+                self._preview = WaveSpeedClient(settings)
+            return self._preview
+
+    # -- clients for runs in flight --
+
+    def keep(self, run_id: str, backend: Backend) -> None:
+        """Remember a visitor's client while their run may still need following."""
+        if backend.key_source == VISITOR:
+            with self._lock:
+                self._visitors[run_id] = backend.client
+
+    def forget(self, run_id: str) -> None:
+        """Drop a visitor's key from memory: their run no longer needs it."""
+        with self._lock:
+            client = self._visitors.pop(run_id, None)
+        if client is not None:
+            client.close()
+
+    def client_for_run(self, run: Run) -> WaveSpeedClient | None:
+        """The client that can follow a stored run, or None (a visitor's key is not kept)."""
+        if run.mode == PREVIEW:
+            return self.preview_client()
+        with self._lock:
+            client = self._visitors.get(run.id)
+        if client is not None:
+            return client
+        if run.key_source != VISITOR and self.settings.has_key and run.api_host == self.api_host:
+            return self.backend_for(None).client
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            clients = [c for c in (self._owner, self._preview, *self._visitors.values()) if c]
+            self._visitors.clear()
+        for client in clients:
+            client.close()

@@ -1,0 +1,115 @@
+"""What a person sees of a run: the typed, frozen events that `Studio.generate` yields.
+
+The app's status board and the command line's status lines only render these; each carries
+its facts as fields and a `message` in plain words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .images import PreparedImage
+from .runs import Run
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something the person should see; `elapsed_s` counts from the click."""
+
+    elapsed_s: float
+
+    @property
+    def message(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class WaitingForSlot(Event):
+    running: int
+
+    @property
+    def message(self) -> str:
+        return f"Waiting for a free slot: {self.running} videos are being made right now."
+
+
+@dataclass(frozen=True)
+class Prepared(Event):
+    image: PreparedImage | None  # None when the image is a URL passed on as it is
+
+    @property
+    def message(self) -> str:
+        if self.image is None:
+            return "Using the image URL as given."
+        return f"Prepared the image: {self.image.width}×{self.image.height}, {len(self.image.data) // 1024} KB."
+
+
+@dataclass(frozen=True)
+class Uploading(Event):
+    size: int
+    run_id: str
+
+    @property
+    def message(self) -> str:
+        return f"Uploading the image ({self.size / 1024:.0f} KB)…"
+
+
+@dataclass(frozen=True)
+class Submitted(Event):
+    run_id: str
+    task_id: str
+    seed: int
+
+    @property
+    def message(self) -> str:
+        return f"Submitted task {self.task_id} (seed {self.seed})."
+
+
+@dataclass(frozen=True)
+class Queued(Event):
+    task_id: str
+    waited_s: float
+    typical_s: float
+
+    @property
+    def message(self) -> str:
+        return f"Waiting in WaveSpeed's queue: {self.waited_s:.0f} s so far."
+
+
+@dataclass(frozen=True)
+class Processing(Event):
+    task_id: str
+    processing_s: float
+    typical_s: float
+
+    @property
+    def message(self) -> str:
+        return (
+            f"Making the video: {self.processing_s:.0f} s so far; "
+            f"it usually takes about {self.typical_s:.0f} s."
+        )
+
+
+@dataclass(frozen=True)
+class Downloading(Event):
+    task_id: str
+
+    @property
+    def message(self) -> str:
+        return "Downloading the finished video…"
+
+
+@dataclass(frozen=True)
+class Done(Event):
+    run: Run
+    video_path: Path
+    seed: int
+    nsfw: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        made = self.timings.get("inference_s")
+        made_text = f"made in {made:.1f} s, " if made else ""
+        flag = " WaveSpeed flagged this video as possibly NSFW." if self.nsfw else ""
+        return f"Done: {made_text}{self.timings.get('total_s', self.elapsed_s):.1f} s in all (seed {self.seed}).{flag}"

@@ -1,0 +1,44 @@
+"""The offline preview as the entry points start it: the built-in backend, on first use.
+
+The app and the command line hand an `OfflinePreview` to `Studio` as its `start_preview`; the
+first run with no key starts the server on a loopback port and gets its base URL. Importing the
+server (FastAPI, uvicorn, PyAV) waits until then, so a run on a real key never pays for it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from .config import Settings
+
+
+class OfflinePreview:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._backend = None
+
+    def __call__(self) -> str:
+        """Start the server if it is not running yet; return its base URL."""
+        with self._lock:
+            if self._backend is None:
+                from .local_api import LocalBackend, TaskTiming
+
+                queue_s, processing_s = self.settings.preview_timing
+                self._backend = LocalBackend(
+                    timing=TaskTiming(queue_s=queue_s, processing_s=processing_s),
+                    data_dir=self.settings.data_dir / "preview-backend",
+                ).start()
+            return self._backend.base_url
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._backend is not None:
+                self._backend.stop()
+                self._backend = None
+
+    def __enter__(self) -> "OfflinePreview":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
