@@ -51,7 +51,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.preview_video import NotAnImage, render_preview
+from skyreels_demo.local_api.render import NotAnImage, render_preview
 
 log = logging.getLogger(__name__)
 
