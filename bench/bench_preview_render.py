@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skyreels_demo.images import choose_frame  # noqa: E402
-from skyreels_demo.preview_video import render_preview  # noqa: E402
+from skyreels_demo.local_api.render import render_preview  # noqa: E402
 
 RUNS = 5
 TARGET_MEDIAN_S = 3.0

@@ -18,7 +18,7 @@ import requests
 from PIL import Image, ImageDraw
 
 from skyreels_demo.local_api import LocalBackend, TaskTiming
-from skyreels_demo.preview_video import NotAnImage, render_preview
+from skyreels_demo.local_api.render import NotAnImage, render_preview
 
 FAST = TaskTiming(queue_s=0.2, processing_s=0.5)
 QUICK = TaskTiming(queue_s=0.1, processing_s=0.2)  # for tests about the protocol, not the clock

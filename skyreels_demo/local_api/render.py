@@ -1,16 +1,20 @@
 """The offline preview video: a slow camera move over the still, as a real H.264 MP4.
 
 It stands in for SkyReels output when no API key is set, so it keeps the model's frame size,
-frame count and frame rate (97 frames at 24 fps), and says in a corner that it is a preview.
+frame count and frame rate (from `SKYREELS_V1`), and says in a corner that it is a preview.
+`PreviewRenders` keeps one such video per distinct image in the backend's renders/ folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
 import tempfile
+import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 import av
@@ -29,8 +33,8 @@ ZOOM_END = 1.12
 PAN_DIRECTION = (0.55, -0.35)
 # Source is kept a little larger than the frame so the zoomed-in end stays sharp.
 SOURCE_MARGIN = 1.15
-# One keyframe every two seconds: browsers can seek without bloating a 4 s clip.
-GOP_FRAMES = 48
+# One keyframe every two seconds: browsers can seek without bloating a clip of a few seconds.
+GOP_FRAMES = 2 * SKYREELS_V1.fps
 
 
 class NotAnImage(ValueError):
@@ -78,6 +82,44 @@ def render_preview(
         dest.name, width, height, frames, time.perf_counter() - started,
     )
     return dest
+
+
+class PreviewRenders:
+    """The previews in one folder: rendered once per distinct image, then shared by every task."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Future[Path]] = {}
+
+    def render_once(self, image: bytes) -> Path:
+        """The preview for these image bytes; a second task with the same image waits for the first."""
+        digest = hashlib.sha256(image).hexdigest()
+        with self._lock:
+            job = self._jobs.get(digest)
+            mine = job is None
+            if mine:
+                job = self._jobs[digest] = Future()
+        if not mine:
+            return job.result()
+        dest = self.folder / f"{digest}.mp4"
+        try:
+            if not dest.is_file():
+                render_preview(image, dest)
+        except BaseException as exc:
+            with self._lock:
+                del self._jobs[digest]  # let a later task try again
+            job.set_exception(exc)
+            raise
+        job.set_result(dest)
+        return dest
+
+    def placeholder(self) -> Path:
+        """One tiny valid MP4 that every task shares when rendering is off."""
+        picture = Image.linear_gradient("L").resize((128, 72)).convert("RGB")
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        return render_preview(buffer.getvalue(), self.folder / "placeholder.mp4", frame=(128, 72))
 
 
 def _open_picture(image_bytes: bytes) -> Image.Image:

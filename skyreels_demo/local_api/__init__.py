@@ -1,0 +1,36 @@
+"""The built-in WaveSpeed-compatible backend: offline preview for the app, a real server for tests.
+
+It speaks the endpoints and envelopes of `wavespeed-api.md` over loopback HTTP, walks each task
+through created, processing and completed on a clock, and renders a preview MP4 from the
+uploaded image. Fault switches (`LocalBackend.faults`) make it misbehave on purpose, one
+request at a time, so the client's retries and error sentences can be tested for real. Tasks,
+uploads and renders are kept on disk, so a new backend on the same data directory (on any
+port) answers for the tasks of an old one; what is older than seven days goes when it starts.
+
+    from pathlib import Path
+    from skyreels_demo.client import WaveSpeedClient
+    from skyreels_demo.config import Settings
+    from skyreels_demo.local_api import LocalBackend, TaskTiming
+
+    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=0.5)) as backend:
+        client = WaveSpeedClient(Settings(api_key="anything", base_url=backend.base_url))
+        image_url = client.upload(Path("photo.jpg").read_bytes())
+        task = client.submit("FPS-24, a quiet lake at dawn", image_url, seed=42)
+        done = list(client.follow(task.id))[-1]
+        client.download(done.video_url, Path("preview.mp4"))
+
+Which module holds what:
+    backend.py   LocalBackend: start, stop, serve; creating tasks and making their videos
+    fetch.py     fetching a task's image: our own uploads from disk, else loopback HTTP only
+    clock.py     TaskTiming and TaskRecord: a task's status read off the clock
+    faults.py    Faults: the switches tests arm, and the canned answers they give
+    storage.py   tasks, uploads and renders on disk across restarts; seven-day retention
+    render.py    the preview MP4 itself, rendered once per distinct image
+    routes/      the HTTP routes, one module per group; `routes/common.py` has what they share
+"""
+
+from skyreels_demo.local_api.backend import LocalBackend, serve
+from skyreels_demo.local_api.clock import TaskRecord, TaskTiming
+from skyreels_demo.local_api.faults import Faults
+
+__all__ = ["Faults", "LocalBackend", "TaskRecord", "TaskTiming", "serve"]

@@ -1,0 +1,265 @@
+"""LocalBackend: the server's lifecycle and the tasks it creates, from submit to video."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+import uvicorn
+
+from skyreels_demo.local_api import routes
+from skyreels_demo.local_api.clock import RenderDone, TaskFailure, TaskRecord, TaskTiming
+from skyreels_demo.local_api.faults import Faults
+from skyreels_demo.local_api.fetch import ImageUnavailable, fetch_image, refuse_address
+from skyreels_demo.local_api.render import NotAnImage, PreviewRenders
+from skyreels_demo.local_api.storage import Storage
+from skyreels_demo.models import SKYREELS_V1
+
+log = logging.getLogger(__name__)
+
+RENDER_WORKERS = 2
+
+
+class LocalBackend:
+    """A WaveSpeed-compatible server for SkyReels V1 on a loopback port, in a background thread.
+
+    `api_key=None` accepts any non-empty Bearer token. Once stopped it cannot be started again.
+    Tasks are kept in `data_dir/tasks/`; on start it answers for the tasks stored there by an
+    earlier backend (they are not counted in `created_task_ids`, which is this one's own).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        timing: TaskTiming | Callable[[], TaskTiming] = TaskTiming(),
+        data_dir: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        render: bool = True,
+    ) -> None:
+        self._api_key = api_key
+        self._timing = timing
+        if data_dir is None:
+            data_dir = Path(tempfile.mkdtemp(prefix="skyreels-local-"))
+        self.data_dir = Path(data_dir)
+        self.storage = Storage(self.data_dir)
+        self._renders = PreviewRenders(self.storage.renders_dir)
+        self.host = host
+        self.port = port
+        self.render = render
+        self.base_url = ""
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.faults = Faults(routes.KINDS)
+        self.created_task_ids: list[str] = []
+        self._lock = threading.Lock()
+        self._tasks: dict[str, TaskRecord] = {}
+        self._restored = False
+        self._pool = ThreadPoolExecutor(max_workers=RENDER_WORKERS, thread_name_prefix="preview-render")
+        self._placeholder: Path | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        # Never let an environment proxy carry a loopback fetch off this machine.
+        self._http = requests.Session()
+        self._http.trust_env = False
+        self.app = routes.build_app(self)
+
+    # -- lifecycle --
+
+    def start(self) -> LocalBackend:
+        """Serve in a daemon thread; return once the server answers."""
+        if self._thread is not None:
+            return self
+        sock, server = self._prepare(log_level="warning")
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name=f"local-api:{self.port}", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the local backend did not start on {self.base_url}")
+            time.sleep(0.01)
+        self._http.get(self.base_url + "/", timeout=5).raise_for_status()
+        log.info("local backend serving at %s (data in %s)", self.base_url, self.data_dir)
+        return self
+
+    def stop(self) -> None:
+        self.storage.close()
+        if self._server is not None:
+            # Stop means stop: don't linger for idle keep-alive connections or open downloads.
+            self._server.should_exit = self._server.force_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._http.close()
+
+    def __enter__(self) -> LocalBackend:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _prepare(self, *, log_level: str) -> tuple[socket.socket, uvicorn.Server]:
+        """Bind the port (so port 0 becomes a real one) and build the server."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self.base_url = f"http://{_url_host(self.host)}:{self.port}"
+        if not self.render:
+            self._placeholder = self._renders.placeholder()
+        self._restore()
+        embedded = log_level == "warning"
+        config = uvicorn.Config(
+            self.app,
+            log_level=log_level,
+            access_log=not embedded,
+            # Embedded in the app or a test, leave the host program's logging alone.
+            log_config=None if embedded else uvicorn.config.LOGGING_CONFIG,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+        )
+        return sock, uvicorn.Server(config)
+
+    def _restore(self) -> None:
+        """Answer (once) for the tasks kept in storage, finishing the renders they still need."""
+        if self._restored:
+            return
+        self._restored = True
+        kept = self.storage.restore()
+        resumed = 0
+        for record in kept:
+            with self._lock:
+                if record.id in self._tasks:
+                    continue
+                self._tasks[record.id] = record
+            if record.needs_render:
+                resumed += 1
+                if self._placeholder is not None:
+                    record.render = RenderDone(self._placeholder, record.created_at)
+                    self.storage.save(record)
+                else:
+                    self._pool.submit(self._make_video, record, True)
+        if kept:
+            log.info("restored %d stored tasks (%d to finish rendering)", len(kept), resumed)
+
+    # -- what tests and routes ask of it --
+
+    @property
+    def api_key(self) -> str | None:
+        """The only key it accepts, or None when any non-empty key will do."""
+        return self._api_key
+
+    def task(self, task_id: str) -> TaskRecord:
+        """The server-side record of a task (KeyError if there is none)."""
+        return self._tasks[task_id]
+
+    def find_task(self, task_id: str) -> TaskRecord | None:
+        return self._tasks.get(task_id)
+
+    @property
+    def tasks_created(self) -> int:
+        return len(self.created_task_ids)
+
+    def count_request(self, kind: str) -> None:
+        with self._lock:
+            self.counts[kind] += 1
+
+    # -- tasks --
+
+    def create_task(self, prompt: str, image_url: str, seed: int) -> TaskRecord:
+        """Record a new task (on disk first) and start making its video; seed -1 picks one."""
+        timing = self._timing if isinstance(self._timing, TaskTiming) else self._timing()
+        if seed == -1:
+            seed = random.randint(0, SKYREELS_V1.seed_max)
+        faults = self.faults._take_task()
+        record = TaskRecord(
+            id=uuid.uuid4().hex,
+            prompt=prompt,
+            seed=seed,
+            image_url=image_url,
+            created_at=time.time(),
+            timing=timing,
+            nsfw=faults.nsfw,
+            hang=faults.hang,
+            missing_output=faults.missing_output,
+        )
+        problem = refuse_address(image_url)
+        if faults.failure is not None:
+            record.failure = TaskFailure(*faults.failure, at=record.due_at)
+        elif record.hang:
+            pass  # it stays processing: nothing to fetch or render
+        elif problem is not None:
+            record.failure = TaskFailure(1402, problem, at=record.processing_at)
+        elif self._placeholder is not None:
+            record.render = RenderDone(self._placeholder, record.created_at)
+        # On disk before anyone hears of it: a restart after the answer can still finish it.
+        self.storage.save(record)
+        with self._lock:
+            self._tasks[record.id] = record
+            self.created_task_ids.append(record.id)
+        if record.needs_render:
+            self._pool.submit(self._make_video, record)
+        log.info("task %s created (seed %d)", record.id, seed)
+        return record
+
+    def _make_video(self, record: TaskRecord, restored: bool = False) -> None:
+        """Worker: fetch the task's image and render (or reuse) its preview."""
+        try:
+            image = fetch_image(
+                record.image_url, self.storage, self._http, own_port=self.port, restored=restored
+            )
+            video = self._renders.render_once(image)
+        except ImageUnavailable as exc:
+            record.failure = TaskFailure(1402, str(exc), at=time.time())
+        except NotAnImage:
+            message = "The image URL does not point to a picture that can be read (JPG, PNG, WebP...)."
+            record.failure = TaskFailure(1402, message, at=time.time())
+        except Exception:
+            log.exception("rendering the preview for task %s failed", record.id)
+            record.failure = TaskFailure(5000, "Internal error while rendering the preview.", at=time.time())
+        else:
+            record.render = RenderDone(video, time.time())
+        self.storage.save(record)
+
+
+def serve(
+    port: int,
+    host: str = "127.0.0.1",
+    api_key: str | None = None,
+    timing: TaskTiming = TaskTiming(),
+    data_dir: Path | None = None,
+) -> None:
+    """Serve the local backend in the foreground until interrupted (`python -m skyreels_demo local-api`)."""
+    backend = LocalBackend(api_key=api_key, timing=timing, data_dir=data_dir, host=host, port=port)
+    sock, server = backend._prepare(log_level="info")
+    log.info("local WaveSpeed-compatible backend at %s (data in %s)", backend.base_url, backend.data_dir)
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        # uvicorn re-raises the Ctrl-C it already handled; a stopped server is a normal end.
+        log.info("local backend stopped")
+    finally:
+        backend._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _url_host(host: str) -> str:
+    """How a client on this machine should name the bound host in a URL."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host

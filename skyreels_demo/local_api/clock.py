@@ -1,0 +1,101 @@
+"""A task's status read off the clock: created, then processing, then completed or failed.
+
+Nothing here moves a task along: its record holds when it was created, how long each state
+lasts, and (once known) its failure or its finished video, and the status at any moment
+follows from those.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TaskTiming:
+    """Seconds a task spends in each state."""
+
+    queue_s: float = 1.0  # created -> processing
+    processing_s: float = 3.0  # processing -> completed
+
+    def __post_init__(self) -> None:
+        if self.queue_s < 0 or self.processing_s < 0:
+            raise ValueError("task timings must not be negative")
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    code: int
+    message: str
+    at: float  # time.time() from which the task reads as failed
+
+
+@dataclass(frozen=True)
+class RenderDone:
+    path: Path
+    at: float  # time.time() when the video file was ready
+
+
+@dataclass(eq=False)
+class TaskRecord:
+    """The server's record of one task; its status is read off the clock."""
+
+    id: str
+    prompt: str
+    seed: int
+    image_url: str
+    created_at: float
+    timing: TaskTiming
+    nsfw: bool = False
+    hang: bool = False
+    missing_output: bool = False
+    # Each is set once, by a single assignment, so readers on other threads see all or nothing.
+    failure: TaskFailure | None = None
+    render: RenderDone | None = None
+
+    @property
+    def processing_at(self) -> float:
+        return self.created_at + self.timing.queue_s
+
+    @property
+    def due_at(self) -> float:
+        """When the clock says it is done, if the video is ready by then."""
+        return self.processing_at + self.timing.processing_s
+
+    def status_at(self, now: float) -> str:
+        if now < self.processing_at:
+            return "created"
+        if self.failure is not None and now >= self.failure.at:
+            return "failed"
+        if self.hang or self.failure is not None:
+            return "processing"
+        render = self.render
+        if render is not None and now >= max(self.due_at, render.at):
+            return "completed"
+        return "processing"
+
+    @property
+    def status(self) -> str:
+        return self.status_at(time.time())
+
+    @property
+    def completed_at(self) -> float | None:
+        """time.time() at which it became completed; None until then."""
+        render = self.render
+        if render is None or self.failure is not None or self.hang:
+            return None
+        done = max(self.due_at, render.at)
+        return done if time.time() >= done else None
+
+    @property
+    def failed_at(self) -> float | None:
+        failure = self.failure
+        if failure is None or time.time() < max(failure.at, self.processing_at):
+            return None
+        return max(failure.at, self.processing_at)
+
+    @property
+    def needs_render(self) -> bool:
+        """No video yet, and nothing (a failure, a hang) that makes one pointless."""
+        return self.render is None and self.failure is None and not self.hang

@@ -1,0 +1,104 @@
+"""Submitting a SkyReels V1 task and reading its result, as WaveSpeed's /api/v3 answers them."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from skyreels_demo.local_api.clock import TaskRecord
+from skyreels_demo.local_api.routes.common import answer, error_response, success
+from skyreels_demo.local_api.routes.files import OUTPUTS_PATH
+from skyreels_demo.models import SKYREELS_V1
+
+if TYPE_CHECKING:
+    from skyreels_demo.local_api.backend import LocalBackend
+
+KINDS = ("submit", "result")
+MIN_SEED, MAX_SEED = SKYREELS_V1.seed_range
+
+
+def register(app: FastAPI, backend: LocalBackend) -> None:
+    @app.post(SKYREELS_V1.path)
+    async def submit(request: Request) -> Response:
+        async def build() -> Response:
+            try:
+                body = json.loads(await request.body() or b"null")
+            except ValueError:
+                return error_response(400, 1401, "The request body is not valid JSON.")
+            problem = refuse_submission(body)
+            if problem is not None:
+                return error_response(400, *problem)
+            seed = body.get("seed")
+            record = await run_in_threadpool(
+                backend.create_task, body["prompt"], body["image"], -1 if seed is None else seed
+            )
+            return success(task_data(record, backend.base_url, time.time()))
+
+        return await answer(backend, "submit", request, build)
+
+    async def result(task_id: str, request: Request) -> Response:
+        async def build() -> Response:
+            record = backend.find_task(task_id)
+            if record is None:
+                return error_response(404, 404, "No task with that id was found.")
+            return success(task_data(record, backend.base_url, time.time()))
+
+        return await answer(backend, "result", request, build)
+
+    # data.urls.get names the first; some of WaveSpeed's pages show the second.
+    app.add_api_route("/api/v3/predictions/{task_id}/result", result, methods=["GET"])
+    app.add_api_route("/api/v3/predictions/{task_id}", result, methods=["GET"])
+
+
+def task_data(record: TaskRecord, base_url: str, now: float) -> dict[str, Any]:
+    """The envelope's `data` for a task, as it stands at `now`."""
+    status = record.status_at(now)
+    data: dict[str, Any] = {
+        "id": record.id,
+        "model": SKYREELS_V1.name,
+        "outputs": [],
+        "urls": {"get": f"{base_url}/api/v3/predictions/{record.id}/result"},
+        "has_nsfw_contents": [],
+        "status": status,
+        "created_at": _iso(record.created_at),
+        "error": "",
+        "timings": {"inference": 0},
+    }
+    if status == "completed":
+        done = max(record.due_at, record.render.at)  # type: ignore[union-attr]
+        data["outputs"] = [f"{base_url}{OUTPUTS_PATH}{record.id}.mp4"]
+        data["has_nsfw_contents"] = [record.nsfw]
+        data["timings"] = {"inference": round((done - record.processing_at) * 1000)}
+    elif status == "failed":
+        data["error"] = record.failure.message  # type: ignore[union-attr]
+        data["code"] = record.failure.code  # type: ignore[union-attr]
+    return data
+
+
+def refuse_submission(body: Any) -> tuple[int, str] | None:
+    """(API code, sentence) when a submit body does not fit the schema, else None."""
+    if not isinstance(body, dict):
+        return 1401, "The request body must be a JSON object."
+    for name in ("prompt", "image"):
+        value = body.get(name)
+        if value is None or value == "" or (isinstance(value, str) and not value.strip()):
+            return 1400, f"Missing required parameter: {name}."
+        if not isinstance(value, str):
+            return 1401, f"Invalid parameter: {name} must be a string."
+    seed = body.get("seed")
+    # bool is an int subclass in Python but not an integer in JSON.
+    seed_is_int = isinstance(seed, int) and not isinstance(seed, bool)
+    if seed is not None and (not seed_is_int or not MIN_SEED <= seed <= MAX_SEED):
+        return 1401, f"Invalid parameter: seed must be an integer from {MIN_SEED} to {MAX_SEED}."
+    return None
+
+
+def _iso(timestamp: float) -> str:
+    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
