@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from .client import WaveSpeedClient
 from .config import Settings
+from .errors import BadInput
 from .runs import Run
 
 PREVIEW_HOST = "offline-preview"
@@ -101,6 +102,14 @@ class Access:
             client = self._visitors.pop(run_id, None)
         if client is not None:
             client.close()
+
+    def client_with_key(self, run: Run, api_key: str) -> WaveSpeedClient:
+        """A client for a visitor's own run, from the key they pasted again (memory only)."""
+        if run.key_source != VISITOR or run.mode != API or run.api_host != self.api_host:
+            raise BadInput("This run was not made with a key of your own, so there is nothing to paste.")
+        if not api_key or not api_key.strip():
+            raise BadInput("Paste the WaveSpeed key this run was made with, then press Finish.")
+        return WaveSpeedClient(self.settings.with_key(api_key.strip()))
 
     def client_for_run(self, run: Run) -> WaveSpeedClient | None:
         """The client that can follow a stored run, or None (a visitor's key is not kept)."""

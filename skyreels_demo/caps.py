@@ -1,38 +1,70 @@
-"""Caps on what a public deployment spends: the owner's key, per visitor and per day.
+"""Caps on what a public deployment spends: the owner's key and this machine's offline preview.
 
-A visitor's own key is theirs to spend and is not capped here.
+Who counts as one visitor is the server's decision (`Requester` in the app: a signed-in Hugging
+Face account, else the client's address), never a value the client sends. The limits are
+checked in the same write transaction that records the run (`RunStore.create(within=...)`), so
+simultaneous calls at a cap's edge overshoot it by nothing. A visitor's own key is theirs to
+spend and is not capped here; nor is anything when the app is not shared.
 """
 
 from __future__ import annotations
 
 import time
 
-from .access import Backend
+from .access import OWNER, PREVIEW, Backend
 from .config import Settings
-from .errors import QuotaExceeded
-from .runs import RunStore
+from .runs import Limit
 
 HOUR_S, DAY_S = 3600.0, 86400.0
 
 
-class Caps:
-    def __init__(self, settings: Settings, store: RunStore) -> None:
-        self.settings = settings
-        self.store = store
-
-    def check(self, backend: Backend, visitor: str) -> None:
-        """Refuse (before anything is spent) a run past a cap; nothing happens otherwise."""
-        if not backend.costs_the_owner or not self.settings.shared:
-            return
-        now = time.time()
-        if self.store.count_since(now - DAY_S, key_source="owner") >= self.settings.app_runs_per_day:
-            raise QuotaExceeded(
-                "This Space has made all the videos it can today on its owner's key: paste your "
-                "own WaveSpeed key to go on, or come back tomorrow."
-            )
-        used = self.store.count_since(now - HOUR_S, key_source="owner", visitor=visitor)
-        if used >= self.settings.visitor_runs_per_hour:
-            raise QuotaExceeded(
-                f"You have made {used} videos in the last hour on this Space's key: paste your own "
-                "WaveSpeed key to go on now, or wait a while."
-            )
+def limits_for(
+    settings: Settings, backend: Backend, requester: str, *, signed_in: bool = False, now: float | None = None
+) -> list[Limit]:
+    """The limits a new run must stay within, most general first."""
+    if not settings.shared or backend.key_source not in (OWNER, PREVIEW):
+        return []
+    now = time.time() if now is None else now
+    if backend.key_source == OWNER:
+        per_hour = settings.signed_in_runs_per_hour if signed_in else settings.visitor_runs_per_hour
+        return [
+            Limit(
+                since=now - DAY_S,
+                most=settings.app_runs_per_day,
+                key_source=OWNER,
+                refusal=(
+                    "This Space has made all the videos it can today on its owner's key: paste "
+                    "your own WaveSpeed key to go on, or come back tomorrow."
+                ),
+            ),
+            Limit(
+                since=now - HOUR_S,
+                most=per_hour,
+                key_source=OWNER,
+                requester=requester,
+                refusal=(
+                    f"You have made {per_hour} videos in the last hour on this Space's key: paste "
+                    "your own WaveSpeed key to go on now"
+                    + (", sign in for a larger allowance," if settings.sign_in and not signed_in else ",")
+                    + " or wait a while."
+                ),
+            ),
+        ]
+    return [
+        Limit(
+            since=now - DAY_S,
+            most=settings.preview_runs_per_day,
+            key_source=PREVIEW,
+            refusal="This app has made all the offline previews it can today: come back tomorrow.",
+        ),
+        Limit(
+            since=now - HOUR_S,
+            most=settings.preview_runs_per_hour,
+            key_source=PREVIEW,
+            requester=requester,
+            refusal=(
+                f"You have made {settings.preview_runs_per_hour} offline previews in the last hour: "
+                "wait a while, or paste your own WaveSpeed key to make real videos."
+            ),
+        ),
+    ]

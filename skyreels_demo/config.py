@@ -13,10 +13,23 @@ from pathlib import Path
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 
 
-def _default_data_dir() -> Path:
-    # A per-user cache directory, as the XDG convention has it.
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+PERSISTENT_ROOT = Path("/data")  # where a Space with persistent storage mounts it
+
+
+def _default_data_dir(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    # A Space's own disk is wiped at every restart; its persistent storage, if on, is not.
+    if PERSISTENT_ROOT.is_dir() and os.access(PERSISTENT_ROOT, os.W_OK):
+        return PERSISTENT_ROOT / "skyreels-studio"
+    # Otherwise a per-user cache directory, as the XDG convention has it.
+    cache = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "skyreels-studio"
+
+
+def _listens_beyond_loopback(env: dict[str, str]) -> bool:
+    """Whether Gradio will accept visitors from other machines (its default is loopback)."""
+    name = env.get("GRADIO_SERVER_NAME", "").strip().strip("[]").lower()
+    return bool(name) and name not in {"127.0.0.1", "localhost", "::1"} and not name.startswith("127.")
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:
@@ -69,11 +82,22 @@ class Settings:
     # Shared use of the owner's key on a public Space.
     max_concurrent_tasks: int = 3
     visitor_runs_per_hour: int = 5
+    signed_in_runs_per_hour: int = 15
     app_runs_per_day: int = 100
+    # The offline preview costs this machine's CPU and disk: capped too.
+    preview_runs_per_hour: int = 30
+    preview_runs_per_day: int = 500
     queue_size: int = 20
-    # A public deployment (a Hugging Face Space sets SPACE_ID): the owner's key is capped per
-    # visitor and per day, and each visitor sees only their own runs.
+    # A public deployment (on a Space, or listening beyond loopback): the owner's key and the
+    # preview are capped per visitor and per day, and each visitor sees only their own runs.
     shared: bool = False
+    # Visitors can sign in with Hugging Face (a Space with `hf_oauth: true` sets OAUTH_CLIENT_ID).
+    sign_in: bool = False
+    # Proxies in front of the app whose X-Forwarded-For entry is trusted (a Space has one).
+    proxy_hops: int = 0
+    # Retention of videos and images in the data directory (run records always stay).
+    keep_days: float = 30.0
+    disk_budget_mb: float = 2000.0
     # The offline preview's clock: seconds a task waits queued, then processing.
     preview_timing: tuple[float, float] = (1.0, 3.0)
 
@@ -100,14 +124,24 @@ class Settings:
             base_url=(env.get("WAVESPEED_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
             data_dir=Path(env["SKYREELS_DATA_DIR"]).expanduser()
             if env.get("SKYREELS_DATA_DIR", "").strip()
-            else _default_data_dir(),
+            else _default_data_dir(env),
             poll=env.get("SKYREELS_POLL", "").strip() or "adaptive",
             run_deadline_s=_float(env, "SKYREELS_RUN_TIMEOUT", cls.run_deadline_s),
             max_concurrent_tasks=_int(env, "SKYREELS_MAX_CONCURRENT_TASKS", cls.max_concurrent_tasks),
             visitor_runs_per_hour=_int(env, "SKYREELS_VISITOR_RUNS_PER_HOUR", cls.visitor_runs_per_hour),
+            signed_in_runs_per_hour=_int(env, "SKYREELS_SIGNED_IN_RUNS_PER_HOUR", cls.signed_in_runs_per_hour),
             app_runs_per_day=_int(env, "SKYREELS_APP_RUNS_PER_DAY", cls.app_runs_per_day),
+            preview_runs_per_hour=_int(env, "SKYREELS_PREVIEW_RUNS_PER_HOUR", cls.preview_runs_per_hour),
+            preview_runs_per_day=_int(env, "SKYREELS_PREVIEW_RUNS_PER_DAY", cls.preview_runs_per_day),
             queue_size=_int(env, "SKYREELS_QUEUE_SIZE", cls.queue_size),
-            shared=_flag(env.get("SKYREELS_SHARED"), default=bool(env.get("SPACE_ID"))),
+            shared=_flag(
+                env.get("SKYREELS_SHARED"),
+                default=bool(env.get("SPACE_ID")) or _listens_beyond_loopback(env),
+            ),
+            sign_in=bool(env.get("OAUTH_CLIENT_ID")) and bool(env.get("SPACE_ID")),
+            proxy_hops=_int(env, "SKYREELS_PROXY_HOPS", 1 if env.get("SPACE_ID") else 0),
+            keep_days=_float(env, "SKYREELS_KEEP_DAYS", cls.keep_days),
+            disk_budget_mb=_float(env, "SKYREELS_DISK_BUDGET_MB", cls.disk_budget_mb),
             preview_timing=_timing(env, "SKYREELS_PREVIEW_TIMING", cls.preview_timing),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -13,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Iterator
 
+from .client import WaveSpeedClient
 from .errors import ApiError, BadInput, Stopped, StudioError, TaskFailed
 from .runs import DONE, LOST, PROCESSING, Run
 from .tasks import TaskState
@@ -27,10 +28,19 @@ API_RETENTION_S = 7 * 24 * 3600
 
 
 def finish(
-    studio: "Studio", run: Run, *, deadline_s: float | None = None, stop: threading.Event | None = None
+    studio: "Studio",
+    run: Run,
+    *,
+    deadline_s: float | None = None,
+    stop: threading.Event | None = None,
+    client: WaveSpeedClient | None = None,
 ) -> Run:
-    """Follow one stored, unfinished run to its end and save its video."""
-    client = studio.access.client_for_run(run)
+    """Follow one stored, unfinished run to its end and save its video.
+
+    `client`: the one to follow it with (a visitor's key, handed back for this run only);
+    by default the one `Access` has for it.
+    """
+    client = client or studio.access.client_for_run(run)
     if client is None:
         raise ApiError(
             f"Run {run.id} needs the API key that started it: set WAVESPEED_API_KEY "

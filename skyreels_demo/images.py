@@ -34,6 +34,20 @@ from PIL import (
 )
 
 from .errors import ImageRejected
+from .image_limits import (  # noqa: F401 (the limits are part of this module's surface)
+    DECODE_BUDGET,
+    MAX_BYTES,
+    MAX_DECODED_BYTES,
+    MAX_MEGAPIXELS,
+    MIN_SIDE,
+    bomb,
+    check_dimensions,
+    check_file_size,
+    damaged,
+    unidentified,
+    unreadable,
+    check_footprint,
+)
 from .models import SKYREELS_V1
 
 log = logging.getLogger(__name__)
@@ -53,16 +67,6 @@ def choose_frame(width: int, height: int) -> tuple[int, int]:
     ratio = math.log(width / height)
     return min(FRAMES, key=lambda frame: abs(math.log(frame[0] / frame[1]) - ratio))
 
-
-# --- limits ------------------------------------------------------------------------------------
-
-# Bigger files are slow to receive on a Space and no phone photo needs more as a JPEG.
-MAX_BYTES = 50_000_000
-# Covers 64-MP phone photos; below Pillow's default bomb threshold (89.5 MP), so Pillow never
-# warns about a picture this module would accept.
-MAX_MEGAPIXELS = 80
-# Below this the frame (544 px at its shortest) would be mostly invented by upscaling.
-MIN_SIDE = 256
 
 FITS = ("crop", "pad")
 CONTENT_TYPE = "image/jpeg"
@@ -110,17 +114,6 @@ _ORIENTATIONS = {
 _ORIENTATION_TAG = 0x0112
 
 _FRAME_NAMES = {LANDSCAPE: "landscape", PORTRAIT: "portrait", SQUARE: "square"}
-
-# Signatures of formats that are images even when Pillow cannot parse them (then: damaged).
-_IMAGE_SIGNATURES = (
-    b"\xff\xd8\xff",
-    b"\x89PNG\r\n\x1a\n",
-    b"GIF87a",
-    b"GIF89a",
-    b"II*\x00",
-    b"MM\x00*",
-)
-_HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1")
 
 # What Pillow raises on files that parse as images but do not decode.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
@@ -174,7 +167,7 @@ def prepare(source: str | os.PathLike | bytes | Image.Image, *, fit: str = "crop
         return _prepare_image(source, fit=fit, owned=False, file_size=None)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        _check_file_size(len(data))
+        check_file_size(len(data))
         return _prepare_file(io.BytesIO(data), len(data), fit)
     if isinstance(source, str) and is_remote_url(source):
         raise ImageRejected(
@@ -196,38 +189,16 @@ def _prepare_path(path: str | bytes, fit: str) -> PreparedImage:
     except FileNotFoundError:
         raise ImageRejected(f"There is no file at {shown}; check the path and try again.") from None
     except OSError as exc:
-        raise _unreadable(shown, exc) from exc
+        raise unreadable(shown, exc) from exc
     if stat.S_ISDIR(info.st_mode):
         raise ImageRejected(f"{shown} is a folder, not a picture; choose an image file inside it.")
-    _check_file_size(info.st_size)
+    check_file_size(info.st_size)
     try:
         file = open(path, "rb")  # noqa: SIM115 (closed by the with below)
     except OSError as exc:
-        raise _unreadable(shown, exc) from exc
+        raise unreadable(shown, exc) from exc
     with file:
         return _prepare_file(file, info.st_size, fit)
-
-
-def _unreadable(shown: str, exc: OSError) -> ImageRejected:
-    reason = exc.strerror or type(exc).__name__
-    return ImageRejected(
-        f"The file {shown} could not be read ({reason}); check that it exists and that "
-        "you may open it, then try again."
-    )
-
-
-def _check_file_size(size: int) -> None:
-    if size == 0:
-        raise ImageRejected(
-            "This file is empty (0 bytes); choose the picture again, or save it again "
-            "if it came from another app."
-        )
-    if size > MAX_BYTES:
-        shown = math.ceil(size / 100_000) / 10  # rounded up, never "50 MB, over 50 MB"
-        raise ImageRejected(
-            f"This file is {shown:g} MB, over the {MAX_BYTES / 1e6:g} MB limit; "
-            "save it as a JPEG or scale it down and try again."
-        )
 
 
 def _prepare_file(file: BinaryIO, file_size: int, fit: str) -> PreparedImage:
@@ -243,83 +214,15 @@ def _prepare_file(file: BinaryIO, file_size: int, fit: str) -> PreparedImage:
             image = Image.open(file, formats=("PNG",))
     except Image.DecompressionBombError as exc:
         log.info("Pillow refused a decompression bomb: %s", exc)
-        raise _bomb(None, file_size) from exc
+        raise bomb(None, file_size) from exc
     except UnidentifiedImageError as exc:
         log.info("Not a readable image (starts %r)", head[:12])
-        raise _unidentified(head) from exc
+        raise unidentified(head) from exc
     except _DECODE_ERRORS as exc:
         log.info("Image header could not be parsed: %r", exc)
-        raise _damaged(exc) from exc
+        raise damaged(exc) from exc
     with image:
         return _prepare_image(image, fit=fit, owned=True, file_size=file_size)
-
-
-def _unidentified(head: bytes) -> ImageRejected:
-    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
-        return ImageRejected(
-            "This is a HEIC/HEIF photo, which this app cannot read; export it as JPEG "
-            "(on an iPhone: Settings, Camera, Formats, Most Compatible) and try again."
-        )
-    if head.startswith(_IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
-        return _damaged(None)
-    return ImageRejected(
-        "This file is not a picture this app can read, whatever its name says; "
-        "use a JPEG, PNG, WebP, GIF, BMP or TIFF image."
-    )
-
-
-def _damaged(exc: BaseException | None) -> ImageRejected:
-    if exc is not None and "truncated" in str(exc).lower():
-        return ImageRejected(
-            "This picture is cut off: the file ends before the image does, probably from an "
-            "interrupted copy or download; copy or download it again."
-        )
-    return ImageRejected(
-        "This picture's data is damaged and cannot be decoded; open it in an image editor, "
-        "save it again as JPEG or PNG, and try again."
-    )
-
-
-def _pixel_limit() -> int:
-    """Our limit, or Pillow's bomb threshold if someone set that lower (read, never set)."""
-    ours = MAX_MEGAPIXELS * 1_000_000
-    pillows = Image.MAX_IMAGE_PIXELS
-    return min(ours, int(pillows)) if pillows else ours
-
-
-def _bomb(size: tuple[int, int] | None, file_size: int | None) -> ImageRejected:
-    claim = f"{size[0]}×{size[1]} pixels" if size else "a picture far larger than any photo"
-    held = f" in a file of {_human_bytes(file_size)}" if file_size else ""
-    return ImageRejected(
-        f"This file claims to hold {claim}{held}, which is how decompression bombs look; "
-        "it was not opened, so choose a different picture."
-    )
-
-
-def _check_dimensions(width: int, height: int, file_size: int | None) -> None:
-    pixels = width * height
-    limit = _pixel_limit()
-    # Twice the limit is Pillow's own line between "too big" and "an attack".
-    if pixels > 2 * limit:
-        raise _bomb((width, height), file_size)
-    if pixels > limit:
-        raise ImageRejected(
-            f"This picture is {pixels / 1e6:.1f} megapixels ({width}×{height}), over the "
-            f"{limit / 1e6:g} megapixel limit; scale it down and try again."
-        )
-    if min(width, height) < MIN_SIDE:
-        raise ImageRejected(
-            f"This picture is only {width}×{height} pixels; SkyReels needs at least "
-            f"{MIN_SIDE} pixels on the shorter side, so use a larger picture."
-        )
-
-
-def _human_bytes(size: int) -> str:
-    if size < 10_000:
-        return f"{size} bytes"
-    if size < 10_000_000:
-        return f"{size / 1e3:.0f} kB"
-    return f"{size / 1e6:.0f} MB"
 
 
 # --- preparing -----------------------------------------------------------------------------
@@ -330,7 +233,22 @@ def _prepare_image(
 ) -> PreparedImage:
     """Everything after opening. `owned`: the image is ours to reduce and turn in place."""
     raw_w, raw_h = image.size
-    _check_dimensions(raw_w, raw_h, file_size)
+    check_dimensions(raw_w, raw_h, file_size)
+    reducible = owned and (image.format or "PIL") in _DRAFTABLE
+    needed = check_footprint(image.mode, image.size)
+    if reducible:
+        # libjpeg decodes at 1/2, 1/4 or 1/8 scale, so a photo far larger than the frame takes
+        # a fraction of its full footprint (an upper bound: the scale it picks is at most this).
+        shrink = max(1, min(64, (raw_w * raw_h) // (4 * FRAMES[0][0] * FRAMES[0][1])))
+        needed //= shrink
+    with DECODE_BUDGET.hold(needed):
+        return _decode_and_frame(image, fit=fit, owned=owned, reducible=reducible, file_size=file_size)
+
+
+def _decode_and_frame(
+    image: Image.Image, *, fit: str, owned: bool, reducible: bool, file_size: int | None
+) -> PreparedImage:
+    raw_w, raw_h = image.size
     notes: list[str] = []
     source_format = image.format or "PIL"
     try:
@@ -338,7 +256,6 @@ def _prepare_image(
             # An MPO's second frame is a depth map or preview, not motion.
             page = "page of a multi-page" if source_format == "TIFF" else "frame of an animated"
             notes.append(f"Used the first {page} image.")
-        reducible = owned and source_format in _DRAFTABLE
         if not reducible:
             image.load()  # a PNG may keep its EXIF after the pixels, so decode before reading it
         orientation = _orientation(image)
@@ -364,10 +281,10 @@ def _prepare_image(
             notes.append("Rotated to match the photo's orientation tag.")
         working = _resizable(image)
     except Image.DecompressionBombError as exc:
-        raise _bomb((raw_w, raw_h), file_size) from exc
+        raise bomb((raw_w, raw_h), file_size) from exc
     except _DECODE_ERRORS as exc:
         log.info("Image could not be decoded: %r", exc)
-        raise _damaged(exc) from exc
+        raise damaged(exc) from exc
 
     # A reduced decode covers its last, partial pixel; after a mirror that pixel sits first.
     offset_x = working.width - width * scale if mirror_x else 0.0

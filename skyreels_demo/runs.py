@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from .errors import QuotaExceeded
 from .models import SKYREELS_V1
 
 # A run's own lifecycle. Before `submitted` nothing was paid for; after it, the task exists.
@@ -75,10 +76,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX run_statuses_by_run ON run_statuses(run_id, at);
     """,
-    # 3: which model a run used (durations are learned per model and host), and the store's own
-    # word for a queued run instead of the API's.
+    # 3: which model a run used (durations are learned per model and host), who asked for it as
+    # the server knows them (for caps; `visitor` is only the browser's id, for its history), and
+    # the store's own word for a queued run instead of the API's.
     f"""
     ALTER TABLE runs ADD COLUMN model TEXT NOT NULL DEFAULT '{SKYREELS_V1.name}';
+    ALTER TABLE runs ADD COLUMN requester TEXT NOT NULL DEFAULT '';
+    CREATE INDEX runs_by_requester ON runs(requester, created_at);
     UPDATE runs SET status = 'queued' WHERE status = 'created';
     UPDATE run_statuses SET status = 'queued' WHERE status = 'created';
     CREATE INDEX runs_by_model_host ON runs(model, api_host, created_at);
@@ -116,6 +120,7 @@ class Run:
     nsfw: int = 0
     sweep: str | None = None
     model: str = SKYREELS_V1.name
+    requester: str = ""  # who asked, as the server decided: "hf:<user>", "ip:<address>", "local"
 
     @property
     def is_finished(self) -> bool:
@@ -132,6 +137,17 @@ class Run:
 
 
 _COLUMNS = tuple(f.name for f in fields(Run))
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `most` runs paid by `key_source` (and asked for by `requester`) since `since`."""
+
+    since: float
+    most: int
+    key_source: str
+    refusal: str  # the sentence a person reads when the limit is reached
+    requester: str | None = None  # None: everyone's runs count
 
 
 @dataclass(frozen=True)
@@ -212,15 +228,25 @@ class RunStore:
         key_source: str = "owner",
         sweep: str | None = None,
         model: str = SKYREELS_V1.name,
+        requester: str = "",
+        within: Iterable[Limit] = (),
     ) -> Run:
+        """Record a new run, unless one of the `within` limits is reached.
+
+        Counting and inserting happen in one write transaction, so runs started at the same
+        moment by one visitor can never overshoot a cap together.
+        """
         now = time.time()
         run_id = uuid.uuid4().hex
         with self._lock, self._transaction():
+            for limit in within:
+                if self._count(limit) >= limit.most:
+                    raise QuotaExceeded(limit.refusal)
             self._db.execute(
                 "INSERT INTO runs (id, created_at, updated_at, prompt, seed, mode, api_host, status,"
-                " visitor, key_source, sweep, model) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                " visitor, key_source, sweep, model, requester) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, now, now, prompt, int(seed), mode, api_host, PREPARING, visitor, key_source,
-                 sweep, model),
+                 sweep, model, requester),
             )
             self._db.execute(
                 "INSERT INTO run_statuses (run_id, at, status) VALUES (?,?,?)", (run_id, now, PREPARING)
@@ -285,18 +311,57 @@ class RunStore:
             ).fetchall()
         return [(row["at"], row["status"]) for row in rows]
 
-    def count_since(self, since: float, *, key_source: str, visitor: str | None = None) -> int:
-        """Runs that reached WaveSpeed (or tried to) since a time, for shared-key caps."""
-        query = (
-            "SELECT COUNT(*) FROM runs WHERE created_at >= ? AND key_source = ?"
-            " AND status != ?"
-        )
-        args: list[Any] = [since, key_source, REFUSED]
-        if visitor is not None:
-            query += " AND visitor = ?"
-            args.append(visitor)
+    def count(self, limit: "Limit") -> int:
+        """Runs that count against a limit: started since its time, not refused before submit."""
         with self._lock:
-            return self._db.execute(query, args).fetchone()[0]
+            return self._count(limit)
+
+    def _count(self, limit: "Limit") -> int:
+        query = "SELECT COUNT(*) FROM runs WHERE created_at >= ? AND key_source = ? AND status != ?"
+        args: list[Any] = [limit.since, limit.key_source, REFUSED]
+        if limit.requester is not None:
+            query += " AND requester = ?"
+            args.append(limit.requester)
+        return self._db.execute(query, args).fetchone()[0]
+
+    def close_abandoned(self) -> int:
+        """Runs left before their submit by a process that died: nothing was paid, so end them."""
+        now = time.time()
+        with self._lock, self._transaction():
+            rows = self._db.execute(
+                "SELECT id FROM runs WHERE task_id IS NULL AND status = ?", (PREPARING,)
+            ).fetchall()
+            for row in rows:
+                self._db.execute(
+                    "UPDATE runs SET status = ?, error_message = ?, finished_at = ?, updated_at = ?"
+                    " WHERE id = ?",
+                    (REFUSED, "Stopped before the task was sent (the app restarted): nothing was paid for.",
+                     now, now, row["id"]),
+                )
+                self._db.execute(
+                    "INSERT INTO run_statuses (run_id, at, status) VALUES (?,?,?)", (row["id"], now, REFUSED)
+                )
+        return len(rows)
+
+    def with_files(self) -> list[Run]:
+        """Finished runs that may still have a video or image on disk, oldest finished first."""
+        placeholders = ",".join("?" * len(FINISHED))
+        return self._all(
+            f"SELECT * FROM runs WHERE status IN ({placeholders}) AND (video_path IS NOT NULL OR"
+            " image_path IS NOT NULL) ORDER BY COALESCE(finished_at, created_at)",
+            tuple(FINISHED),
+        )
+
+    def images_in_use(self) -> set[str]:
+        """Image files that unfinished runs still point at."""
+        placeholders = ",".join("?" * len(FINISHED))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT DISTINCT image_path FROM runs WHERE image_path IS NOT NULL AND status NOT IN"
+                f" ({placeholders})",
+                tuple(FINISHED),
+            ).fetchall()
+        return {row["image_path"] for row in rows}
 
     def durations(self, model: str, api_host: str, limit: int = 50) -> Durations:
         """How long this model's recent finished tasks on this host queued and processed."""

@@ -16,12 +16,13 @@ import random
 import re
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
 from . import images
 from .access import PREVIEW, Access, Backend
-from .caps import Caps
+from .caps import limits_for
 from .client import WaveSpeedClient
 from .config import Settings
 from .errors import BadInput, Stopped, StudioError, TaskFailed
@@ -38,6 +39,7 @@ from .events import (
     WaitingForSlot,
 )
 from .models import SKYREELS_V1, ModelSpec
+from .retention import prune
 from .runs import COMPLETED, DONE, FAILED, PROCESSING, QUEUED, REFUSED, SUBMITTED, Run, RunStore
 from .schedule import Expectation, PollSchedule, schedule_from_setting
 from .tasks import Task, TaskState
@@ -99,12 +101,12 @@ class Studio:
         self.model = model
         self.store = store or RunStore(settings.runs_db)
         self.access = Access(settings, start_preview=start_preview)
-        self.caps = Caps(settings, self.store)
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max(1, settings.max_concurrent_tasks))
         self._running = 0
         self._watched: set[str] = set()  # runs a live `generate` is following
         self._follower: Follower | None = None
+        self._pruned_at = -float("inf")
 
     # -- what runs usually take --
 
@@ -131,6 +133,8 @@ class Studio:
         seed: int | str | None = -1,
         *,
         api_key: str | None = None,
+        requester: str = "local",
+        signed_in: bool = False,
         visitor: str = "",
         fit: str = "crop",
         fps_prefix: bool = True,
@@ -141,7 +145,8 @@ class Studio:
         """Walk one run from input to saved video, yielding what the person should see.
 
         `image` is a path, bytes, a Pillow image, an http(s) URL passed on as it is, or an
-        already `PreparedImage`. Raises a `StudioError` with its sentence on any failure. Input
+        already `PreparedImage`. `requester` is who asks, as the server knows them (caps count
+        per requester); `visitor` is a browser's private id, for its history. Raises a `StudioError` with its sentence on any failure. Input
         is checked, and the image prepared, before anything is sent or paid for.
         """
         clock = _Clock()
@@ -156,26 +161,27 @@ class Studio:
             prepared = None if remote_url else images.prepare(image, fit=fit)
         clock.mark("prepare_s")
         backend = self.access.backend_for(api_key)
-        self.caps.check(backend, visitor)
-        yield Prepared(clock.elapsed, prepared)
-
-        yield from self._take_slot(stop, clock)
+        # Recorded (or refused by a cap) before any money is spent, and before waiting in line.
+        run = self.store.create(
+            prompt=text,
+            seed=concrete_seed,
+            mode=backend.mode,
+            api_host=backend.host,
+            visitor=visitor,
+            key_source=backend.key_source,
+            sweep=sweep,
+            model=self.model.name,
+            requester=requester,
+            within=limits_for(self.settings, backend, requester, signed_in=signed_in),
+        )
+        with self._lock:
+            # Watched from birth, so the follower never races this generator for its task.
+            self._watched.add(run.id)
+        handed_over = False
         try:
-            run = self.store.create(
-                prompt=text,
-                seed=concrete_seed,
-                mode=backend.mode,
-                api_host=backend.host,
-                visitor=visitor,
-                key_source=backend.key_source,
-                sweep=sweep,
-                model=self.model.name,
-            )
-            with self._lock:
-                # Watched from birth, so the follower never races this generator for its task.
-                self._watched.add(run.id)
-            handed_over = False
-            try:
+            yield Prepared(clock.elapsed, prepared)
+            with self._slot(stop, clock) as waiting:
+                yield from waiting
                 if prepared is not None:
                     image_path = self._keep_image(prepared)
                     run = self.store.update(run.id, image_sha256=prepared.sha256, image_path=str(image_path))
@@ -196,19 +202,17 @@ class Studio:
                 handed_over = True
                 yield Submitted(clock.elapsed, run.id, task.id, concrete_seed)
                 yield from self._follow(run, backend, task, clock, stop, deadline_s)
-            except BaseException as exc:
-                if not handed_over:
-                    # Nothing was submitted, so nothing was paid for: the run ends here.
-                    reason = exc.sentence if isinstance(exc, StudioError) else "stopped before the task was sent"
-                    self.store.update(run.id, status=REFUSED, error_message=reason, finished_at=time.time())
-                raise
-            finally:
-                with self._lock:
-                    self._watched.discard(run.id)
-                if handed_over:
-                    self.left_behind(run.id)
+        except BaseException as exc:
+            if not handed_over:
+                # Nothing was submitted, so nothing was paid for: the run ends here.
+                reason = exc.sentence if isinstance(exc, StudioError) else "stopped before the task was sent"
+                self.store.update(run.id, status=REFUSED, error_message=reason, finished_at=time.time())
+            raise
         finally:
-            self._give_slot()
+            with self._lock:
+                self._watched.discard(run.id)
+            if handed_over:
+                self.left_behind(run.id)
 
     def _follow(
         self,
@@ -292,7 +296,20 @@ class Studio:
             )
         dest = self.settings.data_dir / "runs" / video_name(task.id)
         client.download(task.video_url, dest)
-        return self.store.update(run.id, status=DONE, video_path=str(dest))
+        run = self.store.update(run.id, status=DONE, video_path=str(dest))
+        self.keep_within_budget()
+        return run
+
+    def keep_within_budget(self, *, every_s: float = 300.0) -> None:
+        """Prune the data directory (retention.py), at most once every `every_s` seconds."""
+        with self._lock:
+            if time.monotonic() - self._pruned_at < every_s:
+                return
+            self._pruned_at = time.monotonic()
+        try:
+            prune(self.settings, self.store)
+        except OSError:
+            log.exception("pruning the data directory failed")
 
     def left_behind(self, run_id: str) -> None:
         """A run's watcher went away: finish it unseen if it is paid for, else forget its key."""
@@ -325,19 +342,29 @@ class Studio:
             tmp.replace(path)
         return path
 
-    def _take_slot(self, stop: threading.Event | None, clock: "_Clock") -> Iterator[Event]:
-        """Wait for one of this process's task slots, saying how many are busy meanwhile."""
-        while not self._slots.acquire(timeout=1.0):
-            if stop is not None and stop.is_set():
-                raise Stopped("Stopped before the task was sent: nothing was paid for.")
-            yield WaitingForSlot(clock.elapsed, self._running)
-        with self._lock:
-            self._running += 1
+    @contextmanager
+    def _slot(self, stop: threading.Event | None, clock: "_Clock") -> Iterator[Iterator[Event]]:
+        """One of this process's task slots: iterate what it gives to wait for it (saying how
+        many are busy meanwhile); it is given back when the block ends, if it was ever taken."""
+        taken = False
 
-    def _give_slot(self) -> None:
-        with self._lock:
-            self._running -= 1
-        self._slots.release()
+        def wait() -> Iterator[Event]:
+            nonlocal taken
+            while not self._slots.acquire(timeout=1.0):
+                if stop is not None and stop.is_set():
+                    raise Stopped("Stopped before the task was sent: nothing was paid for.")
+                yield WaitingForSlot(clock.elapsed, self._running)
+            taken = True
+            with self._lock:
+                self._running += 1
+
+        try:
+            yield wait()
+        finally:
+            if taken:
+                with self._lock:
+                    self._running -= 1
+                self._slots.release()
 
     def close(self) -> None:
         if self._follower is not None:

@@ -2,20 +2,20 @@
 
 No HTTP here. A visitor's own key lives only in this process's memory for the length of a run:
 never in the page's config, the browser (run history is off), the run store or a log line.
+Who a visitor is for caps is decided here from what the server sees (a signed-in account, else
+the client's address: visitors.py), never from a value the page sends; the page's private id
+only groups a browser's History.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 import random
-import shutil
-import tempfile
+import re
+import secrets
 import threading
-import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -23,22 +23,25 @@ import gradio as gr
 
 from . import images
 from .config import Settings
-from .errors import Stopped, StudioError
-from .events import (
-    Done,
-    Downloading,
-    Event,
-    Prepared,
-    Processing,
-    Queued,
-    Submitted,
-    Uploading,
-    WaitingForSlot,
-)
+from .errors import BadInput, Stopped, StudioError
+from .events import Done
+from .follower import finish
 from .models import SKYREELS_V1
 from .preview import OfflinePreview
-from .runs import DONE, Run
+from .runs import Run
+from .status_board import (
+    KEY_PAGE,
+    StatusBoard,
+    banner,
+    caption,
+    details,
+    duration,
+    idle_status,
+    shown,
+    summary,
+)
 from .studio import Studio
+from .visitors import LOCAL, Requester, identify
 
 MODEL = SKYREELS_V1
 SEED_MAX = MODEL.seed_max
@@ -46,7 +49,7 @@ SEED_MAX = MODEL.seed_max
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
-KEY_PAGE = "https://wavespeed.ai/accesskey"
+CSS_PATH = Path(__file__).with_name("ui.css")
 EXAMPLES = [
     (
         "astronaut.png",
@@ -68,25 +71,17 @@ PLACEHOLDER = (
     "Describe who is in the picture and how they move, e.g. "
     "\"A woman in a red coat turns to the camera and smiles as snow falls around her.\""
 )
-
-CSS = """
-.studio-header h1 { margin-bottom: 0.1em; }
-.studio-header p { margin-top: 0; color: var(--body-text-color-subdued); }
-.mode-banner { border-radius: 8px; padding: 10px 14px; margin: 4px 0 8px; }
-.mode-banner.preview { background: #fff7e6; border: 1px solid #f5c46b; color: #6b4700; }
-.mode-banner.live { background: #ecfdf3; border: 1px solid #86d8a8; color: #0f5132; }
-.stages { list-style: none; padding: 0; margin: 0; font-size: 0.95em; }
-.stages li { padding: 3px 0; display: flex; gap: 8px; align-items: baseline; }
-.stages .mark { width: 1.3em; text-align: center; flex: none; }
-.stages li.pending { color: var(--body-text-color-subdued); }
-.stages li.active { font-weight: 600; }
-.stages li.failed { color: #b42318; font-weight: 600; }
-.stages li.stopped { color: #8a5a00; font-weight: 600; }
-.meter { height: 6px; background: var(--neutral-200); border-radius: 3px; overflow: hidden; margin: 6px 0 2px; }
-.meter > div { height: 100%; background: var(--color-accent); transition: width 0.9s linear; }
-.status-empty { color: var(--body-text-color-subdued); }
-.prep-notes { font-size: 0.9em; color: var(--body-text-color-subdued); }
-"""
+UNEXPECTED = "Something went wrong on our side: try again, and if it keeps happening, report it."
+HISTORY_SIZE = 40
+# A browser's private History id, as `_new_visitor` makes them.
+_VISITOR_ID = re.compile(r"[0-9a-f]{32}")
+# Brings the status into view on a phone, where it sits below the controls.
+SHOW_STATUS_JS = """() => {
+  const el = document.getElementById('status');
+  if (!el) return;
+  const box = el.getBoundingClientRect();
+  if (box.top < 0 || box.top > window.innerHeight * 0.6) el.scrollIntoView({behavior: 'smooth', block: 'start'});
+}"""
 
 
 class ImageInput(gr.Image):
@@ -104,95 +99,6 @@ class ImageInput(gr.Image):
         return str(payload.path)
 
 
-# --- the status area, rendered from events ---------------------------------------------------
-
-_STAGES = ("prepare", "upload", "submit", "wait", "download", "done")
-_LABELS = {
-    "prepare": "Prepare the image",
-    "upload": "Upload it",
-    "submit": "Submit the task",
-    "wait": "Make the video",
-    "download": "Download the video",
-    "done": "Ready",
-}
-
-
-@dataclass
-class StatusBoard:
-    """What the status area shows: one line per stage, the current one live."""
-
-    lines: dict[str, str] = field(default_factory=dict)
-    current: str = "prepare"
-    failed: str | None = None
-    progress: float | None = None  # 0..1 while the video is being made
-    stopped: bool = False  # ended by the person, not by a failure
-
-    def apply(self, event: Event) -> None:
-        if isinstance(event, WaitingForSlot):
-            self.current, self.lines["prepare"] = "prepare", event.message
-        elif isinstance(event, Prepared):
-            self.lines["prepare"] = event.message
-            self.current = "upload"
-        elif isinstance(event, Uploading):
-            self.lines["upload"] = event.message
-            self.current = "upload"
-        elif isinstance(event, Submitted):
-            self.lines["upload"] = self.lines.get("upload", "Uploaded.").replace("Uploading", "Uploaded").rstrip("…") + "."
-            self.lines["submit"] = event.message
-            self.current = "wait"
-            self.lines["wait"] = "Waiting for WaveSpeed to start…"
-        elif isinstance(event, Queued):
-            self.lines["wait"] = event.message
-            self.current = "wait"
-        elif isinstance(event, Processing):
-            self.lines["wait"] = event.message
-            self.current = "wait"
-            if event.typical_s > 0:
-                self.progress = min(0.97, event.processing_s / event.typical_s)
-        elif isinstance(event, Downloading):
-            self.lines["wait"] = "Made the video."
-            self.lines["download"] = event.message
-            self.current, self.progress = "download", None
-        elif isinstance(event, Done):
-            self.lines["download"] = "Downloaded."
-            self.lines["done"] = event.message
-            self.current = "done"
-
-    def fail(self, sentence: str, *, stopped: bool = False) -> None:
-        self.failed = self.current
-        self.stopped = stopped
-        self.lines[self.current] = sentence
-        self.progress = None
-
-    def render(self) -> str:
-        items = []
-        reached = _STAGES.index(self.current)
-        for index, stage in enumerate(_STAGES):
-            text = self.lines.get(stage) or _LABELS[stage]
-            if stage == self.failed:
-                state, mark = ("stopped", "■") if self.stopped else ("failed", "✕")
-            elif index < reached or (stage == "done" and self.current == "done"):
-                state, mark = "done", "✓"
-            elif index == reached and self.failed is None:
-                state, mark = "active", "●"
-            else:
-                state, mark = "pending", "○"
-            items.append(
-                f'<li class="{state}"><span class="mark">{mark}</span><span>{html.escape(text)}</span></li>'
-            )
-        meter = ""
-        if self.progress is not None:
-            meter = f'<div class="meter" aria-hidden="true"><div style="width:{self.progress * 100:.0f}%"></div></div>'
-        return f'<ul class="stages" aria-live="polite">{"".join(items)}</ul>{meter}'
-
-
-def _idle_status() -> str:
-    return '<p class="status-empty">Add an image and a prompt, then press Generate.</p>'
-
-
-# --- the app -----------------------------------------------------------------------------------
-
-
 class StudioApp:
     """One app process: the studio, the stop switches of live runs, and the Blocks."""
 
@@ -200,25 +106,73 @@ class StudioApp:
         self.settings = settings or Settings.from_env()
         self.preview = OfflinePreview(self.settings)
         self.studio = studio or Studio(self.settings, start_preview=self.preview)
-        self._stops: dict[str, threading.Event] = {}
+        # Stop switches of live runs, by the page session that started them: Stop ends them all.
+        self._stops: dict[str, set[threading.Event]] = {}
         self._stops_lock = threading.Lock()
-        # Gradio serves only files it copied into its own cache; videos are handed over from here.
-        self._handover = Path(tempfile.mkdtemp(prefix="skyreels-ui-"))
+        self.videos_dir = self.settings.data_dir / "runs"
+        self.images_dir = self.settings.data_dir / "images"
+        for folder in (self.videos_dir, self.images_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        # Gradio serves videos and images from where they are kept: one copy each, never a copy
+        # per render. Only these two folders (names unguessable) are served, not the run store.
+        gr.set_static_paths([self.videos_dir, self.images_dir])
 
-    # -- handlers --
+    # -- who is asking --
+
+    def requester(self, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Requester:
+        if not self.settings.shared:
+            return Requester(LOCAL)
+        client = getattr(request, "client", None)
+        return identify(
+            username=getattr(profile, "username", None) if profile is not None else None,
+            peer=getattr(client, "host", None),
+            headers=dict(request.headers) if request is not None and request.headers is not None else {},
+            proxy_hops=self.settings.proxy_hops,
+        )
+
+    # -- handlers: Create --
 
     def show_prepared(self, image_path: str | None, fit: str):
         """The frame the model will receive, as soon as an image is chosen."""
-        if not image_path:
+        if not image_path or not isinstance(image_path, str):
             return None, ""
         try:
-            prepared = images.prepare(image_path, fit=fit)
+            prepared = images.prepare(image_path, fit=_fit(fit))
         except StudioError as exc:
             return None, f"⚠️ {exc.sentence}"
+        except Exception:
+            log.exception("preparing a preview frame failed")
+            return None, f"⚠️ {UNEXPECTED}"
         notes = " ".join(prepared.notes)
         return prepared.to_pil(), f"{notes} Upload size: {len(prepared.data) // 1024} KB.".strip()
 
     def generate(
+        self,
+        prompt: str,
+        image: str | None,
+        seed: float | None = -1,
+        fps_prefix: bool = True,
+        fit: str = "crop",
+        api_key: str | None = None,
+        request: gr.Request = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> Iterator[tuple[str, Any, str]]:
+        """Make a 4-second SkyReels V1 video from a still image and a prompt.
+
+        Args:
+            prompt: What should happen in the video: who is in the picture, how they move, the camera and the light.
+            image: The still image to animate (JPEG, PNG, WebP, GIF, BMP or TIFF).
+            seed: -1 for a random seed, or the seed of an earlier video to make it again.
+            fps_prefix: Start the prompt with the frame-rate tag SkyReels' authors recommend (default on).
+            fit: "crop" to the model's frame as SkyReels does (default), or "pad" to keep the whole picture.
+            api_key: Your own WaveSpeed API key (optional: without it the app's key or its offline preview is used).
+
+        Returns:
+            The status of each stage as HTML, the finished MP4 video, and a summary with the seed used.
+        """
+        yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, "", request, profile)
+
+    def generate_in_page(
         self,
         prompt: str,
         image: str | None,
@@ -228,38 +182,33 @@ class StudioApp:
         api_key: str | None,
         visitor: str | None,
         request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
     ) -> Iterator[tuple[str, Any, str]]:
-        """Make a SkyReels V1 video from a still image.
+        """The page's Generate: a run like /generate, filed under this browser's History."""
+        yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, _visitor_id(visitor), request, profile)
 
-        Args:
-            prompt: What should happen in the video (people, motion, camera, light).
-            image: The still image to animate (a file).
-            seed: -1 for a random seed, or a seed a video was made with to reproduce it.
-            fps_prefix: Start the prompt with the frame-rate tag SkyReels' authors recommend.
-            fit: "crop" to the model's frame as SkyReels does, or "pad" to keep the whole picture.
-            api_key: Your own WaveSpeed API key (optional when the app has one).
-            visitor: This browser's private id, for its history (leave empty from a client).
-
-        Returns:
-            The status of each stage as HTML, the finished MP4 video, and a summary with the seed used.
-        """
-        stop = self._stop_for(request)
+    def _run(self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile):
         board = StatusBoard()
         yield board.render(), None, ""
+        stop = threading.Event()
+        session = self._hold_stop(request, stop)
         try:
+            who = self.requester(request, profile)
             for event in self.studio.generate(
-                prompt,
-                image,
-                seed if seed is not None else -1,
-                api_key=api_key,
-                visitor=self._visitor(visitor, request),
-                fit=fit or "crop",
-                fps_prefix=bool(fps_prefix),
+                _text(prompt),
+                image if isinstance(image, str) else None,
+                -1 if seed is None else seed,
+                api_key=_text(api_key) or None,
+                requester=who.key,
+                signed_in=who.signed_in,
+                visitor=visitor,
+                fit=_fit(fit),
+                fps_prefix=fps_prefix is not False,
                 stop=stop,
             ):
                 board.apply(event)
                 if isinstance(event, Done):
-                    yield board.render(), self._playable(event.video_path), _summary(event.run, event)
+                    yield board.render(), str(event.video_path), summary(event.run, event)
                 else:
                     yield board.render(), None, ""
         except StudioError as exc:
@@ -270,12 +219,11 @@ class StudioApp:
                 raise gr.Error(exc.sentence, print_exception=False) from None
         except Exception:
             log.exception("unexpected failure in a run")
-            sentence = "Something went wrong on our side: try again, and if it keeps happening, report it."
-            board.fail(sentence)
+            board.fail(UNEXPECTED)
             yield board.render(), None, ""
-            raise gr.Error(sentence, print_exception=False) from None
+            raise gr.Error(UNEXPECTED, print_exception=False) from None
         finally:
-            self._release_stop(request)
+            self._release_stop(session, stop)
 
     def expectations(self) -> str:
         """How long a run usually takes here, learned from the runs this app has made."""
@@ -288,104 +236,116 @@ class StudioApp:
             basis = "a first estimate"
         what = "An offline preview" if mode == "preview" else "A SkyReels video"
         return (
-            f"{what} usually takes about {_duration(typical)} here ({basis}). Stop ends the wait; "
+            f"{what} usually takes about {duration(typical)} here ({basis}). Stop ends the wait; "
             + ("a task already sent still runs and is paid for, and " if mode == "api" else "")
             + "its video is saved to History."
         )
 
     def stop(self, request: gr.Request) -> None:
         with self._stops_lock:
-            event = self._stops.get(request.session_hash or "")
-        if event is not None:
-            event.set()
+            switches = list(self._stops.get(_session(request) or "", ()))
+        for switch in switches:
+            switch.set()
+
+    # -- handlers: History --
 
     def history(self, visitor: str | None, request: gr.Request):
-        runs = self._visible_runs(visitor, request)
+        runs = [run for run in self._visible_runs(visitor) if shown(run)]
         items = []
         for run in runs:
-            if run.status == DONE and run.has_video:
-                items.append((self._playable(Path(run.video_path)), _caption(run)))
-            elif run.image_path and Path(run.image_path).exists():
-                items.append((self._playable(Path(run.image_path)), _caption(run)))
-        return items, [run.id for run in runs if _shown(run)]
+            path = run.video_path if run.has_video else run.image_path
+            items.append((path, caption(run)))
+        return items, [run.id for run in runs]
 
     def pick(self, run_ids: list[str], visitor: str | None, request: gr.Request, evt: gr.SelectData):
-        run = self._owned_run(run_ids, evt.index, visitor, request)
+        index = evt.index if isinstance(evt.index, int) else -1
+        run = self._run_for_visitor(run_ids[index], visitor) if isinstance(run_ids, list) and 0 <= index < len(run_ids) else None
         if run is None:
-            return None, "", ""
-        video = self._playable(Path(run.video_path)) if run.has_video else None
-        return video, _details(run, self.studio.store.statuses(run.id)), run.id
+            return None, "", "", gr.update(visible=False)
+        video = run.video_path if run.has_video else None
+        needs_key = run.is_unfinished_task and self.studio.access.client_for_run(run) is None
+        return video, details(run, self.studio.store.statuses(run.id)), run.id, gr.update(visible=needs_key)
 
-    def reuse(self, run_id: str, visitor: str | None, request: gr.Request, new_seed: bool = False):
-        run = self._run_for_visitor(run_id, visitor, request)
+    def finish_with_key(self, run_id: str, api_key: str | None, visitor: str | None, request: gr.Request):
+        """Finish a visitor's own-key run that a restart cut off, with the key pasted again."""
+        run = self._run_for_visitor(_text(run_id), visitor)
         if run is None:
             raise gr.Error("Pick a run in the history first.", print_exception=False)
-        prompt = MODEL.without_prefix(run.prompt)
-        image = self._playable(Path(run.image_path)) if run.image_path and Path(run.image_path).exists() else None
+        if not run.is_unfinished_task:
+            return (run.video_path if run.has_video else None), details(run, self.studio.store.statuses(run.id)), ""
+        try:
+            client = self.studio.access.client_with_key(run, _text(api_key))
+            try:
+                run = finish(self.studio, run, client=client)
+            finally:
+                client.close()  # the key is forgotten with it
+        except StudioError as exc:
+            raise gr.Error(exc.sentence, print_exception=False) from None
+        return (run.video_path if run.has_video else None), details(run, self.studio.store.statuses(run.id)), ""
+
+    def reuse(self, run_id: str, visitor: str | None, request: gr.Request, new_seed: bool = False):
+        run = self._run_for_visitor(_text(run_id), visitor)
+        if run is None:
+            raise gr.Error("Pick a run in the history first.", print_exception=False)
+        image = run.image_path if run.image_path and Path(run.image_path).exists() else None
         seed = random.randint(0, SEED_MAX) if new_seed else run.seed
-        return prompt, image, seed, gr.Tabs(selected="create")
+        return MODEL.without_prefix(run.prompt), image, seed, gr.Tabs(selected="create")
 
     def reuse_with_new_seed(self, run_id: str, visitor: str | None, request: gr.Request):
         return self.reuse(run_id, visitor, request, new_seed=True)
 
     # -- helpers --
 
-    def _stop_for(self, request: gr.Request) -> threading.Event:
-        event = threading.Event()
+    def _hold_stop(self, request: gr.Request | None, stop: threading.Event) -> str:
+        session = _session(request) or uuid.uuid4().hex  # no page session: only closing stops it
         with self._stops_lock:
-            self._stops[request.session_hash or uuid.uuid4().hex] = event
-        return event
+            self._stops.setdefault(session, set()).add(stop)
+        return session
 
-    def _release_stop(self, request: gr.Request) -> None:
+    def _release_stop(self, session: str, stop: threading.Event) -> None:
         with self._stops_lock:
-            self._stops.pop(request.session_hash or "", None)
+            switches = self._stops.get(session, set())
+            switches.discard(stop)
+            if not switches:
+                self._stops.pop(session, None)
 
-    def _visitor(self, visitor: str | None, request: gr.Request) -> str:
-        # The browser's private id ties runs to it; an API client without one gets its session.
-        return (visitor or "").strip() or f"session-{request.session_hash or 'anonymous'}"
-
-    def _visible_runs(self, visitor: str | None, request: gr.Request) -> list[Run]:
+    def _visible_runs(self, visitor: str | None) -> list[Run]:
         if not self.settings.shared:
-            return self.studio.store.recent(limit=40)  # locally, one person sees everything
-        return self.studio.store.recent(visitor=self._visitor(visitor, request), limit=40)
+            return self.studio.store.recent(limit=HISTORY_SIZE)  # locally, one person sees everything
+        visitor = _visitor_id(visitor)
+        return self.studio.store.recent(visitor=visitor, limit=HISTORY_SIZE) if visitor else []
 
-    def _run_for_visitor(self, run_id: str, visitor: str | None, request: gr.Request) -> Run | None:
-        if not run_id:
+    def _run_for_visitor(self, run_id: str, visitor: str | None) -> Run | None:
+        if not run_id or not isinstance(run_id, str):
             return None
         try:
             run = self.studio.store.get(run_id)
         except KeyError:
             return None
-        if self.settings.shared and run.visitor != self._visitor(visitor, request):
+        if self.settings.shared and (not _visitor_id(visitor) or run.visitor != _visitor_id(visitor)):
             return None
         return run
-
-    def _owned_run(self, run_ids: list[str], index: int, visitor, request) -> Run | None:
-        if not run_ids or not 0 <= index < len(run_ids):
-            return None
-        return self._run_for_visitor(run_ids[index], visitor, request)
-
-    def _playable(self, path: Path) -> str:
-        """A copy Gradio may serve, under this process's private hand-over folder."""
-        target = self._handover / f"{uuid.uuid4().hex[:8]}-{path.name}"
-        try:
-            os.link(path, target)
-        except OSError:
-            shutil.copyfile(path, target)
-        return str(target)
 
     # -- layout, then wiring --
 
     def build(self) -> gr.Blocks:
         settings = self.settings
-        with gr.Blocks(title="SkyReels V1 Studio", analytics_enabled=False) as demo:
-            visitor = gr.BrowserState(None, storage_key="skyreels-visitor")
-            gr.HTML(
-                "<div class='studio-header'><h1>SkyReels V1 Studio</h1><p>Turn a still image "
-                "and a prompt into a 4-second film-style clip with SkyReels V1, an image-to-video "
-                "model tuned on film and TV, hosted by WaveSpeedAI.</p></div>"
-            )
-            gr.HTML(_banner(settings))
+        sign_in = settings.sign_in
+        with gr.Blocks(
+            title="SkyReels V1 Studio",
+            analytics_enabled=False,
+            # Uploads and other files Gradio keeps for a page go after an hour, checked every 10 min.
+            delete_cache=(600, 3600),
+        ) as demo:
+            visitor = gr.BrowserState(None, storage_key="skyreels-visitor", secret=browser_secret(settings))
+            with gr.Row(elem_classes="studio-top"):
+                gr.HTML(
+                    "<div class='studio-header'><h1>SkyReels V1 Studio</h1><p>A still image and a "
+                    "prompt become a 4-second film-style clip, made by SkyReels V1 on WaveSpeedAI.</p></div>"
+                )
+                if sign_in:
+                    gr.LoginButton(size="sm", scale=0, min_width=180)
+            gr.HTML(banner(settings))
             with gr.Tabs() as tabs:
                 with gr.Tab("Create", id="create"):
                     with gr.Row(equal_height=False):
@@ -394,20 +354,13 @@ class StudioApp:
                                 label="Image",
                                 sources=["upload", "clipboard", "webcam"],
                                 type="filepath",
-                                height=300,
+                                height=240,
                             )
-                            with gr.Accordion("What the model will see", open=True):
-                                prepared = gr.Image(
-                                    label="Prepared frame", interactive=False, height=220, show_label=False
-                                )
-                                prep_notes = gr.Markdown(elem_classes="prep-notes")
-                            prompt = gr.Textbox(
-                                label="Prompt", lines=3, max_lines=8, placeholder=PLACEHOLDER
-                            )
-                            fps_prefix = gr.Checkbox(
-                                value=True,
-                                label=f'Start the prompt with "{MODEL.prompt_prefix}" (recommended by SkyReels)',
-                            )
+                            prep_notes = gr.Markdown(elem_classes="prep-notes")
+                            prompt = gr.Textbox(label="Prompt", lines=3, max_lines=8, placeholder=PLACEHOLDER)
+                            with gr.Row(equal_height=True):
+                                go = gr.Button("Generate", variant="primary", scale=3)
+                                halt = gr.Button("Stop", variant="stop", scale=1)
                             with gr.Row(equal_height=True):
                                 seed = gr.Number(
                                     value=-1,
@@ -418,11 +371,19 @@ class StudioApp:
                                     scale=3,
                                 )
                                 dice = gr.Button("Random seed", scale=1, size="sm")
-                            fit = gr.Radio(
-                                choices=[("Crop to the frame", "crop"), ("Fit the whole picture", "pad")],
-                                value="crop",
-                                label="Framing",
-                            )
+                            with gr.Accordion("Framing and prompt options", open=False):
+                                fit = gr.Radio(
+                                    choices=[("Crop to the frame", "crop"), ("Fit the whole picture", "pad")],
+                                    value="crop",
+                                    label="Framing",
+                                )
+                                fps_prefix = gr.Checkbox(
+                                    value=True,
+                                    label=f'Start the prompt with "{MODEL.prompt_prefix}" (recommended by SkyReels)',
+                                )
+                                prepared = gr.Image(
+                                    label="What the model will see", interactive=False, height=200
+                                )
                             with gr.Accordion(
                                 "Your own WaveSpeed key" + (" (optional)" if settings.has_key else ""),
                                 open=False,
@@ -433,11 +394,8 @@ class StudioApp:
                                     placeholder="Used for your runs only; never stored or shown.",
                                     info=f"Get one at {KEY_PAGE}. A key you paste here has no cap.",
                                 )
-                            with gr.Row():
-                                go = gr.Button("Generate", variant="primary", scale=3)
-                                halt = gr.Button("Stop", variant="stop", scale=1)
                         with gr.Column(scale=1, min_width=320):
-                            status = gr.HTML(_idle_status(), label="Status", elem_id="status")
+                            status = gr.HTML(idle_status(), label="Status", elem_id="status")
                             video = gr.Video(
                                 label="Video",
                                 autoplay=True,
@@ -446,7 +404,7 @@ class StudioApp:
                                 interactive=False,
                                 elem_id="result-video",
                             )
-                            summary = gr.Markdown(elem_id="summary")
+                            result_summary = gr.Markdown(elem_id="summary")
                             expectations = gr.Markdown(elem_classes="prep-notes")
                     gr.Examples(
                         examples=[[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()],
@@ -460,124 +418,133 @@ class StudioApp:
                     with gr.Row(equal_height=False):
                         with gr.Column(scale=3):
                             gallery = gr.Gallery(
-                                label="Your runs, newest first", columns=3, height=520, allow_preview=False
+                                label="Your runs, newest first",
+                                columns=4,
+                                height=560,
+                                object_fit="cover",
+                                allow_preview=False,
+                                elem_id="history-gallery",
                             )
                             refresh = gr.Button("Refresh", size="sm")
                         with gr.Column(scale=2):
                             past_video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
                             past_details = gr.Markdown("Pick a run to see it here.")
+                            with gr.Group(visible=False) as finish_box:
+                                finish_key = gr.Textbox(
+                                    label="This run was made with your own key: paste it again to fetch its video",
+                                    type="password",
+                                    placeholder="Used for this run only, then forgotten.",
+                                )
+                                finish_go = gr.Button("Finish this run", variant="primary")
                             with gr.Row():
                                 again = gr.Button("Use these settings")
                                 reroll = gr.Button("Run again with a new seed")
+            # API only: /generate takes prompt, image and seed; everything else has a default.
+            api_generate = gr.Button(visible=False)
 
             # wiring
-            image.change(self.show_prepared, [image, fit], [prepared, prep_notes], queue=False, api_visibility="private")
-            fit.change(self.show_prepared, [image, fit], [prepared, prep_notes], queue=False, api_visibility="private")
+            gr.on(
+                triggers=[image.change, fit.change],
+                fn=self.show_prepared,
+                inputs=[image, fit],
+                outputs=[prepared, prep_notes],
+                # Queued and few at once: preparing a large picture takes memory and CPU.
+                concurrency_limit=2,
+                concurrency_id="prepare",
+                trigger_mode="always_last",
+                show_progress="hidden",
+                api_visibility="private",
+            )
             dice.click(lambda: random.randint(0, SEED_MAX), None, seed, queue=False, api_visibility="private")
-            # Generate and "Run again with a new seed" are one run, with one limit and queue.
-            run_wiring = dict(
-                fn=self.generate,
-                inputs=[prompt, image, seed, fps_prefix, fit, api_key, visitor],
-                outputs=[status, video, summary],
+            # Every path that submits shares one limit and queue: "generate".
+            run_options = dict(
+                outputs=[status, video, result_summary],
                 concurrency_limit=settings.max_concurrent_tasks,
                 concurrency_id="generate",
                 show_progress="minimal",
                 show_progress_on=[status],
             )
-            run_event = go.click(**run_wiring, api_name="generate")
+            page_inputs = [prompt, image, seed, fps_prefix, fit, api_key, visitor]
+            api_generate.click(
+                self.generate,
+                inputs=[prompt, image, seed, fps_prefix, fit, api_key],
+                api_name="generate",
+                **run_options,
+            )
+            run_event = go.click(self.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
+            go.click(None, js=SHOW_STATUS_JS, queue=False, api_visibility="private")
             reroll.click(
-                self.reuse_with_new_seed,
-                [chosen, visitor],
-                [prompt, image, seed, tabs],
-                api_visibility="private",
-            ).success(**run_wiring, api_visibility="private")
+                self.reuse_with_new_seed, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private"
+            ).success(self.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
             halt.click(self.stop, None, None, queue=False, api_visibility="private")
-            history_wiring = dict(
+            history_options = dict(
                 fn=self.history, inputs=[visitor], outputs=[gallery, history_ids], queue=False, api_visibility="private"
             )
-            run_event.then(**history_wiring)
-            gr.on(triggers=[history_tab.select, refresh.click], **history_wiring)
+            run_event.then(**history_options)
+            gr.on(triggers=[history_tab.select, refresh.click], **history_options)
             gallery.select(
-                self.pick, [history_ids, visitor], [past_video, past_details, chosen], api_visibility="private"
+                self.pick,
+                [history_ids, visitor],
+                [past_video, past_details, chosen, finish_box],
+                api_visibility="private",
             )
-            again.click(
-                self.reuse, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private"
+            finish_go.click(
+                self.finish_with_key,
+                [chosen, finish_key, visitor],
+                [past_video, past_details, finish_key],
+                concurrency_limit=settings.max_concurrent_tasks,
+                concurrency_id="finish",
+                api_visibility="private",
             )
-            demo.load(_ensure_visitor, [visitor], [visitor], queue=False, api_visibility="private")
+            again.click(self.reuse, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private")
+            demo.load(_new_visitor, [visitor], [visitor], queue=False, api_visibility="private")
             demo.load(self.expectations, None, expectations, queue=False, api_visibility="private")
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrent_tasks)
         return demo
 
 
-def _ensure_visitor(visitor: str | None) -> str:
-    return visitor or uuid.uuid4().hex
+def _new_visitor(visitor: str | None) -> str:
+    return _visitor_id(visitor) or uuid.uuid4().hex
 
 
-def _shown(run: Run) -> bool:
-    return (run.status == DONE and run.has_video) or bool(run.image_path and Path(run.image_path).exists())
+def _visitor_id(value: object) -> str:
+    """A browser's History id, or "" for anything that is not one."""
+    return value if isinstance(value, str) and _VISITOR_ID.fullmatch(value) else ""
 
 
-def _caption(run: Run) -> str:
-    prompt = MODEL.without_prefix(run.prompt)
-    prompt = prompt if len(prompt) <= 60 else prompt[:59] + "…"
-    return f"{run.status} · seed {run.seed} · {prompt}"
+def _session(request: gr.Request | None) -> str:
+    value = getattr(request, "session_hash", None)
+    return value if isinstance(value, str) else ""
 
 
-def _summary(run: Run, event: Done) -> str:
-    t = event.timings
-    parts = [f"**Seed {event.seed}**", f"task `{run.task_id}`"]
-    if t.get("inference_s"):
-        parts.append(f"made in {t['inference_s']:.1f} s")
-    parts.append(f"{t.get('total_s', event.elapsed_s):.1f} s from click to video")
-    text = " · ".join(parts)
-    if event.nsfw:
-        text += "\n\n⚠️ WaveSpeed flagged this video as possibly NSFW."
-    if run.mode == "preview":
-        text += "\n\n_Offline preview: a camera move over your image, not SkyReels output._"
-    return text
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
 
 
-def _details(run: Run, statuses: list[tuple[float, str]]) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at))
-    lines = [
-        f"**{run.status}** · {when} · seed {run.seed} · {'offline preview' if run.mode == 'preview' else run.api_host}",
-        "",
-        f"> {run.prompt}",
-    ]
-    if run.task_id:
-        lines.append(f"\nTask `{run.task_id}`")
-    if run.error_message:
-        lines.append(f"\n{run.error_message}")
-    if run.inference_ms:
-        lines.append(f"\nMade in {run.inference_ms / 1000:.1f} s.")
-    if len(statuses) > 1:
-        start = statuses[0][0]
-        lines.append("\n" + " → ".join(f"{s} (+{at - start:.0f}s)" for at, s in statuses))
-    return "\n".join(lines)
+def _fit(value: object) -> str:
+    return value if value in images.FITS else "crop"
 
 
-def _banner(settings: Settings) -> str:
-    if settings.has_key:
-        return (
-            "<div class='mode-banner live'>Live: videos are made by SkyReels V1 on WaveSpeedAI "
-            "(about $0.20 each, paid by this app's key"
-            + (", a few per visitor each hour; paste your own key for more" if settings.shared else "")
-            + ").</div>"
-        )
-    return (
-        "<div class='mode-banner preview'><strong>Offline preview.</strong> No WaveSpeed key is set, "
-        "so videos are a camera move over your image rendered on this machine, <strong>not "
-        f"SkyReels output</strong>. Paste your own key below (get one at {KEY_PAGE}) or set "
-        "WAVESPEED_API_KEY to make real videos.</div>"
-    )
+def browser_secret(settings: Settings) -> str:
+    """The key that encrypts each browser's History id: made once, kept in the data directory,
+    so History survives a restart (Gradio would pick a new random one every start)."""
+    path = settings.data_dir / "browser-state.secret"
+    try:
+        return path.read_text(encoding="utf-8").strip() or _write_secret(path)
+    except FileNotFoundError:
+        return _write_secret(path)
 
 
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} seconds"
-    return f"{seconds / 60:.1f} minutes"
+def _write_secret(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()  # another process made it first
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(value)
+    return value
 
 
 def launch_options(settings: Settings) -> dict[str, Any]:
@@ -587,8 +554,11 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         ssr_mode=False,
         footer_links=["api"],
         theme=gr.themes.Soft(primary_hue="indigo"),
-        css=CSS,
-        show_error=True,
+        css=CSS_PATH.read_text(encoding="utf-8"),
+        # Our handlers raise gr.Error with a sentence; anything else must not show its raw text.
+        show_error=False,
+        # Refused at the door: no upload larger than the app would prepare.
+        max_file_size=images.MAX_BYTES,
         # Each live run holds a worker thread while it waits between ticks: keep room for every
         # allowed run plus the page's quick events, or runs past Gradio's default 40 wait for a thread.
         max_threads=max(40, settings.max_concurrent_tasks + 10),
@@ -598,5 +568,9 @@ def launch_options(settings: Settings) -> dict[str, Any]:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     app = StudioApp()
+    closed = app.studio.store.close_abandoned()
+    if closed:
+        log.info("closed %d runs that a previous process left before their submit", closed)
+    app.studio.keep_within_budget(every_s=0)
     app.studio.start_follower()  # finish runs left over from before a restart
     app.build().launch(**launch_options(app.settings))

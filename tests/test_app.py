@@ -146,3 +146,9 @@ def test_the_seed_used_for_a_random_run_is_recorded(app):
     assert 0 <= seed <= 2_147_483_647
     runs = [r for r in open_store(Path(app.data_dir)).recent() if r.seed == seed]
     assert runs and runs[0].status == "done"
+
+
+def test_generate_needs_only_prompt_image_and_seed(app):
+    client = Client(app.url, verbose=False)
+    status, video, summary = client.predict("a kite rises", handle_file(IMAGE), 11, api_name="/generate")
+    assert "Seed 11" in summary and video_facts(video)["frames"] == 97

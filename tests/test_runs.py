@@ -224,19 +224,22 @@ def test_in_shared_mode_a_visitor_can_neither_list_nor_pick_another_visitors_run
     store = app.studio.store
     image = tmp_path / "frame.jpg"
     image.write_bytes(Path(ASTRONAUT).read_bytes())
-    theirs = store.create(prompt="FPS-24, visitor A's boat", seed=1, mode="preview", api_host="p", visitor="A")
+    a, b = "a" * 32, "b" * 32  # two browsers' private ids
+    theirs = store.create(prompt="FPS-24, visitor A's boat", seed=1, mode="preview", api_host="p", visitor=a)
     store.update(theirs.id, image_path=str(image), task_id="task-a", status=SUBMITTED)
-    mine = store.create(prompt="FPS-24, visitor B's kite", seed=2, mode="preview", api_host="p", visitor="B")
+    mine = store.create(prompt="FPS-24, visitor B's kite", seed=2, mode="preview", api_host="p", visitor=b)
     store.update(mine.id, image_path=str(image), task_id="task-b", status=SUBMITTED)
     as_b = gr.Request(session_hash="session-of-b")
 
-    items, ids = app.history("B", as_b)
+    items, ids = app.history(b, as_b)
 
     assert ids == [mine.id]
     assert [caption for _, caption in items] == ["submitted · seed 2 · visitor B's kite"]
     with pytest.raises(gr.Error):
-        app.reuse(theirs.id, "B", as_b)
-    assert app.reuse(mine.id, "B", as_b)[0] == "visitor B's kite"
+        app.reuse(theirs.id, b, as_b)
+    assert app.reuse(mine.id, b, as_b)[0] == "visitor B's kite"
+    # A made-up id, or none, sees nothing at all.
+    assert app.history("B", as_b) == ([], []) and app.history(None, as_b) == ([], [])
     app.studio.close()
 
 

@@ -1,17 +1,27 @@
-"""A public Space on its owner's key: visitors are capped, their own key lifts the cap."""
+"""A public Space on its owner's key, attacked as a hostile visitor would: with nothing but
+gradio_client and plain HTTP. Who a visitor is comes from what the server sees (here the
+address the Space's proxy reports, which the tests play), never from anything a client sends."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
+import requests
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 
-from .conftest import video_facts
+from .conftest import open_store, video_facts
 from .test_app import LaunchedApp, generate
+
+
+def visitor_from(space, address: str, spoofed: str = "") -> Client:
+    """A client as the Space's proxy delivers it: the proxy appends the address it saw."""
+    forwarded = f"{spoofed}, {address}" if spoofed else address
+    return Client(space.url, verbose=False, headers={"X-Forwarded-For": forwarded})
 
 
 @pytest.fixture(scope="module")
@@ -29,31 +39,112 @@ def space(tmp_path_factory, owner_backend):
         WAVESPEED_BASE_URL=owner_backend.base_url,
         WAVESPEED_API_KEY="fake-owner-key",
         SPACE_ID="someone/skyreels-studio",
-        SKYREELS_VISITOR_RUNS_PER_HOUR="1",
+        SKYREELS_VISITOR_RUNS_PER_HOUR="2",
     )
+    launched.data_dir = data
     yield launched
     launched.stop()
 
 
-def test_a_visitor_past_the_hourly_cap_is_told_to_bring_a_key_and_nothing_is_spent(space, owner_backend):
-    visitor = Client(space.url, verbose=False)
-    first = generate(visitor, "a woman smiles at the camera").result()
-    assert video_facts(first[1])["frames"] == 97
-    spent = owner_backend.tasks_created
+def test_a_visitor_rotating_clients_and_spoofed_headers_stays_within_the_hourly_cap(space, owner_backend):
+    before = owner_backend.tasks_created
+    made, refused = 0, []
+    # Every call a fresh client (a fresh session, a fresh browser id) and a made-up address in
+    # front of the one the proxy saw: still one visitor.
+    for attempt in range(5):
+        visitor = visitor_from(space, "198.51.100.7", spoofed=f"10.0.0.{attempt}")
+        try:
+            status, video, summary = generate(visitor, f"a woman smiles, take {attempt}").result()
+            made += 1
+        except AppError as exc:
+            refused.append(str(exc))
+    assert made == 2 and owner_backend.tasks_created == before + 2
+    assert len(refused) == 3 and all("paste your own WaveSpeed key" in text for text in refused)
 
-    with pytest.raises(AppError, match="paste your own WaveSpeed key"):
-        generate(visitor, "a woman laughs").result()
-    assert owner_backend.tasks_created == spent  # refused before any money was spent
-
-    # Another visitor still has their own allowance.
-    other = Client(space.url, verbose=False)
-    generate(other, "a man nods").result()
-    assert owner_backend.tasks_created == spent + 1
-
-
-def test_a_visitor_with_their_own_key_has_no_cap(space, owner_backend):
-    visitor = Client(space.url, verbose=False)
-    generate(visitor, "a child waves").result()
+    # Another visitor still has their own allowance; a key of one's own has no cap at all.
+    status, video, summary = generate(visitor_from(space, "203.0.113.9"), "a man nods").result()
+    assert video_facts(video)["frames"] == 97
     for prompt in ("a child laughs", "a child jumps"):
-        status, video, summary = generate(visitor, prompt, key="visitor-own-key").result()
+        status, video, summary = generate(
+            visitor_from(space, "198.51.100.7"), prompt, key="visitor-own-key"
+        ).result()
         assert Path(video).exists()
+
+
+def test_simultaneous_calls_at_the_cap_s_edge_overshoot_by_nothing(space, owner_backend):
+    before = owner_backend.tasks_created
+    outcomes: list[str] = []
+
+    def call(n: int) -> None:
+        try:
+            generate(visitor_from(space, "192.0.2.44"), f"a dog runs, take {n}").result()
+            outcomes.append("made")
+        except AppError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert outcomes.count("made") == 2, outcomes
+    assert owner_backend.tasks_created == before + 2
+    runs = [r for r in open_store(Path(space.data_dir)).recent(limit=100) if r.requester == "ip:192.0.2.44"]
+    assert sum(r.status != "refused" for r in runs) == 2
+
+
+def test_an_upload_over_the_image_limit_is_refused_at_the_door(space, tmp_path):
+    big = tmp_path / "huge.png"
+    with open(big, "wb") as file:
+        file.write(b"\x89PNG\r\n\x1a\n" + b"\0" * (60 * 1024 * 1024))
+    with open(big, "rb") as file:
+        answer = requests.post(space.url + "gradio_api/upload", files={"files": ("huge.png", file)}, timeout=60)
+    assert answer.status_code == 413
+    kept = [p for p in Path(space.data_dir).rglob("*") if p.is_file() and p.stat().st_size > 50_000_000]
+    assert kept == []
+
+
+@pytest.fixture(scope="module")
+def preview_space(tmp_path_factory):
+    data = tmp_path_factory.mktemp("preview-space")
+    launched = LaunchedApp(
+        data,
+        data / "app.log",
+        SKYREELS_SHARED="1",
+        SKYREELS_PREVIEW_RUNS_PER_HOUR="2",
+        SKYREELS_PREVIEW_TIMING="0.1,0.3",
+    )
+    launched.data_dir = data
+    yield launched
+    launched.stop()
+
+
+def test_a_preview_flood_from_one_address_is_capped(preview_space):
+    made, refused = 0, 0
+    for attempt in range(5):
+        try:
+            generate(Client(preview_space.url, verbose=False), f"a cat blinks, take {attempt}").result()
+            made += 1
+        except AppError as exc:
+            assert "offline previews in the last hour" in str(exc)
+            refused += 1
+    assert (made, refused) == (2, 3)
+    runs = open_store(Path(preview_space.data_dir)).recent(limit=20)
+    assert sum(r.status == "done" for r in runs) == 2
+
+
+@pytest.mark.parametrize(
+    "env, shared",
+    [
+        ({}, False),
+        ({"GRADIO_SERVER_NAME": "127.0.0.1"}, False),
+        ({"GRADIO_SERVER_NAME": "0.0.0.0"}, True),
+        ({"GRADIO_SERVER_NAME": "::"}, True),
+        ({"SPACE_ID": "someone/space"}, True),
+        ({"GRADIO_SERVER_NAME": "0.0.0.0", "SKYREELS_SHARED": "0"}, False),
+    ],
+)
+def test_an_app_listening_beyond_loopback_is_shared_by_default(env, shared):
+    from skyreels_demo.config import Settings
+
+    assert Settings.from_env(env).shared is shared

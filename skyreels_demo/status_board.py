@@ -1,0 +1,181 @@
+"""What the app shows in words: the status board of a run, and the texts around a video.
+
+Pure rendering from events and runs to HTML and Markdown; the Gradio layout and handlers are in
+ui.py. Everything a person typed is escaped before it is shown.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Settings
+from .events import (
+    Done,
+    Downloading,
+    Event,
+    Prepared,
+    Processing,
+    Queued,
+    Submitted,
+    Uploading,
+    WaitingForSlot,
+)
+from .models import SKYREELS_V1
+from .runs import DONE, Run
+
+MODEL = SKYREELS_V1
+KEY_PAGE = "https://wavespeed.ai/accesskey"
+
+
+_STAGES = ("prepare", "upload", "submit", "wait", "download", "done")
+_LABELS = {
+    "prepare": "Prepare the image",
+    "upload": "Upload it",
+    "submit": "Submit the task",
+    "wait": "Make the video",
+    "download": "Download the video",
+    "done": "Ready",
+}
+
+
+@dataclass
+class StatusBoard:
+    """What the status area shows: one line per stage, the current one live."""
+
+    lines: dict[str, str] = field(default_factory=dict)
+    current: str = "prepare"
+    failed: str | None = None
+    progress: float | None = None  # 0..1 while the video is being made
+    stopped: bool = False  # ended by the person, not by a failure
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, WaitingForSlot):
+            self.current, self.lines["prepare"] = "prepare", event.message
+        elif isinstance(event, Prepared):
+            self.lines["prepare"] = event.message
+            self.current = "upload"
+        elif isinstance(event, Uploading):
+            self.lines["upload"] = event.message
+            self.current = "upload"
+        elif isinstance(event, Submitted):
+            self.lines["upload"] = self.lines.get("upload", "Uploaded.").replace("Uploading", "Uploaded").rstrip("…") + "."
+            self.lines["submit"] = event.message
+            self.current = "wait"
+            self.lines["wait"] = "Waiting for WaveSpeed to start…"
+        elif isinstance(event, Queued):
+            self.lines["wait"] = event.message
+            self.current = "wait"
+        elif isinstance(event, Processing):
+            self.lines["wait"] = event.message
+            self.current = "wait"
+            if event.typical_s > 0:
+                self.progress = min(0.97, event.processing_s / event.typical_s)
+        elif isinstance(event, Downloading):
+            self.lines["wait"] = "Made the video."
+            self.lines["download"] = event.message
+            self.current, self.progress = "download", None
+        elif isinstance(event, Done):
+            self.lines["download"] = "Downloaded."
+            self.lines["done"] = event.message
+            self.current = "done"
+
+    def fail(self, sentence: str, *, stopped: bool = False) -> None:
+        self.failed = self.current
+        self.stopped = stopped
+        self.lines[self.current] = sentence
+        self.progress = None
+
+    def render(self) -> str:
+        items = []
+        reached = _STAGES.index(self.current)
+        for index, stage in enumerate(_STAGES):
+            text = self.lines.get(stage) or _LABELS[stage]
+            if stage == self.failed:
+                state, mark = ("stopped", "■") if self.stopped else ("failed", "✕")
+            elif index < reached or (stage == "done" and self.current == "done"):
+                state, mark = "done", "✓"
+            elif index == reached and self.failed is None:
+                state, mark = "active", "●"
+            else:
+                state, mark = "pending", "○"
+            items.append(
+                f'<li class="{state}"><span class="mark">{mark}</span><span>{html.escape(text)}</span></li>'
+            )
+        meter = ""
+        if self.progress is not None:
+            meter = f'<div class="meter" aria-hidden="true"><div style="width:{self.progress * 100:.0f}%"></div></div>'
+        return f'<ul class="stages" aria-live="polite">{"".join(items)}</ul>{meter}'
+
+
+def idle_status() -> str:
+    return '<p class="status-empty">Add an image and a prompt, then press Generate.</p>'
+
+
+def shown(run: Run) -> bool:
+    return (run.status == DONE and run.has_video) or bool(run.image_path and Path(run.image_path).exists())
+
+
+def caption(run: Run) -> str:
+    prompt = MODEL.without_prefix(run.prompt)
+    prompt = prompt if len(prompt) <= 60 else prompt[:59] + "…"
+    return f"{run.status} · seed {run.seed} · {prompt}"
+
+
+def summary(run: Run, event: Done) -> str:
+    t = event.timings
+    parts = [f"**Seed {event.seed}**", f"task `{run.task_id}`"]
+    if t.get("inference_s"):
+        parts.append(f"made in {t['inference_s']:.1f} s")
+    parts.append(f"{t.get('total_s', event.elapsed_s):.1f} s from click to video")
+    text = " · ".join(parts)
+    if event.nsfw:
+        text += "\n\n⚠️ WaveSpeed flagged this video as possibly NSFW."
+    if run.mode == "preview":
+        text += "\n\n_Offline preview: a camera move over your image, not SkyReels output._"
+    return text
+
+
+def details(run: Run, statuses: list[tuple[float, str]]) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at))
+    lines = [
+        f"**{run.status}** · {when} · seed {run.seed} · {'offline preview' if run.mode == 'preview' else run.api_host}",
+        "",
+        f"> {run.prompt}",
+    ]
+    if run.task_id:
+        lines.append(f"\nTask `{run.task_id}`")
+    if run.error_message:
+        lines.append(f"\n{run.error_message}")
+    if run.inference_ms:
+        lines.append(f"\nMade in {run.inference_ms / 1000:.1f} s.")
+    if len(statuses) > 1:
+        start = statuses[0][0]
+        lines.append("\n" + " → ".join(f"{s} (+{at - start:.0f}s)" for at, s in statuses))
+    return "\n".join(lines)
+
+
+def banner(settings: Settings) -> str:
+    if settings.has_key:
+        return (
+            "<div class='mode-banner live'>Live: videos are made by SkyReels V1 on WaveSpeedAI "
+            "(about $0.20 each, paid by this app's key"
+            + (", a few per visitor each hour; paste your own key for more" if settings.shared else "")
+            + ").</div>"
+        )
+    return (
+        "<div class='mode-banner preview'><strong>Offline preview.</strong> No WaveSpeed key is set, "
+        "so videos are a camera move over your image rendered on this machine, <strong>not "
+        f"SkyReels output</strong>. Paste your own key below (get one at {KEY_PAGE}) or set "
+        "WAVESPEED_API_KEY to make real videos.</div>"
+    )
+
+
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} seconds"
+    return f"{seconds / 60:.1f} minutes"

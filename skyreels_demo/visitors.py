@@ -1,0 +1,76 @@
+"""Who is asking, as the server decides it: a signed-in Hugging Face account, else an address.
+
+Caps count per requester, so nothing a client can choose for free may decide it: not a value in
+the request body, not a browser id, not a header the client wrote. A signed-in account (the
+Space's "Sign in with Hugging Face") is one requester wherever it connects from. Otherwise the
+client's address counts, as the last trusted proxy saw it: behind a Space's proxy, that is the
+entry the proxy appended to X-Forwarded-For (a client may put any entries of its own before
+it); with no proxy, the TCP peer. IPv6 addresses count per /64, the block one household or
+server is given, so rotating through it does not make a new visitor.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Mapping
+
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class Requester:
+    key: str  # "hf:<username>", "ip:<address or /64>", or LOCAL
+    signed_in: bool = False
+
+    @property
+    def label(self) -> str:
+        return self.key.split(":", 1)[-1]
+
+
+def identify(
+    *,
+    username: str | None,
+    peer: str | None,
+    headers: Mapping[str, str] | None,
+    proxy_hops: int,
+) -> Requester:
+    """The requester for one call. `proxy_hops`: trusted proxies in front of the app."""
+    if username and username.strip():
+        return Requester(f"hf:{username.strip().lower()}", signed_in=True)
+    address = client_address(peer, headers or {}, proxy_hops)
+    return Requester(f"ip:{address}") if address else Requester(LOCAL)
+
+
+def client_address(peer: str | None, headers: Mapping[str, str], proxy_hops: int) -> str | None:
+    """The client's address (an IPv6 one as its /64), trusting `proxy_hops` proxies' headers."""
+    candidate = peer
+    if proxy_hops > 0:
+        forwarded = _header(headers, "x-forwarded-for")
+        entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
+        # Each trusted proxy appended the address it saw; the one the outermost trusted proxy
+        # saw is proxy_hops from the end. Fewer entries than that: the header cannot be trusted.
+        candidate = entries[-proxy_hops] if len(entries) >= proxy_hops else None
+    return _normalised(candidate)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name)
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), "")
+    return value or ""
+
+
+def _normalised(address: str | None) -> str | None:
+    if not address:
+        return None
+    text = address.strip().strip("[]")
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
