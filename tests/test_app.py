@@ -20,8 +20,8 @@ IMAGE = str(ROOT / "assets" / "astronaut.png")
 
 
 class LaunchedApp:
-    def __init__(self, data_dir: Path, log_path: Path, **env: str) -> None:
-        self.port = free_port()
+    def __init__(self, data_dir: Path, log_path: Path, *, port: int | None = None, **env: str) -> None:
+        self.port = port or free_port()  # the same port again: the same origin, the same browser storage
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path
         self._log = open(log_path, "ab")
@@ -39,6 +39,13 @@ class LaunchedApp:
             stderr=subprocess.STDOUT,
         )
         wait_for(self._up, timeout=60, every=0.2)
+
+    def peak_memory_kb(self) -> int:
+        """The app process's peak resident memory so far (VmHWM), in kB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmHWM in /proc")
 
     def _up(self) -> bool:
         if self.process.poll() is not None:
