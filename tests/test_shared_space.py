@@ -4,6 +4,7 @@ address the Space's proxy reports, which the tests play), never from anything a 
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from gradio_client.exceptions import AppError
 
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 
-from .conftest import open_store, video_facts
+from .conftest import ROOT, open_store, video_facts
 from .test_app import LaunchedApp, generate
 
 
@@ -148,3 +149,45 @@ def test_an_app_listening_beyond_loopback_is_shared_by_default(env, shared):
     from skyreels_demo.config import Settings
 
     assert Settings.from_env(env).shared is shared
+
+
+def _call_raw(app_url: str, fn_index: int, data: list, session: str) -> str:
+    """Call one event through the queue's plain HTTP, as a script would; the stream's text."""
+    joined = requests.post(
+        app_url + "gradio_api/queue/join",
+        json={"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None, "trigger_id": None},
+        timeout=10,
+    )
+    if joined.status_code != 200:
+        return joined.text
+    with requests.get(app_url + "gradio_api/queue/data", params={"session_hash": session}, stream=True, timeout=30) as stream:
+        lines = []
+        for line in stream.iter_lines(decode_unicode=True):
+            lines.append(line or "")
+            if "process_completed" in (line or ""):
+                break
+        return "\n".join(lines)
+
+
+JUNK = [None, 7, -1.5, True, {"path": "/etc/passwd"}, ["x"] * 3, "x" * 10_000, "../../runs.sqlite3"]
+
+
+def test_private_handlers_take_junk_without_a_traceback_or_a_leak(space):
+    config = requests.get(space.url + "config", timeout=10).json()
+    log_before = Path(space.log_path).read_text()
+    private = [
+        (index, dep)
+        for index, dep in enumerate(config["dependencies"])
+        if dep.get("api_visibility") == "private" and dep.get("backend_fn") and dep.get("queue") is not False
+    ]
+    assert private, "expected the page's own handlers"
+    for index, dep in private:
+        for junk in JUNK:
+            text = _call_raw(space.url, index, [junk] * len(dep["inputs"]), f"junk-{index}-{JUNK.index(junk)}")
+            # Gradio may echo the junk back in its refusal; what must never show is ours.
+            assert "Traceback" not in text and str(space.data_dir) not in text and str(ROOT) not in text
+            assert "root:x:0" not in text  # nothing read from a path a client named
+    # None of our handlers failed on it (Gradio may log its own refusal of malformed event data).
+    new_log = Path(space.log_path).read_text()[len(log_before):]
+    ours = [block for block in new_log.split("Traceback")[1:] if re.search(r'File "[^"]*skyreels_demo/', block)]
+    assert not ours, ours[0][-3000:]
