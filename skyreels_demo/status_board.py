@@ -120,7 +120,7 @@ def shown(run: Run) -> bool:
 
 def caption(run: Run) -> str:
     prompt = MODEL.without_prefix(run.prompt)
-    prompt = prompt if len(prompt) <= 60 else prompt[:59] + "…"
+    prompt = prompt if len(prompt) <= 48 else prompt[:47] + "…"
     return f"{run.status} · seed {run.seed} · {prompt}"
 
 
@@ -167,9 +167,9 @@ def banner(settings: Settings) -> str:
         )
     return (
         "<div class='mode-banner preview'><strong>Offline preview.</strong> No WaveSpeed key is set, "
-        "so videos are a camera move over your image rendered on this machine, <strong>not "
-        f"SkyReels output</strong>. Paste your own key below (get one at {KEY_PAGE}) or set "
-        "WAVESPEED_API_KEY to make real videos.</div>"
+        "so videos are a camera move over your image made on this machine, <strong>not SkyReels "
+        "output</strong>. To make real videos, paste your own key under \"Your own WaveSpeed key\" "
+        "or set WAVESPEED_API_KEY.</div>"
     )
 
 

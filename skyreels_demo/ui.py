@@ -76,11 +76,11 @@ HISTORY_SIZE = 40
 # A browser's private History id, as `_new_visitor` makes them.
 _VISITOR_ID = re.compile(r"[0-9a-f]{32}")
 # Brings the status into view on a phone, where it sits below the controls.
-SHOW_STATUS_JS = """() => {
+SHOW_STATUS_JS = """(...inputs) => {
   const el = document.getElementById('status');
-  if (!el) return;
-  const box = el.getBoundingClientRect();
-  if (box.top < 0 || box.top > window.innerHeight * 0.6) el.scrollIntoView({behavior: 'smooth', block: 'start'});
+  const box = el && el.getBoundingClientRect();
+  if (box && (box.top < 0 || box.top > window.innerHeight * 0.6)) el.scrollIntoView({block: 'start'});
+  return inputs;
 }"""
 
 
@@ -354,7 +354,7 @@ class StudioApp:
                                 label="Image",
                                 sources=["upload", "clipboard", "webcam"],
                                 type="filepath",
-                                height=240,
+                                height=210,
                             )
                             prep_notes = gr.Markdown(elem_classes="prep-notes")
                             prompt = gr.Textbox(label="Prompt", lines=3, max_lines=8, placeholder=PLACEHOLDER)
@@ -419,7 +419,7 @@ class StudioApp:
                         with gr.Column(scale=3):
                             gallery = gr.Gallery(
                                 label="Your runs, newest first",
-                                columns=4,
+                                columns=3,
                                 height=560,
                                 object_fit="cover",
                                 allow_preview=False,
@@ -471,8 +471,9 @@ class StudioApp:
                 api_name="generate",
                 **run_options,
             )
-            run_event = go.click(self.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
-            go.click(None, js=SHOW_STATUS_JS, queue=False, api_visibility="private")
+            run_event = go.click(
+                self.generate_in_page, inputs=page_inputs, js=SHOW_STATUS_JS, api_visibility="private", **run_options
+            )
             reroll.click(
                 self.reuse_with_new_seed, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private"
             ).success(self.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
