@@ -403,7 +403,7 @@ def start_visit(client, image: Path, seed: int):
     from gradio_client import handle_file
 
     submitted_at = time.time()
-    job = client.submit(PROMPT, handle_file(str(image)), seed, True, "crop", "", "", api_name="/generate")
+    job = client.submit(PROMPT, handle_file(str(image)), seed, True, "crop", "", api_name="/generate")
     return job, submitted_at
 
 
