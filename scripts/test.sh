@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
 # Install everything the tests need (Python packages, Debian's Chromium), then run every test.
+# Needs Python 3.10+ (python3 is enough); installs into the active virtual environment, else
+# into the project's .venv, which it makes on the first run (scripts/python-env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
-if ! [ -x /usr/bin/chromium ]; then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+source scripts/python-env.sh
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+apt_install() {
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+if ! choose_python; then
+  # Debian's python3 makes a virtual environment only with python3-venv (ensurepip).
+  command -v apt-get >/dev/null || exit 1
+  say "Installing Debian's python3-venv, then trying again."
+  apt_install python3-venv
+  choose_python || exit 1
 fi
-python -m pytest "$@"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+if ! [ -x /usr/bin/chromium ]; then
+  apt_install chromium
+fi
+"$PYTHON" -m pytest "$@"

@@ -82,9 +82,12 @@ def resume(
         run = studio.store.by_task(task_id)
         if run is None:
             raise BadInput(f"No recorded run has task id {task_id}: list them with `runs`.")
+        if run.model != studio.model.name:
+            # A prompt the vision LLM wrote is recorded for caps, but has no video to fetch.
+            raise BadInput(f"Task {task_id} wrote a prompt, it did not make a video: there is nothing to resume.")
         runs = [run]
     else:
-        runs = studio.store.unfinished()
+        runs = studio.store.unfinished(model=studio.model.name)
     for run in runs:
         if run.status == DONE and run.has_video:
             yield run, run
@@ -128,7 +131,7 @@ class Follower(threading.Thread):
 
     def _pick_up(self) -> None:
         watched = self.studio.watched()
-        for run in self.studio.store.unfinished():
+        for run in self.studio.store.unfinished(model=self.studio.model.name):
             with self._lock:
                 if run.id in watched or run.id in self._busy:
                     continue

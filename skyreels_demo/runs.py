@@ -284,22 +284,36 @@ class RunStore:
     def by_task(self, task_id: str) -> Run | None:
         return self._one("SELECT * FROM runs WHERE task_id = ?", (task_id,))
 
-    def recent(self, *, visitor: str | None = None, limit: int = 50) -> list[Run]:
-        """Newest first; `visitor=None` means everyone's (the local, single-user view)."""
-        if visitor is None:
-            return self._all("SELECT * FROM runs ORDER BY created_at DESC LIMIT ?", (limit,))
-        return self._all(
-            "SELECT * FROM runs WHERE visitor = ? ORDER BY created_at DESC LIMIT ?", (visitor, limit)
-        )
+    def recent(
+        self, *, visitor: str | None = None, model: str | None = SKYREELS_V1.name, limit: int = 50
+    ) -> list[Run]:
+        """Newest first; `visitor=None` means everyone's (the local, single-user view).
 
-    def unfinished(self) -> list[Run]:
-        """Runs submitted and paid for whose video is not saved yet, oldest first."""
+        Only runs of `model` (by default SkyReels V1's, the videos History shows: a prompt
+        written by the vision LLM is a run too, for caps, but not a video); None for every model.
+        """
+        query, args = "SELECT * FROM runs WHERE 1", []
+        if visitor is not None:
+            query += " AND visitor = ?"
+            args.append(visitor)
+        if model is not None:
+            query += " AND model = ?"
+            args.append(model)
+        return self._all(query + " ORDER BY created_at DESC LIMIT ?", (*args, limit))
+
+    def unfinished(self, *, model: str | None = SKYREELS_V1.name) -> list[Run]:
+        """Runs submitted and paid for whose video is not saved yet, oldest first.
+
+        Only runs of `model` (a video model's, SkyReels V1 by default: only a video has anything
+        to resume); None for every model.
+        """
         placeholders = ",".join("?" * len(FINISHED))
-        return self._all(
-            f"SELECT * FROM runs WHERE task_id IS NOT NULL AND status NOT IN ({placeholders})"
-            " ORDER BY created_at",
-            tuple(FINISHED),
-        )
+        query = f"SELECT * FROM runs WHERE task_id IS NOT NULL AND status NOT IN ({placeholders})"
+        args: list[Any] = list(FINISHED)
+        if model is not None:
+            query += " AND model = ?"
+            args.append(model)
+        return self._all(query + " ORDER BY created_at", args)
 
     def in_sweep(self, sweep: str) -> list[Run]:
         return self._all("SELECT * FROM runs WHERE sweep = ? ORDER BY created_at", (sweep,))

@@ -22,6 +22,7 @@ from skyreels_demo.local_api.clock import RenderDone, TaskFailure, TaskRecord, T
 from skyreels_demo.local_api.faults import Faults
 from skyreels_demo.local_api.fetch import ImageUnavailable, fetch_image, refuse_address
 from skyreels_demo.local_api.render import NotAnImage, PreviewRenders
+from skyreels_demo.local_api.routes.llm import Answers
 from skyreels_demo.local_api.storage import Storage
 from skyreels_demo.models import SKYREELS_V1
 
@@ -62,6 +63,7 @@ class LocalBackend:
         self.counts: collections.Counter[str] = collections.Counter()
         self.faults = Faults(routes.KINDS)
         self.created_task_ids: list[str] = []
+        self.answers = Answers()  # the vision LLM's calls, in memory
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskRecord] = {}
         self._restored = False
@@ -216,12 +218,14 @@ class LocalBackend:
         log.info("task %s created (seed %d)", record.id, seed)
         return record
 
+    def fetch_image(self, url: str, *, restored: bool = False) -> bytes:
+        """The image a task names (its URL already allowed by `refuse_address`); blocking."""
+        return fetch_image(url, self.storage, self._http, own_port=self.port, restored=restored)
+
     def _make_video(self, record: TaskRecord, restored: bool = False) -> None:
         """Worker: fetch the task's image and render (or reuse) its preview."""
         try:
-            image = fetch_image(
-                record.image_url, self.storage, self._http, own_port=self.port, restored=restored
-            )
+            image = self.fetch_image(record.image_url, restored=restored)
             video = self._renders.render_once(image)
         except ImageUnavailable as exc:
             record.failure = TaskFailure(1402, str(exc), at=time.time())

@@ -25,6 +25,14 @@ class CannedAnswer:
 
 
 @dataclass(frozen=True)
+class AnswerFaults:
+    """What the next vision LLM answer is made to do."""
+
+    failure: tuple[int, str] | None = None
+    unfinished: bool = False
+
+
+@dataclass(frozen=True)
 class TaskFaults:
     """What the next submitted task is made to do."""
 
@@ -38,8 +46,8 @@ class Faults:
     """Switches that make the next matching requests or tasks misbehave; each use consumes one.
 
     Request faults queue per kind of request, in the order they were armed; the kinds are the
-    ones the route groups declare (today "upload", "submit", "result", "file"). `slow` queues
-    separately and delays whatever answer the request gets.
+    ones the route groups declare (today "upload", "submit", "result", "file", "llm"). `slow`
+    queues separately and delays whatever answer the request gets.
     """
 
     def __init__(self, kinds: Iterable[str]) -> None:
@@ -51,6 +59,8 @@ class Faults:
         self._hangs = 0
         self._nsfw = 0
         self._missing_outputs = 0
+        self._answer_failures: collections.deque[tuple[int, str]] = collections.deque()
+        self._unfinished_answers = 0
 
     def rate_limit(self, kind: str, times: int = 1, retry_after: float | None = 1.0) -> None:
         """The next `times` calls of `kind` get HTTP 429, with Retry-After unless None.
@@ -104,6 +114,17 @@ class Faults:
         with self._lock:
             self._nsfw += 1
 
+    def fail_next_answer(self, code: int = 5000, message: str = "Internal error") -> None:
+        """The next vision LLM call ends failed with this code and error (HTTP 200, as a task)."""
+        with self._lock:
+            self._answer_failures.append((code, message))
+
+    def unfinished_answers(self, times: int = 1) -> None:
+        """The next `times` vision LLM calls in sync mode answer still "processing", as when
+        WaveSpeed's sync wait runs out; the result route has the answer a moment later."""
+        with self._lock:
+            self._unfinished_answers += times
+
     def clear(self) -> None:
         """Disarm every switch."""
         with self._lock:
@@ -112,6 +133,8 @@ class Faults:
                 self._delays[kind].clear()
             self._task_failures.clear()
             self._hangs = self._nsfw = self._missing_outputs = 0
+            self._answer_failures.clear()
+            self._unfinished_answers = 0
 
     # -- used by the backend and its routes, not by tests --
 
@@ -134,6 +157,13 @@ class Faults:
             missing = failure is None and not hang and self._missing_outputs > 0
             self._missing_outputs -= missing
         return TaskFaults(failure, hang, nsfw, missing)
+
+    def _take_answer(self) -> AnswerFaults:
+        with self._lock:
+            failure = self._answer_failures.popleft() if self._answer_failures else None
+            unfinished = self._unfinished_answers > 0
+            self._unfinished_answers -= unfinished
+        return AnswerFaults(failure, unfinished)
 
     def _queue(self, kind: str, answers: list[CannedAnswer]) -> None:
         self._check_kind(kind)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +95,12 @@ async def truncated(response: Response) -> Response:
     else:
         body = bytes(response.body)
     return Response(body[: len(body) // 2], status_code=response.status_code, media_type=response.media_type)
+
+
+def iso_time(timestamp: float) -> str:
+    """A moment as WaveSpeed writes `created_at`: UTC, milliseconds, a Z."""
+    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _seconds(value: float) -> str:

@@ -1,10 +1,10 @@
-"""Submitting a SkyReels V1 task and reading its result, as WaveSpeed's /api/v3 answers them."""
+"""Submitting a SkyReels V1 task and reading its (or a vision LLM call's) result, as WaveSpeed's
+/api/v3 answers them."""
 
 from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
@@ -12,8 +12,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from skyreels_demo.local_api.clock import TaskRecord
-from skyreels_demo.local_api.routes.common import answer, error_response, success
+from skyreels_demo.local_api.routes.common import answer, error_response, iso_time, success
 from skyreels_demo.local_api.routes.files import OUTPUTS_PATH
+from skyreels_demo.local_api.routes.llm import answer_data
 from skyreels_demo.models import SKYREELS_V1
 
 if TYPE_CHECKING:
@@ -46,6 +47,10 @@ def register(app: FastAPI, backend: LocalBackend) -> None:
         async def build() -> Response:
             record = backend.find_task(task_id)
             if record is None:
+                # One predictions namespace, as on WaveSpeed: a vision LLM call is a task too.
+                answered = backend.answers.find(task_id)
+                if answered is not None:
+                    return success(answer_data(answered, backend.base_url, time.time()))
                 return error_response(404, 404, "No task with that id was found.")
             return success(task_data(record, backend.base_url, time.time()))
 
@@ -66,7 +71,7 @@ def task_data(record: TaskRecord, base_url: str, now: float) -> dict[str, Any]:
         "urls": {"get": f"{base_url}/api/v3/predictions/{record.id}/result"},
         "has_nsfw_contents": [],
         "status": status,
-        "created_at": _iso(record.created_at),
+        "created_at": iso_time(record.created_at),
         "error": "",
         "timings": {"inference": 0},
     }
@@ -97,8 +102,3 @@ def refuse_submission(body: Any) -> tuple[int, str] | None:
     if seed is not None and (not seed_is_int or not MIN_SEED <= seed <= MAX_SEED):
         return 1401, f"Invalid parameter: seed must be an integer from {MIN_SEED} to {MAX_SEED}."
     return None
-
-
-def _iso(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

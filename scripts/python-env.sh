@@ -1,0 +1,72 @@
+# Sourced by start.sh and test.sh, from the project folder: `choose_python` sets PYTHON to a
+# Python 3.10 or newer that may install packages: the active virtual environment's (or conda
+# environment's), else the project's own .venv, made on first use and reused after.
+#
+# Why: stock Debian and Ubuntu have `python3` but no `python`, and their python3 refuses
+# `pip install` outside a virtual environment (PEP 668). The .venv sees the packages the
+# machine's Python already has (--system-site-packages), so a machine that has them installs
+# nothing again and works offline; pip adds what is missing or too old, into .venv only.
+
+NEEDED_MAJOR=3
+NEEDED_MINOR=10
+
+say() { printf '%s\n' "$*" >&2; }
+
+# "3.11.7" for the interpreter "$1", or nothing when it does not run.
+python_version() {
+  "$1" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null || true
+}
+
+# Succeeds when the version "$1" (like 3.11.7) is 3.10 or newer.
+new_enough() {
+  local major minor
+  IFS=. read -r major minor _ <<<"$1"
+  [ -n "$major" ] && [ -n "$minor" ] || return 1
+  [ "$major" -gt "$NEEDED_MAJOR" ] || { [ "$major" -eq "$NEEDED_MAJOR" ] && [ "$minor" -ge "$NEEDED_MINOR" ]; }
+}
+
+# Exits with one sentence unless the interpreter "$1" is new enough.
+require_new_enough() {
+  local version
+  version="$(python_version "$1")"
+  if ! new_enough "$version"; then
+    say "SkyReels V1 Studio needs Python $NEEDED_MAJOR.$NEEDED_MINOR or newer, but $1 is ${version:-not a working Python}: install a newer python3 (on Debian or Ubuntu: apt-get install python3 python3-venv) and run this again."
+    exit 1
+  fi
+}
+
+# The sentence to show when .venv cannot be made (Debian's python3 needs python3-venv for it).
+venv_advice() {
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo "
+  say "Could not make the virtual environment .venv: install Python's venv module (on Debian or Ubuntu: ${sudo}apt-get install python3-venv) and run this again."
+}
+
+# Sets PYTHON. Returns 1 (after showing why) when .venv had to be made and could not be.
+choose_python() {
+  if [ -n "${VIRTUAL_ENV:-}" ] && [ -x "$VIRTUAL_ENV/bin/python" ]; then
+    PYTHON="$VIRTUAL_ENV/bin/python"
+  elif [ -n "${CONDA_PREFIX:-}" ] && [ -x "$CONDA_PREFIX/bin/python" ]; then
+    PYTHON="$CONDA_PREFIX/bin/python"
+  else
+    PYTHON="$PWD/.venv/bin/python"
+    # A .venv left without pip (made before python3-venv was installed) is made again.
+    if ! [ -x "$PYTHON" ] || ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+      local base
+      base="$(command -v python3 || command -v python || true)"
+      if [ -z "$base" ]; then
+        say "SkyReels V1 Studio needs Python $NEEDED_MAJOR.$NEEDED_MINOR or newer, and neither python3 nor python was found: install python3 (on Debian or Ubuntu: apt-get install python3 python3-venv) and run this again."
+        exit 1
+      fi
+      require_new_enough "$base"
+      say "Making a virtual environment in .venv with $base (Python $(python_version "$base")); later runs reuse it."
+      rm -rf .venv
+      if ! "$base" -m venv --system-site-packages .venv >&2; then
+        rm -rf .venv
+        venv_advice
+        return 1
+      fi
+    fi
+  fi
+  require_new_enough "$PYTHON"
+}

@@ -1,0 +1,179 @@
+"""WaveSpeed's vision LLM (`POST /api/v3/wavespeed-ai/any-llm/vision`), as the offline preview.
+
+There is no language model here: the answer is a template sentence, clearly marked as a
+preview, built from the idea the studio's question carries (prompts.ask). Everything around it
+is real: the key, the schema, the image must be one this backend can fetch and read, sync mode
+answers at once with the envelope (`data.outputs = [text]`), and without sync mode (or with the
+`unfinished_answers` fault armed) the answer is "processing" until the result route has it.
+Answers live in memory only: a sync answer is read once, at once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from PIL import Image, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
+
+from skyreels_demo.local_api.fetch import ImageUnavailable, fetch_image, refuse_address
+from skyreels_demo.local_api.routes.common import answer, error_response, iso_time, success
+from skyreels_demo.models import VISION_LLM
+from skyreels_demo.prompts import idea_in
+
+if TYPE_CHECKING:
+    from skyreels_demo.local_api.backend import LocalBackend
+
+KINDS = ("llm",)
+PREVIEW_MARK = "[Offline preview suggestion]"
+# An answer that is not ready at once (no sync mode, or the fault) is ready this much later.
+LATER_S = 0.3
+
+
+@dataclass(frozen=True)
+class Answered:
+    """One vision LLM call: its text or its failure, and from when it reads as final."""
+
+    id: str
+    created_at: float
+    ready_at: float
+    text: str = ""
+    failure: tuple[int, str] | None = None
+
+    def status_at(self, now: float) -> str:
+        if now < self.ready_at:
+            return "processing"
+        return "failed" if self.failure is not None else "completed"
+
+
+class Answers:
+    """The calls this backend has answered, by id, in memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_id: dict[str, Answered] = {}
+
+    def add(self, answered: Answered) -> None:
+        with self._lock:
+            self._by_id[answered.id] = answered
+
+    def find(self, answer_id: str) -> Answered | None:
+        with self._lock:
+            return self._by_id.get(answer_id)
+
+
+def preview_text(idea: str) -> str:
+    """The offline stand-in for a written prompt: plain, marked, and built from the idea."""
+    if idea:
+        what = f"A person in the picture, as you asked: {idea.rstrip('.')}; a steady medium shot"
+    else:
+        what = "A person in the picture looks toward the camera and moves naturally as the camera slowly pushes in"
+    return f"{PREVIEW_MARK} {what}; soft, natural light; connect a WaveSpeed key for a real one."
+
+
+def register(app: FastAPI, backend: LocalBackend) -> None:
+    @app.post(VISION_LLM.path)
+    async def vision(request: Request) -> Response:
+        async def build() -> Response:
+            try:
+                body = json.loads(await request.body() or b"null")
+            except ValueError:
+                return error_response(400, 1401, "The request body is not valid JSON.")
+            problem = refuse_question(body)
+            if problem is not None:
+                return error_response(400, *problem)
+            answered = await run_in_threadpool(_answer, backend, body)
+            return success(answer_data(answered, backend.base_url, time.time()))
+
+        return await answer(backend, "llm", request, build)
+
+
+def answer_data(answered: Answered, base_url: str, now: float) -> dict[str, Any]:
+    """The envelope's `data` for a call, as it stands at `now` (the result route uses it too)."""
+    status = answered.status_at(now)
+    data: dict[str, Any] = {
+        "id": answered.id,
+        "model": VISION_LLM.name,
+        "outputs": [],
+        "urls": {"get": f"{base_url}/api/v3/predictions/{answered.id}/result"},
+        "has_nsfw_contents": [],
+        "status": status,
+        "created_at": iso_time(answered.created_at),
+        "error": "",
+        "timings": {"inference": 0},
+    }
+    if status == "completed":
+        data["outputs"] = [answered.text]
+        data["has_nsfw_contents"] = [False]
+        data["timings"] = {"inference": max(1, round((answered.ready_at - answered.created_at) * 1000))}
+    elif status == "failed":
+        data["code"], data["error"] = answered.failure  # type: ignore[misc]
+    return data
+
+
+def refuse_question(body: Any) -> tuple[int, str] | None:
+    """(API code, sentence) when a body does not fit the vision LLM's schema, else None."""
+    if not isinstance(body, dict):
+        return 1401, "The request body must be a JSON object."
+    prompt = body.get("prompt")
+    if prompt is None or (isinstance(prompt, str) and not prompt.strip()):
+        return 1400, "Missing required parameter: prompt."
+    if not isinstance(prompt, str):
+        return 1401, "Invalid parameter: prompt must be a string."
+    if not isinstance(body.get("system_prompt", ""), str):
+        return 1401, "Invalid parameter: system_prompt must be a string."
+    images = body.get("images", [])
+    if not isinstance(images, list) or not all(isinstance(url, str) and url for url in images):
+        return 1401, "Invalid parameter: images must be a list of image URLs."
+    for name in ("enable_sync_mode", "reasoning"):
+        if not isinstance(body.get(name, False), bool):
+            return 1401, f"Invalid parameter: {name} must be true or false."
+    temperature = body.get("temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2:
+        return 1401, "Invalid parameter: temperature must be a number from 0 to 2."
+    tokens = body.get("max_tokens", 1)
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 1:
+        return 1401, "Invalid parameter: max_tokens must be a positive integer."
+    return None
+
+
+def _answer(backend: LocalBackend, body: dict[str, Any]) -> Answered:
+    """Look at the images as a model would have to, then answer (worker thread: it may fetch)."""
+    now = time.time()
+    faults = backend.faults._take_answer()
+    failure = faults.failure
+    for url in body.get("images", []):
+        failure = failure or _unreadable(backend, url)
+    ready = not faults.unfinished and body.get("enable_sync_mode") is True
+    answered = Answered(
+        id=uuid.uuid4().hex,
+        created_at=now,
+        ready_at=now if ready else now + LATER_S,
+        text=preview_text(idea_in(body["prompt"])),
+        failure=failure,
+    )
+    backend.answers.add(answered)
+    return answered
+
+
+def _unreadable(backend: LocalBackend, url: str) -> tuple[int, str] | None:
+    """Why the model could not look at the image at `url` (code 1402 and a sentence), or None."""
+    problem = refuse_address(url)
+    if problem is not None:
+        return 1402, problem
+    try:
+        data = backend.fetch_image(url)
+        with Image.open(io.BytesIO(data)) as picture:
+            picture.verify()
+    except ImageUnavailable as exc:
+        return 1402, str(exc)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return 1402, "The image URL does not point to a picture that can be read (JPG, PNG, WebP...)."
+    return None

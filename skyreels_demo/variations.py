@@ -1,0 +1,167 @@
+"""Several seeds at once: one prompt and one image as 2 to 4 videos side by side.
+
+Each variation is its own run through `Studio.generate`, so each is recorded, passes the caps
+and waits for one of the process's task slots like any other run; the image is prepared once
+and shared. Updates from all of them arrive as they happen, each saying which variation, its
+seed and its latest event; one variation failing (a cap refusal, a failed task) ends only that
+one. One `stop` ends them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+from . import images
+from .errors import BadInput, StudioError
+from .events import Done, Event
+from .models import SKYREELS_V1, ModelSpec
+from .studio import check_prompt, choose_seed
+
+if TYPE_CHECKING:
+    from .studio import Studio
+
+log = logging.getLogger(__name__)
+
+MIN_VARIATIONS, MAX_VARIATIONS = 2, 4
+UNEXPECTED = "Something went wrong on our side with this variation: try it again, and report it if it keeps happening."
+
+
+@dataclass(frozen=True)
+class VariationUpdate:
+    """What one variation is doing now. `number` counts from 1, as a person would."""
+
+    number: int
+    seed: int
+    event: Event | None = None  # its latest progress event; None before its first
+    video_path: Path | None = None  # set once its video is saved
+    error: StudioError | None = None  # set when it ended without a video (a refusal, a failure, Stop)
+
+    @property
+    def finished(self) -> bool:
+        return self.video_path is not None or self.error is not None
+
+    @property
+    def message(self) -> str:
+        if self.error is not None:
+            return self.error.sentence
+        return self.event.message if self.event is not None else "Waiting to start…"
+
+
+def variation_seeds(seed: int | float | str | None, count: int, model: ModelSpec = SKYREELS_V1) -> list[int]:
+    """`count` distinct seeds: random ones for -1, else `seed`, `seed + 1`, … (wrapping at the top)."""
+    first = choose_seed(seed, model)  # checks it; -1 comes back as a random seed
+    top = model.seed_max
+    if _is_random(seed):
+        return random.sample(range(top + 1), count)
+    return [(first + i) % (top + 1) for i in range(count)]
+
+
+def make_variations(
+    studio: "Studio",
+    prompt: str,
+    image: Any,
+    count: int,
+    *,
+    seed: int | float | str | None = -1,
+    fit: str = "crop",
+    fps_prefix: bool = True,
+    api_key: str | None = None,
+    requester: str = "local",
+    signed_in: bool = False,
+    visitor: str = "",
+    stop: threading.Event | None = None,
+) -> Iterator[VariationUpdate]:
+    """Run `prompt` on `image` with `count` (2 to 4) distinct seeds at once, yielding updates.
+
+    First one update per variation with its seed, then each variation's events as they come;
+    every variation ends with one update carrying its `video_path` or its `error`. Bad input
+    (prompt, image, count, seed) raises `BadInput` before anything starts. Setting `stop` ends
+    every variation's wait (tasks already sent still finish and are saved to History); so does
+    closing this iterator early, which sets `stop` (made here when none is given).
+    """
+    number = _count(count)
+    check_prompt(prompt, studio.model)
+    seeds = variation_seeds(seed, number, studio.model)
+    shared = _prepared_once(image, fit)
+    halt = stop if stop is not None else threading.Event()
+    updates: queue.Queue[VariationUpdate | int] = queue.Queue()
+
+    def run(which: int, its_seed: int) -> None:
+        latest: Event | None = None
+        try:
+            for latest in studio.generate(
+                prompt,
+                shared,
+                its_seed,
+                api_key=api_key,
+                requester=requester,
+                signed_in=signed_in,
+                visitor=visitor,
+                fit=fit,
+                fps_prefix=fps_prefix,
+                stop=halt,
+            ):
+                saved = latest.video_path if isinstance(latest, Done) else None
+                updates.put(VariationUpdate(which, its_seed, latest, video_path=saved))
+        except StudioError as exc:
+            updates.put(VariationUpdate(which, its_seed, latest, error=exc))
+        except Exception:
+            log.exception("variation %d (seed %d) failed unexpectedly", which, its_seed)
+            updates.put(VariationUpdate(which, its_seed, latest, error=StudioError(UNEXPECTED)))
+        finally:
+            updates.put(which)  # this variation sends nothing more
+
+    workers = [
+        threading.Thread(target=run, args=(which, its_seed), name=f"variation-{which}", daemon=True)
+        for which, its_seed in enumerate(seeds, start=1)
+    ]
+    running = len(workers)
+    try:
+        for which, its_seed in enumerate(seeds, start=1):
+            yield VariationUpdate(which, its_seed)
+        for worker in workers:
+            worker.start()
+        while running:
+            update = updates.get()
+            if isinstance(update, int):
+                running -= 1
+            else:
+                yield update
+    finally:
+        if running:
+            # Nobody is listening any more: stop waiting; paid tasks are finished unseen.
+            halt.set()
+
+
+# --- pieces ------------------------------------------------------------------------------------
+
+
+def _count(count: Any) -> int:
+    """How many variations, from a number a form may send as 3, 3.0 or "3"."""
+    try:
+        value = float(count)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(count, bool) or not value.is_integer() or not MIN_VARIATIONS <= value <= MAX_VARIATIONS:
+        raise BadInput(f"Choose from {MIN_VARIATIONS} to {MAX_VARIATIONS} variations, not {count!r}.")
+    return int(value)
+
+
+def _is_random(seed: int | float | str | None) -> bool:
+    """Whether a seed that `choose_seed` accepted asks for a random one."""
+    return seed is None or seed == "" or float(seed) == -1
+
+
+def _prepared_once(image: Any, fit: str) -> images.PreparedImage | str:
+    """The image every variation shares: prepared here once, or an http(s) URL passed on."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        raise BadInput("Add an image first: drop in a photo of the scene to animate.")
+    if isinstance(image, images.PreparedImage) or images.is_remote_url(image):
+        return image
+    return images.prepare(image, fit=fit)

@@ -1,0 +1,161 @@
+"""The README's first command on a stock Debian or Ubuntu: `bash scripts/start.sh` in a fresh
+clone, with `python3` on the PATH but no `python`, makes .venv, installs into it, serves the app.
+
+Tests reach no network, so pip is told not to use an index; the packages this test runs with
+stand in for a wheelhouse (the new .venv sees the machine's packages, and PYTHONPATH adds the
+test interpreter's own when it runs in a virtual environment of its own).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+import requests
+
+from .conftest import ROOT, free_port, wait_for
+
+pytestmark = pytest.mark.first_command
+
+# What the scripts call besides Python; a stock system has these in /usr/bin, beside no `python`.
+ESSENTIALS = ("bash", "sh", "dirname", "rm", "env", "id", "cat", "uname")
+
+
+def fresh_clone(tmp_path: Path) -> Path:
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout: there is nothing to clone")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
+    return clone
+
+
+def bin_with(tmp_path: Path, python3: str | None) -> Path:
+    """A folder to be the whole PATH: the essentials, and `python3` if given, never `python`."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for tool in ESSENTIALS:
+        found = shutil.which(tool)
+        if found:
+            (folder / tool).symlink_to(found)
+    if python3 is not None:
+        (folder / "python3").symlink_to(python3)
+    assert shutil.which("python", path=str(folder)) is None
+    return folder
+
+
+def system_python() -> str:
+    """The interpreter behind this one, as a machine's own python3 (not a virtual environment's)."""
+    return getattr(sys, "_base_executable", None) or sys.executable
+
+
+def script_env(tmp_path: Path, path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        "PATH": str(path),
+        "LANG": "C.UTF-8",
+        "PIP_NO_INDEX": "1",
+        "SKYREELS_DATA_DIR": str(tmp_path / "data"),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    env.update(extra)
+    return env
+
+
+def start(clone: Path, env: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        # Its own session, so stopping it ends exactly what this test started.
+        return subprocess.Popen(
+            [env["PATH"] + "/bash", "scripts/start.sh"],
+            cwd=clone,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def answers_200(process: subprocess.Popen, url: str, log: Path):
+    def up() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"start.sh exited {process.returncode}: {log.read_text()[-3000:]}")
+        try:
+            return requests.get(url, timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    return wait_for(up, timeout=150, every=0.5)
+
+
+def test_start_sh_from_a_fresh_clone_with_only_python3_makes_a_venv_and_serves_the_app(tmp_path):
+    clone = fresh_clone(tmp_path)
+    port = free_port()
+    site_dirs = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    env = script_env(
+        tmp_path,
+        bin_with(tmp_path, system_python()),
+        GRADIO_SERVER_PORT=str(port),
+        GRADIO_SERVER_NAME="127.0.0.1",
+        PYTHONPATH=os.pathsep.join(sorted(site_dirs)),
+    )
+    url = f"http://127.0.0.1:{port}/"
+
+    first_log = tmp_path / "first.log"
+    process = start(clone, env, first_log)
+    try:
+        assert answers_200(process, url, first_log)
+    finally:
+        stop(process)
+    assert "Making a virtual environment in .venv" in first_log.read_text()
+    assert (clone / ".venv" / "bin" / "python").exists()
+
+    # The next run reuses it.
+    again_log = tmp_path / "again.log"
+    process = start(clone, env, again_log)
+    try:
+        assert answers_200(process, url, again_log)
+    finally:
+        stop(process)
+    assert "Making a virtual environment" not in again_log.read_text()
+
+
+def test_a_python_too_old_is_named_in_one_sentence(tmp_path):
+    clone = fresh_clone(tmp_path)
+    old = tmp_path / "old-python3"
+    # An interpreter that says it is 3.8: all the scripts ask a Python is its version.
+    old.write_text(f"#!{shutil.which('sh')}\necho 3.8.10\n")
+    old.chmod(0o755)
+    path = bin_with(tmp_path, str(old))
+    done = subprocess.run(
+        [str(path / "bash"), "scripts/start.sh"], cwd=clone, env=script_env(tmp_path, path),
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert "needs Python 3.10 or newer, but" in done.stderr and "is 3.8.10" in done.stderr
+    assert not (clone / ".venv").exists()
+
+
+def test_no_python_at_all_is_named_in_one_sentence(tmp_path):
+    clone = fresh_clone(tmp_path)
+    path = bin_with(tmp_path, None)
+    done = subprocess.run(
+        [str(path / "bash"), "scripts/start.sh"], cwd=clone, env=script_env(tmp_path, path),
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert "neither python3 nor python was found" in done.stderr

@@ -1,0 +1,171 @@
+"""Several seeds at once: `make_variations` against the real local backend on loopback, as the
+offline preview and as the API behind a key."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from skyreels_demo.config import Settings
+from skyreels_demo.errors import BadInput, QuotaExceeded, Stopped, TaskFailed
+from skyreels_demo.events import Submitted
+from skyreels_demo.local_api import LocalBackend, TaskTiming
+from skyreels_demo.models import SKYREELS_V1
+from skyreels_demo.studio import Studio
+from skyreels_demo.variations import VariationUpdate, make_variations, variation_seeds
+
+from .conftest import settings_for, video_facts, wait_for
+
+PROMPT = "a woman turns to the camera and smiles"
+
+
+def preview_studio(backend: LocalBackend, data_dir: Path, **settings) -> Studio:
+    return Studio(Settings(data_dir=data_dir, poll="0.1", **settings), start_preview=lambda: backend.base_url)
+
+
+def last_of_each(updates: list[VariationUpdate]) -> dict[int, VariationUpdate]:
+    ends: dict[int, VariationUpdate] = {}
+    for update in updates:
+        ends[update.number] = update
+    return ends
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["preview", "keyed"])
+def test_three_variations_give_three_videos_with_three_distinct_seeds(keyed, backend, tmp_path, photo_path):
+    data = tmp_path / "data"
+    studio = Studio(settings_for(backend, data)) if keyed else preview_studio(backend, data)
+    try:
+        updates = list(make_variations(studio, PROMPT, str(photo_path), 3))
+    finally:
+        studio.close()
+
+    assert [u.number for u in updates[:3]] == [1, 2, 3] and all(u.event is None for u in updates[:3])
+    ends = last_of_each(updates)
+    assert sorted(ends) == [1, 2, 3]
+    seeds = {end.seed for end in ends.values()}
+    assert len(seeds) == 3 and all(0 <= seed <= SKYREELS_V1.seed_max for seed in seeds)
+    for end in ends.values():
+        assert end.error is None and end.finished
+        assert f"seed {end.seed}" in end.message
+        assert video_facts(end.video_path)["frames"] == 97
+    assert len({end.video_path for end in ends.values()}) == 3
+    # Each is its own recorded run with its own seed, all from the one prepared image.
+    runs = studio.store.recent()
+    assert sorted(run.seed for run in runs) == sorted(seeds)
+    assert {run.status for run in runs} == {"done"} and len({run.image_sha256 for run in runs}) == 1
+    assert {run.mode for run in runs} == {"api" if keyed else "preview"}
+    assert backend.counts["submit"] == 3
+
+
+def test_a_chosen_seed_gives_the_seeds_after_it_wrapping_at_the_top():
+    assert variation_seeds(41, 3) == [41, 42, 43]
+    assert variation_seeds("7", 2) == [7, 8]
+    top = SKYREELS_V1.seed_max
+    assert variation_seeds(top, 3) == [top, 0, 1]
+    randoms = variation_seeds(-1, 4)
+    assert len(set(randoms)) == 4 and all(0 <= seed <= top for seed in randoms)
+
+
+def test_a_chosen_seed_reaches_every_variation(studio, photo_path):
+    ends = last_of_each(list(make_variations(studio, PROMPT, str(photo_path), 2, seed=1234)))
+    assert {n: end.seed for n, end in ends.items()} == {1: 1234, 2: 1235}
+    assert sorted(run.seed for run in studio.store.recent()) == [1234, 1235]
+
+
+def test_stop_ends_every_variation_and_the_paid_tasks_stay_recorded(tmp_path, photo_path):
+    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=120)) as slow:
+        studio = Studio(settings_for(slow, tmp_path / "data"))
+        stop = threading.Event()
+        updates = []
+        try:
+            started = time.monotonic()
+            submitted = set()
+            for update in make_variations(studio, PROMPT, str(photo_path), 3, stop=stop):
+                updates.append(update)
+                if isinstance(update.event, Submitted):
+                    submitted.add(update.number)
+                if len(submitted) == 3:
+                    stop.set()
+            took = time.monotonic() - started
+        finally:
+            studio.close()
+    ends = last_of_each(updates)
+    assert sorted(ends) == [1, 2, 3]
+    assert all(isinstance(end.error, Stopped) and end.video_path is None for end in ends.values())
+    assert all("still runs on WaveSpeed" in end.message for end in ends.values())
+    assert took < 30  # far from the tasks' two minutes
+    assert len(studio.store.unfinished()) == 3  # paid for: the follower or resume finishes them
+
+
+def test_a_cap_refusal_is_reported_for_that_variation_and_the_others_go_on(backend, tmp_path, photo_path):
+    studio = preview_studio(backend, tmp_path / "data", shared=True, preview_runs_per_hour=3)
+    try:
+        updates = list(make_variations(studio, PROMPT, str(photo_path), 4, requester="ip:203.0.113.9"))
+    finally:
+        studio.close()
+    ends = last_of_each(updates)
+    refused = [end for end in ends.values() if end.error is not None]
+    made = [end for end in ends.values() if end.video_path is not None]
+    assert len(refused) == 1 and len(made) == 3
+    assert isinstance(refused[0].error, QuotaExceeded)
+    assert "You have made 3 offline previews in the last hour" in refused[0].message
+    assert backend.counts["submit"] == 3
+
+
+def test_one_failed_task_does_not_stop_the_others(studio, backend, photo_path):
+    backend.faults.fail_next_task(5000, "Internal error")
+    ends = last_of_each(list(make_variations(studio, PROMPT, str(photo_path), 3)))
+    failed = [end for end in ends.values() if end.error is not None]
+    assert len(failed) == 1 and isinstance(failed[0].error, TaskFailed)
+    assert "The video was not made" in failed[0].message
+    assert sum(end.video_path is not None for end in ends.values()) == 2
+
+
+def test_more_variations_than_task_slots_wait_their_turn(backend, tmp_path, photo_path):
+    studio = Studio(settings_for(backend, tmp_path / "data", max_concurrent_tasks=2))
+    try:
+        updates = list(make_variations(studio, PROMPT, str(photo_path), 4))
+    finally:
+        studio.close()
+    assert any("Waiting for a free slot" in update.message for update in updates)
+    assert sum(end.video_path is not None for end in last_of_each(updates).values()) == 4
+
+
+@pytest.mark.parametrize(
+    "count, prompt, image, sentence",
+    [
+        (5, PROMPT, "photo", "Choose from 2 to 4 variations"),
+        (1, PROMPT, "photo", "Choose from 2 to 4 variations"),
+        (3, "   ", "photo", "Write a prompt first"),
+        (3, PROMPT, None, "Add an image first"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_starts(count, prompt, image, sentence, studio, backend, photo_path):
+    with pytest.raises(BadInput, match=sentence):
+        list(make_variations(studio, prompt, str(photo_path) if image else None, count))
+    assert sum(backend.counts.values()) == 0
+    assert studio.store.recent(model=None) == []
+
+
+def test_a_listener_who_goes_away_stops_every_wait(tmp_path, photo_path):
+    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=120)) as slow:
+        studio = Studio(settings_for(slow, tmp_path / "data"))
+        stop = threading.Event()
+        try:
+            updates = make_variations(studio, PROMPT, str(photo_path), 2, stop=stop)
+            submitted = set()
+            for update in updates:
+                if isinstance(update.event, Submitted):
+                    submitted.add(update.number)
+                if len(submitted) == 2:
+                    break
+            updates.close()  # as Gradio does when the page that asked is closed
+            assert stop.is_set()
+            # Nobody follows them here any more; they are recorded for the follower and resume.
+            wait_for(lambda: not studio.watched(), timeout=10)
+            assert len(studio.store.unfinished()) == 2
+        finally:
+            studio.close()
