@@ -28,6 +28,7 @@ from .events import Done
 from .follower import finish
 from .models import SKYREELS_V1
 from .preview import OfflinePreview
+from .prompts import MAX_IDEA_CHARS, suggest_prompt
 from .runs import Run
 from .status_board import (
     KEY_PAGE,
@@ -41,6 +42,7 @@ from .status_board import (
     summary,
 )
 from .studio import Studio
+from .variations import MAX_VARIATIONS, MIN_VARIATIONS, VariationUpdate, make_variations
 from .visitors import LOCAL, Requester, identify
 
 MODEL = SKYREELS_V1
@@ -225,6 +227,120 @@ class StudioApp:
         finally:
             self._release_stop(session, stop)
 
+    def suggest_prompt(
+        self,
+        image: str | None,
+        idea: str | None = "",
+        api_key: str | None = None,
+        request: gr.Request = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> str:
+        """Write a SkyReels V1 prompt from a still image, ready to edit; nothing is submitted.
+
+        Args:
+            image: The still image to describe (JPEG, PNG, WebP, GIF, BMP or TIFF).
+            idea: An optional short idea to steer the prompt, like "she laughs" or "slow dolly in".
+            api_key: Your own WaveSpeed API key (optional: without it the app's key or its offline preview is used).
+
+        Returns:
+            A prompt of one or two sentences: who is in the frame, their expression and motion, the camera and the light.
+        """
+        if not isinstance(image, str) or not image:
+            raise gr.Error("Add an image first: the prompt is written from the picture.", print_exception=False)
+        who = self.requester(request, profile)
+        try:
+            suggestion = suggest_prompt(
+                self.studio,
+                image,
+                _text(idea),
+                api_key=_text(api_key) or None,
+                requester=who.key,
+                signed_in=who.signed_in,
+            )
+        except StudioError as exc:
+            raise gr.Error(exc.sentence, print_exception=False) from None
+        except Exception:
+            log.exception("writing a prompt failed")
+            raise gr.Error(UNEXPECTED, print_exception=False) from None
+        return suggestion.text
+
+    def generate_variations(
+        self,
+        prompt: str,
+        image: str | None,
+        count: float | None = 3,
+        seed: float | None = -1,
+        fps_prefix: bool = True,
+        fit: str = "crop",
+        api_key: str | None = None,
+        request: gr.Request = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> Iterator[tuple[list[tuple[str, str]], str]]:
+        """Make 2 to 4 SkyReels V1 videos of one prompt and image with different seeds, side by side.
+
+        Args:
+            prompt: What should happen in the videos: who is in the picture, how they move, the camera and the light.
+            image: The still image to animate (JPEG, PNG, WebP, GIF, BMP or TIFF).
+            count: How many variations to make: 2, 3 or 4.
+            seed: -1 for random seeds, or a first seed (the others follow it: seed+1, seed+2, ...).
+            fps_prefix: Start the prompt with the frame-rate tag SkyReels' authors recommend (default on).
+            fit: "crop" to the model's frame as SkyReels does (default), or "pad" to keep the whole picture.
+            api_key: Your own WaveSpeed API key (optional: without it the app's key or its offline preview is used).
+
+        Returns:
+            The finished videos, each captioned with its seed, and one line per variation saying how it went.
+        """
+        yield from self._variations(prompt, image, count, seed, fps_prefix, fit, api_key, "", request, profile)
+
+    def generate_variations_in_page(
+        self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request: gr.Request,
+        profile: gr.OAuthProfile | None = None,
+    ):
+        """The page's "Make variations": like /generate_variations, filed under this browser's History."""
+        yield from self._variations(
+            prompt, image, count, seed, fps_prefix, fit, api_key, _visitor_id(visitor), request, profile
+        )
+
+    def _variations(self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request, profile):
+        stop = threading.Event()
+        session = self._hold_stop(request, stop)
+        latest: dict[int, VariationUpdate] = {}
+        try:
+            who = self.requester(request, profile)
+            updates = make_variations(
+                self.studio,
+                _text(prompt),
+                image if isinstance(image, str) else None,
+                count if isinstance(count, (int, float, str)) else 0,
+                seed=-1 if seed is None else seed,
+                fit=_fit(fit),
+                fps_prefix=fps_prefix is not False,
+                api_key=_text(api_key) or None,
+                requester=who.key,
+                signed_in=who.signed_in,
+                visitor=visitor,
+                stop=stop,
+            )
+            for update in updates:
+                latest[update.number] = update
+                yield _variation_grid(latest), _variation_lines(latest)
+        except StudioError as exc:
+            raise gr.Error(exc.sentence, print_exception=False) from None
+        except Exception:
+            log.exception("unexpected failure in variations")
+            raise gr.Error(UNEXPECTED, print_exception=False) from None
+        finally:
+            self._release_stop(session, stop)
+
+    def keep_variation(self, evt: gr.SelectData):
+        """Put the picked variation in the main player."""
+        value = evt.value if isinstance(evt.value, dict) else {}
+        video = value.get("video") if isinstance(value.get("video"), dict) else {}
+        path = video.get("path") if isinstance(video.get("path"), str) else None
+        if not path or Path(path).resolve().parent != self.videos_dir.resolve():
+            return gr.update(), gr.update()
+        return path, f"**Kept:** {_text(value.get('caption'))}"
+
     def expectations(self) -> str:
         """How long a run usually takes here, learned from the runs this app has made."""
         mode = self.studio.access.default_mode
@@ -362,6 +478,15 @@ class StudioApp:
                                 go = gr.Button("Generate", variant="primary", scale=3)
                                 halt = gr.Button("Stop", variant="stop", scale=1)
                             with gr.Row(equal_height=True):
+                                idea = gr.Textbox(
+                                    show_label=False,
+                                    container=False,
+                                    placeholder='Optional idea: "she laughs", "slow dolly in"',
+                                    max_length=MAX_IDEA_CHARS,
+                                    scale=3,
+                                )
+                                suggest = gr.Button("Write a prompt from my image", size="sm", scale=2)
+                            with gr.Row(equal_height=True):
                                 seed = gr.Number(
                                     value=-1,
                                     label="Seed (-1 = random)",
@@ -384,6 +509,15 @@ class StudioApp:
                                 prepared = gr.Image(
                                     label="What the model will see", interactive=False, height=200
                                 )
+                            with gr.Accordion("Several seeds at once", open=False):
+                                with gr.Row(equal_height=True):
+                                    count = gr.Radio(
+                                        choices=list(range(MIN_VARIATIONS, MAX_VARIATIONS + 1)),
+                                        value=3,
+                                        label="Variations",
+                                        scale=2,
+                                    )
+                                    vary = gr.Button("Make variations", scale=1)
                             with gr.Accordion(
                                 "Your own WaveSpeed key" + (" (optional)" if settings.has_key else ""),
                                 open=False,
@@ -406,6 +540,15 @@ class StudioApp:
                             )
                             result_summary = gr.Markdown(elem_id="summary")
                             expectations = gr.Markdown(elem_classes="prep-notes")
+                            variations_grid = gr.Gallery(
+                                label="Variations (pick one to keep it in the player)",
+                                columns=2,
+                                height="auto",
+                                object_fit="contain",
+                                allow_preview=False,
+                                elem_id="variations",
+                            )
+                            variations_status = gr.Markdown(elem_id="variations-status")
                     gr.Examples(
                         examples=[[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()],
                         inputs=[image, prompt],
@@ -441,6 +584,7 @@ class StudioApp:
                                 reroll = gr.Button("Run again with a new seed")
             # API only: /generate takes prompt, image and seed; everything else has a default.
             api_generate = gr.Button(visible=False)
+            api_variations = gr.Button(visible=False)
 
             # wiring
             gr.on(
@@ -477,6 +621,36 @@ class StudioApp:
             reroll.click(
                 self.reuse_with_new_seed, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private"
             ).success(self.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
+            variation_options = dict(
+                outputs=[variations_grid, variations_status],
+                concurrency_limit=settings.max_concurrent_tasks,
+                concurrency_id="generate",
+                show_progress="minimal",
+            )
+            api_variations.click(
+                self.generate_variations,
+                inputs=[prompt, image, count, seed, fps_prefix, fit, api_key],
+                api_name="generate_variations",
+                **variation_options,
+            )
+            vary.click(
+                self.generate_variations_in_page,
+                inputs=[prompt, image, count, seed, fps_prefix, fit, api_key, visitor],
+                js=SHOW_STATUS_JS.replace("'status'", "'variations'"),
+                api_visibility="private",
+                **variation_options,
+            )
+            variations_grid.select(
+                self.keep_variation, None, [video, result_summary], queue=False, api_visibility="private"
+            )
+            suggest.click(
+                self.suggest_prompt,
+                inputs=[image, idea, api_key],
+                outputs=[prompt],
+                api_name="suggest_prompt",
+                concurrency_limit=2,
+                concurrency_id="suggest",
+            )
             halt.click(self.stop, None, None, queue=False, api_visibility="private")
             history_options = dict(
                 fn=self.history, inputs=[visitor], outputs=[gallery, history_ids], queue=False, api_visibility="private"
@@ -502,6 +676,22 @@ class StudioApp:
             demo.load(self.expectations, None, expectations, queue=False, api_visibility="private")
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrent_tasks)
         return demo
+
+
+def _variation_grid(latest: dict[int, VariationUpdate]) -> list[tuple[str, str]]:
+    return [
+        (str(update.video_path), f"Seed {update.seed} (variation {number})")
+        for number, update in sorted(latest.items())
+        if update.video_path is not None
+    ]
+
+
+def _variation_lines(latest: dict[int, VariationUpdate]) -> str:
+    lines = []
+    for number, update in sorted(latest.items()):
+        mark = "✓" if update.video_path else ("✕" if update.error else "●")
+        lines.append(f"{mark} **{number}** · seed {update.seed} · {update.message}")
+    return "\n\n".join(lines)
 
 
 def _new_visitor(visitor: str | None) -> str:

@@ -159,3 +159,20 @@ def test_generate_needs_only_prompt_image_and_seed(app):
     client = Client(app.url, verbose=False)
     status, video, summary = client.predict("a kite rises", handle_file(IMAGE), 11, api_name="/generate")
     assert "Seed 11" in summary and video_facts(video)["frames"] == 97
+
+
+def test_suggest_prompt_writes_a_marked_preview_prompt_from_the_picture(app):
+    client = Client(app.url, verbose=False)
+    text = client.predict(handle_file(IMAGE), "she laughs", "", api_name="/suggest_prompt")
+    assert "offline preview" in text.lower() and "laughs" in text
+    assert not text.upper().startswith("FPS-24")  # the app adds the prefix when it submits
+
+
+def test_generate_variations_returns_three_videos_with_three_seeds(app):
+    client = Client(app.url, verbose=False)
+    grid, lines = client.predict("a woman smiles", handle_file(IMAGE), 3, 40, api_name="/generate_variations")
+    seeds = sorted(int(item["caption"].split()[1]) for item in grid)
+    assert seeds == [40, 41, 42]
+    for item in grid:
+        assert video_facts(item["video"]["video"] if isinstance(item["video"], dict) else item["video"])["frames"] == 97
+    assert lines.count("✓") == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -106,3 +107,101 @@ def test_the_page_fits_a_phone(app, browser, tmp_path):
     assert image_box.bounding_box()["y"] < page.locator("#status").bounding_box()["y"]
     page.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
     page.close()
+
+
+def in_view(page: Page, selector: str) -> bool:
+    box = page.locator(selector).first.bounding_box()
+    height = page.viewport_size["height"]
+    return box is not None and box["y"] >= 0 and box["y"] + min(box["height"], 120) <= height
+
+
+def test_on_a_laptop_the_prompt_and_generate_are_on_the_first_screen_and_the_run_stays_in_view(app, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(app.url)
+    fill_in(page, "A woman turns to the camera")
+    assert page.evaluate("window.scrollY") == 0
+    generate = page.get_by_role("button", name="Generate")
+    box = generate.bounding_box()
+    assert box["y"] + box["height"] <= 768, box  # no scrolling to reach it
+    assert in_view(page, "textarea")
+    generate.click()
+    expect(page.locator("#status")).to_contain_text("Making the video", timeout=30_000)
+    assert in_view(page, "#status") and in_view(page, "#result-video")
+    page.screenshot(path=str(tmp_path / "laptop-during.png"))
+    expect(page.locator("#result-video video")).to_have_count(1, timeout=60_000)
+    page.close()
+
+
+def test_on_a_phone_generate_brings_the_status_into_view(app, browser):
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page.goto(app.url)
+    fill_in(page, "A man nods slowly")
+    assert not in_view(page, "#status")  # below the controls on a phone
+    page.get_by_role("button", name="Generate").click()
+    wait_for(lambda: in_view(page, "#status"), timeout=5)
+    expect(page.locator("#result-video video")).to_have_count(1, timeout=60_000)
+    page.close()
+
+
+def test_a_prompt_is_written_from_the_picture_into_the_box(app, browser):
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(app.url)
+    fill_in(page, "")
+    page.get_by_placeholder("Optional idea").fill("slow dolly in")
+    page.get_by_role("button", name="Write a prompt from my image").click()
+    prompt = page.get_by_label("Prompt", exact=True)
+    expect(prompt).to_have_value(re.compile("dolly in"), timeout=30_000)
+    assert "offline preview" in prompt.input_value().lower()
+    assert page.locator("#status").inner_text() == status_text(page)  # nothing was submitted
+    expect(page.locator("#status")).to_contain_text("press Generate")
+    page.close()
+
+
+def test_three_variations_arrive_in_the_grid_with_three_seeds_and_one_is_kept(app, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(app.url)
+    fill_in(page, "A woman laughs")
+    page.get_by_label("Seed (-1 = random)").fill("500")
+    page.get_by_text("Several seeds at once").click()
+    page.get_by_label("3").check()
+    page.get_by_role("button", name="Make variations").click()
+    grid = page.locator("#variations")
+    for seed in (500, 501, 502):
+        expect(grid).to_contain_text(f"Seed {seed}", timeout=60_000)
+    expect(page.locator("#variations-status")).to_contain_text("✓ 3", timeout=30_000)
+    page.screenshot(path=str(tmp_path / "variations.png"), full_page=True)
+    page.get_by_role("button", name=re.compile("Thumbnail 2 of 3")).click()
+    expect(page.locator("#summary")).to_contain_text("Kept: Seed", timeout=10_000)
+    expect(page.locator("#result-video video")).to_have_count(1)
+    page.close()
+
+
+def test_history_thumbnails_keep_their_size_with_one_run_or_many(browser, tmp_path):
+    data = tmp_path / "data"
+    app = LaunchedApp(data, tmp_path / "app.log", SKYREELS_PREVIEW_TIMING="0.1,0.3")
+    try:
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(app.url)
+        fill_in(page, "The first run")
+        page.get_by_role("button", name="Generate").click()
+        expect(page.locator("#result-video video")).to_have_count(1, timeout=60_000)
+        page.get_by_role("tab", name="History").click()
+        one = page.get_by_role("button", name="Thumbnail 1 of 1")
+        expect(one).to_be_visible(timeout=10_000)
+        single = one.bounding_box()
+        expect(page.locator("#history-gallery")).to_contain_text("seed")
+        # Many more runs, straight into the store with their picture: History shows forty.
+        store = open_store(data)
+        first = store.recent()[0]
+        for n in range(45):
+            run = store.create(prompt=f"FPS-24, run {n}", seed=n, mode="preview", api_host="offline-preview")
+            store.update(run.id, image_path=first.image_path, status="refused")
+        page.get_by_role("button", name="Refresh").click()
+        many = page.get_by_role("button", name="Thumbnail 1 of 40")
+        expect(many).to_be_visible(timeout=10_000)
+        assert abs(many.bounding_box()["width"] - single["width"]) < 2  # the same size either way
+        assert single["width"] < 1366 / 2  # one run is a thumbnail, not the whole gallery
+        page.screenshot(path=str(tmp_path / "history-many.png"))
+        page.close()
+    finally:
+        app.stop()
