@@ -211,6 +211,7 @@ def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) ->
             out_dir=Path(args.out) if args.out else None,
             fit=args.fit,
             progress=status.out,
+            confirm=lambda new: _agree_to_spend(new, settings, args.yes, status),
         )
     finally:
         studio.close()
@@ -218,6 +219,39 @@ def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) ->
     status.say(f"Report: {report.html_path}")
     print(report.html_path)
     return EXIT_OK if report.failed == 0 else EXIT_TASK_FAILED
+
+
+def _agree_to_spend(videos: int, settings: Settings, yes: bool, status: StatusLines) -> bool:
+    """Say what a sweep costs; ask before spending more than the setting allows."""
+    if not settings.has_key:
+        status.say(f"{videos} new offline previews: free, made on this machine.")
+        return True
+    cost = videos * SKYREELS_V1.price_usd
+    status.say(f"{videos} new videos, about ${cost:.2f} on your WaveSpeed key.")
+    if yes or cost <= settings.confirm_above_usd:
+        return True
+    if sys.stdin.isatty():
+        status.out.write(f"Spend about ${cost:.2f}? [y/N] ")
+        status.out.flush()
+    stdin_answer = sys.stdin.readline()
+    if not stdin_answer:  # no one to ask
+        status.say(f"Not started: it costs more than ${settings.confirm_above_usd:.2f}; run it again with --yes to go ahead.")
+        return False
+    return stdin_answer.strip().lower() in {"y", "yes"}
+
+
+def _balance(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
+    from .client import WaveSpeedClient
+
+    if not settings.has_key:
+        raise BadInput("No WAVESPEED_API_KEY is set, so there is no balance to check: set it first.")
+    with WaveSpeedClient(settings) as client:
+        balance = client.balance()
+    if args.json:
+        print(json.dumps({"balance": balance.amount, "currency": balance.currency}))
+    else:
+        print(f"{balance.amount:.2f} {balance.currency}")
+    return EXIT_OK
 
 
 def _local_api(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
@@ -272,7 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     swp.add_argument("--concurrency", type=int, default=3)
     swp.add_argument("--fit", choices=("crop", "pad"), default="crop")
     swp.add_argument("--out", help="where to write the report (default: the data directory)")
+    swp.add_argument("--yes", action="store_true", help="do not ask before spending (see SKYREELS_CONFIRM_ABOVE_USD)")
     swp.set_defaults(handler=_sweep)
+
+    bal = commands.add_parser("balance", help="the key's WaveSpeed credit")
+    bal.add_argument("--json", action="store_true", help='print {"balance": <number>, "currency": "USD"}')
+    bal.set_defaults(handler=_balance)
 
     api = commands.add_parser("local-api", help="serve the built-in WaveSpeed-compatible backend")
     api.add_argument("--port", type=int, default=8765)

@@ -10,12 +10,14 @@ sees it.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
@@ -26,6 +28,7 @@ from requests.adapters import HTTPAdapter
 from . import __version__
 from .config import Settings
 from .errors import (
+    ApiError,
     AuthError,
     BadRequest,
     DownloadFailed,
@@ -43,6 +46,19 @@ from .schedule import Poller, PollSchedule
 from .tasks import Task, TaskState
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Balance:
+    amount: float
+    currency: str = "USD"
+
+# Ways to hand WaveSpeed the image, in the order `auto` tries them: the official SDK's ticket and
+# PUT, the documented binary upload, then the image inline as a data URI in the submit itself.
+WAYS_UP = ("ticket", "binary", "inline")
+# Which way worked, per base URL, for this process: later runs go straight to it.
+_way_that_worked: dict[str, str] = {}
+_way_lock = threading.Lock()
 
 # How often `follow` yields while it waits, so a UI can show the time passing.
 TICK_S = 1.0
@@ -142,12 +158,18 @@ class WaveSpeedClient:
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         self._session = session
+        # The upload's PUT goes to storage, elsewhere: a session that never carries the key.
+        self._storage = requests.Session()
+        self._storage.headers["User-Agent"] = session.headers["User-Agent"]
+        self._storage.mount("http://", adapter)
+        self._storage.mount("https://", adapter)
 
     def __repr__(self) -> str:
         return f"WaveSpeedClient(base_url={self.base_url!r})"
 
     def close(self) -> None:
         self._session.close()
+        self._storage.close()
 
     def __enter__(self) -> "WaveSpeedClient":
         return self
@@ -157,13 +179,15 @@ class WaveSpeedClient:
 
     # -- requests and envelopes --
 
-    def _send(self, call: Call, method: str, url: str, doing: str, **kwargs) -> requests.Response:
+    def _send(
+        self, call: Call, method: str, url: str, doing: str, session: requests.Session | None = None, **kwargs
+    ) -> requests.Response:
         """Send, and send again while the policy allows; returns the last answer."""
         attempt = 0
         while True:
             attempt += 1
             try:
-                response = self._session.request(method, url, timeout=self.timeout, **kwargs)
+                response = (session or self._session).request(method, url, timeout=self.timeout, **kwargs)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 # A paid POST whose answer was lost may have created its task: never again.
                 if not self.policy.may_retry(call, attempt, None):
@@ -209,21 +233,108 @@ class WaveSpeedClient:
     # -- the API --
 
     def upload(self, data: bytes, filename: str = "image.jpg", content_type: str = "image/jpeg") -> str:
-        """Upload bytes and return the hosted URL the model can download."""
+        """Hand WaveSpeed the image; return what to submit as `image` (a URL, or a data URI).
+
+        With `image_transport="auto"` it tries the official SDK's ticket and PUT, then the
+        documented binary upload when that route answers 404 or 405, then the image inline;
+        the way that worked is remembered for this base URL. "upload" never goes inline;
+        "inline" never uploads. An upload costs nothing, so each way may be retried; it is
+        never the paid submit.
+        """
         started = time.monotonic()
+        ways = self._ways_up()
+        for index, way in enumerate(ways):
+            try:
+                url = self._upload_by(way, data, filename, content_type)
+            except ApiError as exc:
+                retired = exc.status in (404, 405) and not isinstance(exc, AuthError)
+                if retired and index + 1 < len(ways):
+                    log.info("the %s upload is not offered here (HTTP %s); trying the next way", way, exc.status)
+                    continue
+                raise
+            with _way_lock:
+                _way_that_worked[self.base_url] = way
+            log.info("image handed over (%s, %d bytes) in %.2fs", way, len(data), time.monotonic() - started)
+            return url
+        raise AssertionError("unreachable: the last way either returns or raises")
+
+    def _ways_up(self) -> tuple[str, ...]:
+        setting = self.settings.image_transport
+        if setting == "inline":
+            return ("inline",)
+        ways = WAYS_UP if setting == "auto" else ("ticket", "binary")
+        with _way_lock:
+            known = _way_that_worked.get(self.base_url)
+        if known in ways:
+            return (known,) + tuple(way for way in ways if way != known)
+        return ways
+
+    def _upload_by(self, way: str, data: bytes, filename: str, content_type: str) -> str:
+        if way == "inline":
+            return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
+        if way == "binary":
+            body = self._request(
+                Call.UPLOAD,
+                "POST",
+                "/api/v3/media/upload/binary",
+                "uploading the image",
+                error=UploadFailed,
+                files={"file": (filename, data, content_type)},
+            )
+        else:
+            body = self._upload_with_ticket(data, filename, content_type)
+        url = body.get("download_url")
+        if not isinstance(url, str) or not url:
+            raise UploadFailed("The upload did not return an image URL: try again in a minute.")
+        return url
+
+    def _upload_with_ticket(self, data: bytes, filename: str, content_type: str) -> Mapping[str, Any]:
+        """The official SDK's way: a ticket from the API, then a PUT to where it points."""
         body = self._request(
             Call.UPLOAD,
             "POST",
-            "/api/v3/media/upload/binary",
-            "uploading the image",
+            "/api/v3/media/uploads",
+            "asking where to upload the image",
             error=UploadFailed,
-            files={"file": (filename, data, content_type)},
+            json={"filename": filename, "size": len(data), "content_type": content_type},
         )
-        url = body.get("download_url")
-        if not url:
-            raise UploadFailed("The upload did not return an image URL: try again in a minute.")
-        log.info("uploaded %d bytes in %.2fs", len(data), time.monotonic() - started)
-        return str(url)
+        ticket = body.get("upload")
+        ticket = ticket if isinstance(ticket, Mapping) else {}
+        url, headers = ticket.get("url"), ticket.get("headers") or {}
+        if str(ticket.get("method", "")).upper() != "PUT" or not isinstance(url, str) or not url:
+            raise UploadFailed("WaveSpeed did not say where to upload the image: try again in a minute.")
+        if not isinstance(headers, Mapping):
+            headers = {}
+        response = self._send(
+            Call.UPLOAD,
+            "PUT",
+            url,
+            "uploading the image",
+            session=self._storage,
+            data=data,
+            headers={str(k): str(v) for k, v in headers.items()},
+        )
+        if not 200 <= response.status_code < 300:
+            raise UploadFailed(
+                f"The image could not be uploaded (storage answered HTTP {response.status_code}): "
+                "try again in a minute.",
+                status=response.status_code,
+                detail=response.text[:200],
+            )
+        return body
+
+    def balance(self) -> Balance:
+        """The account's credit: the current route, else the older one WaveSpeed documented."""
+        try:
+            data = self._request(Call.READ, "GET", "/api/v3/account/balance", "checking the balance")
+        except ServiceError as exc:
+            if exc.status != 404:
+                raise
+            data = self._request(Call.READ, "GET", "/api/v3/balance", "checking the balance")
+        amount = data.get("balance")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+            raise ServiceError("WaveSpeed did not say what the balance is: try again in a minute.")
+        return Balance(float(amount), str(data.get("currency") or "USD"))
 
     def submit(self, model: ModelSpec, inputs: Mapping[str, Any]) -> Task:
         """Start one task. Sent once; again only after a 429, which created nothing."""

@@ -52,6 +52,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
 
 
+def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {raw!r}.")
+    return raw
+
+
 def _timing(env: dict[str, str], name: str, default: tuple[float, float]) -> tuple[float, float]:
     raw = env.get(name, "").strip()
     if not raw:
@@ -79,6 +86,13 @@ class Settings:
     read_timeout_s: float = 30.0
     run_deadline_s: float = 15 * 60.0
     max_video_bytes: int = 200 * 1024 * 1024
+    # How the image reaches WaveSpeed: "auto" (ticket and PUT, then binary, then inline),
+    # "upload" (never inline) or "inline" (a data URI in the submit, no upload).
+    image_transport: str = "auto"
+    # Warn the owner (in the log) when their credit falls below this many dollars.
+    low_balance_usd: float = 2.0
+    # `sweep` asks before spending more than this many dollars.
+    confirm_above_usd: float = 1.0
     # Shared use of the owner's key on a public Space.
     max_concurrent_tasks: int = 3
     visitor_runs_per_hour: int = 5
@@ -127,6 +141,9 @@ class Settings:
             else _default_data_dir(env),
             poll=env.get("SKYREELS_POLL", "").strip() or "adaptive",
             run_deadline_s=_float(env, "SKYREELS_RUN_TIMEOUT", cls.run_deadline_s),
+            image_transport=_choice(env, "SKYREELS_IMAGE_TRANSPORT", ("auto", "upload", "inline")),
+            low_balance_usd=_float(env, "SKYREELS_LOW_BALANCE_USD", cls.low_balance_usd),
+            confirm_above_usd=_float(env, "SKYREELS_CONFIRM_ABOVE_USD", cls.confirm_above_usd),
             max_concurrent_tasks=_int(env, "SKYREELS_MAX_CONCURRENT_TASKS", cls.max_concurrent_tasks),
             visitor_runs_per_hour=_int(env, "SKYREELS_VISITOR_RUNS_PER_HOUR", cls.visitor_runs_per_hour),
             signed_in_runs_per_hour=_int(env, "SKYREELS_SIGNED_IN_RUNS_PER_HOUR", cls.signed_in_runs_per_hour),

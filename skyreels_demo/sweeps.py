@@ -15,7 +15,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import Callable, Sequence, TextIO
 from urllib.parse import quote
 
 from . import images
@@ -123,8 +123,13 @@ def run_sweep(
     fit: str = "crop",
     fps_prefix: bool = True,
     progress: TextIO | None = None,
+    confirm: Callable[[int], bool] | None = None,
 ) -> SweepReport:
-    """Run every prompt x seed not already done, then write the HTML and CSV reports."""
+    """Run every prompt x seed not already done, then write the HTML and CSV reports.
+
+    `confirm` hears how many new videos the sweep would make before any is started; when it
+    answers False nothing is sent and `BadInput` says so.
+    """
     if concurrency < 1:
         raise BadInput("--concurrency must be at least 1.")
     prepared = images.prepare(image, fit=fit)  # a bad image is refused before any cell runs
@@ -135,6 +140,9 @@ def run_sweep(
         if run.status == DONE and run.has_video
     }
     grid = [(prompt, seed) for prompt in prompts for seed in seeds]
+    new = sum((model_prompt(p, fps_prefix), s) not in earlier for p, s in grid)
+    if confirm is not None and not confirm(new):
+        raise BadInput("The sweep was not started, so nothing was spent.")
     bar = _ProgressBar(progress, len(grid))
 
     def one(prompt: str, seed: int) -> Cell:

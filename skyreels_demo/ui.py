@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import gradio as gr
 
 from . import images
+from .account import BalanceWatch, check_key
 from .config import Settings
 from .errors import BadInput, Stopped, StudioError
 from .events import Done
@@ -341,6 +342,15 @@ class StudioApp:
             return gr.update(), gr.update()
         return path, f"**Kept:** {_text(value.get('caption'))}"
 
+    def check_key(self, api_key: str | None) -> tuple[str, str]:
+        """Whether a pasted key works and what it pays for, before anything is spent."""
+        key = _text(api_key).strip()
+        if not key:
+            return "", price_line(self.settings)
+        result = check_key(self.settings, key)
+        mark = "✓" if result.ok else "⚠️"
+        return f"{mark} {result.sentence}", price_line(self.settings, own_key=result.ok)
+
     def expectations(self) -> str:
         """How long a run usually takes here, learned from the runs this app has made."""
         mode = self.studio.access.default_mode
@@ -477,6 +487,7 @@ class StudioApp:
                             with gr.Row(equal_height=True):
                                 go = gr.Button("Generate", variant="primary", scale=3)
                                 halt = gr.Button("Stop", variant="stop", scale=1)
+                            price = gr.Markdown(price_line(settings), elem_classes="prep-notes", elem_id="price")
                             with gr.Row(equal_height=True):
                                 idea = gr.Textbox(
                                     show_label=False,
@@ -528,6 +539,7 @@ class StudioApp:
                                     placeholder="Used for your runs only; never stored or shown.",
                                     info=f"Get one at {KEY_PAGE}. A key you paste here has no cap.",
                                 )
+                                key_check = gr.Markdown(elem_id="key-check")
                         with gr.Column(scale=1, min_width=320):
                             status = gr.HTML(idle_status(), label="Status", elem_id="status")
                             video = gr.Video(
@@ -651,6 +663,17 @@ class StudioApp:
                 concurrency_limit=2,
                 concurrency_id="suggest",
             )
+            gr.on(
+                triggers=[api_key.blur, api_key.submit],
+                fn=self.check_key,
+                inputs=[api_key],
+                outputs=[key_check, price],
+                concurrency_limit=2,
+                concurrency_id="key-check",
+                trigger_mode="always_last",
+                show_progress="hidden",
+                api_visibility="private",
+            )
             halt.click(self.stop, None, None, queue=False, api_visibility="private")
             history_options = dict(
                 fn=self.history, inputs=[visitor], outputs=[gallery, history_ids], queue=False, api_visibility="private"
@@ -676,6 +699,16 @@ class StudioApp:
             demo.load(self.expectations, None, expectations, queue=False, api_visibility="private")
         demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrent_tasks)
         return demo
+
+
+def price_line(settings: Settings, *, own_key: bool = False) -> str:
+    """What one video costs, and whose credit pays, beside Generate."""
+    price = f"${MODEL.price_usd:.2f}"
+    if own_key or (settings.has_key and not settings.shared):
+        return f"Each video uses about {price} of your WaveSpeed credit."
+    if settings.has_key:
+        return f"Each video uses about {price} of this Space's credit; paste your own key for more."
+    return "Offline preview: free, made on this machine."
 
 
 def _variation_grid(latest: dict[int, VariationUpdate]) -> list[tuple[str, str]]:
@@ -764,4 +797,5 @@ def main() -> None:
         log.info("closed %d runs that a previous process left before their submit", closed)
     app.studio.keep_within_budget(every_s=0)
     app.studio.start_follower()  # finish runs left over from before a restart
+    BalanceWatch(app.settings).start()  # the owner hears (in the log) when credit runs low
     app.build().launch(**launch_options(app.settings))

@@ -152,3 +152,29 @@ def test_memory_bombs_in_tabs_and_api_calls_at_once_stay_within_bounds(browser, 
             tab.close()
     finally:
         app.stop()
+
+
+def test_a_pasted_key_is_checked_at_once_and_never_shown(browser, tmp_path):  # noqa: F811
+    with LocalBackend(api_key=VISITOR_KEY, balance=3.4) as api:
+        app = LaunchedApp(tmp_path / "data", tmp_path / "app.log", WAVESPEED_BASE_URL=api.base_url)
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        try:
+            page.goto(app.url)
+            expect(page.locator("#price")).to_contain_text("Offline preview: free")
+            page.get_by_role("button", name=re.compile("^Your own WaveSpeed key")).click()
+            box = page.get_by_label("WaveSpeed API key")
+            box.fill("wsk-not-the-right-one")
+            box.press("Enter")
+            expect(page.locator("#key-check")).to_contain_text("key was refused", timeout=15_000)
+            box.fill(VISITOR_KEY)
+            box.press("Enter")
+            expect(page.locator("#key-check")).to_contain_text("This key works: $3.40 of credit, about 17 videos")
+            expect(page.locator("#price")).to_contain_text("about $0.20 of your WaveSpeed credit")
+            assert api.counts["submit"] == 0 and api.counts["ticket"] == 0  # nothing spent
+            # The key is in its password box and nowhere else on the page.
+            html = page.content()
+            assert html.count(VISITOR_KEY) == 0 and VISITOR_KEY not in page.inner_text("body")
+        finally:
+            page.close()
+            app.stop()
+        assert VISITOR_KEY not in (tmp_path / "app.log").read_text()

@@ -35,6 +35,7 @@ class LocalBackend:
     """A WaveSpeed-compatible server for SkyReels V1 on a loopback port, in a background thread.
 
     `api_key=None` accepts any non-empty Bearer token. Once stopped it cannot be started again.
+    `retired` names kinds of request (e.g. "ticket", "upload", "balance") whose routes answer 404.
     Tasks are kept in `data_dir/tasks/`; on start it answers for the tasks stored there by an
     earlier backend (they are not counted in `created_task_ids`, which is this one's own).
     """
@@ -48,8 +49,13 @@ class LocalBackend:
         host: str = "127.0.0.1",
         port: int = 0,
         render: bool = True,
+        retired: tuple[str, ...] = (),
+        balance: float = 100.0,
     ) -> None:
         self._api_key = api_key
+        # Kinds of request whose route answers 404, as if WaveSpeed had taken it away.
+        self.retired: set[str] = set(retired)
+        self.balance = balance  # the account's credit in USD, as the balance routes report it
         self._timing = timing
         if data_dir is None:
             data_dir = Path(tempfile.mkdtemp(prefix="skyreels-local-"))

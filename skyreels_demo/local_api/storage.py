@@ -148,6 +148,14 @@ class Storage:
         (self.uploads_dir / name).write_bytes(data)
         return kind, name
 
+    def store_upload_as(self, name: str, data: bytes) -> None:
+        """Save an upload under a name given out beforehand (the two-step upload's ticket)."""
+        if not _STORED_NAME.fullmatch(name):
+            raise ValueError(f"not a stored upload's name: {name!r}")
+        tmp = self.uploads_dir / f".{name}.part"
+        tmp.write_bytes(data)
+        tmp.replace(self.uploads_dir / name)
+
     def upload_path(self, name: str) -> Path | None:
         """The stored upload called `name`, or None if there is none (or the name is not ours)."""
         path = self.uploads_dir / name

@@ -3,18 +3,23 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from skyreels_demo.local_api.clock import TaskRecord
 from skyreels_demo.local_api.routes.common import answer, error_response, iso_time, success
 from skyreels_demo.local_api.routes.files import OUTPUTS_PATH
 from skyreels_demo.local_api.routes.llm import answer_data
+from skyreels_demo.local_api.storage import MAX_UPLOAD_BYTES, UPLOADS_PATH
 from skyreels_demo.models import SKYREELS_V1
 
 if TYPE_CHECKING:
@@ -22,6 +27,26 @@ if TYPE_CHECKING:
 
 KINDS = ("submit", "result")
 MIN_SEED, MAX_SEED = SKYREELS_V1.seed_range
+
+
+def store_data_uri(backend: LocalBackend, uri: str) -> str:
+    """Decode a `data:image/...;base64,` URI, check it is a picture, keep it; its URL here."""
+    head, _, payload = uri.partition(",")
+    if not head.startswith("data:image/") or not head.endswith(";base64") or not payload:
+        raise ValueError("a data URI must be data:image/<type>;base64,<data>")
+    if len(payload) > (MAX_UPLOAD_BYTES * 4) // 3 + 4:
+        raise ValueError("the inline image is larger than 20 MB")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the inline image is not valid base64") from None
+    try:
+        with Image.open(io.BytesIO(data)) as picture:
+            picture.verify()
+    except Exception:
+        raise ValueError("the inline data is not a picture that can be read") from None
+    kind, name = backend.storage.store_upload(data, "inline")
+    return f"{backend.base_url}{UPLOADS_PATH}{name}"
 
 
 def register(app: FastAPI, backend: LocalBackend) -> None:
@@ -36,9 +61,15 @@ def register(app: FastAPI, backend: LocalBackend) -> None:
             if problem is not None:
                 return error_response(400, *problem)
             seed = body.get("seed")
-            record = await run_in_threadpool(
-                backend.create_task, body["prompt"], body["image"], -1 if seed is None else seed
-            )
+            image = body["image"]
+            if image.startswith("data:"):
+                # An inline image, as Hugging Face's WaveSpeed provider sends one: kept as an
+                # upload of ours, so the task names it by URL like any other.
+                try:
+                    image = await run_in_threadpool(store_data_uri, backend, image)
+                except ValueError as exc:
+                    return error_response(400, 1401, f"Invalid parameter: image ({exc}).")
+            record = await run_in_threadpool(backend.create_task, body["prompt"], image, -1 if seed is None else seed)
             return success(task_data(record, backend.base_url, time.time()))
 
         return await answer(backend, "submit", request, build)

@@ -1,0 +1,97 @@
+"""The account behind a key: its balance, a key checked before it is used, and a low-credit
+warning for the owner.
+
+A balance costs nothing to ask for, so a key a visitor pastes is checked at once: they learn
+whether it works and roughly how many videos it pays for before they press Generate. The
+owner's balance is never shown to visitors; it only reaches the log, when it runs low.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass
+
+from .client import WaveSpeedClient
+from .config import Settings
+from .errors import StudioError
+from .models import SKYREELS_V1, ModelSpec
+
+log = logging.getLogger(__name__)
+
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    ok: bool
+    sentence: str  # what the person reads
+    balance: float | None = None
+    currency: str = "USD"
+    videos: int | None = None  # how many videos the balance pays for
+
+
+def videos_for(amount: float, model: ModelSpec = SKYREELS_V1) -> int:
+    return max(0, math.floor(amount / model.price_usd + 1e-9)) if model.price_usd else 0
+
+
+def check_key(settings: Settings, api_key: str | None, model: ModelSpec = SKYREELS_V1) -> KeyCheck:
+    """Whether a key works and what it can pay for; never raises for a bad key."""
+    key = (api_key or "").strip()
+    if not key:
+        return KeyCheck(False, "Paste a WaveSpeed API key to check it.")
+    try:
+        with WaveSpeedClient(settings.with_key(key)) as client:
+            balance = client.balance()
+    except StudioError as exc:
+        return KeyCheck(False, exc.sentence)
+    videos = videos_for(balance.amount, model)
+    price = f"${model.price_usd:.2f}"
+    if videos == 0:
+        sentence = (
+            f"This key works, but its credit (${balance.amount:.2f}) does not pay for a video "
+            f"({price} each): top it up on WaveSpeed first."
+        )
+    else:
+        sentence = (
+            f"This key works: ${balance.amount:.2f} of credit, about {videos} "
+            f"video{'s' if videos != 1 else ''} at {price} each."
+        )
+    return KeyCheck(True, sentence, balance.amount, balance.currency, videos)
+
+
+class BalanceWatch(threading.Thread):
+    """Logs a warning at start-up, then at most once a day, while the owner's credit is low."""
+
+    def __init__(self, settings: Settings, *, every_s: float = DAY_S) -> None:
+        super().__init__(name="skyreels-balance", daemon=True)
+        self.settings = settings
+        self.every_s = every_s
+        self._stop = threading.Event()
+
+    def check_once(self) -> float | None:
+        """The owner's balance now (None if it could not be read); warns when it is low."""
+        if not self.settings.has_key:
+            return None
+        try:
+            with WaveSpeedClient(self.settings) as client:
+                balance = client.balance()
+        except StudioError as exc:
+            log.warning("could not read the owner's WaveSpeed balance: %s", exc.sentence)
+            return None
+        if balance.amount < self.settings.low_balance_usd:
+            log.warning(
+                "the owner's WaveSpeed credit is low: $%.2f, about %d videos; top it up to keep "
+                "the Space running (warning below $%.2f, SKYREELS_LOW_BALANCE_USD)",
+                balance.amount, videos_for(balance.amount), self.settings.low_balance_usd,
+            )
+        return balance.amount
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            self.check_once()
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> None:
+        self._stop.set()
