@@ -28,6 +28,17 @@ MIN_GAP_S = 0.1
 MAX_GAP_S = 15.0
 # How far off a prior's typical processing time may be, as a share of it.
 PRIOR_CENTRE_DOUBT = 0.5
+# Runs of one shape before its window is trusted to poll densely and sparsely around it.
+SETTLED_AFTER = 3
+# Until then the schedule is never late by more than this share of the time since submit, or
+# NEVER_LATE_FLOOR_S, whichever is more; and never asks more often than a fixed 1 s poll.
+NEVER_LATE_SHARE = 0.1
+NEVER_LATE_FLOOR_S = 1.5
+UNSETTLED_MIN_GAP_S = 1.0
+# A run this far from the usual (in spreads, and as a share of the usual time) says the shape
+# may have changed: WaveSpeed got faster or slower.
+CHANGE_SPREADS = 4.0
+CHANGE_SHARE = 0.15
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,12 @@ class Expectation:
     # Spread of processing time around its median (a standard deviation, stuck runs set aside).
     spread_s: float = SKYREELS_V1.prior.spread_s
     samples: int = 0
+    # Whether the window can be trusted; None: once SETTLED_AFTER runs of this shape are seen.
+    settled: bool | None = None
+
+    @property
+    def trusted(self) -> bool:
+        return self.settled if self.settled is not None else self.samples >= SETTLED_AFTER
 
     @classmethod
     def prior(cls, model: ModelSpec = SKYREELS_V1) -> "Expectation":
@@ -60,9 +77,12 @@ class Expectation:
         queue_s: Iterable[float] = (),
         prior: "Expectation | None" = None,
     ) -> "Expectation":
-        """Blend recorded durations with the prior; a handful of runs is enough to trust."""
+        """Blend recorded durations (newest first) with the prior; a handful of runs is enough
+        to trust. When the newest runs have all left the usual shape, only they are learned
+        from, and the window is not trusted again until there are SETTLED_AFTER of them."""
         prior = prior or cls.prior()
-        done = sorted(d for d in processing_s if d > 0)
+        newest_first = [d for d in processing_s if d > 0]
+        done = sorted(newest_first)
         queued = sorted(q for q in queue_s if q >= 0)
         if not done:
             return prior
@@ -75,20 +95,44 @@ class Expectation:
         mad = statistics.median(abs(d - median) for d in done) * 1.4826
         usual = [d for d in done if abs(d - median) <= 4 * max(mad, floor)]
         seen = statistics.stdev(usual) if len(usual) > 2 else mad
-        # A spread needs several runs to trust: the prior counts as three of them.
+        # A spread needs several runs to trust: the prior counts as three of them, at its share
+        # of the time (tasks twice as long spread about twice as wide).
         weight = len(done) / (len(done) + 3)
-        spread = weight * max(seen, floor) + (1 - weight) * prior.spread_s
+        prior_spread = prior.spread_s * median / prior.processing_s if prior.processing_s > 0 else prior.spread_s
+        spread = weight * max(seen, floor) + (1 - weight) * prior_spread
         # The prior's centre is a guess good to about half its size, while even one run tells
         # this account's typical time to within the spread: weigh each by how sure it is, so
         # tasks much faster or slower than the prior are centred after a run or two, not twenty.
         guess = (PRIOR_CENTRE_DOUBT * prior.processing_s) ** 2
         certainty = len(done) / (len(done) + spread**2 / guess)
+        changed = _departed(newest_first, median, spread)
+        if changed and len(changed) < len(newest_first):
+            relearned = cls.learn(changed, queue_s, prior)
+            return replace(relearned, settled=len(changed) >= SETTLED_AFTER)
         return cls(
             queue_s=statistics.median(queued) if queued else prior.queue_s,
             processing_s=certainty * median + (1 - certainty) * prior.processing_s,
             spread_s=spread,
             samples=len(done),
         )
+
+
+def _departed(newest_first: list[float], median: float, spread: float) -> list[float]:
+    """The newest runs that all lie far from the usual, on the same side; [] if none do."""
+    far = max(CHANGE_SPREADS * spread, CHANGE_SHARE * median)
+    streak: list[float] = []
+    for duration in newest_first:
+        if abs(duration - median) <= far:
+            break
+        if streak and (duration > median) != (streak[0] > median):
+            break
+        streak.append(duration)
+    return streak
+
+
+def never_late_gap(since_submit: float) -> float:
+    """The longest gap that still sees an end at most 10% of the elapsed time (or 1.5 s) late."""
+    return max(NEVER_LATE_FLOOR_S, NEVER_LATE_SHARE * since_submit)
 
 
 @dataclass(frozen=True)
@@ -181,14 +225,21 @@ class AdaptiveSchedule:
         return centre - self.window_sigmas[0] * spread, centre + self.window_sigmas[1] * spread
 
     def next_gap(self, state: PollState) -> float:
+        calm = self._calm_gap(state)
+        if not self.expected.trusted:
+            # A guess (no runs of this shape yet): its window may be anywhere, so never be
+            # late by much wherever the end comes, and never ask more often than once a second.
+            calm = _bounded(max(UNSETTLED_MIN_GAP_S, min(calm, never_late_gap(state.since_submit))))
         if state.rate_limited:
             # Never sooner than the calm schedule would ask, and longer with each 429 in a row.
-            return max(self._calm_gap(state), _backoff(state, self.queue_gap_s))
-        return self._calm_gap(state)
+            return max(calm, _backoff(state, self.queue_gap_s))
+        return calm
 
     def _queue_gap(self) -> float:
-        # No sparser than the spread, so the anchor stays sharp against it.
-        return _bounded(min(self.queue_gap_s, max(self.window_gaps_s[1], self.expected.spread_s)))
+        # No sparser than twice the spread: the start is then known to within about 0.6 of a
+        # spread (a uniform blur of 2σ/√12), which widens the window by a sixth, while short
+        # tasks' queues are asked about half as often as at one spread.
+        return _bounded(min(self.queue_gap_s, max(self.window_gaps_s[1], 2 * self.expected.spread_s)))
 
     def _calm_gap(self, state: PollState) -> float:
         first_gap, last_gap = self.window_gaps_s

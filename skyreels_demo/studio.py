@@ -115,7 +115,8 @@ class Studio:
         mode = mode or self.access.default_mode
         if mode == PREVIEW:
             queue_s, processing_s = self.settings.preview_timing
-            prior = Expectation(queue_s=queue_s, processing_s=processing_s, spread_s=0.5)
+            # The preview keeps to its clock exactly: its window can be trusted from the start.
+            prior = Expectation(queue_s=queue_s, processing_s=processing_s, spread_s=0.5, settled=True)
         else:
             prior = Expectation.prior(self.model)
         seen = self.store.durations(self.model.name, self.access.host_for(mode))

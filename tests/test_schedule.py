@@ -130,8 +130,10 @@ def test_while_queued_it_polls_moderately_to_catch_the_start():
 
 def test_a_narrow_expectation_watches_the_queue_more_closely():
     # When tasks are short and regular, a coarse start would blur the whole window.
-    quick = AdaptiveSchedule(Expectation(queue_s=1.0, processing_s=3.0, spread_s=0.5))
-    assert quick.next_gap(PollState(status=QUEUED, since_submit=0.5)) <= 0.5
+    quick = AdaptiveSchedule(Expectation(queue_s=1.0, processing_s=3.0, spread_s=0.5, samples=20))
+    usual = AdaptiveSchedule(MINUTE_TASKS).next_gap(PollState(status=QUEUED, since_submit=0.5))
+    # No sparser than twice the spread, so the start is known to well within the window.
+    assert quick.next_gap(PollState(status=QUEUED, since_submit=0.5)) <= 1.0 < usual
 
 
 def test_far_from_the_expected_end_it_polls_sparsely():
@@ -258,12 +260,15 @@ def simulated_follow(schedule: PollSchedule, queue_s: float, processing_s: float
             return clock.now - submitted - completed_at, poller.polls
 
 
-def simulate_many(schedule: PollSchedule, tasks: int = 1500) -> tuple[float, float, float]:
-    """Median and p95 lateness, and mean polls, over SkyReels-like tasks."""
+def simulate_many(
+    schedule: PollSchedule, tasks: int = 1500, processing_s: float = 60.0
+) -> tuple[float, float, float]:
+    """Median and p95 lateness, and mean polls, over SkyReels-like tasks (5% spread)."""
     rng = random.Random(2024)
     late, polls = [], []
     for _ in range(tasks):
-        seen, asked = simulated_follow(schedule, rng.uniform(0, 20), rng.gauss(60.0, 3.0), latency_s=0.02)
+        length = rng.gauss(processing_s, 0.05 * processing_s)
+        seen, asked = simulated_follow(schedule, rng.uniform(0, 20), length, latency_s=0.02)
         late.append(seen)
         polls.append(asked)
     late.sort()
@@ -279,13 +284,62 @@ def test_adaptive_sees_completion_sooner_with_half_the_polls_of_a_fixed_second()
     assert polls <= 0.5 * sdk_polls
 
 
-def test_the_prior_alone_still_beats_a_fixed_second():
-    median, p95, polls = simulate_many(AdaptiveSchedule(Expectation.prior()))
-    _, _, sdk_polls = simulate_many(FixedSchedule(1.0))
-    assert median <= 0.25 and p95 <= 0.5
-    assert polls < 0.8 * sdk_polls
+@pytest.mark.parametrize("processing_s", [3.0, 10.0, 30.0, 60.0, 120.0, 300.0])
+def test_on_a_fresh_store_it_is_never_late_by_much_and_never_asks_more_than_a_fixed_second(processing_s):
+    # Only the prior (a one-minute guess): tasks of any length from seconds to minutes.
+    prior = AdaptiveSchedule(Expectation.prior())
+    rng = random.Random(int(processing_s))
+    for _ in range(60):
+        queue_s = rng.uniform(0, 20)
+        length = processing_s * rng.uniform(0.9, 1.1)
+        late, polls = simulated_follow(prior, queue_s, length, latency_s=0.02)
+        _, fixed_polls = simulated_follow(FixedSchedule(1.0), queue_s, length, latency_s=0.02)
+        elapsed = queue_s + length
+        assert late <= max(0.1 * elapsed, 1.5) + 0.05, (queue_s, length, late)
+        assert polls <= fixed_polls, (queue_s, length, polls, fixed_polls)
 
 
+@pytest.mark.parametrize("processing_s", [20.0, 60.0, 120.0])
+def test_after_a_few_runs_of_a_shape_it_is_prompt_with_half_the_polls(processing_s):
+    rng = random.Random(7)
+    learned = Expectation.learn([rng.gauss(processing_s, 0.05 * processing_s) for _ in range(10)])
+    assert learned.trusted
+    median, p95, polls = simulate_many(AdaptiveSchedule(learned), tasks=600, processing_s=processing_s)
+    _, _, sdk_polls = simulate_many(FixedSchedule(1.0), tasks=600, processing_s=processing_s)
+    assert median <= 0.25 and p95 <= 0.5, (median, p95)
+    assert polls <= 0.5 * sdk_polls, (polls, sdk_polls)
+
+
+def test_a_change_of_shape_is_noticed_and_the_window_widens_until_it_settles_again():
+    minute = [60.0 + (i % 5 - 2) * 1.0 for i in range(20)]
+    settled = Expectation.learn(minute)
+    assert settled.trusted and settled.processing_s == pytest.approx(60.0, abs=1)
+    # WaveSpeed gets twice as fast: the newest runs (first) take 30 s.
+    once = Expectation.learn([30.0] + minute)
+    assert not once.trusted and once.processing_s < 40
+    # Never late by much while it is unsure, though the old window still sits at a minute.
+    late, _ = simulated_follow(AdaptiveSchedule(once), 5.0, 30.0, latency_s=0.02)
+    assert late <= 3.5 + 0.05
+    thrice = Expectation.learn([30.5, 29.5, 30.0] + minute)
+    assert thrice.trusted and thrice.processing_s == pytest.approx(30.0, abs=1)
+    # One stuck run among many steady ones unsettles only until the next steady run.
+    assert Expectation.learn([61.0, 600.0] + minute).trusted
+
+
+def test_with_a_webhook_expected_nothing_is_polled_early_and_a_lost_one_is_caught_within_half_a_minute():
+    for length in (3.0, 60.0, 200.0):
+        clock = FakeClock()
+        poller = Poller(AdaptiveSchedule(Expectation.prior()), clock=clock, push_expected=True)
+        asked: list[float] = []
+        start = clock.now
+        while not asked or asked[-1] < length:
+            clock.now += max(0.0, poller.due_in())
+            poller.polling()
+            asked.append(clock.now - start)
+            poller.saw(RUNNING if asked[-1] < length else COMPLETED)
+        assert asked[-1] - length <= 30.0  # the webhook never came: still seen, later but surely
+        if length <= 10:
+            assert asked[0] >= length  # no request before a short task's end: the webhook tells
 # --- over loopback -------------------------------------------------------------------------------
 
 
