@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -323,6 +323,22 @@ class WaveSpeedClient:
             )
         return body
 
+    def webhook_secret(self) -> str:
+        """The account's webhook signing secret (`whsec_...`); never logged."""
+        response = self._send(Call.READ, "GET", f"{self.base_url}/api/v3/webhook/secret", "reading the webhook secret")
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200 or not isinstance(body, Mapping) or body.get("code", 200) != 200:
+            raise _error_from_response(response, body if isinstance(body, Mapping) else None,
+                                       "reading the webhook secret", self.policy)
+        data = body.get("data")
+        secret = data.get("secret") if isinstance(data, Mapping) else data
+        if not isinstance(secret, str) or not secret:
+            raise ServiceError("WaveSpeed did not send a webhook secret: try again later.")
+        return secret
+
     def balance(self) -> Balance:
         """The account's credit: the current route, else the older one WaveSpeed documented."""
         try:
@@ -336,11 +352,15 @@ class WaveSpeedClient:
             raise ServiceError("WaveSpeed did not say what the balance is: try again in a minute.")
         return Balance(float(amount), str(data.get("currency") or "USD"))
 
-    def submit(self, model: ModelSpec, inputs: Mapping[str, Any]) -> Task:
-        """Start one task. Sent once; again only after a 429, which created nothing."""
+    def submit(self, model: ModelSpec, inputs: Mapping[str, Any], *, webhook: str | None = None) -> Task:
+        """Start one task. Sent once; again only after a 429, which created nothing.
+
+        `webhook`: where WaveSpeed should POST the task's end (completed or failed).
+        """
         payload = model.payload(inputs)
+        path = model.path + (f"?webhook={quote(webhook, safe='')}" if webhook else "")
         try:
-            data = self._request(Call.PAID, "POST", model.path, "submitting the task", json=payload)
+            data = self._request(Call.PAID, "POST", path, "submitting the task", json=payload)
         except ServiceError as exc:
             # The task may exist even though the answer was lost: never send it again blindly.
             raise ServiceError(

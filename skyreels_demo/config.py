@@ -52,6 +52,17 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
 
 
+def _public_url(env: dict[str, str]) -> str | None:
+    raw = env.get("SKYREELS_PUBLIC_URL", "").strip()
+    if not raw and env.get("SPACE_HOST", "").strip():
+        raw = "https://" + env["SPACE_HOST"].strip()  # a Space's own public address
+    if not raw:
+        return None
+    if not raw.lower().startswith(("http://", "https://")):
+        raise ValueError(f"SKYREELS_PUBLIC_URL must be an http(s) address, not {raw!r}.")
+    return raw.rstrip("/")
+
+
 def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
     raw = env.get(name, "").strip().lower() or choices[0]
     if raw not in choices:
@@ -105,6 +116,8 @@ class Settings:
     # A public deployment (on a Space, or listening beyond loopback): the owner's key and the
     # preview are capped per visitor and per day, and each visitor sees only their own runs.
     shared: bool = False
+    # An http(s) address at which WaveSpeed can reach this app: runs then get webhooks.
+    public_url: str | None = None
     # Visitors can sign in with Hugging Face (a Space with `hf_oauth: true` sets OAUTH_CLIENT_ID).
     sign_in: bool = False
     # Proxies in front of the app whose X-Forwarded-For entry is trusted (a Space has one).
@@ -156,6 +169,7 @@ class Settings:
                 default=bool(env.get("SPACE_ID")) or _listens_beyond_loopback(env),
             ),
             sign_in=bool(env.get("OAUTH_CLIENT_ID")) and bool(env.get("SPACE_ID")),
+            public_url=_public_url(env),
             proxy_hops=_int(env, "SKYREELS_PROXY_HOPS", 1 if env.get("SPACE_ID") else 0),
             keep_days=_float(env, "SKYREELS_KEEP_DAYS", cls.keep_days),
             disk_budget_mb=_float(env, "SKYREELS_DISK_BUDGET_MB", cls.disk_budget_mb),

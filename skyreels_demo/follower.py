@@ -54,6 +54,7 @@ def finish(
             deadline_s=deadline_s,
             stop=stop,
             submitted_ago_s=time.time() - (run.submitted_at or run.created_at),
+            pushed=studio.pushed_event(run.task_id),
         )
         saw_queued = False  # the task may have started while nobody was looking
         for task in studio.recording_failures(run, updates):
@@ -149,7 +150,8 @@ class Follower(threading.Thread):
         except StudioError as exc:
             log.warning("follower could not finish run %s: %s", run.id, exc.sentence)
         finally:
-            if self.studio.store.get(run.id).is_finished:
-                self.studio.access.forget(run.id)
+            finished = self.studio.store.get(run.id)
+            if finished.is_finished:
+                self.studio.forget(finished)
             with self._lock:
                 self._busy.discard(run.id)

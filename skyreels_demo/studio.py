@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from . import images
-from .access import PREVIEW, Access, Backend
+from .access import PREVIEW, VISITOR, Access, Backend
 from .caps import limits_for
 from .client import WaveSpeedClient
 from .config import Settings
@@ -43,6 +43,7 @@ from .retention import prune
 from .runs import COMPLETED, DONE, FAILED, PROCESSING, QUEUED, REFUSED, SUBMITTED, Run, RunStore
 from .schedule import Expectation, PollSchedule, schedule_from_setting
 from .tasks import Task, TaskState
+from .webhooks import WebhookHub
 
 log = logging.getLogger(__name__)
 
@@ -96,11 +97,14 @@ class Studio:
         store: RunStore | None = None,
         start_preview: Callable[[], str] | None = None,
         model: ModelSpec = SKYREELS_V1,
+        webhooks: WebhookHub | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
         self.store = store or RunStore(settings.runs_db)
         self.access = Access(settings, start_preview=start_preview)
+        # Runs expecting webhooks; None where WaveSpeed cannot reach this process (a laptop).
+        self.webhooks = webhooks
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max(1, settings.max_concurrent_tasks))
         self._running = 0
@@ -179,6 +183,7 @@ class Studio:
             # Watched from birth, so the follower never races this generator for its task.
             self._watched.add(run.id)
         handed_over = False
+        waiting = None
         try:
             yield Prepared(clock.elapsed, prepared)
             with self._slot(stop, clock) as waiting:
@@ -195,9 +200,13 @@ class Studio:
                 if stop is not None and stop.is_set():
                     raise Stopped("Stopped before the task was sent: nothing was paid for.")
                 inputs = {"prompt": text, "image": image_url, "seed": concrete_seed}
-                task = backend.client.submit(self.model, inputs)
+                waiting = self._expect_push(backend)
+                hook = self.webhooks.url(waiting, preview=backend.mode == PREVIEW) if waiting else None
+                task = backend.client.submit(self.model, inputs, webhook=hook)
                 # Write-ahead: the task id is durable before anyone hears of it.
                 run = self.store.update(run.id, task_id=task.id, status=SUBMITTED, submitted_at=time.time())
+                if waiting is not None:
+                    self.webhooks.submitted(waiting, task.id)
                 clock.mark("submit_s")
                 self.access.keep(run.id, backend)
                 handed_over = True
@@ -208,6 +217,8 @@ class Studio:
                 # Nothing was submitted, so nothing was paid for: the run ends here.
                 reason = exc.sentence if isinstance(exc, StudioError) else "stopped before the task was sent"
                 self.store.update(run.id, status=REFUSED, error_message=reason, finished_at=time.time())
+                if waiting is not None:
+                    self.webhooks.forget(waiting=waiting)
             raise
         finally:
             with self._lock:
@@ -228,12 +239,14 @@ class Studio:
         processing_since: float | None = None
         queued_since = time.monotonic()
         task = first
+        pushed = self.pushed_event(run.task_id)
         updates = backend.client.follow(
             run.task_id,
             schedule=schedule_from_setting(self.settings.poll, expected),
             deadline_s=deadline_s,
             stop=stop,
             first=first,
+            pushed=pushed,
         )
         recorded = run.status
         for task in self.recording_failures(run, updates):
@@ -246,7 +259,11 @@ class Studio:
                 recorded = self.store.update(run.id, status=QUEUED).status
             if task.is_final:
                 continue
-            if processing_since is None:
+            if processing_since is None and pushed is not None:
+                # No polls while WaveSpeed will say when it is done: queue and making, together.
+                typical = expected.queue_s + expected.processing_s
+                yield Processing(clock.elapsed, task.id, time.monotonic() - queued_since, typical)
+            elif processing_since is None:
                 yield Queued(clock.elapsed, task.id, time.monotonic() - queued_since, expected.queue_s)
             else:
                 yield Processing(clock.elapsed, task.id, time.monotonic() - processing_since, expected.processing_s)
@@ -260,6 +277,19 @@ class Studio:
         if task.inference_ms:
             timings["inference_s"] = task.inference_ms / 1000
         yield Done(clock.elapsed, run, Path(run.video_path), run.seed, task.is_nsfw, timings)
+
+    # -- webhooks --
+
+    def _expect_push(self, backend: Backend):
+        if self.webhooks is None:
+            return None
+        return self.webhooks.expect(
+            backend.client, preview=backend.mode == PREVIEW, owner=backend.key_source != VISITOR
+        )
+
+    def pushed_event(self, task_id: str | None) -> threading.Event | None:
+        """What a verified webhook sets for this task, or None when none is expected."""
+        return self.webhooks.pushed_event(task_id) if self.webhooks is not None else None
 
     # -- pieces the follower shares --
 
@@ -318,7 +348,13 @@ class Studio:
         if run.is_unfinished_task and self._follower is not None:
             self._follower.wake()
         elif run.is_finished:
-            self.access.forget(run_id)
+            self.forget(run)
+
+    def forget(self, run: Run) -> None:
+        """A finished run's key and webhook secret leave memory."""
+        self.access.forget(run.id)
+        if self.webhooks is not None:
+            self.webhooks.forget(run.task_id)
 
     def watched(self) -> set[str]:
         with self._lock:

@@ -45,6 +45,7 @@ from .status_board import (
 from .studio import Studio
 from .variations import MAX_VARIATIONS, MIN_VARIATIONS, VariationUpdate, make_variations
 from .visitors import LOCAL, Requester, identify
+from .webhooks import WebhookHub, add_route
 
 MODEL = SKYREELS_V1
 SEED_MAX = MODEL.seed_max
@@ -105,10 +106,12 @@ class ImageInput(gr.Image):
 class StudioApp:
     """One app process: the studio, the stop switches of live runs, and the Blocks."""
 
-    def __init__(self, settings: Settings | None = None, studio: Studio | None = None) -> None:
+    def __init__(
+        self, settings: Settings | None = None, studio: Studio | None = None, webhooks: WebhookHub | None = None
+    ) -> None:
         self.settings = settings or Settings.from_env()
         self.preview = OfflinePreview(self.settings)
-        self.studio = studio or Studio(self.settings, start_preview=self.preview)
+        self.studio = studio or Studio(self.settings, start_preview=self.preview, webhooks=webhooks)
         # Stop switches of live runs, by the page session that started them: Stop ends them all.
         self._stops: dict[str, set[threading.Event]] = {}
         self._stops_lock = threading.Lock()
@@ -791,11 +794,18 @@ def launch_options(settings: Settings) -> dict[str, Any]:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    app = StudioApp()
+    settings = Settings.from_env()
+    hub = WebhookHub(public_url=settings.public_url)
+    app = StudioApp(settings, webhooks=hub)
     closed = app.studio.store.close_abandoned()
     if closed:
         log.info("closed %d runs that a previous process left before their submit", closed)
     app.studio.keep_within_budget(every_s=0)
     app.studio.start_follower()  # finish runs left over from before a restart
     BalanceWatch(app.settings).start()  # the owner hears (in the log) when credit runs low
-    app.build().launch(**launch_options(app.settings))
+    blocks = app.build()
+    blocks.launch(prevent_thread_lock=True, **launch_options(app.settings))
+    # WaveSpeed's webhooks arrive at the same server; the offline preview's over loopback.
+    add_route(blocks.app, hub)
+    hub.local_url = (blocks.local_url or "").rstrip("/") or None
+    blocks.block_thread()

@@ -21,6 +21,7 @@ from skyreels_demo.local_api import routes
 from skyreels_demo.local_api.clock import RenderDone, TaskFailure, TaskRecord, TaskTiming
 from skyreels_demo.local_api.faults import Faults
 from skyreels_demo.local_api.fetch import ImageUnavailable, fetch_image, refuse_address
+from skyreels_demo.local_api.pusher import Pusher
 from skyreels_demo.local_api.render import NotAnImage, PreviewRenders
 from skyreels_demo.local_api.routes.llm import Answers
 from skyreels_demo.local_api.storage import Storage
@@ -80,6 +81,7 @@ class LocalBackend:
         # Never let an environment proxy carry a loopback fetch off this machine.
         self._http = requests.Session()
         self._http.trust_env = False
+        self.pusher = Pusher(self)  # delivers webhooks for tasks that asked for them
         self.app = routes.build_app(self)
 
     # -- lifecycle --
@@ -105,6 +107,7 @@ class LocalBackend:
 
     def stop(self) -> None:
         self.storage.close()
+        self.pusher.stop()
         if self._server is not None:
             # Stop means stop: don't linger for idle keep-alive connections or open downloads.
             self._server.should_exit = self._server.force_exit = True
@@ -130,6 +133,12 @@ class LocalBackend:
         if not self.render:
             self._placeholder = self._renders.placeholder()
         self._restore()
+        with self._lock:
+            now = time.time()
+            waiting = [r for r in self._tasks.values() if r.webhook and r.status_at(now) not in ("completed", "failed")]
+        for record in waiting:  # a restored task that asked for a webhook still gets one
+            self.pusher.watch(record.id, record.due_at)
+        self.pusher.start()
         embedded = log_level == "warning"
         config = uvicorn.Config(
             self.app,
@@ -188,7 +197,7 @@ class LocalBackend:
 
     # -- tasks --
 
-    def create_task(self, prompt: str, image_url: str, seed: int) -> TaskRecord:
+    def create_task(self, prompt: str, image_url: str, seed: int, webhook: str | None = None) -> TaskRecord:
         """Record a new task (on disk first) and start making its video; seed -1 picks one."""
         timing = self._timing if isinstance(self._timing, TaskTiming) else self._timing()
         if seed == -1:
@@ -204,6 +213,7 @@ class LocalBackend:
             nsfw=faults.nsfw,
             hang=faults.hang,
             missing_output=faults.missing_output,
+            webhook=webhook,
         )
         problem = refuse_address(image_url)
         if faults.failure is not None:
@@ -221,6 +231,8 @@ class LocalBackend:
             self.created_task_ids.append(record.id)
         if record.needs_render:
             self._pool.submit(self._make_video, record)
+        if webhook:
+            self.pusher.watch(record.id, record.due_at)
         log.info("task %s created (seed %d)", record.id, seed)
         return record
 

@@ -50,6 +50,7 @@ class TaskRecord:
     nsfw: bool = False
     hang: bool = False
     missing_output: bool = False
+    webhook: str | None = None  # where to POST the task's end, as the submit asked
     # Each is set once, by a single assignment, so readers on other threads see all or nothing.
     failure: TaskFailure | None = None
     render: RenderDone | None = None

@@ -177,6 +177,7 @@ def _task_to_json(record: TaskRecord) -> dict[str, Any]:
         "nsfw": record.nsfw,
         "hang": record.hang,
         "missing_output": record.missing_output,
+        "webhook": record.webhook,
         "failure": (
             None if failure is None else {"code": failure.code, "message": failure.message, "at": failure.at}
         ),
@@ -205,6 +206,7 @@ def _task_from_json(data: dict[str, Any], renders_dir: Path) -> TaskRecord:
         nsfw=bool(data["nsfw"]),
         hang=bool(data["hang"]),
         missing_output=bool(data["missing_output"]),
+        webhook=data.get("webhook") if isinstance(data.get("webhook"), str) else None,
         failure=None if failure is None else TaskFailure(
             int(failure["code"]), str(failure["message"]), float(failure["at"])
         ),

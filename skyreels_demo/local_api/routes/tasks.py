@@ -69,7 +69,10 @@ def register(app: FastAPI, backend: LocalBackend) -> None:
                     image = await run_in_threadpool(store_data_uri, backend, image)
                 except ValueError as exc:
                     return error_response(400, 1401, f"Invalid parameter: image ({exc}).")
-            record = await run_in_threadpool(backend.create_task, body["prompt"], image, -1 if seed is None else seed)
+            webhook = request.query_params.get("webhook") or None
+            record = await run_in_threadpool(
+                backend.create_task, body["prompt"], image, -1 if seed is None else seed, webhook
+            )
             return success(task_data(record, backend.base_url, time.time()))
 
         return await answer(backend, "submit", request, build)
