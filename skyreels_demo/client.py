@@ -1,17 +1,13 @@
-"""WaveSpeed REST client: upload, submit, result, follow, download; HTTP and nothing else.
+"""WaveSpeed REST client: upload, submit, result, follow, download, balance; HTTP and nothing else.
 
-One `requests.Session` for connection pooling. Whether a request is sent again is decided by
-one `RetryPolicy` (retries.py): reads and uploads retry, the paid submit only after a 429, and a
-poll never inside the request, so `follow` keeps ticking while the schedule backs off. When to
-poll is decided by a `Poller` (schedule.py); `follow` only asks and waits. The key rides on an
-auth hook that adds it only to requests for the API's own origin, so a CDN hosting a video never
-sees it.
+The HTTP itself (sessions, the retry policy, errors built once from an answer) is `Transport`'s
+(transport.py), handing the image over is `ImageUploads`' (uploads.py). When to poll is decided
+by a `Poller` (schedule.py); `follow` only asks and waits. The paid submit is sent once, and
+again only after a 429, which created nothing.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import os
 import tempfile
@@ -20,45 +16,27 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from . import __version__
-from .config import Settings
 from .errors import (
-    ApiError,
-    AuthError,
-    BadRequest,
     DownloadFailed,
     NetworkError,
     RateLimited,
     ServiceError,
     Stopped,
     TimedOut,
-    UploadFailed,
     task_failed,
 )
 from .models import ModelSpec
-from .retries import DEFAULT_POLICY, Call, RetryPolicy
+from .retries import Call
 from .schedule import Poller, PollSchedule
-from .tasks import Task, TaskState
+from .tasks import Task
+from .transport import Transport, error_from_response
+from .uploads import ImageUploads
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Balance:
-    amount: float
-    currency: str = "USD"
-
-# Ways to hand WaveSpeed the image, in the order `auto` tries them: the official SDK's ticket and
-# PUT, the documented binary upload, then the image inline as a data URI in the submit itself.
-WAYS_UP = ("ticket", "binary", "inline")
-# Which way worked, per base URL, for this process: later runs go straight to it.
-_way_that_worked: dict[str, str] = {}
-_way_lock = threading.Lock()
 
 # How often `follow` yields while it waits, so a UI can show the time passing.
 TICK_S = 1.0
@@ -66,262 +44,14 @@ TICK_S = 1.0
 STOP_CHECK_S = 0.2
 
 
-# --- transport -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Balance:
+    amount: float
+    currency: str = "USD"
 
 
-class _BearerForOrigin(requests.auth.AuthBase):
-    """Adds the key only to requests for the API's own scheme, host and port."""
-
-    def __init__(self, key: str, origin: tuple[str, str, int | None]) -> None:
-        self._key = key
-        self._origin = origin
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if _origin(request.url or "") == self._origin:
-            request.headers["Authorization"] = f"Bearer {self._key}"
-        else:
-            request.headers.pop("Authorization", None)
-        return request
-
-    def __repr__(self) -> str:
-        return "<bearer key hidden>"
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
-
-
-def _error_from_response(
-    response: requests.Response, body: Mapping[str, Any] | None, doing: str, policy: RetryPolicy = DEFAULT_POLICY
-):
-    """One typed error, built once from an HTTP answer or an envelope whose code is not 200."""
-    status = response.status_code
-    body = body or {}
-    code = body.get("code") if isinstance(body.get("code"), int) else None
-    message = str(body.get("message") or body.get("error") or response.reason or "")
-    detail = f"HTTP {status} while {doing}: {message}"[:500]
-    effective = code if status == 200 and code else status
-    fields = dict(status=status, code=code, detail=detail)
-    if effective in (401, 403):
-        what = "was refused" if effective == 401 else "belongs to a suspended account"
-        return AuthError(
-            f"The WaveSpeed API key {what}: check the key and that the account has credit, "
-            "then try again.",
-            **fields,
-        )
-    if effective == 429:
-        return RateLimited(
-            "WaveSpeed is rate-limiting this account right now: wait a minute and try again.",
-            retry_after=policy.retry_after(response.headers),
-            **fields,
-        )
-    if effective == 400 or (code is not None and 1400 <= code < 1500):
-        return BadRequest(
-            f"WaveSpeed refused the request ({message or 'bad request'}): "
-            "check the prompt, image and seed, then try again.",
-            **fields,
-        )
-    if effective == 404:
-        return ServiceError(
-            f"WaveSpeed answered 'not found' while {doing}: check WAVESPEED_BASE_URL, "
-            "or try again later.",
-            **fields,
-        )
-    return ServiceError(
-        f"WaveSpeed had trouble while {doing} ({message or f'HTTP {effective}'}): "
-        "try again in a minute.",
-        **fields,
-    )
-
-
-# --- the client ------------------------------------------------------------------------------
-
-
-class WaveSpeedClient:
+class WaveSpeedClient(Transport, ImageUploads):
     """Talks to WaveSpeed (or anything that speaks its API) for one key."""
-
-    def __init__(self, settings: Settings, *, policy: RetryPolicy = DEFAULT_POLICY) -> None:
-        if not settings.api_key:
-            raise AuthError("No WaveSpeed API key was given: set WAVESPEED_API_KEY or enter one.")
-        self.settings = settings
-        self.base_url = settings.base_url.rstrip("/")
-        self.policy = policy
-        self.timeout = (settings.connect_timeout_s, settings.read_timeout_s)
-        session = requests.Session()
-        session.headers["User-Agent"] = f"skyreels-studio/{__version__} (+python-requests)"
-        session.auth = _BearerForOrigin(settings.api_key, _origin(self.base_url))
-        # Retries are the policy's, not urllib3's. One kept-alive connection for each run that
-        # may follow at once: a discarded one costs a new TLS handshake later.
-        adapter = HTTPAdapter(max_retries=0, pool_maxsize=max(16, settings.max_concurrent_tasks + 4))
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        self._session = session
-        # The upload's PUT goes to storage, elsewhere: a session that never carries the key.
-        self._storage = requests.Session()
-        self._storage.headers["User-Agent"] = session.headers["User-Agent"]
-        self._storage.mount("http://", adapter)
-        self._storage.mount("https://", adapter)
-
-    def __repr__(self) -> str:
-        return f"WaveSpeedClient(base_url={self.base_url!r})"
-
-    def close(self) -> None:
-        self._session.close()
-        self._storage.close()
-
-    def __enter__(self) -> "WaveSpeedClient":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # -- requests and envelopes --
-
-    def _send(
-        self, call: Call, method: str, url: str, doing: str, session: requests.Session | None = None, **kwargs
-    ) -> requests.Response:
-        """Send, and send again while the policy allows; returns the last answer."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = (session or self._session).request(method, url, timeout=self.timeout, **kwargs)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-                # A paid POST whose answer was lost may have created its task: never again.
-                if not self.policy.may_retry(call, attempt, None):
-                    raise _no_answer(exc, url, doing) from None
-                log.info("no answer while %s (%s); trying again", doing, type(exc).__name__)
-                time.sleep(self.policy.delay(attempt))
-                continue
-            if response.status_code < 400 or not self.policy.may_retry(call, attempt, response.status_code):
-                return response
-            wait = self.policy.delay(attempt, self.policy.retry_after(response.headers))
-            log.info("HTTP %d while %s; trying again in %.1fs", response.status_code, doing, wait)
-            response.close()
-            time.sleep(wait)
-
-    def _request(
-        self, call: Call, method: str, path: str, doing: str, error=None, **kwargs
-    ) -> Mapping[str, Any]:
-        """One exchange (with the policy's retries); returns the envelope's `data` or raises."""
-        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
-        response = self._send(call, method, url, doing, **kwargs)
-        try:
-            body = response.json()
-        except (ValueError, json.JSONDecodeError):
-            body = None
-        if response.status_code != 200 or not isinstance(body, Mapping) or body.get("code", 200) != 200:
-            if response.status_code == 200 and not isinstance(body, Mapping):
-                err = ServiceError(
-                    f"WaveSpeed sent an unreadable answer while {doing}: try again in a minute.",
-                    status=200,
-                    detail=response.text[:200],
-                )
-            else:
-                err = _error_from_response(
-                    response, body if isinstance(body, Mapping) else None, doing, self.policy
-                )
-            if error is not None and not isinstance(err, (AuthError, RateLimited)):
-                err = error(err.sentence, status=err.status, code=err.code, detail=err.detail)
-            log.warning("%s", err.detail or err.sentence)
-            raise err
-        data = body.get("data")
-        return data if isinstance(data, Mapping) else {}
-
-    # -- the API --
-
-    def upload(self, data: bytes, filename: str = "image.jpg", content_type: str = "image/jpeg") -> str:
-        """Hand WaveSpeed the image; return what to submit as `image` (a URL, or a data URI).
-
-        With `image_transport="auto"` it tries the official SDK's ticket and PUT, then the
-        documented binary upload when that route answers 404 or 405, then the image inline;
-        the way that worked is remembered for this base URL. "upload" never goes inline;
-        "inline" never uploads. An upload costs nothing, so each way may be retried; it is
-        never the paid submit.
-        """
-        started = time.monotonic()
-        ways = self._ways_up()
-        for index, way in enumerate(ways):
-            try:
-                url = self._upload_by(way, data, filename, content_type)
-            except ApiError as exc:
-                retired = exc.status in (404, 405) and not isinstance(exc, AuthError)
-                if retired and index + 1 < len(ways):
-                    log.info("the %s upload is not offered here (HTTP %s); trying the next way", way, exc.status)
-                    continue
-                raise
-            with _way_lock:
-                _way_that_worked[self.base_url] = way
-            log.info("image handed over (%s, %d bytes) in %.2fs", way, len(data), time.monotonic() - started)
-            return url
-        raise AssertionError("unreachable: the last way either returns or raises")
-
-    def _ways_up(self) -> tuple[str, ...]:
-        setting = self.settings.image_transport
-        if setting == "inline":
-            return ("inline",)
-        ways = WAYS_UP if setting == "auto" else ("ticket", "binary")
-        with _way_lock:
-            known = _way_that_worked.get(self.base_url)
-        if known in ways:
-            return (known,) + tuple(way for way in ways if way != known)
-        return ways
-
-    def _upload_by(self, way: str, data: bytes, filename: str, content_type: str) -> str:
-        if way == "inline":
-            return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
-        if way == "binary":
-            body = self._request(
-                Call.UPLOAD,
-                "POST",
-                "/api/v3/media/upload/binary",
-                "uploading the image",
-                error=UploadFailed,
-                files={"file": (filename, data, content_type)},
-            )
-        else:
-            body = self._upload_with_ticket(data, filename, content_type)
-        url = body.get("download_url")
-        if not isinstance(url, str) or not url:
-            raise UploadFailed("The upload did not return an image URL: try again in a minute.")
-        return url
-
-    def _upload_with_ticket(self, data: bytes, filename: str, content_type: str) -> Mapping[str, Any]:
-        """The official SDK's way: a ticket from the API, then a PUT to where it points."""
-        body = self._request(
-            Call.UPLOAD,
-            "POST",
-            "/api/v3/media/uploads",
-            "asking where to upload the image",
-            error=UploadFailed,
-            json={"filename": filename, "size": len(data), "content_type": content_type},
-        )
-        ticket = body.get("upload")
-        ticket = ticket if isinstance(ticket, Mapping) else {}
-        url, headers = ticket.get("url"), ticket.get("headers") or {}
-        if str(ticket.get("method", "")).upper() != "PUT" or not isinstance(url, str) or not url:
-            raise UploadFailed("WaveSpeed did not say where to upload the image: try again in a minute.")
-        if not isinstance(headers, Mapping):
-            headers = {}
-        response = self._send(
-            Call.UPLOAD,
-            "PUT",
-            url,
-            "uploading the image",
-            session=self._storage,
-            data=data,
-            headers={str(k): str(v) for k, v in headers.items()},
-        )
-        if not 200 <= response.status_code < 300:
-            raise UploadFailed(
-                f"The image could not be uploaded (storage answered HTTP {response.status_code}): "
-                "try again in a minute.",
-                status=response.status_code,
-                detail=response.text[:200],
-            )
-        return body
 
     def webhook_secret(self) -> str:
         """The account's webhook signing secret (`whsec_...`); never logged."""
@@ -331,7 +61,7 @@ class WaveSpeedClient:
         except ValueError:
             body = None
         if response.status_code != 200 or not isinstance(body, Mapping) or body.get("code", 200) != 200:
-            raise _error_from_response(response, body if isinstance(body, Mapping) else None,
+            raise error_from_response(response, body if isinstance(body, Mapping) else None,
                                        "reading the webhook secret", self.policy)
         data = body.get("data")
         secret = data.get("secret") if isinstance(data, Mapping) else data
@@ -507,17 +237,6 @@ class WaveSpeedClient:
             ) from None
         if size == 0:
             raise DownloadFailed("The finished video came back empty: resume the run to try again.")
-
-
-def _no_answer(exc: Exception, url: str, doing: str) -> Exception:
-    if isinstance(exc, requests.exceptions.Timeout) and not isinstance(exc, requests.exceptions.ConnectTimeout):
-        return ServiceError(f"WaveSpeed did not answer in time while {doing}: try again in a minute.")
-    log.info("connection failed while %s: %s", doing, exc)
-    return NetworkError(
-        f"Could not reach {urlsplit(url).hostname} while {doing}: check the internet "
-        "connection and try again.",
-        detail=str(exc)[:300],
-    )
 
 
 def _wait(seconds: float, stop: threading.Event | None, pushed: threading.Event | None) -> bool:

@@ -9,6 +9,7 @@ History still lists it with its prompt, seed and task id.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,3 +77,24 @@ def prune(settings: Settings, store: RunStore, *, now: float | None = None) -> P
     if files:
         log.info("retention: deleted %d files (%.1f MB); %.1f MB kept", files, freed / 1e6, total / 1e6)
     return Pruned(files, freed, total)
+
+
+class Pruner:
+    """`prune`, at most once every `every_s` seconds, however often it is asked."""
+
+    def __init__(self, settings: Settings, store: RunStore, *, every_s: float = 300.0) -> None:
+        self.settings, self.store, self.every_s = settings, store, every_s
+        self._lock = threading.Lock()
+        self._last = -float("inf")
+
+    def maybe(self, *, now: float | None = None) -> Pruned | None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if now - self._last < self.every_s:
+                return None
+            self._last = now
+        try:
+            return prune(self.settings, self.store)
+        except OSError:
+            log.exception("pruning the data directory failed")
+            return None

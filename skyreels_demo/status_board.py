@@ -25,6 +25,7 @@ from .events import (
 )
 from .models import SKYREELS_V1
 from .runs import DONE, Run
+from .variations import VariationUpdate
 
 MODEL = SKYREELS_V1
 KEY_PAGE = "https://wavespeed.ai/accesskey"
@@ -179,3 +180,29 @@ def duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} seconds"
     return f"{seconds / 60:.1f} minutes"
+
+
+def price_line(settings: Settings, *, own_key: bool = False) -> str:
+    """What one video costs, and whose credit pays, beside Generate."""
+    price = f"${MODEL.price_usd:.2f}"
+    if own_key or (settings.has_key and not settings.shared):
+        return f"Each video uses about {price} of your WaveSpeed credit."
+    if settings.has_key:
+        return f"Each video uses about {price} of this Space's credit; paste your own key for more."
+    return "Offline preview: free, made on this machine."
+
+
+def variation_grid(latest: dict[int, VariationUpdate]) -> list[tuple[str, str]]:
+    return [
+        (str(update.video_path), f"Seed {update.seed} (variation {number})")
+        for number, update in sorted(latest.items())
+        if update.video_path is not None
+    ]
+
+
+def variation_lines(latest: dict[int, VariationUpdate]) -> str:
+    lines = []
+    for number, update in sorted(latest.items()):
+        mark = "✓" if update.video_path else ("✕" if update.error else "●")
+        lines.append(f"{mark} **{number}** · seed {update.seed} · {update.message}")
+    return "\n\n".join(lines)

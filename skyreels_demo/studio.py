@@ -39,7 +39,7 @@ from .events import (
     WaitingForSlot,
 )
 from .models import SKYREELS_V1, ModelSpec
-from .retention import prune
+from .retention import Pruner
 from .runs import COMPLETED, DONE, FAILED, PROCESSING, QUEUED, REFUSED, SUBMITTED, Run, RunStore
 from .schedule import Expectation, PollSchedule, schedule_from_setting
 from .tasks import Task, TaskState
@@ -80,6 +80,17 @@ def choose_seed(seed: int | float | str | None, model: ModelSpec = SKYREELS_V1) 
     return random.randint(0, high) if value == -1 else value
 
 
+def prepared_input(image, fit: str) -> tuple[images.PreparedImage | None, str | None]:
+    """The image as the model's frame, or an http(s) URL passed on as it is; refused if neither."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        raise BadInput("Add an image first: drop in a photo of the scene to animate.")
+    if isinstance(image, images.PreparedImage):
+        return image, None
+    if isinstance(image, str) and images.is_remote_url(image):
+        return None, image
+    return images.prepare(image, fit=fit), None
+
+
 def video_name(task_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", task_id)[:128] + ".mp4"
 
@@ -106,11 +117,10 @@ class Studio:
         # Runs expecting webhooks; None where WaveSpeed cannot reach this process (a laptop).
         self.webhooks = webhooks
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(max(1, settings.max_concurrent_tasks))
-        self._running = 0
+        self.slots = TaskSlots(settings.max_concurrent_tasks)
         self._watched: set[str] = set()  # runs a live `generate` is following
         self._follower: Follower | None = None
-        self._pruned_at = -float("inf")
+        self.pruner = Pruner(settings, self.store)
 
     # -- what runs usually take --
 
@@ -157,13 +167,7 @@ class Studio:
         clock = _Clock()
         text = model_prompt(check_prompt(prompt, self.model), fps_prefix, self.model)
         concrete_seed = choose_seed(seed, self.model)
-        if image is None or (isinstance(image, str) and not image.strip()):
-            raise BadInput("Add an image first: drop in a photo of the scene to animate.")
-        remote_url = image if isinstance(image, str) and images.is_remote_url(image) else None
-        if isinstance(image, images.PreparedImage):
-            prepared = image
-        else:
-            prepared = None if remote_url else images.prepare(image, fit=fit)
+        prepared, remote_url = prepared_input(image, fit)
         clock.mark("prepare_s")
         backend = self.access.backend_for(api_key)
         # Recorded (or refused by a cap) before any money is spent, and before waiting in line.
@@ -186,10 +190,10 @@ class Studio:
         waiting = None
         try:
             yield Prepared(clock.elapsed, prepared)
-            with self._slot(stop, clock) as waiting:
-                yield from waiting
+            with self.slots.one(stop, clock) as waiting_for_slot:
+                yield from waiting_for_slot
                 if prepared is not None:
-                    image_path = self._keep_image(prepared)
+                    image_path = keep_image(self.settings.data_dir, prepared)
                     run = self.store.update(run.id, image_sha256=prepared.sha256, image_path=str(image_path))
                     yield Uploading(clock.elapsed, len(prepared.data), run.id)
                     image_url = backend.client.upload(prepared.data, prepared.filename, prepared.content_type)
@@ -200,8 +204,11 @@ class Studio:
                 if stop is not None and stop.is_set():
                     raise Stopped("Stopped before the task was sent: nothing was paid for.")
                 inputs = {"prompt": text, "image": image_url, "seed": concrete_seed}
-                waiting = self._expect_push(backend)
-                hook = self.webhooks.url(waiting, preview=backend.mode == PREVIEW) if waiting else None
+                preview = backend.mode == PREVIEW
+                waiting = self.webhooks and self.webhooks.expect(
+                    backend.client, preview=preview, owner=backend.key_source != VISITOR
+                )
+                hook = self.webhooks.url(waiting, preview=preview) if waiting else None
                 task = backend.client.submit(self.model, inputs, webhook=hook)
                 # Write-ahead: the task id is durable before anyone hears of it.
                 run = self.store.update(run.id, task_id=task.id, status=SUBMITTED, submitted_at=time.time())
@@ -280,13 +287,6 @@ class Studio:
 
     # -- webhooks --
 
-    def _expect_push(self, backend: Backend):
-        if self.webhooks is None:
-            return None
-        return self.webhooks.expect(
-            backend.client, preview=backend.mode == PREVIEW, owner=backend.key_source != VISITOR
-        )
-
     def pushed_event(self, task_id: str | None) -> threading.Event | None:
         """What a verified webhook sets for this task, or None when none is expected."""
         return self.webhooks.pushed_event(task_id) if self.webhooks is not None else None
@@ -331,16 +331,9 @@ class Studio:
         self.keep_within_budget()
         return run
 
-    def keep_within_budget(self, *, every_s: float = 300.0) -> None:
-        """Prune the data directory (retention.py), at most once every `every_s` seconds."""
-        with self._lock:
-            if time.monotonic() - self._pruned_at < every_s:
-                return
-            self._pruned_at = time.monotonic()
-        try:
-            prune(self.settings, self.store)
-        except OSError:
-            log.exception("pruning the data directory failed")
+    def keep_within_budget(self) -> None:
+        """Prune the data directory (retention.py), at most every few minutes."""
+        self.pruner.maybe()
 
     def left_behind(self, run_id: str) -> None:
         """A run's watcher went away: finish it unseen if it is paid for, else forget its key."""
@@ -370,19 +363,24 @@ class Studio:
                 self._follower.start()
             return self._follower
 
-    def _keep_image(self, prepared: images.PreparedImage) -> Path:
-        path = self.settings.data_dir / "images" / f"{prepared.sha256}.jpg"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{threading.get_ident()}.part")
-            tmp.write_bytes(prepared.data)
-            tmp.replace(path)
-        return path
+    def close(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
+        self.access.close()
+
+
+class TaskSlots:
+    """This process's task slots: how many tasks may be between upload and video at once."""
+
+    def __init__(self, count: int) -> None:
+        self._slots = threading.BoundedSemaphore(max(1, count))
+        self._lock = threading.Lock()
+        self.busy = 0
 
     @contextmanager
-    def _slot(self, stop: threading.Event | None, clock: "_Clock") -> Iterator[Iterator[Event]]:
-        """One of this process's task slots: iterate what it gives to wait for it (saying how
-        many are busy meanwhile); it is given back when the block ends, if it was ever taken."""
+    def one(self, stop: threading.Event | None, clock: "_Clock") -> Iterator[Iterator[Event]]:
+        """A slot: iterate what it gives to wait for it (saying how many are busy meanwhile);
+        it is given back when the block ends, if it was ever taken."""
         taken = False
 
         def wait() -> Iterator[Event]:
@@ -390,23 +388,29 @@ class Studio:
             while not self._slots.acquire(timeout=1.0):
                 if stop is not None and stop.is_set():
                     raise Stopped("Stopped before the task was sent: nothing was paid for.")
-                yield WaitingForSlot(clock.elapsed, self._running)
+                yield WaitingForSlot(clock.elapsed, self.busy)
             taken = True
             with self._lock:
-                self._running += 1
+                self.busy += 1
 
         try:
             yield wait()
         finally:
             if taken:
                 with self._lock:
-                    self._running -= 1
+                    self.busy -= 1
                 self._slots.release()
 
-    def close(self) -> None:
-        if self._follower is not None:
-            self._follower.stop()
-        self.access.close()
+
+def keep_image(data_dir: Path, prepared: images.PreparedImage) -> Path:
+    """The prepared JPEG, kept once per distinct picture (written atomically)."""
+    path = data_dir / "images" / f"{prepared.sha256}.jpg"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{threading.get_ident()}.part")
+        tmp.write_bytes(prepared.data)
+        tmp.replace(path)
+    return path
 
 
 class _Clock:

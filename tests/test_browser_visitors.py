@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from pathlib import Path
 
-import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image

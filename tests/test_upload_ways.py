@@ -4,15 +4,13 @@ do it, with the built-in backend counting what it received; and the balance behi
 from __future__ import annotations
 
 import base64
-import io
 import json
 
 import pytest
 import requests
 
-import skyreels_demo.client as client_module
+import skyreels_demo.uploads as uploads_module
 from skyreels_demo.account import check_key
-from skyreels_demo.client import WaveSpeedClient
 from skyreels_demo.errors import UploadFailed
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.studio import Studio
@@ -25,9 +23,9 @@ ASKED = ("ticket", "put", "upload", "submit")
 @pytest.fixture(autouse=True)
 def forget_ways():
     """Each test starts as a fresh process would: no way up remembered."""
-    client_module._way_that_worked.clear()
+    uploads_module.way_that_worked.clear()
     yield
-    client_module._way_that_worked.clear()
+    uploads_module.way_that_worked.clear()
 
 
 def run_once(backend: LocalBackend, tmp_path, **overrides):

@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 
-from skyreels_demo.local_api.fetch import ImageUnavailable, fetch_image, refuse_address
+from skyreels_demo.local_api.fetch import ImageUnavailable, refuse_address
 from skyreels_demo.local_api.routes.common import answer, error_response, iso_time, success
 from skyreels_demo.models import VISION_LLM
 from skyreels_demo.prompts import idea_in

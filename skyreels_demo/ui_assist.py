@@ -1,0 +1,98 @@
+"""Help before a run: the frame the model will see, a prompt written from the picture, a pasted
+key checked, and how long a run usually takes here."""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+from . import images
+from .account import check_key
+from .errors import StudioError
+from .page_input import UNEXPECTED, fit_choice, text
+from .prompts import suggest_prompt
+from .status_board import duration, price_line
+
+log = logging.getLogger(__name__)
+
+
+class AssistHandlers:
+    """`StudioApp` gives them `settings`, `studio` and `requester`."""
+
+    def show_prepared(self, image_path: str | None, fit: str):
+        """The frame the model will receive, as soon as an image is chosen."""
+        if not image_path or not isinstance(image_path, str):
+            return None, ""
+        try:
+            prepared = images.prepare(image_path, fit=fit_choice(fit))
+        except StudioError as exc:
+            return None, f"⚠️ {exc.sentence}"
+        except Exception:
+            log.exception("preparing a preview frame failed")
+            return None, f"⚠️ {UNEXPECTED}"
+        notes = " ".join(prepared.notes)
+        return prepared.to_pil(), f"{notes} Upload size: {len(prepared.data) // 1024} KB.".strip()
+
+    def suggest_prompt(
+        self,
+        image: str | None,
+        idea: str | None = "",
+        api_key: str | None = None,
+        request: gr.Request = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> str:
+        """Write a SkyReels V1 prompt from a still image, ready to edit; nothing is submitted.
+
+        Args:
+            image: The still image to describe (JPEG, PNG, WebP, GIF, BMP or TIFF).
+            idea: An optional short idea to steer the prompt, like "she laughs" or "slow dolly in".
+            api_key: Your own WaveSpeed API key (optional: without it the app's key or its offline preview is used).
+
+        Returns:
+            A prompt of one or two sentences: who is in the frame, their expression and motion, the camera and the light.
+        """
+        if not isinstance(image, str) or not image:
+            raise gr.Error("Add an image first: the prompt is written from the picture.", print_exception=False)
+        who = self.requester(request, profile)
+        try:
+            suggestion = suggest_prompt(
+                self.studio,
+                image,
+                text(idea),
+                api_key=text(api_key) or None,
+                requester=who.key,
+                signed_in=who.signed_in,
+            )
+        except StudioError as exc:
+            raise gr.Error(exc.sentence, print_exception=False) from None
+        except Exception:
+            log.exception("writing a prompt failed")
+            raise gr.Error(UNEXPECTED, print_exception=False) from None
+        return suggestion.text
+
+    def check_key(self, api_key: str | None) -> tuple[str, str]:
+        """Whether a pasted key works and what it pays for, before anything is spent."""
+        key = text(api_key).strip()
+        if not key:
+            return "", price_line(self.settings)
+        result = check_key(self.settings, key)
+        mark = "✓" if result.ok else "⚠️"
+        return f"{mark} {result.sentence}", price_line(self.settings, own_key=result.ok)
+
+    def expectations(self) -> str:
+        """How long a run usually takes here, learned from the runs this app has made."""
+        mode = self.studio.access.default_mode
+        expected = self.studio.expectation(mode)
+        typical = expected.queue_s + expected.processing_s
+        if expected.samples:
+            basis = "from the last run" if expected.samples == 1 else f"from the last {expected.samples} runs"
+        else:
+            basis = "a first estimate"
+        what = "An offline preview" if mode == "preview" else "A SkyReels video"
+        return (
+            f"{what} usually takes about {duration(typical)} here ({basis}). Stop ends the wait; "
+            + ("a task already sent still runs and is paid for, and " if mode == "api" else "")
+            + "its video is saved to History."
+        )
+

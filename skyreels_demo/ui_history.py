@@ -1,0 +1,86 @@
+"""History: a browser's own runs (everyone's, on a laptop), picked, reused, or finished with
+the key a restart forgot."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import gradio as gr
+
+from .errors import StudioError
+from .follower import finish
+from .models import SKYREELS_V1
+from .page_input import text, visitor_id
+from .runs import Run
+from .status_board import caption, details, shown
+
+MODEL = SKYREELS_V1
+HISTORY_SIZE = 40
+
+
+class HistoryHandlers:
+    """`StudioApp` gives them `settings` and `studio`."""
+
+    def history(self, visitor: str | None, request: gr.Request):
+        runs = [run for run in self._visible_runs(visitor) if shown(run)]
+        items = []
+        for run in runs:
+            path = run.video_path if run.has_video else run.image_path
+            items.append((path, caption(run)))
+        return items, [run.id for run in runs]
+
+    def pick(self, run_ids: list[str], visitor: str | None, request: gr.Request, evt: gr.SelectData):
+        index = evt.index if isinstance(evt.index, int) else -1
+        run = self._run_for_visitor(run_ids[index], visitor) if isinstance(run_ids, list) and 0 <= index < len(run_ids) else None
+        if run is None:
+            return None, "", "", gr.update(visible=False)
+        video = run.video_path if run.has_video else None
+        needs_key = run.is_unfinished_task and self.studio.access.client_for_run(run) is None
+        return video, details(run, self.studio.store.statuses(run.id)), run.id, gr.update(visible=needs_key)
+
+    def finish_with_key(self, run_id: str, api_key: str | None, visitor: str | None, request: gr.Request):
+        """Finish a visitor's own-key run that a restart cut off, with the key pasted again."""
+        run = self._run_for_visitor(text(run_id), visitor)
+        if run is None:
+            raise gr.Error("Pick a run in the history first.", print_exception=False)
+        if not run.is_unfinished_task:
+            return (run.video_path if run.has_video else None), details(run, self.studio.store.statuses(run.id)), ""
+        try:
+            client = self.studio.access.client_with_key(run, text(api_key))
+            try:
+                run = finish(self.studio, run, client=client)
+            finally:
+                client.close()  # the key is forgotten with it
+        except StudioError as exc:
+            raise gr.Error(exc.sentence, print_exception=False) from None
+        return (run.video_path if run.has_video else None), details(run, self.studio.store.statuses(run.id)), ""
+
+    def reuse(self, run_id: str, visitor: str | None, request: gr.Request, new_seed: bool = False):
+        run = self._run_for_visitor(text(run_id), visitor)
+        if run is None:
+            raise gr.Error("Pick a run in the history first.", print_exception=False)
+        image = run.image_path if run.image_path and Path(run.image_path).exists() else None
+        seed = random.randint(0, MODEL.seed_max) if new_seed else run.seed
+        return MODEL.without_prefix(run.prompt), image, seed, gr.Tabs(selected="create")
+
+    def reuse_with_new_seed(self, run_id: str, visitor: str | None, request: gr.Request):
+        return self.reuse(run_id, visitor, request, new_seed=True)
+
+    def _visible_runs(self, visitor: str | None) -> list[Run]:
+        if not self.settings.shared:
+            return self.studio.store.recent(limit=HISTORY_SIZE)  # locally, one person sees everything
+        visitor = visitor_id(visitor)
+        return self.studio.store.recent(visitor=visitor, limit=HISTORY_SIZE) if visitor else []
+
+    def _run_for_visitor(self, run_id: str, visitor: str | None) -> Run | None:
+        if not run_id or not isinstance(run_id, str):
+            return None
+        try:
+            run = self.studio.store.get(run_id)
+        except KeyError:
+            return None
+        if self.settings.shared and (not visitor_id(visitor) or run.visitor != visitor_id(visitor)):
+            return None
+        return run
+
