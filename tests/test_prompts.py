@@ -46,7 +46,7 @@ def test_an_offline_suggestion_is_built_from_the_idea_and_marked_as_a_preview(pr
     assert "she laughs and turns" in suggestion.text
     assert "connect a WaveSpeed key" in suggestion.text
     assert not suggestion.text.upper().startswith("FPS-24")
-    assert backend.counts["upload"] == 1 and backend.counts["llm"] == 1
+    assert backend.counts["put"] == 1 and backend.counts["llm"] == 1  # the image went up once
     [run] = llm_runs(preview)
     assert run.status == "done" and run.mode == "preview" and run.task_id
 

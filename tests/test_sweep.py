@@ -49,6 +49,7 @@ def test_a_sweep_writes_its_report_and_a_second_run_submits_nothing(sweep_backen
         WAVESPEED_API_KEY="wsk-sweep-test-key",
         SKYREELS_DATA_DIR=str(data),
         SKYREELS_POLL="0.1",
+        SKYREELS_CONFIRM_ABOVE_USD="5",  # six videos, $1.20: no question asked
     )
 
     first = sweep(prompts_file, env)
@@ -83,7 +84,8 @@ def test_a_sweep_writes_its_report_and_a_second_run_submits_nothing(sweep_backen
 
     assert second.returncode == 0, second.stderr
     assert sweep_backend.counts["submit"] == 6  # nothing new was paid for
-    assert sweep_backend.counts["upload"] == counts_before["upload"]
+    for way_up in ("ticket", "put", "upload"):
+        assert sweep_backend.counts[way_up] == counts_before.get(way_up, 0)  # nor any image sent again
     assert Path(second.stdout.strip().splitlines()[-1]) == report
     assert sorted(videos_in(report)) == sorted(videos)  # the report still shows every video
     with open(report.with_suffix(".csv"), newline="", encoding="utf-8") as f:
