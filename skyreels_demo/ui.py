@@ -233,6 +233,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             object_fit="contain",
                             allow_preview=False,
                             elem_id="variations",
+                            visible=False,
                         )
                         variations_status = gr.Markdown(elem_id="variations-status")
                 gr.Examples(

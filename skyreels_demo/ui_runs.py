@@ -135,9 +135,11 @@ class RunHandlers:
         profile: gr.OAuthProfile | None = None,
     ):
         """The page's "Make variations": like /generate_variations, filed under this browser's History."""
-        yield from self._variations(
+        for grid, lines in self._variations(
             prompt, image, count, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile
-        )
+        ):
+            # The page shows the grid only once variations are asked for.
+            yield gr.update(value=grid, visible=True), lines
 
     def _variations(self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request, profile):
         stop = threading.Event()
