@@ -109,3 +109,19 @@ def iso_time(timestamp: float) -> str:
 def _seconds(value: float) -> str:
     # Whole seconds as HTTP specifies; a fraction is kept only when asked for (keeps tests fast).
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def prediction_data(task_id: str, model: str, base_url: str, status: str, created_at: float) -> dict[str, Any]:
+    """The envelope's `data` for any prediction, before it has outputs, as WaveSpeed shapes it."""
+    return {
+        "id": task_id,
+        "model": model,
+        "outputs": [],
+        "urls": {"get": f"{base_url}/api/v3/predictions/{task_id}/result"},
+        "has_nsfw_contents": [],
+        "status": status,
+        "created_at": iso_time(created_at),
+        "error": "",
+        "timings": {"inference": 0},
+    }
+

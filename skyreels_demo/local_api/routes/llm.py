@@ -24,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 
 from skyreels_demo.local_api.fetch import ImageUnavailable, refuse_address
-from skyreels_demo.local_api.routes.common import answer, error_response, iso_time, success
+from skyreels_demo.local_api.routes.common import answer, error_response, prediction_data, success
 from skyreels_demo.models import VISION_LLM
 from skyreels_demo.prompts import idea_in
 
@@ -98,17 +98,7 @@ def register(app: FastAPI, backend: LocalBackend) -> None:
 def answer_data(answered: Answered, base_url: str, now: float) -> dict[str, Any]:
     """The envelope's `data` for a call, as it stands at `now` (the result route uses it too)."""
     status = answered.status_at(now)
-    data: dict[str, Any] = {
-        "id": answered.id,
-        "model": VISION_LLM.name,
-        "outputs": [],
-        "urls": {"get": f"{base_url}/api/v3/predictions/{answered.id}/result"},
-        "has_nsfw_contents": [],
-        "status": status,
-        "created_at": iso_time(answered.created_at),
-        "error": "",
-        "timings": {"inference": 0},
-    }
+    data = prediction_data(answered.id, VISION_LLM.name, base_url, status, answered.created_at)
     if status == "completed":
         data["outputs"] = [answered.text]
         data["has_nsfw_contents"] = [False]

@@ -16,7 +16,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from skyreels_demo.local_api.clock import TaskRecord
-from skyreels_demo.local_api.routes.common import answer, error_response, iso_time, success
+from skyreels_demo.local_api.routes.common import answer, error_response, prediction_data, success
 from skyreels_demo.local_api.routes.files import OUTPUTS_PATH
 from skyreels_demo.local_api.routes.llm import answer_data
 from skyreels_demo.local_api.storage import MAX_UPLOAD_BYTES, UPLOADS_PATH
@@ -98,17 +98,7 @@ def register(app: FastAPI, backend: LocalBackend) -> None:
 def task_data(record: TaskRecord, base_url: str, now: float) -> dict[str, Any]:
     """The envelope's `data` for a task, as it stands at `now`."""
     status = record.status_at(now)
-    data: dict[str, Any] = {
-        "id": record.id,
-        "model": SKYREELS_V1.name,
-        "outputs": [],
-        "urls": {"get": f"{base_url}/api/v3/predictions/{record.id}/result"},
-        "has_nsfw_contents": [],
-        "status": status,
-        "created_at": iso_time(record.created_at),
-        "error": "",
-        "timings": {"inference": 0},
-    }
+    data = prediction_data(record.id, SKYREELS_V1.name, base_url, status, record.created_at)
     if status == "completed":
         done = max(record.due_at, record.render.at)  # type: ignore[union-attr]
         data["outputs"] = [f"{base_url}{OUTPUTS_PATH}{record.id}.mp4"]
