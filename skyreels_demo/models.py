@@ -14,6 +14,8 @@ from typing import Any, Callable, Mapping
 from .errors import BadInput
 
 Payload = dict[str, Any]
+# -1 (random) to the top of a signed 32-bit integer, as WaveSpeed's models take seeds.
+SEED_RANGE = (-1, 2_147_483_647)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class ModelSpec:
     fps: int = 0
     frame_count: int = 0
     prompt_prefix: str = ""
-    seed_range: tuple[int, int] = (-1, 2_147_483_647)
+    seed_range: tuple[int, int] = SEED_RANGE
     max_prompt_chars: int = 2000
 
     @property
@@ -110,7 +112,7 @@ SKYREELS_V1 = ModelSpec(
     frame_count=97,
     # SkyReels' README asks prompts to start with this.
     prompt_prefix="FPS-24, ",
-    seed_range=(-1, 2_147_483_647),
+    seed_range=SEED_RANGE,
     max_prompt_chars=2000,
 )
 

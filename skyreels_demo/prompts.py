@@ -44,8 +44,8 @@ SYSTEM_PROMPT = (
     "does, and the light. Write one or two plain sentences in the present tense, about 40 to 70 "
     "words, like a line from a screenplay. Use only motion the picture makes plausible, and keep "
     "faces and hands natural. No title, no list, no quotation marks, no hashtags, and do not "
-    'start with "FPS-24" (the app adds it). If the visitor gives an idea, build the shot around '
-    "it. Answer with the prompt only."
+    f'start with "{SKYREELS_V1.prompt_prefix.strip(", ")}" (the app adds it). If the visitor gives '
+    "an idea, build the shot around it. Answer with the prompt only."
 )
 
 

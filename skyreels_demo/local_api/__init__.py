@@ -11,12 +11,14 @@ port) answers for the tasks of an old one; what is older than seven days goes wh
     from skyreels_demo.client import WaveSpeedClient
     from skyreels_demo.config import Settings
     from skyreels_demo.local_api import LocalBackend, TaskTiming
+    from skyreels_demo.models import SKYREELS_V1
+    from skyreels_demo.schedule import FixedSchedule
 
     with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=0.5)) as backend:
         client = WaveSpeedClient(Settings(api_key="anything", base_url=backend.base_url))
         image_url = client.upload(Path("photo.jpg").read_bytes())
-        task = client.submit("FPS-24, a quiet lake at dawn", image_url, seed=42)
-        done = list(client.follow(task.id))[-1]
+        task = client.submit(SKYREELS_V1, {"prompt": "a quiet lake at dawn", "image": image_url, "seed": 42})
+        done = list(client.follow(task.id, schedule=FixedSchedule(0.2), first=task))[-1]
         client.download(done.video_url, Path("preview.mp4"))
 
 Which module holds what:
@@ -26,6 +28,7 @@ Which module holds what:
     faults.py    Faults: the switches tests arm, and the canned answers they give
     storage.py   tasks, uploads and renders on disk across restarts; seven-day retention
     render.py    the preview MP4 itself, rendered once per distinct image
+    pusher.py    webhooks: a task's end POSTed where its submit asked, signed, with fault switches
     routes/      the HTTP routes, one module per group; `routes/common.py` has what they share
 """
 
