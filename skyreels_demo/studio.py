@@ -200,7 +200,9 @@ class Studio:
                 else:
                     image_url = remote_url
                 clock.mark("upload_s")
-                self.store.update(run.id, image_url=image_url)
+                # An inline image is hundreds of KB of base64: the store keeps a name for it.
+                kept_url = f"inline:{prepared.sha256}" if image_url.startswith("data:") and prepared else image_url
+                self.store.update(run.id, image_url=kept_url)
                 if stop is not None and stop.is_set():
                     raise Stopped("Stopped before the task was sent: nothing was paid for.")
                 inputs = {"prompt": text, "image": image_url, "seed": concrete_seed}

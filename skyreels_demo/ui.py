@@ -372,7 +372,8 @@ def build_page(app: StudioApp) -> gr.Blocks:
         again.click(app.reuse, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private")
         demo.load(new_visitor, [visitor], [visitor], queue=False, api_visibility="private")
         demo.load(app.expectations, None, expectations, queue=False, api_visibility="private")
-    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrent_tasks)
+    # api_open=False: every call goes through the queue and its limits, never around them (/run).
+    demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrent_tasks, api_open=False)
     return demo
 
 
@@ -410,6 +411,8 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         show_error=False,
         # Refused at the door: no upload larger than the app would prepare.
         max_file_size=images.MAX_BYTES,
+        # Videos and images are served in place from these (gr.Video also asks for permission).
+        allowed_paths=[str(settings.data_dir / "runs"), str(settings.data_dir / "images")],
         # Each live run holds a worker thread while it waits between ticks: keep room for every
         # allowed run plus the page's quick events, or runs past Gradio's default 40 wait for a thread.
         max_threads=max(40, settings.max_concurrent_tasks + 10),

@@ -48,10 +48,29 @@ def client_address(peer: str | None, headers: Mapping[str, str], proxy_hops: int
     if proxy_hops > 0:
         forwarded = _header(headers, "x-forwarded-for")
         entries = [entry.strip() for entry in forwarded.split(",") if entry.strip()]
-        # Each trusted proxy appended the address it saw; the one the outermost trusted proxy
-        # saw is proxy_hops from the end. Fewer entries than that: the header cannot be trusted.
+        # Each proxy appends the address it saw. A platform's own inner hops add internal
+        # addresses: pass over those from the right, then trust proxy_hops entries at most.
+        while entries and _internal(entries[-1]):
+            entries.pop()
         candidate = entries[-proxy_hops] if len(entries) >= proxy_hops else None
     return _normalised(candidate)
+
+
+_INTERNAL = tuple(
+    ipaddress.ip_network(net)
+    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+)
+
+
+def _internal(address: str) -> bool:
+    """A loopback, link-local or private-network address: a platform's proxy, not a visitor."""
+    try:
+        ip = ipaddress.ip_address(address.strip().strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback or ip.is_link_local or any(ip in net for net in _INTERNAL if ip.version == net.version)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:

@@ -113,6 +113,7 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess
         capture_output=True,
         text=True,
         timeout=timeout,
+        stdin=subprocess.DEVNULL,  # a CLI never waits on the developer's terminal
     )
 
 

@@ -191,3 +191,25 @@ def test_private_handlers_take_junk_without_a_traceback_or_a_leak(space):
     new_log = Path(space.log_path).read_text()[len(log_before):]
     ours = [block for block in new_log.split("Traceback")[1:] if re.search(r'File "[^"]*skyreels_demo/', block)]
     assert not ours, ours[0][-3000:]
+
+
+def test_the_queue_cannot_be_skipped_through_the_run_route(space):
+    # /gradio_api/run/<name> would run outside the queue and its concurrency limits.
+    answer = requests.post(space.url + "gradio_api/run/generate", json={"data": ["x", None, 1]}, timeout=10)
+    assert answer.status_code != 200
+
+
+@pytest.mark.parametrize(
+    "forwarded, address",
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("10.9.9.9, 198.51.100.7", "198.51.100.7"),  # a made-up entry first: ignored
+        ("198.51.100.7, 10.1.2.3, 172.16.0.9", "198.51.100.7"),  # the platform's inner hops: passed over
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),  # a household's /64 is one visitor
+        ("", None),  # no header behind a proxy that always sends one: not trusted
+    ],
+)
+def test_the_visitor_s_address_is_the_one_the_proxy_saw(forwarded, address):
+    from skyreels_demo.visitors import client_address
+
+    assert client_address("10.0.0.1", {"X-Forwarded-For": forwarded} if forwarded else {}, 1) == address

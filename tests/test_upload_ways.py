@@ -74,7 +74,7 @@ def test_inline_only_after_both_upload_routes_are_gone(tmp_path):
         done, run = run_once(backend, tmp_path)
         assert asked(backend) == {"ticket": 1, "put": 0, "upload": 1, "submit": 1}
         assert backend.tasks_created == 1  # never a second submit
-        assert run.image_url.startswith("data:image/jpeg;base64,")
+        assert run.image_url == f"inline:{run.image_sha256}"  # the store keeps a name, not the bytes
         assert video_facts(done.video_path)["frames"] == 97
 
 
