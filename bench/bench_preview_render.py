@@ -21,7 +21,8 @@ from PIL import Image, ImageDraw, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skyreels_demo.images import choose_frame  # noqa: E402
-from skyreels_demo.local_api.render import render_preview  # noqa: E402
+from skyreels_demo.local_api.render import render_preview
+from skyreels_demo.models import SKYREELS_V1  # noqa: E402
 
 RUNS = 5
 TARGET_MEDIAN_S = 3.0
@@ -61,7 +62,7 @@ def main() -> None:
         for run in range(RUNS):
             dest = Path(out) / f"preview-{run}.mp4"
             started = time.perf_counter()
-            render_preview(picture, dest)
+            render_preview(picture, dest, SKYREELS_V1)
             seconds.append(time.perf_counter() - started)
         size_kb = dest.stat().st_size / 1024
     median = statistics.median(seconds)

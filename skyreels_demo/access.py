@@ -19,28 +19,34 @@ from urllib.parse import urlsplit
 from .client import WaveSpeedClient
 from .config import Settings
 from .errors import BadInput
-from .runs import Run
+from .runs import KeySource, Mode, Run
 
 PREVIEW_HOST = "offline-preview"
 # The preview accepts any key; this one says what it is in any log of the preview server.
 PREVIEW_TOKEN = "offline-preview"
-
-PREVIEW, API = "preview", "api"
-OWNER, VISITOR = "owner", "visitor"
 
 
 @dataclass(frozen=True)
 class Backend:
     """Where a run's requests go, and whose key pays."""
 
-    mode: str  # API or PREVIEW
+    mode: Mode
     host: str
-    key_source: str  # OWNER, VISITOR or PREVIEW
+    key_source: KeySource
     client: WaveSpeedClient
 
     @property
     def costs_the_owner(self) -> bool:
-        return self.key_source == OWNER
+        return self.key_source is KeySource.OWNER
+
+    @property
+    def is_preview(self) -> bool:
+        return self.mode is Mode.PREVIEW
+
+    @property
+    def is_visitors(self) -> bool:
+        """Paid by a key the visitor typed: its client is theirs alone, closed after their run."""
+        return self.key_source is KeySource.VISITOR
 
 
 class Access:
@@ -59,24 +65,24 @@ class Access:
         return urlsplit(self.settings.base_url).netloc or self.settings.base_url
 
     @property
-    def default_mode(self) -> str:
+    def default_mode(self) -> Mode:
         """What a run with no typed key uses."""
-        return API if self.settings.has_key else PREVIEW
+        return Mode.API if self.settings.has_key else Mode.PREVIEW
 
-    def host_for(self, mode: str) -> str:
-        return PREVIEW_HOST if mode == PREVIEW else self.api_host
+    def host_for(self, mode: Mode) -> str:
+        return PREVIEW_HOST if mode == Mode.PREVIEW else self.api_host
 
     def backend_for(self, api_key: str | None = None) -> Backend:
         """A visitor's key, else the owner's key, else the built-in offline preview."""
         if api_key and api_key.strip():
             client = WaveSpeedClient(self.settings.with_key(api_key.strip()))
-            return Backend(API, self.api_host, VISITOR, client)
+            return Backend(Mode.API, self.api_host, KeySource.VISITOR, client)
         if self.settings.has_key:
             with self._lock:
                 if self._owner is None:
                     self._owner = WaveSpeedClient(self.settings)
-            return Backend(API, self.api_host, OWNER, self._owner)
-        return Backend(PREVIEW, PREVIEW_HOST, PREVIEW, self.preview_client())
+            return Backend(Mode.API, self.api_host, KeySource.OWNER, self._owner)
+        return Backend(Mode.PREVIEW, PREVIEW_HOST, KeySource.PREVIEW, self.preview_client())
 
     def preview_client(self) -> WaveSpeedClient:
         with self._lock:
@@ -92,7 +98,7 @@ class Access:
 
     def keep(self, run_id: str, backend: Backend) -> None:
         """Remember a visitor's client while their run may still need following."""
-        if backend.key_source == VISITOR:
+        if backend.is_visitors:
             with self._lock:
                 self._visitors[run_id] = backend.client
 
@@ -105,7 +111,7 @@ class Access:
 
     def client_with_key(self, run: Run, api_key: str) -> WaveSpeedClient:
         """A client for a visitor's own run, from the key they pasted again (memory only)."""
-        if run.key_source != VISITOR or run.mode != API or run.api_host != self.api_host:
+        if run.key_source != KeySource.VISITOR or run.mode != Mode.API or run.api_host != self.api_host:
             raise BadInput("This run was not made with a key of your own, so there is nothing to paste.")
         if not api_key or not api_key.strip():
             raise BadInput("Paste the WaveSpeed key this run was made with, then press Finish.")
@@ -113,13 +119,13 @@ class Access:
 
     def client_for_run(self, run: Run) -> WaveSpeedClient | None:
         """The client that can follow a stored run, or None (a visitor's key is not kept)."""
-        if run.mode == PREVIEW:
+        if run.mode == Mode.PREVIEW:
             return self.preview_client()
         with self._lock:
             client = self._visitors.get(run.id)
         if client is not None:
             return client
-        if run.key_source != VISITOR and self.settings.has_key and run.api_host == self.api_host:
+        if run.key_source != KeySource.VISITOR and self.settings.has_key and run.api_host == self.api_host:
             return self.backend_for(None).client
         return None
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .client import WaveSpeedClient
 from .config import Settings
 from .errors import StudioError
-from .models import SKYREELS_V1, ModelSpec
+from .models import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,11 @@ class KeyCheck:
     videos: int | None = None  # how many videos the balance pays for
 
 
-def videos_for(amount: float, model: ModelSpec = SKYREELS_V1) -> int:
+def videos_for(amount: float, model: ModelSpec) -> int:
     return max(0, math.floor(amount / model.price_usd + 1e-9)) if model.price_usd else 0
 
 
-def check_key(settings: Settings, api_key: str | None, model: ModelSpec = SKYREELS_V1) -> KeyCheck:
+def check_key(settings: Settings, api_key: str | None, model: ModelSpec) -> KeyCheck:
     """Whether a key works and what it can pay for; never raises for a bad key."""
     key = (api_key or "").strip()
     if not key:
@@ -64,9 +64,10 @@ def check_key(settings: Settings, api_key: str | None, model: ModelSpec = SKYREE
 class BalanceWatch(threading.Thread):
     """Logs a warning at start-up, then at most once a day, while the owner's credit is low."""
 
-    def __init__(self, settings: Settings, *, every_s: float = DAY_S) -> None:
+    def __init__(self, settings: Settings, model: ModelSpec, *, every_s: float = DAY_S) -> None:
         super().__init__(name="skyreels-balance", daemon=True)
         self.settings = settings
+        self.model = model
         self.every_s = every_s
         self._stop = threading.Event()
 
@@ -84,7 +85,7 @@ class BalanceWatch(threading.Thread):
             log.warning(
                 "the owner's WaveSpeed credit is low: $%.2f, about %d videos; top it up to keep "
                 "the Space running (warning below $%.2f, SKYREELS_LOW_BALANCE_USD)",
-                balance.amount, videos_for(balance.amount), self.settings.low_balance_usd,
+                balance.amount, videos_for(balance.amount, self.model), self.settings.low_balance_usd,
             )
         return balance.amount
 

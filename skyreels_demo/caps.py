@@ -11,27 +11,27 @@ from __future__ import annotations
 
 import time
 
-from .access import OWNER, PREVIEW, Backend
+from .access import Backend
 from .config import Settings
-from .runs import Limit
+from .runs import KeySource, Limit
+from .visitors import Requester
 
 HOUR_S, DAY_S = 3600.0, 86400.0
 
 
-def limits_for(
-    settings: Settings, backend: Backend, requester: str, *, signed_in: bool = False, now: float | None = None
-) -> list[Limit]:
+def limits_for(settings: Settings, backend: Backend, who: Requester, *, now: float | None = None) -> list[Limit]:
     """The limits a new run must stay within, most general first."""
-    if not settings.shared or backend.key_source not in (OWNER, PREVIEW):
+    if not settings.shared or backend.key_source not in (KeySource.OWNER, KeySource.PREVIEW):
         return []
     now = time.time() if now is None else now
-    if backend.key_source == OWNER:
+    requester, signed_in = who.key, who.signed_in
+    if backend.key_source == KeySource.OWNER:
         per_hour = settings.signed_in_runs_per_hour if signed_in else settings.visitor_runs_per_hour
         return [
             Limit(
                 since=now - DAY_S,
                 most=settings.app_runs_per_day,
-                key_source=OWNER,
+                key_source=KeySource.OWNER,
                 refusal=(
                     "This Space has made all the videos it can today on its owner's key: paste "
                     "your own WaveSpeed key to go on, or come back tomorrow."
@@ -40,7 +40,7 @@ def limits_for(
             Limit(
                 since=now - HOUR_S,
                 most=per_hour,
-                key_source=OWNER,
+                key_source=KeySource.OWNER,
                 requester=requester,
                 refusal=(
                     f"You have made {per_hour} videos in the last hour on this Space's key: paste "
@@ -54,13 +54,13 @@ def limits_for(
         Limit(
             since=now - DAY_S,
             most=settings.preview_runs_per_day,
-            key_source=PREVIEW,
+            key_source=KeySource.PREVIEW,
             refusal="This app has made all the offline previews it can today: come back tomorrow.",
         ),
         Limit(
             since=now - HOUR_S,
             most=settings.preview_runs_per_hour,
-            key_source=PREVIEW,
+            key_source=KeySource.PREVIEW,
             requester=requester,
             refusal=(
                 f"You have made {settings.preview_runs_per_hour} offline previews in the last hour: "

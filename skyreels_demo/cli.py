@@ -20,10 +20,10 @@ from typing import Sequence, TextIO
 from .config import Settings
 from .errors import BadInput, Stopped, StudioError
 from .events import Done, Event, Processing, Queued, Submitted
-from .follower import resume
-from .models import SKYREELS_V1
+from .models import SKYREELS_V1, ModelSpec
 from .preview import OfflinePreview
-from .runs import Run
+from .run_request import RunRequest
+from .runs import Run, RunStatus
 from .studio import Studio
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_API, EXIT_TASK_FAILED, EXIT_GAVE_UP = 0, 2, 3, 4, 5
@@ -76,14 +76,14 @@ def _generate(args: argparse.Namespace, settings: Settings, status: StatusLines)
         image = str(path)
     if not settings.has_key:
         status.say(PREVIEW_NOTICE)
-    preview = OfflinePreview(settings)
-    studio = Studio(settings, start_preview=preview)
+    preview = OfflinePreview(settings, args.model)
+    studio = Studio(settings, args.model, start_preview=preview)
     result: dict = {"task_id": None, "status": "failed", "seed": None, "video_path": None,
                     "video_url": None, "timings": {}}
     stop = threading.Event()
     try:
         try:
-            for event in studio.generate(
+            request = RunRequest(
                 args.prompt,
                 image,
                 args.seed,
@@ -91,7 +91,8 @@ def _generate(args: argparse.Namespace, settings: Settings, status: StatusLines)
                 fps_prefix=not args.no_fps_prefix,
                 deadline_s=args.timeout,
                 stop=stop,
-            ):
+            )
+            for event in studio.generate(request):
                 status.show(event)
                 if isinstance(event, Submitted):
                     result.update(task_id=event.task_id, seed=event.seed, status="submitted")
@@ -131,12 +132,12 @@ def _status_for(exc: StudioError) -> str:
 
 
 def _resume(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    preview = OfflinePreview(settings)
-    studio = Studio(settings, start_preview=preview)
+    preview = OfflinePreview(settings, args.model)
+    studio = Studio(settings, args.model, start_preview=preview)
     worst = EXIT_OK
     count = 0
     try:
-        for run, end in resume(studio, args.task_id, deadline_s=args.timeout):
+        for run, end in studio.resume(args.task_id, deadline_s=args.timeout):
             count += 1
             if isinstance(end, StudioError):
                 status.say(f"{run.task_id}: {end.sentence}")
@@ -145,7 +146,7 @@ def _resume(args: argparse.Namespace, settings: Settings, status: StatusLines) -
                 status.say(f"{run.task_id}: {end.status}" + (f" -> {end.video_path}" if end.video_path else ""))
                 if end.video_path:
                     print(end.video_path)
-                elif end.status == "failed":
+                elif end.status == RunStatus.FAILED:
                     worst = max(worst, EXIT_TASK_FAILED)
     finally:
         studio.close()
@@ -172,8 +173,8 @@ def format_runs(runs: Sequence[Run], now: float | None = None) -> str:
         )
         if run.video_path:
             lines.append(f"{'':<60}{run.video_path}")
-        elif run.error_message:
-            lines.append(f"{'':<60}{run.error_message}")
+        elif run.note or run.error_message:
+            lines.append(f"{'':<60}{run.note or run.error_message}")
     return "\n".join(lines)
 
 
@@ -181,9 +182,9 @@ def _runs(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
     from .runs import RunStore
 
     store = RunStore(settings.runs_db)
-    runs = store.recent(limit=args.limit)
+    runs = store.recent(model=args.model.name, limit=args.limit)
     if args.json:
-        print(json.dumps([run.__dict__ for run in runs], default=str))
+        print(json.dumps([{**run.__dict__, "note": run.note} for run in runs], default=str))
     elif runs:
         print(format_runs(runs))
     else:
@@ -195,23 +196,24 @@ def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) ->
     from .sweeps import parse_seeds, read_prompts, run_sweep
 
     prompts = read_prompts(Path(args.prompts))
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds(args.seeds, args.model)
     if not settings.has_key:
         status.say(PREVIEW_NOTICE)
     # The sweep's own limit decides how many of its tasks run at once.
-    preview = OfflinePreview(settings)
-    studio = Studio(replace(settings, max_concurrent_tasks=max(1, args.concurrency)), start_preview=preview)
+    preview = OfflinePreview(settings, args.model)
+    studio = Studio(
+        replace(settings, max_concurrent_tasks=max(1, args.concurrency)), args.model, start_preview=preview
+    )
     try:
         report = run_sweep(
             studio,
-            image=args.image,
+            RunRequest("", args.image, fit=args.fit),
             prompts=prompts,
             seeds=seeds,
             concurrency=args.concurrency,
             out_dir=Path(args.out) if args.out else None,
-            fit=args.fit,
             progress=status.out,
-            confirm=lambda new: _agree_to_spend(new, settings, args.yes, status),
+            confirm=lambda new: _agree_to_spend(new, settings, args.model, args.yes, status),
         )
     finally:
         studio.close()
@@ -221,12 +223,12 @@ def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) ->
     return EXIT_OK if report.failed == 0 else EXIT_TASK_FAILED
 
 
-def _agree_to_spend(videos: int, settings: Settings, yes: bool, status: StatusLines) -> bool:
+def _agree_to_spend(videos: int, settings: Settings, model: ModelSpec, yes: bool, status: StatusLines) -> bool:
     """Say what a sweep costs; ask before spending more than the setting allows."""
     if not settings.has_key:
         status.say(f"{videos} new offline previews: free, made on this machine.")
         return True
-    cost = videos * SKYREELS_V1.price_usd
+    cost = videos * model.price_usd
     status.say(f"{videos} new videos, about ${cost:.2f} on your WaveSpeed key.")
     if yes or cost <= settings.confirm_above_usd:
         return True
@@ -265,27 +267,29 @@ def _local_api(args: argparse.Namespace, settings: Settings, status: StatusLines
         args.port,
         host=args.host,
         api_key=args.key,
+        models=(args.model,),
         timing=TaskTiming(queue_s=args.queue_seconds, processing_s=args.processing_seconds),
     )
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(model: ModelSpec) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m skyreels_demo",
-        description="SkyReels V1 image-to-video on WaveSpeedAI, from the command line.",
+        description=f"{model.title} on WaveSpeedAI, from the command line.",
     )
+    parser.set_defaults(model=model)
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     commands = parser.add_subparsers(dest="command", required=True)
 
     gen = commands.add_parser("generate", help="make one video")
     gen.add_argument("--prompt", required=True, help="what should happen in the video")
     gen.add_argument("--image", required=True, help="a still image: a file path or an http(s) URL")
-    gen.add_argument("--seed", default="-1", help=f"-1 (random) to {SKYREELS_V1.seed_max}; the seed used is printed")
+    gen.add_argument("--seed", default="-1", help=f"-1 (random) to {model.seed_max}; the seed used is printed")
     gen.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     gen.add_argument("--fit", choices=("crop", "pad"), default="crop",
                      help="crop to the model's frame (default) or fit the whole picture with a border")
-    gen.add_argument("--no-fps-prefix", action="store_true", help=f"do not start the prompt with {SKYREELS_V1.prompt_prefix.strip()!r}")
+    gen.add_argument("--no-fps-prefix", action="store_true", help=f"do not start the prompt with {model.prompt_prefix.strip()!r}")
     gen.add_argument("--json", action="store_true", help="print one JSON object on stdout at the end")
     gen.set_defaults(handler=_generate)
 
@@ -323,8 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, model: ModelSpec = SKYREELS_V1) -> int:
+    """The command line for `model`'s videos (SkyReels V1 unless a caller wires another)."""
+    args = build_parser(model).parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

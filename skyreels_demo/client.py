@@ -13,7 +13,7 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 from urllib.parse import quote
@@ -21,16 +21,19 @@ from urllib.parse import quote
 import requests
 
 from .errors import (
+    ApiError,
     DownloadFailed,
     NetworkError,
     RateLimited,
     ServiceError,
     Stopped,
+    SubmitUnconfirmed,
     TimedOut,
     task_failed,
 )
 from .models import ModelSpec
-from .retries import Call
+from .config import Settings
+from .retries import DEFAULT_POLICY, Call, RetryPolicy
 from .schedule import Poller, PollSchedule
 from .tasks import Task
 from .transport import Transport, error_from_response
@@ -50,8 +53,59 @@ class Balance:
     currency: str = "USD"
 
 
-class WaveSpeedClient(Transport, ImageUploads):
-    """Talks to WaveSpeed (or anything that speaks its API) for one key."""
+@dataclass(frozen=True)
+class Job:
+    """A submitted task and the client that follows it: what `submit` hands back.
+
+    `in_hand` says whether `task` is a fresh answer (from the submit) or only the stored id of a
+    task submitted earlier, which `follow` then asks about at once.
+    """
+
+    task: Task
+    client: "WaveSpeedClient" = field(repr=False, compare=False)
+    in_hand: bool = True
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+    @property
+    def result_url(self) -> str:
+        return self.client.result_url(self.task.id)
+
+    def follow(self, **options: Any) -> Iterator[Task]:
+        """`WaveSpeedClient.follow` for this task (schedule, deadline_s, stop, pushed, ...)."""
+        return self.client.follow(self.task.id, first=self.task if self.in_hand else None, **options)
+
+
+class WaveSpeedClient:
+    """Talks to WaveSpeed (or anything that speaks its API) for one key: its HTTP is a
+    `Transport`, its image hand-over an `ImageUploads`, both its own."""
+
+    def __init__(self, settings: Settings, *, policy: RetryPolicy = DEFAULT_POLICY) -> None:
+        self.transport = Transport(settings, policy=policy)
+        self.uploads = ImageUploads(self.transport)
+        self.settings = settings
+        self.base_url = self.transport.base_url
+        self.policy = policy
+        self._request = self.transport.request
+        self._send = self.transport.send
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def __enter__(self) -> "WaveSpeedClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def upload(self, data: bytes, filename: str = "image.jpg", content_type: str = "image/jpeg") -> str:
+        """Hand WaveSpeed the image; return what to submit as `image` (uploads.py)."""
+        return self.uploads.upload(data, filename, content_type)
 
     def webhook_secret(self) -> str:
         """The account's webhook signing secret (`whsec_...`); never logged."""
@@ -82,31 +136,37 @@ class WaveSpeedClient(Transport, ImageUploads):
             raise ServiceError("WaveSpeed did not say what the balance is: try again in a minute.")
         return Balance(float(amount), str(data.get("currency") or "USD"))
 
-    def submit(self, model: ModelSpec, inputs: Mapping[str, Any], *, webhook: str | None = None) -> Task:
+    def submit(self, model: ModelSpec, inputs: Mapping[str, Any], *, webhook: str | None = None) -> Job:
         """Start one task. Sent once; again only after a 429, which created nothing.
 
-        `webhook`: where WaveSpeed should POST the task's end (completed or failed).
+        `webhook`: where WaveSpeed should POST the task's end (completed or failed). Raises
+        `SubmitUnconfirmed` when the request went out but its answer was lost (the task may
+        exist and be billed); any other error means WaveSpeed said nothing was made.
         """
         payload = model.payload(inputs)
         path = model.path + (f"?webhook={quote(webhook, safe='')}" if webhook else "")
+        made = SubmitUnconfirmed.sentence_for("video" if model.makes_video else "prompt")
         try:
             data = self._request(Call.PAID, "POST", path, "submitting the task", json=payload)
-        except ServiceError as exc:
-            # The task may exist even though the answer was lost: never send it again blindly.
-            raise ServiceError(
-                "WaveSpeed did not confirm the task (" + (exc.detail or "no answer")[:120] + "); it "
-                "may still have started, so check your WaveSpeed history before trying again.",
-                status=exc.status,
-                code=exc.code,
-                detail=exc.detail,
-            ) from None
+        except ApiError as exc:
+            if answer_was_lost(exc):
+                raise SubmitUnconfirmed(made, status=exc.status, code=exc.code, detail=exc.detail) from None
+            raise
         task = Task.from_data(data)
         if not task.id:
-            raise ServiceError("WaveSpeed accepted the task but sent no task id: try again later.")
-        return task
+            # Accepted, but with no id to follow it by: it may exist all the same.
+            raise SubmitUnconfirmed(made, status=200, detail="no task id in the answer")
+        return Job(task, self)
+
+    def job(self, task_id: str) -> Job:
+        """A handle on a task submitted earlier (a stored run), to follow it again."""
+        return Job(Task.queued(task_id), self, in_hand=False)
+
+    def result_url(self, task_id: str) -> str:
+        return f"{self.base_url}/api/v3/predictions/{quote(task_id, safe='')}/result"
 
     def result(self, task_id: str) -> Task:
-        data = self._request(Call.POLL, "GET", f"/api/v3/predictions/{task_id}/result", "checking the task")
+        data = self._request(Call.POLL, "GET", self.result_url(task_id), "checking the task")
         return Task.from_data(data, task_id=task_id)
 
     def follow(
@@ -136,6 +196,7 @@ class WaveSpeedClient(Transport, ImageUploads):
             answer_in_hand=first is not None,
             max_failures=self.policy.poll_failures,
             push_expected=pushed is not None,
+            policy=self.policy,
         )
         deadline = poller.now() + budget_s
         task = first or Task.queued(task_id)
@@ -237,6 +298,25 @@ class WaveSpeedClient(Transport, ImageUploads):
             ) from None
         if size == 0:
             raise DownloadFailed("The finished video came back empty: resume the run to try again.")
+
+
+def answer_was_lost(exc: ApiError) -> bool:
+    """Whether a failed submit may still have made its task.
+
+    Only an answer that says nothing was made is a refusal: a 4xx, or a 503 (unavailable), or
+    no connection at all. A dropped connection, a read timeout, another 5xx, or a body that
+    cannot be read leaves it unknown.
+    """
+    if exc.lost_in_flight:
+        return True
+    if isinstance(exc, NetworkError):
+        return False
+    effective = exc.code if exc.status == 200 and exc.code else exc.status
+    if effective is None:
+        return False
+    if exc.status == 200 and not exc.code:
+        return True  # an answer that could not be read
+    return effective >= 500 and effective != 503
 
 
 def _wait(seconds: float, stop: threading.Event | None, pushed: threading.Event | None) -> bool:

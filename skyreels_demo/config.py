@@ -136,6 +136,16 @@ class Settings:
     def runs_db(self) -> Path:
         return self.data_dir / "runs.sqlite3"
 
+    @property
+    def videos_dir(self) -> Path:
+        """Where finished videos are kept (the folder is called `runs` in every data directory)."""
+        return self.data_dir / "runs"
+
+    @property
+    def images_dir(self) -> Path:
+        """Where prepared images are kept, one file per distinct picture."""
+        return self.data_dir / "images"
+
     def with_key(self, api_key: str | None) -> "Settings":
         return replace(self, api_key=api_key or None)
 

@@ -54,6 +54,9 @@ class ApiError(StudioError):
         self.status = status
         self.code = code
         self.detail = detail
+        # The request may have reached the server before its answer was lost (a dropped
+        # connection, a read timeout): for a paid submit that means a task may exist.
+        self.lost_in_flight = False
 
 
 class AuthError(ApiError):
@@ -74,6 +77,18 @@ class RateLimited(ApiError):
 
 class ServiceError(ApiError):
     """5xx or a 5xxx code: trouble on WaveSpeed's side; may work if tried again later."""
+
+
+class SubmitUnconfirmed(ServiceError):
+    """A submit went out but its answer was lost: WaveSpeed may have made (and billed) the task."""
+
+    @classmethod
+    def sentence_for(cls, made: str) -> str:
+        """The sentence for a lost answer to a submit of `made` ("video", "prompt")."""
+        return (
+            f"WaveSpeed may have made this {made}; it is not known, because its answer was lost: "
+            "check your WaveSpeed history before trying again."
+        )
 
 
 class UploadFailed(ApiError):

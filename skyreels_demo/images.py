@@ -154,7 +154,9 @@ def is_remote_url(value: object) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
-def prepare(source: str | os.PathLike | bytes | Image.Image, *, fit: str = "crop") -> PreparedImage:
+def prepare(
+    source: str | os.PathLike | bytes | Image.Image, *, fit: str = "crop", frames: tuple[tuple[int, int], ...] | None = None
+) -> PreparedImage:
     """Turn a path, bytes or Pillow image into the JPEG frame SkyReels V1 should receive.
 
     `fit="crop"` centre-crops to the frame's aspect as the model itself does; `fit="pad"`

@@ -8,6 +8,7 @@ facts; none of them writes one down again.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -20,11 +21,13 @@ SEED_RANGE = (-1, 2_147_483_647)
 
 @dataclass(frozen=True)
 class DurationPrior:
-    """How long a task of this model takes before the store has seen any, in seconds."""
+    """How long a task of this model takes before the store has seen any, in seconds.
 
-    queue_s: float
-    processing_s: float
-    spread_s: float
+    The defaults are a guess for a model nothing is known about."""
+
+    queue_s: float = 5.0
+    processing_s: float = 10.0
+    spread_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class ModelSpec:
     title: str
     build_payload: Callable[["ModelSpec", Mapping[str, Any]], Payload] = field(repr=False)
     price_usd: float = 0.0
-    prior: DurationPrior = DurationPrior(queue_s=5.0, processing_s=10.0, spread_s=5.0)
+    prior: DurationPrior = DurationPrior()
     # Video models only: native frames (width, height), frame rate and count.
     frames: tuple[tuple[int, int], ...] = ()
     fps: int = 0
@@ -56,6 +59,20 @@ class ModelSpec:
     @property
     def seed_max(self) -> int:
         return self.seed_range[1]
+
+    @property
+    def makes_video(self) -> bool:
+        return bool(self.frames)
+
+    def frame_for(self, width: int, height: int) -> tuple[int, int]:
+        """The native frame whose aspect is nearest the picture's, on a log scale.
+
+        Nearest on a log scale means the least of the picture is cropped away, so the cut-overs
+        fall at the geometric means of neighbouring aspects (for 16:9, 9:16 and 1:1: wider than
+        about 1.33:1 is landscape, taller than about 1:1.33 is portrait, between is square).
+        """
+        ratio = math.log(width / height)
+        return min(self.frames, key=lambda frame: abs(math.log(frame[0] / frame[1]) - ratio))
 
     def payload(self, inputs: Mapping[str, Any]) -> Payload:
         """The JSON body for a submit, from the caller's inputs (checked, nothing extra)."""
@@ -126,3 +143,5 @@ VISION_LLM = ModelSpec(
 )
 
 MODELS = {spec.name: spec for spec in (SKYREELS_V1, VISION_LLM)}
+# What the built-in backend serves unless told otherwise: every video model of the catalogue.
+VIDEO_MODELS = tuple(spec for spec in MODELS.values() if spec.makes_video)

@@ -10,11 +10,13 @@ from __future__ import annotations
 import threading
 
 from .config import Settings
+from .models import ModelSpec
 
 
 class OfflinePreview:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, model: ModelSpec) -> None:
         self.settings = settings
+        self.model = model
         self._lock = threading.Lock()
         self._backend = None
 
@@ -28,6 +30,7 @@ class OfflinePreview:
                 self._backend = LocalBackend(
                     timing=TaskTiming(queue_s=queue_s, processing_s=processing_s),
                     data_dir=self.settings.data_dir / "preview-backend",
+                    models=(self.model,),
                 ).start()
             return self._backend.base_url
 

@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
 from . import images
-from .access import VISITOR, Backend
-from .caps import limits_for
-from .errors import BadInput, ServiceError, StudioError, TaskFailed, TimedOut
-from .models import SKYREELS_V1, VISION_LLM
-from .runs import DONE, FAILED, REFUSED, SUBMITTED
+from .errors import BadInput, ServiceError, TaskFailed, TimedOut
+from .models import VISION_LLM, ModelSpec
+from .run_request import RunRequest, image_source
 from .schedule import Expectation, schedule_from_setting
 from .tasks import Task
 
@@ -37,16 +35,19 @@ ANSWER_WAIT_S = 120.0
 MAX_TOKENS = 300
 IDEA_LABEL = "The visitor's idea: "
 
-SYSTEM_PROMPT = (
-    "You write prompts for SkyReels V1, an image-to-video model trained on film and TV clips. "
-    "You see the first frame of a four-second shot. Describe the shot it should become: who is "
-    "in the frame and what they look like, their expression and how they move, what the camera "
-    "does, and the light. Write one or two plain sentences in the present tense, about 40 to 70 "
-    "words, like a line from a screenplay. Use only motion the picture makes plausible, and keep "
-    "faces and hands natural. No title, no list, no quotation marks, no hashtags, and do not "
-    f'start with "{SKYREELS_V1.prompt_prefix.strip(", ")}" (the app adds it). If the visitor gives '
-    "an idea, build the shot around it. Answer with the prompt only."
-)
+def system_prompt(model: ModelSpec) -> str:
+    """The vision LLM's instructions for writing a prompt for `model` (the studio's video model)."""
+    prefix = model.prompt_prefix.strip(", ")
+    return (
+        f"You write prompts for {model.title}, an image-to-video model trained on film and TV clips. "
+        f"You see the first frame of a {model.duration_s:.0f}-second shot. Describe the shot it should "
+        "become: who is in the frame and what they look like, their expression and how they move, what "
+        "the camera does, and the light. Write one or two plain sentences in the present tense, about 40 "
+        "to 70 words, like a line from a screenplay. Use only motion the picture makes plausible, and keep "
+        "faces and hands natural. No title, no list, no quotation marks, no hashtags"
+        + (f', and do not start with "{prefix}" (the app adds it)' if prefix else "")
+        + ". If the visitor gives an idea, build the shot around it. Answer with the prompt only."
+    )
 
 
 @dataclass(frozen=True)
@@ -86,81 +87,57 @@ def idea_in(question: str) -> str:
     return last[len(IDEA_LABEL):].strip() if last.startswith(IDEA_LABEL) else ""
 
 
-def suggest_prompt(
-    studio: "Studio",
-    image: Any,
-    idea: str = "",
-    *,
-    api_key: str | None = None,
-    requester: str = "local",
-    signed_in: bool = False,
-    fit: str = "crop",
-) -> Suggestion:
-    """Ask the vision LLM to write a SkyReels V1 prompt from `image`, steered by `idea`.
+def suggest_prompt(studio: "Studio", request: RunRequest) -> Suggestion:
+    """Ask the vision LLM to write a prompt for the studio's model from `request.image`.
 
-    `image` is what `Studio.generate` takes (a path, bytes, a Pillow image, an http(s) URL, or a
-    `PreparedImage`); `requester` and `signed_in` say who asks, as the server knows them, for the
-    caps. The idea and the image are checked, and the call recorded within the caps, before
-    anything is sent. Raises a `StudioError` with its sentence on any failure.
+    `request.prompt` is the visitor's idea to steer it (may be empty); its image, framing, key
+    and requester are a run's. The idea and the image are checked, and the call recorded within
+    the caps, before anything is sent. Raises a `StudioError` with its sentence on any failure.
     """
-    wish = check_idea(idea)
-    source = _image_source(image, fit)
-    backend = studio.access.backend_for(api_key)
+    wish = check_idea(request.prompt)
+    source = image_source(
+        request.image, request.fit, studio.model, missing="Add an image first: the prompt is written from the picture."
+    )
+    run, backend = studio.open_run(request, VISION_LLM, prompt=wish, seed=-1)  # a prompt has no seed
     try:
-        run = studio.store.create(
-            prompt=wish,
-            seed=-1,  # a prompt has no seed; the column wants a number
-            mode=backend.mode,
-            api_host=backend.host,
-            key_source=backend.key_source,
-            model=VISION_LLM.name,
-            requester=requester,
-            within=limits_for(studio.settings, backend, requester, signed_in=signed_in),
-        )
-        submitted = False
-        try:
+        with studio.until_submitted(run) as submitted:
             if isinstance(source, images.PreparedImage):
+                # Sent, not kept: a suggestion leaves no image on disk.
                 image_url = backend.client.upload(source.data, source.filename, source.content_type)
-                studio.store.update(run.id, image_sha256=source.sha256, image_url=image_url)
+                run = studio.recorder.image_sent(run, image_url, source.sha256)
             else:
-                image_url = source
-                studio.store.update(run.id, image_url=image_url)
+                run, image_url = studio.hand_over_image(run, backend, source)
             inputs = {
                 "prompt": ask(wish),
-                "system_prompt": SYSTEM_PROMPT,
+                "system_prompt": system_prompt(studio.model),
                 "images": [image_url],
                 "max_tokens": MAX_TOKENS,
                 "enable_sync_mode": True,
             }
-            task = backend.client.submit(VISION_LLM, inputs)
-            submitted = True
-            studio.store.update(run.id, task_id=task.id, status=SUBMITTED, submitted_at=time.time())
-            if not task.is_final:
-                task = _wait_for_answer(studio, backend, task)
+            run, job = studio.launch(run, backend, VISION_LLM, inputs)
+            submitted()
+        try:
+            task = job.task if job.task.is_final else _wait_for_answer(studio, job)
             if not task.succeeded:
                 raise _not_written(task.id, task.error_code, task.error)
-            text = answer_text(task.raw)
+            text = answer_text(task.raw, studio.model)
         except BaseException as exc:
-            # Refused before the call, nothing was paid; after it, the call counts as made.
-            reason = exc.sentence if isinstance(exc, StudioError) else "stopped before an answer came"
-            studio.store.update(
-                run.id, status=FAILED if submitted else REFUSED, error_message=reason, finished_at=time.time()
-            )
+            studio.recorder.answer_lost(run, exc)  # the call was made: it counts
             raise
-        studio.store.update(run.id, status=DONE, finished_at=time.time(), inference_ms=task.inference_ms)
+        studio.recorder.answered(run, task.inference_ms)
         log.info("suggested a prompt (%s, %d characters)", backend.mode, len(text))
-        return Suggestion(text, backend.mode)
+        return Suggestion(text, str(backend.mode))
     finally:
-        if backend.key_source == VISITOR:
+        if backend.is_visitors:
             backend.client.close()  # the visitor's key is forgotten with its client
 
 
-def answer_text(data: Mapping[str, Any]) -> str:
-    """The prompt in an answer's `data`, tidied; lenient about the shape of `outputs`."""
+def answer_text(data: Mapping[str, Any], model: ModelSpec) -> str:
+    """The prompt for `model` in an answer's `data`, tidied; lenient about the shape of `outputs`."""
     text = _first_text(data.get("outputs"))
     if text is None:
         text = _first_text(data.get("output"))
-    cleaned = _tidy(text or "")
+    cleaned = _tidy(text or "", model.max_prompt_chars)
     if not cleaned:
         raise ServiceError(
             "The vision model answered without any text: try again, or write the prompt yourself.",
@@ -172,24 +149,13 @@ def answer_text(data: Mapping[str, Any]) -> str:
 # --- pieces ------------------------------------------------------------------------------------
 
 
-def _image_source(image: Any, fit: str) -> images.PreparedImage | str:
-    """A prepared frame to upload, or an http(s) URL passed on as it is."""
-    if image is None or (isinstance(image, str) and not image.strip()):
-        raise BadInput("Add an image first: the prompt is written from the picture.")
-    if isinstance(image, images.PreparedImage):
-        return image
-    if images.is_remote_url(image):
-        return image.strip()
-    return images.prepare(image, fit=fit)
-
-
-def _wait_for_answer(studio: "Studio", backend: Backend, first: Task) -> Task:
+def _wait_for_answer(studio: "Studio", job) -> Task:
     """Follow a call whose sync answer came back unfinished, for a short while."""
     schedule = schedule_from_setting(studio.settings.poll, Expectation.prior(VISION_LLM))
     wait_s = min(ANSWER_WAIT_S, studio.settings.run_deadline_s)
-    task = first
+    task = job.task
     try:
-        for task in backend.client.follow(first.id, schedule=schedule, deadline_s=wait_s, first=first):
+        for task in job.follow(schedule=schedule, deadline_s=wait_s):
             pass
     except TaskFailed as exc:
         raise _not_written(exc.task_id, exc.code, exc.message) from None
@@ -237,14 +203,13 @@ _PREFIX = re.compile(r"^\s*FPS-?\s*24\s*[,:.]?\s*", re.I)
 _QUOTES = "\"'“”‘’`"
 
 
-def _tidy(text: str) -> str:
+def _tidy(text: str, limit: int) -> str:
     """One paragraph, without a label, wrapping quotes or the FPS prefix the app adds itself."""
     text = re.sub(r"^```\w*|```$", "", text.strip()).strip()
     text = _LABEL.sub("", text)
     text = text.strip().strip(_QUOTES).strip()
     text = _PREFIX.sub("", text)
     text = " ".join(text.split())
-    limit = SKYREELS_V1.max_prompt_chars
     if len(text) > limit:
         text = text[:limit].rsplit(" ", 1)[0]
     return text

@@ -9,6 +9,7 @@ The API key is never stored: only which host a run went to and whose key it used
 
 from __future__ import annotations
 
+import enum
 import sqlite3
 import threading
 import time
@@ -18,20 +19,48 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import QuotaExceeded
-from .models import SKYREELS_V1
 
-# A run's own lifecycle. Before `submitted` nothing was paid for; after it, the task exists.
-PREPARING = "preparing"
-SUBMITTED = "submitted"
-QUEUED = "queued"
-PROCESSING = "processing"
-COMPLETED = "completed"  # the task is done; its video is not saved yet
-DONE = "done"  # the video is saved locally
-FAILED = "failed"  # the task failed on WaveSpeed (refunded)
-REFUSED = "refused"  # stopped before submit: bad input, upload failure, quota; nothing paid
-LOST = "lost"  # the task can no longer be fetched (WaveSpeed keeps outputs 7 days)
 
-FINISHED = frozenset({DONE, FAILED, REFUSED, LOST})
+class _Word(str, enum.Enum):
+    """An enum whose members are stored, compared and printed as their plain words."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RunStatus(_Word):
+    """A run's own lifecycle. Before `submitted` nothing was paid for; after it, the task exists."""
+
+    PREPARING = "preparing"
+    SUBMITTED = "submitted"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    COMPLETED = "completed"  # the task is done; its video is not saved yet
+    DONE = "done"  # the video is saved locally
+    FAILED = "failed"  # the task failed on WaveSpeed (refunded)
+    REFUSED = "refused"  # WaveSpeed (or our own checks) said nothing was made: nothing paid
+    UNCONFIRMED = "unconfirmed"  # the submit went out but its answer was lost: maybe paid
+    LOST = "lost"  # the task can no longer be fetched (WaveSpeed keeps outputs 7 days)
+
+
+class Mode(_Word):
+    """Where a run's requests went."""
+
+    API = "api"
+    PREVIEW = "preview"
+
+
+class KeySource(_Word):
+    """Whose key paid for a run."""
+
+    OWNER = "owner"
+    VISITOR = "visitor"
+    PREVIEW = "preview"
+
+
+FINISHED = frozenset({RunStatus.DONE, RunStatus.FAILED, RunStatus.REFUSED, RunStatus.UNCONFIRMED, RunStatus.LOST})
+# What a person reads beside a run in History and `runs --json`, where the status alone says too little.
+NOTES = {RunStatus.UNCONFIRMED: "WaveSpeed may have made this video; it is not known."}
 
 # Each step takes the schema from version i to i + 1; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -79,8 +108,8 @@ MIGRATIONS: tuple[str, ...] = (
     # 3: which model a run used (durations are learned per model and host), who asked for it as
     # the server knows them (for caps; `visitor` is only the browser's id, for its history), and
     # the store's own word for a queued run instead of the API's.
-    f"""
-    ALTER TABLE runs ADD COLUMN model TEXT NOT NULL DEFAULT '{SKYREELS_V1.name}';
+    """
+    ALTER TABLE runs ADD COLUMN model TEXT NOT NULL DEFAULT 'wavespeed-ai/SkyReels-V1';
     ALTER TABLE runs ADD COLUMN requester TEXT NOT NULL DEFAULT '';
     CREATE INDEX runs_by_requester ON runs(requester, created_at);
     UPDATE runs SET status = 'queued' WHERE status = 'created';
@@ -103,10 +132,10 @@ class Run:
     image_sha256: str | None
     image_path: str | None
     image_url: str | None
-    mode: str  # "api" or "preview"
+    mode: Mode
     api_host: str
     task_id: str | None
-    status: str
+    status: RunStatus
     submitted_at: float | None
     processing_at: float | None
     finished_at: float | None
@@ -116,10 +145,10 @@ class Run:
     output_url: str | None
     video_path: str | None
     visitor: str = ""
-    key_source: str = "owner"  # "owner", "visitor" or "preview"
+    key_source: KeySource = KeySource.OWNER
     nsfw: int = 0
     sweep: str | None = None
-    model: str = SKYREELS_V1.name
+    model: str = ""
     requester: str = ""  # who asked, as the server decided: "hf:<user>", "ip:<address>", "local"
 
     @property
@@ -130,6 +159,11 @@ class Run:
     def is_unfinished_task(self) -> bool:
         """Submitted and paid for, but its video is not saved yet."""
         return self.task_id is not None and not self.is_finished
+
+    @property
+    def note(self) -> str:
+        """A sentence about the run's status where the word alone says too little, else ""."""
+        return NOTES.get(self.status, "")
 
     @property
     def has_video(self) -> bool:
@@ -145,7 +179,7 @@ class Limit:
 
     since: float
     most: int
-    key_source: str
+    key_source: KeySource
     refusal: str  # the sentence a person reads when the limit is reached
     requester: str | None = None  # None: everyone's runs count
 
@@ -222,12 +256,12 @@ class RunStore:
         *,
         prompt: str,
         seed: int,
-        mode: str,
+        mode: Mode,
         api_host: str,
+        model: str,
         visitor: str = "",
-        key_source: str = "owner",
+        key_source: KeySource = KeySource.OWNER,
         sweep: str | None = None,
-        model: str = SKYREELS_V1.name,
         requester: str = "",
         within: Iterable[Limit] = (),
     ) -> Run:
@@ -245,20 +279,24 @@ class RunStore:
             self._db.execute(
                 "INSERT INTO runs (id, created_at, updated_at, prompt, seed, mode, api_host, status,"
                 " visitor, key_source, sweep, model, requester) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, now, now, prompt, int(seed), mode, api_host, PREPARING, visitor, key_source,
-                 sweep, model, requester),
+                (run_id, now, now, prompt, int(seed), str(mode), api_host, str(RunStatus.PREPARING), visitor,
+                 str(key_source), sweep, model, requester),
             )
             self._db.execute(
-                "INSERT INTO run_statuses (run_id, at, status) VALUES (?,?,?)", (run_id, now, PREPARING)
+                "INSERT INTO run_statuses (run_id, at, status) VALUES (?,?,?)",
+                (run_id, now, str(RunStatus.PREPARING)),
             )
         return self.get(run_id)
 
     def update(self, run_id: str, **changes: Any) -> Run:
-        """Set fields; a new `status` is also appended to the run's status history."""
+        """Set fields; a new `status` is also appended to the run's status history.
+
+        Only the recorder (recorder.py) changes a run's status; other fields are anyone's."""
         unknown = set(changes) - set(_COLUMNS)
         if unknown:
             raise ValueError(f"unknown run fields: {sorted(unknown)}")
         now = time.time()
+        changes = {name: str(value) if isinstance(value, _Word) else value for name, value in changes.items()}
         changes["updated_at"] = now
         assignments = ", ".join(f"{name} = ?" for name in changes)
         with self._lock, self._transaction():
@@ -284,13 +322,11 @@ class RunStore:
     def by_task(self, task_id: str) -> Run | None:
         return self._one("SELECT * FROM runs WHERE task_id = ?", (task_id,))
 
-    def recent(
-        self, *, visitor: str | None = None, model: str | None = SKYREELS_V1.name, limit: int = 50
-    ) -> list[Run]:
+    def recent(self, *, visitor: str | None = None, model: str | None = None, limit: int = 50) -> list[Run]:
         """Newest first; `visitor=None` means everyone's (the local, single-user view).
 
-        Only runs of `model` (by default SkyReels V1's, the videos History shows: a prompt
-        written by the vision LLM is a run too, for caps, but not a video); None for every model.
+        Only runs of `model` (History asks for its video model's: a prompt written by the vision
+        LLM is a run too, for caps, but not a video); None for every model.
         """
         query, args = "SELECT * FROM runs WHERE 1", []
         if visitor is not None:
@@ -301,15 +337,15 @@ class RunStore:
             args.append(model)
         return self._all(query + " ORDER BY created_at DESC LIMIT ?", (*args, limit))
 
-    def unfinished(self, *, model: str | None = SKYREELS_V1.name) -> list[Run]:
+    def unfinished(self, *, model: str | None = None) -> list[Run]:
         """Runs submitted and paid for whose video is not saved yet, oldest first.
 
-        Only runs of `model` (a video model's, SkyReels V1 by default: only a video has anything
-        to resume); None for every model.
+        Only runs of `model` (the follower and `resume` ask for their video model's: only a
+        video has anything to resume); None for every model.
         """
         placeholders = ",".join("?" * len(FINISHED))
         query = f"SELECT * FROM runs WHERE task_id IS NOT NULL AND status NOT IN ({placeholders})"
-        args: list[Any] = list(FINISHED)
+        args: list[Any] = [str(status) for status in FINISHED]
         if model is not None:
             query += " AND model = ?"
             args.append(model)
@@ -332,7 +368,7 @@ class RunStore:
 
     def _count(self, limit: "Limit") -> int:
         query = "SELECT COUNT(*) FROM runs WHERE created_at >= ? AND key_source = ? AND status != ?"
-        args: list[Any] = [limit.since, limit.key_source, REFUSED]
+        args: list[Any] = [limit.since, str(limit.key_source), str(RunStatus.REFUSED)]
         if limit.requester is not None:
             query += " AND requester = ?"
             args.append(limit.requester)
@@ -343,17 +379,19 @@ class RunStore:
         now = time.time()
         with self._lock, self._transaction():
             rows = self._db.execute(
-                "SELECT id FROM runs WHERE task_id IS NULL AND status = ?", (PREPARING,)
+                "SELECT id FROM runs WHERE task_id IS NULL AND status = ?", (str(RunStatus.PREPARING),)
             ).fetchall()
             for row in rows:
                 self._db.execute(
                     "UPDATE runs SET status = ?, error_message = ?, finished_at = ?, updated_at = ?"
                     " WHERE id = ?",
-                    (REFUSED, "Stopped before the task was sent (the app restarted): nothing was paid for.",
+                    (str(RunStatus.REFUSED),
+                     "Stopped before the task was sent (the app restarted): nothing was paid for.",
                      now, now, row["id"]),
                 )
                 self._db.execute(
-                    "INSERT INTO run_statuses (run_id, at, status) VALUES (?,?,?)", (row["id"], now, REFUSED)
+                    "INSERT INTO run_statuses (run_id, at, status) VALUES (?,?,?)",
+                    (row["id"], now, str(RunStatus.REFUSED)),
                 )
         return len(rows)
 
@@ -363,7 +401,7 @@ class RunStore:
         return self._all(
             f"SELECT * FROM runs WHERE status IN ({placeholders}) AND (video_path IS NOT NULL OR"
             " image_path IS NOT NULL) ORDER BY COALESCE(finished_at, created_at)",
-            tuple(FINISHED),
+            tuple(str(status) for status in FINISHED),
         )
 
     def images_in_use(self) -> set[str]:
@@ -373,7 +411,7 @@ class RunStore:
             rows = self._db.execute(
                 f"SELECT DISTINCT image_path FROM runs WHERE image_path IS NOT NULL AND status NOT IN"
                 f" ({placeholders})",
-                tuple(FINISHED),
+                tuple(str(status) for status in FINISHED),
             ).fetchall()
         return {row["image_path"] for row in rows}
 
@@ -384,7 +422,7 @@ class RunStore:
                 "SELECT submitted_at, processing_at, finished_at FROM runs WHERE model = ? AND"
                 " api_host = ? AND status IN (?, ?) AND processing_at IS NOT NULL AND"
                 " finished_at IS NOT NULL ORDER BY created_at DESC LIMIT ?",
-                (model, api_host, DONE, COMPLETED, limit),
+                (model, api_host, str(RunStatus.DONE), str(RunStatus.COMPLETED), limit),
             ).fetchall()
         return Durations(
             processing_s=tuple(r["finished_at"] - r["processing_at"] for r in rows),
@@ -402,8 +440,17 @@ class RunStore:
         return [_run(row) for row in rows]
 
 
+_WORDS = {"status": RunStatus, "mode": Mode, "key_source": KeySource}
+
+
 def _run(row: sqlite3.Row) -> Run:
-    return Run(**{name: row[name] for name in row.keys() if name in _COLUMNS})
+    values = {name: row[name] for name in row.keys() if name in _COLUMNS}
+    for name, kind in _WORDS.items():
+        try:
+            values[name] = kind(values[name])
+        except ValueError:
+            pass  # a word a newer version wrote: kept as it is
+    return Run(**values)
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Protocol
 
-from .models import SKYREELS_V1, DurationPrior, ModelSpec
+from .models import DurationPrior, ModelSpec
+from .retries import DEFAULT_POLICY, RetryPolicy
 from .tasks import TaskState
 
 # Bounds that hold whatever a schedule decides: never hammer, never go quiet for long.
@@ -49,10 +50,10 @@ class Expectation:
     the run store records a run, so it includes the small lags of following it.
     """
 
-    queue_s: float = SKYREELS_V1.prior.queue_s
-    processing_s: float = SKYREELS_V1.prior.processing_s
+    queue_s: float = DurationPrior.queue_s
+    processing_s: float = DurationPrior.processing_s
     # Spread of processing time around its median (a standard deviation, stuck runs set aside).
-    spread_s: float = SKYREELS_V1.prior.spread_s
+    spread_s: float = DurationPrior.spread_s
     samples: int = 0
     # Whether the window can be trusted; None: once SETTLED_AFTER runs of this shape are seen.
     settled: bool | None = None
@@ -62,7 +63,7 @@ class Expectation:
         return self.settled if self.settled is not None else self.samples >= SETTLED_AFTER
 
     @classmethod
-    def prior(cls, model: ModelSpec = SKYREELS_V1) -> "Expectation":
+    def prior(cls, model: ModelSpec) -> "Expectation":
         """What the model's spec says before any run has been seen."""
         return cls.from_prior(model.prior)
 
@@ -80,7 +81,7 @@ class Expectation:
         """Blend recorded durations (newest first) with the prior; a handful of runs is enough
         to trust. When the newest runs have all left the usual shape, only they are learned
         from, and the window is not trusted again until there are SETTLED_AFTER of them."""
-        prior = prior or cls.prior()
+        prior = prior or cls()
         newest_first = [d for d in processing_s if d > 0]
         done = sorted(newest_first)
         queued = sorted(q for q in queue_s if q >= 0)
@@ -146,7 +147,7 @@ class PollState:
     processing_began_after: float | None = None
     processing_began_by: float | None = None
     polls: int = 0
-    rate_limited: int = 0  # consecutive 429s (or failed polls) in a row
+    rate_limited: int = 0  # consecutive 429s in a row
     retry_after: float | None = None
     push_expected: bool = False  # a webhook will say when the task ends
 
@@ -264,7 +265,7 @@ def schedule_from_setting(value: str, expected: Expectation | None = None) -> Po
     """
     value = (value or "adaptive").strip().lower()
     if value == "adaptive":
-        return AdaptiveSchedule(expected or Expectation.prior())
+        return AdaptiveSchedule(expected or Expectation())
     try:
         return FixedSchedule(float(value))
     except ValueError:
@@ -293,8 +294,12 @@ class Poller:
         answer_in_hand: bool = True,
         max_failures: int = 5,
         push_expected: bool = False,
+        policy: RetryPolicy = DEFAULT_POLICY,
     ) -> None:
         self.schedule = schedule
+        # Failed polls (no answer, a 5xx) back off as every other request does: the retry
+        # policy's delays, not the schedule's rate-limit doubling.
+        self.policy = policy
         self._clock = clock
         # One clock for everything: seconds since the task was submitted.
         self._submitted = clock() - max(0.0, age_s)
@@ -343,7 +348,9 @@ class Poller:
         self.failures += 1
         if self.failures >= self.max_failures:
             return True
-        self._advance(rate_limited=self.failures, retry_after=None)
+        self.state = replace(self.state, since_submit=self.now(), polls=self.state.polls + 1)
+        # Never sooner than the schedule itself would ask.
+        self._next = self.now() + max(self._gap(), self.policy.delay(self.failures))
         return False
 
     def expect_push(self, expected: bool = True) -> None:

@@ -23,11 +23,10 @@ from .events import (
     Uploading,
     WaitingForSlot,
 )
-from .models import SKYREELS_V1
-from .runs import DONE, Run
+from .models import ModelSpec
+from .runs import Mode, Run, RunStatus
 from .variations import VariationUpdate
 
-MODEL = SKYREELS_V1
 KEY_PAGE = "https://wavespeed.ai/accesskey"
 
 
@@ -116,16 +115,16 @@ def idle_status() -> str:
 
 
 def shown(run: Run) -> bool:
-    return (run.status == DONE and run.has_video) or bool(run.image_path and Path(run.image_path).exists())
+    return (run.status == RunStatus.DONE and run.has_video) or bool(run.image_path and Path(run.image_path).exists())
 
 
-def caption(run: Run) -> str:
-    prompt = MODEL.without_prefix(run.prompt)
+def caption(run: Run, model: ModelSpec) -> str:
+    prompt = model.without_prefix(run.prompt)
     prompt = prompt if len(prompt) <= 48 else prompt[:47] + "…"
     return f"{run.status} · seed {run.seed} · {prompt}"
 
 
-def summary(run: Run, event: Done) -> str:
+def summary(run: Run, event: Done, model: ModelSpec) -> str:
     t = event.timings
     parts = [f"**Seed {event.seed}**", f"task `{run.task_id}`"]
     if t.get("inference_s"):
@@ -134,21 +133,23 @@ def summary(run: Run, event: Done) -> str:
     text = " · ".join(parts)
     if event.nsfw:
         text += "\n\n⚠️ WaveSpeed flagged this video as possibly NSFW."
-    if run.mode == "preview":
-        text += "\n\n_Offline preview: a camera move over your image, not SkyReels output._"
+    if run.mode == Mode.PREVIEW:
+        text += f"\n\n_Offline preview: a camera move over your image, not {model.title} output._"
     return text
 
 
 def details(run: Run, statuses: list[tuple[float, str]]) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at))
     lines = [
-        f"**{run.status}** · {when} · seed {run.seed} · {'offline preview' if run.mode == 'preview' else run.api_host}",
+        f"**{run.status}** · {when} · seed {run.seed} · {'offline preview' if run.mode == Mode.PREVIEW else run.api_host}",
         "",
         f"> {run.prompt}",
     ]
     if run.task_id:
         lines.append(f"\nTask `{run.task_id}`")
-    if run.error_message:
+    if run.note:
+        lines.append(f"\n{run.note}")
+    if run.error_message and run.error_message != run.note:
         lines.append(f"\n{run.error_message}")
     if run.inference_ms:
         lines.append(f"\nMade in {run.inference_ms / 1000:.1f} s.")
@@ -158,11 +159,11 @@ def details(run: Run, statuses: list[tuple[float, str]]) -> str:
     return "\n".join(lines)
 
 
-def banner(settings: Settings) -> str:
+def banner(settings: Settings, model: ModelSpec) -> str:
     if settings.has_key:
         return (
-            "<div class='mode-banner live'>Live: videos are made by SkyReels V1 on WaveSpeedAI "
-            "(about $0.20 each, paid by this app's key"
+            f"<div class='mode-banner live'>Live: videos are made by {html.escape(model.title)} on WaveSpeedAI "
+            f"(about ${model.price_usd:.2f} each, paid by this app's key"
             + (", a few per visitor each hour; paste your own key for more" if settings.shared else "")
             + ").</div>"
         )
@@ -182,9 +183,9 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} minutes"
 
 
-def price_line(settings: Settings, *, own_key: bool = False) -> str:
+def price_line(settings: Settings, model: ModelSpec, *, own_key: bool = False) -> str:
     """What one video costs, and whose credit pays, beside Generate."""
-    price = f"${MODEL.price_usd:.2f}"
+    price = f"${model.price_usd:.2f}"
     if own_key or (settings.has_key and not settings.shared):
         return f"Each video uses about {price} of your WaveSpeed credit."
     if settings.has_key:

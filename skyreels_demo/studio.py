@@ -12,21 +12,18 @@ lives here.
 from __future__ import annotations
 
 import logging
-import random
-import re
 import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 from . import images
-from .access import PREVIEW, VISITOR, Access, Backend
+from .access import Access, Backend
 from .caps import limits_for
-from .client import WaveSpeedClient
+from .client import Job
 from .config import Settings
-from .errors import BadInput, Stopped, StudioError, TaskFailed
-from .follower import Follower
+from .errors import Stopped
 from .events import (
     Done,
     Downloading,
@@ -38,81 +35,36 @@ from .events import (
     Uploading,
     WaitingForSlot,
 )
-from .models import SKYREELS_V1, ModelSpec
+from .finisher import Finisher
+from .follower import Follower, resume
+from .models import ModelSpec
+from .recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
 from .retention import Pruner
-from .runs import COMPLETED, DONE, FAILED, PROCESSING, QUEUED, REFUSED, SUBMITTED, Run, RunStore
+from .run_request import RunRequest, check_prompt, choose_seed, image_source
+from .runs import Mode, Run, RunStore
 from .schedule import Expectation, PollSchedule, schedule_from_setting
-from .tasks import Task, TaskState
+from .tasks import TaskState
 from .webhooks import WebhookHub
 
 log = logging.getLogger(__name__)
 
-# --- input -------------------------------------------------------------------------------------
-
-
-def check_prompt(prompt: str | None, model: ModelSpec = SKYREELS_V1) -> str:
-    text = (prompt or "").strip()
-    if not text:
-        raise BadInput("Write a prompt first: describe the people and the motion you want to see.")
-    if len(text) > model.max_prompt_chars:
-        raise BadInput(f"The prompt is {len(text)} characters long; keep it under {model.max_prompt_chars}.")
-    return text
-
-
-def model_prompt(prompt: str, fps_prefix: bool = True, model: ModelSpec = SKYREELS_V1) -> str:
-    """The prompt as sent, with the model's recommended prefix unless turned off."""
-    return model.with_prefix(prompt, fps_prefix)
-
-
-def choose_seed(seed: int | float | str | None, model: ModelSpec = SKYREELS_V1) -> int:
-    """A concrete seed: -1 (or nothing) becomes a random one, so every video can be reproduced."""
-    low, high = model.seed_range
-    if seed is None or seed == "":
-        seed = low
-    try:
-        value = int(float(seed)) if not isinstance(seed, int) else seed
-        if isinstance(seed, float) and not seed.is_integer():
-            raise ValueError
-    except (TypeError, ValueError, OverflowError):
-        raise BadInput(f"The seed must be a whole number from {low} to {high}, not {seed!r}.") from None
-    if not low <= value <= high:
-        raise BadInput(f"The seed must be from {low} to {high}; {value} is out of range.")
-    return random.randint(0, high) if value == -1 else value
-
-
-def prepared_input(image, fit: str) -> tuple[images.PreparedImage | None, str | None]:
-    """The image as the model's frame, or an http(s) URL passed on as it is; refused if neither."""
-    if image is None or (isinstance(image, str) and not image.strip()):
-        raise BadInput("Add an image first: drop in a photo of the scene to animate.")
-    if isinstance(image, images.PreparedImage):
-        return image, None
-    if isinstance(image, str) and images.is_remote_url(image):
-        return None, image
-    return images.prepare(image, fit=fit), None
-
-
-def video_name(task_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", task_id)[:128] + ".mp4"
-
-
-# --- the studio --------------------------------------------------------------------------------
-
 
 class Studio:
-    """Runs, for the app and the command line alike."""
+    """Runs of one video model, for the app and the command line alike."""
 
     def __init__(
         self,
         settings: Settings,
+        model: ModelSpec,
         *,
         store: RunStore | None = None,
         start_preview: Callable[[], str] | None = None,
-        model: ModelSpec = SKYREELS_V1,
         webhooks: WebhookHub | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
         self.store = store or RunStore(settings.runs_db)
+        self.recorder = RunRecorder(self.store)
         self.access = Access(settings, start_preview=start_preview)
         # Runs expecting webhooks; None where WaveSpeed cannot reach this process (a laptop).
         self.webhooks = webhooks
@@ -121,151 +73,158 @@ class Studio:
         self._watched: set[str] = set()  # runs a live `generate` is following
         self._follower: Follower | None = None
         self.pruner = Pruner(settings, self.store)
+        self.finisher = Finisher(
+            recorder=self.recorder,
+            access=self.access,
+            videos_dir=settings.videos_dir,
+            schedule_for=self.schedule_for,
+            webhooks=webhooks,
+            after_save=self.keep_within_budget,
+        )
 
     # -- what runs usually take --
 
-    def expectation(self, mode: str | None = None) -> Expectation:
+    def expectation(self, mode: Mode | None = None, model: ModelSpec | None = None) -> Expectation:
         """How long this model's runs on this backend usually take, from the store, else a prior."""
         mode = mode or self.access.default_mode
-        if mode == PREVIEW:
+        model = model or self.model
+        if mode == Mode.PREVIEW:
             queue_s, processing_s = self.settings.preview_timing
             # The preview keeps to its clock exactly: its window can be trusted from the start.
             prior = Expectation(queue_s=queue_s, processing_s=processing_s, spread_s=0.5, settled=True)
         else:
-            prior = Expectation.prior(self.model)
-        seen = self.store.durations(self.model.name, self.access.host_for(mode))
+            prior = Expectation.prior(model)
+        seen = self.store.durations(model.name, self.access.host_for(mode))
         return Expectation.learn(seen.processing_s, seen.queue_s, prior=prior)
 
-    def schedule_for(self, mode: str) -> PollSchedule:
+    def schedule_for(self, mode: Mode) -> PollSchedule:
         return schedule_from_setting(self.settings.poll, self.expectation(mode))
+
+    # -- the steps every kind of run shares --
+
+    def open_run(self, request: RunRequest, model: ModelSpec, *, prompt: str, seed: int) -> tuple[Run, Backend]:
+        """Record a new run within its caps (or refuse it), before any money is spent."""
+        backend = self.access.backend_for(request.own_key)
+        try:
+            run = self.recorder.open(
+                prompt=prompt,
+                seed=seed,
+                model=model.name,
+                mode=backend.mode,
+                api_host=backend.host,
+                key_source=backend.key_source,
+                requester=request.requester.key,
+                visitor=request.visitor,
+                sweep=request.sweep,
+                within=limits_for(self.settings, backend, request.requester),
+            )
+        except BaseException:
+            if backend.is_visitors:
+                backend.client.close()
+            raise
+        return run, backend
+
+    def hand_over_image(self, run: Run, backend: Backend, source: images.PreparedImage | str) -> tuple[Run, str]:
+        """The image's URL for the submit: the prepared frame kept and uploaded, or a URL as given."""
+        if isinstance(source, str):
+            return self.recorder.image_sent(run, source), source
+        path = keep_image(self.settings.images_dir, source)
+        run = self.recorder.image_kept(run, source.sha256, path)
+        url = backend.client.upload(source.data, source.filename, source.content_type)
+        return self.recorder.image_sent(run, url, source.sha256), url
+
+    def launch(
+        self, run: Run, backend: Backend, model: ModelSpec, inputs: Mapping[str, Any], *, webhook: str | None = None
+    ) -> tuple[Run, Job]:
+        """Submit once; the task id is durable before anyone hears of it."""
+        job = backend.client.submit(model, inputs, webhook=webhook)
+        return self.recorder.submitted(run, job.id), job
+
+    @contextmanager
+    def until_submitted(self, run: Run) -> Iterator[Callable[[], None]]:
+        """Ends the run as `refused` (or `unconfirmed`, when a submit's answer was lost) if the
+        block fails before the function it gives is called, the moment a task id is recorded."""
+        handed_over = False
+
+        def submitted() -> None:
+            nonlocal handed_over
+            handed_over = True
+
+        try:
+            yield submitted
+        except BaseException as exc:
+            if not handed_over:
+                self.recorder.not_submitted(run, exc)
+            raise
 
     # -- one run --
 
-    def generate(
-        self,
-        prompt: str,
-        image,
-        seed: int | str | None = -1,
-        *,
-        api_key: str | None = None,
-        requester: str = "local",
-        signed_in: bool = False,
-        visitor: str = "",
-        fit: str = "crop",
-        fps_prefix: bool = True,
-        stop: threading.Event | None = None,
-        deadline_s: float | None = None,
-        sweep: str | None = None,
-    ) -> Iterator[Event]:
+    def generate(self, request: RunRequest) -> Iterator[Event]:
         """Walk one run from input to saved video, yielding what the person should see.
 
-        `image` is a path, bytes, a Pillow image, an http(s) URL passed on as it is, or an
-        already `PreparedImage`. `requester` is who asks, as the server knows them (caps count
-        per requester); `visitor` is a browser's private id, for its history. Raises a `StudioError` with its sentence on any failure. Input
-        is checked, and the image prepared, before anything is sent or paid for.
+        Raises a `StudioError` with its sentence on any failure. Input is checked, and the image
+        prepared, before anything is sent or paid for; the run is recorded within its caps
+        before it waits for a slot.
         """
         clock = _Clock()
-        text = model_prompt(check_prompt(prompt, self.model), fps_prefix, self.model)
-        concrete_seed = choose_seed(seed, self.model)
-        prepared, remote_url = prepared_input(image, fit)
+        text = self.model.with_prefix(check_prompt(request.prompt, self.model), request.fps_prefix)
+        seed = choose_seed(request.seed, self.model)
+        source = image_source(request.image, request.fit, self.model)
+        prepared = source if isinstance(source, images.PreparedImage) else None
         clock.mark("prepare_s")
-        backend = self.access.backend_for(api_key)
-        # Recorded (or refused by a cap) before any money is spent, and before waiting in line.
-        run = self.store.create(
-            prompt=text,
-            seed=concrete_seed,
-            mode=backend.mode,
-            api_host=backend.host,
-            visitor=visitor,
-            key_source=backend.key_source,
-            sweep=sweep,
-            model=self.model.name,
-            requester=requester,
-            within=limits_for(self.settings, backend, requester, signed_in=signed_in),
-        )
+        run, backend = self.open_run(request, self.model, prompt=text, seed=seed)
         with self._lock:
             # Watched from birth, so the follower never races this generator for its task.
             self._watched.add(run.id)
-        handed_over = False
         waiting = None
+        job: Job | None = None
         try:
-            yield Prepared(clock.elapsed, prepared)
-            with self.slots.one(stop, clock) as waiting_for_slot:
-                yield from waiting_for_slot
-                if prepared is not None:
-                    image_path = keep_image(self.settings.data_dir, prepared)
-                    run = self.store.update(run.id, image_sha256=prepared.sha256, image_path=str(image_path))
-                    yield Uploading(clock.elapsed, len(prepared.data), run.id)
-                    image_url = backend.client.upload(prepared.data, prepared.filename, prepared.content_type)
-                else:
-                    image_url = remote_url
-                clock.mark("upload_s")
-                # An inline image is hundreds of KB of base64: the store keeps a name for it.
-                kept_url = f"inline:{prepared.sha256}" if image_url.startswith("data:") and prepared else image_url
-                self.store.update(run.id, image_url=kept_url)
-                if stop is not None and stop.is_set():
-                    raise Stopped("Stopped before the task was sent: nothing was paid for.")
-                inputs = {"prompt": text, "image": image_url, "seed": concrete_seed}
-                preview = backend.mode == PREVIEW
-                waiting = self.webhooks and self.webhooks.expect(
-                    backend.client, preview=preview, owner=backend.key_source != VISITOR
-                )
-                hook = self.webhooks.url(waiting, preview=preview) if waiting else None
-                task = backend.client.submit(self.model, inputs, webhook=hook)
-                # Write-ahead: the task id is durable before anyone hears of it.
-                run = self.store.update(run.id, task_id=task.id, status=SUBMITTED, submitted_at=time.time())
-                if waiting is not None:
-                    self.webhooks.submitted(waiting, task.id)
-                clock.mark("submit_s")
-                self.access.keep(run.id, backend)
-                handed_over = True
-                yield Submitted(clock.elapsed, run.id, task.id, concrete_seed)
-                yield from self._follow(run, backend, task, clock, stop, deadline_s)
-        except BaseException as exc:
-            if not handed_over:
-                # Nothing was submitted, so nothing was paid for: the run ends here.
-                reason = exc.sentence if isinstance(exc, StudioError) else "stopped before the task was sent"
-                self.store.update(run.id, status=REFUSED, error_message=reason, finished_at=time.time())
-                if waiting is not None:
-                    self.webhooks.forget(waiting=waiting)
-            raise
+            with self.until_submitted(run) as submitted:
+                yield Prepared(clock.elapsed, prepared)
+                with self.slots.one(request.stop, clock) as waiting_for_slot:
+                    yield from waiting_for_slot
+                    if prepared is not None:
+                        yield Uploading(clock.elapsed, len(prepared.data), run.id)
+                    run, image_url = self.hand_over_image(run, backend, source)
+                    clock.mark("upload_s")
+                    if request.stop is not None and request.stop.is_set():
+                        raise Stopped(STOPPED_BEFORE_SUBMIT)
+                    waiting = self.webhooks and self.webhooks.expect(
+                        backend.client, preview=backend.is_preview, owner=not backend.is_visitors
+                    )
+                    hook = self.webhooks.url(waiting, preview=backend.is_preview) if waiting else None
+                    inputs = {"prompt": text, "image": image_url, "seed": seed}
+                    try:
+                        run, job = self.launch(run, backend, self.model, inputs, webhook=hook)
+                    except BaseException:
+                        if waiting is not None:
+                            self.webhooks.forget(waiting=waiting)
+                        raise
+                    submitted()
+                    if waiting is not None:
+                        self.webhooks.submitted(waiting, job.id)
+                    clock.mark("submit_s")
+                    self.access.keep(run.id, backend)
+                    yield Submitted(clock.elapsed, run.id, job.id, seed)
+                    yield from self._follow(run, job, backend.mode, clock, request)
         finally:
             with self._lock:
                 self._watched.discard(run.id)
-            if handed_over:
+            if job is not None:
                 self.left_behind(run.id)
+            elif backend.is_visitors:
+                backend.client.close()  # nothing to follow: the visitor's key is forgotten
 
-    def _follow(
-        self,
-        run: Run,
-        backend: Backend,
-        first: Task,
-        clock: "_Clock",
-        stop: threading.Event | None,
-        deadline_s: float | None,
-    ) -> Iterator[Event]:
-        expected = self.expectation(backend.mode)
+    def _follow(self, run: Run, job: Job, mode: Mode, clock: "_Clock", request: RunRequest) -> Iterator[Event]:
+        expected = self.expectation(mode)
         processing_since: float | None = None
         queued_since = time.monotonic()
-        task = first
-        pushed = self.pushed_event(run.task_id)
-        updates = backend.client.follow(
-            run.task_id,
-            schedule=schedule_from_setting(self.settings.poll, expected),
-            deadline_s=deadline_s,
-            stop=stop,
-            first=first,
-            pushed=pushed,
-        )
-        recorded = run.status
-        for task in self.recording_failures(run, updates):
+        task = job.task
+        pushed = self.finisher.pushed_event(run.task_id)
+        for task in self.finisher.follow(run, job, stop=request.stop, deadline_s=request.deadline_s):
             if task.state is not TaskState.QUEUED and processing_since is None:
                 processing_since = time.monotonic()
                 clock.mark("queue_s")
-                recorded = self.store.update(run.id, status=PROCESSING, processing_at=time.time()).status
-            elif task.state is TaskState.QUEUED and recorded == SUBMITTED:
-                # Once, not on every one-second tick while the task waits in the queue.
-                recorded = self.store.update(run.id, status=QUEUED).status
             if task.is_final:
                 continue
             if processing_since is None and pushed is not None:
@@ -280,58 +239,14 @@ class Studio:
             clock.mark("queue_s")
         clock.mark("processing_s")
         yield Downloading(clock.elapsed, task.id)
-        run = self.save_video(run, backend.client, task)
+        run = self.finisher.save(self.store.get(run.id), job.client, task)
         clock.mark("download_s")
         timings = clock.laps()
         if task.inference_ms:
             timings["inference_s"] = task.inference_ms / 1000
         yield Done(clock.elapsed, run, Path(run.video_path), run.seed, task.is_nsfw, timings)
 
-    # -- webhooks --
-
-    def pushed_event(self, task_id: str | None) -> threading.Event | None:
-        """What a verified webhook sets for this task, or None when none is expected."""
-        return self.webhooks.pushed_event(task_id) if self.webhooks is not None else None
-
-    # -- pieces the follower shares --
-
-    def recording_failures(self, run: Run, updates: Iterator[Task]) -> Iterator[Task]:
-        """Pass updates on; a failed task is recorded as failed before its error goes up."""
-        try:
-            yield from updates
-        except TaskFailed as exc:
-            self.store.update(
-                run.id,
-                status=FAILED,
-                error_code=exc.code,
-                error_message=exc.message or exc.sentence,
-                finished_at=time.time(),
-            )
-            raise
-
-    def save_video(self, run: Run, client: WaveSpeedClient, task: Task) -> Run:
-        """Record completion, then download the video at once: WaveSpeed's URLs expire."""
-        if self.store.get(run.id).status != COMPLETED:
-            run = self.store.update(
-                run.id,
-                status=COMPLETED,
-                finished_at=time.time(),
-                output_url=task.video_url,
-                inference_ms=task.inference_ms,
-                nsfw=int(task.is_nsfw),
-            )
-        if not task.video_url:
-            raise TaskFailed(
-                "WaveSpeed finished the task but returned no video: try again (failed tasks are refunded).",
-                task_id=task.id,
-                code=None,
-                message="no outputs",
-            )
-        dest = self.settings.data_dir / "runs" / video_name(task.id)
-        client.download(task.video_url, dest)
-        run = self.store.update(run.id, status=DONE, video_path=str(dest))
-        self.keep_within_budget()
-        return run
+    # -- runs nobody watches --
 
     def keep_within_budget(self) -> None:
         """Prune the data directory (retention.py), at most every few minutes."""
@@ -343,27 +258,23 @@ class Studio:
         if run.is_unfinished_task and self._follower is not None:
             self._follower.wake()
         elif run.is_finished:
-            self.forget(run)
-
-    def forget(self, run: Run) -> None:
-        """A finished run's key and webhook secret leave memory."""
-        self.access.forget(run.id)
-        if self.webhooks is not None:
-            self.webhooks.forget(run.task_id)
+            self.finisher.release(run)
 
     def watched(self) -> set[str]:
         with self._lock:
             return set(self._watched)
 
-    # -- the background follower (follower.py) --
-
     def start_follower(self) -> Follower:
         """Finish, in the background, every paid run nobody is watching (from now and before)."""
         with self._lock:
             if self._follower is None:
-                self._follower = Follower(self)
+                self._follower = Follower(self.finisher, self.store, self.model.name, self.watched)
                 self._follower.start()
             return self._follower
+
+    def resume(self, task_id: str | None = None, *, deadline_s: float | None = None):
+        """Finish unfinished runs (or one task): see follower.resume."""
+        return resume(self.finisher, self.store, self.model.name, task_id, deadline_s=deadline_s)
 
     def close(self) -> None:
         if self._follower is not None:
@@ -389,7 +300,7 @@ class TaskSlots:
             nonlocal taken
             while not self._slots.acquire(timeout=1.0):
                 if stop is not None and stop.is_set():
-                    raise Stopped("Stopped before the task was sent: nothing was paid for.")
+                    raise Stopped(STOPPED_BEFORE_SUBMIT)
                 yield WaitingForSlot(clock.elapsed, self.busy)
             taken = True
             with self._lock:
@@ -404,9 +315,9 @@ class TaskSlots:
                 self._slots.release()
 
 
-def keep_image(data_dir: Path, prepared: images.PreparedImage) -> Path:
+def keep_image(images_dir: Path, prepared: images.PreparedImage) -> Path:
     """The prepared JPEG, kept once per distinct picture (written atomically)."""
-    path = data_dir / "images" / f"{prepared.sha256}.jpg"
+    path = images_dir / f"{prepared.sha256}.jpg"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{threading.get_ident()}.part")

@@ -20,10 +20,11 @@ from urllib.parse import quote
 
 from . import images
 from .errors import BadInput, StudioError
-from .models import SKYREELS_V1
+from .models import ModelSpec
 from .events import Done
-from .runs import DONE, Run
-from .studio import Studio, model_prompt
+from .runs import Run, RunStatus
+from .run_request import RunRequest
+from .studio import Studio
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def read_prompts(path: Path) -> list[str]:
     return list(dict.fromkeys(prompts))
 
 
-def parse_seeds(text: str) -> list[int]:
+def parse_seeds(text: str, model: ModelSpec) -> list[int]:
     """"1,2,3" or "1-4" or a mix; each from 0 to the model's top seed (a sweep needs concrete seeds)."""
     seeds: list[int] = []
     try:
@@ -77,7 +78,7 @@ def parse_seeds(text: str) -> list[int]:
                 seeds.append(int(part))
     except ValueError:
         raise BadInput(f"Seeds must be whole numbers like 1,2,3 or 1-4, not {text!r}.") from None
-    top = SKYREELS_V1.seed_max
+    top = model.seed_max
     if not seeds or any(not 0 <= s <= top for s in seeds):
         raise BadInput(f"Give at least one seed, each from 0 to {top}.")
     return list(dict.fromkeys(seeds))
@@ -114,30 +115,32 @@ class _ProgressBar:
 
 def run_sweep(
     studio: Studio,
+    request: RunRequest,
     *,
-    image: str,
     prompts: Sequence[str],
     seeds: Sequence[int],
     concurrency: int = 3,
     out_dir: Path | None = None,
-    fit: str = "crop",
-    fps_prefix: bool = True,
     progress: TextIO | None = None,
     confirm: Callable[[int], bool] | None = None,
 ) -> SweepReport:
-    """Run every prompt x seed not already done, then write the HTML and CSV reports.
+    """Run every prompt x seed not already done over `request`'s image, then write the HTML and
+    CSV reports. Each cell is `request` with its prompt and seed.
 
     `confirm` hears how many new videos the sweep would make before any is started; when it
     answers False nothing is sent and `BadInput` says so.
     """
     if concurrency < 1:
         raise BadInput("--concurrency must be at least 1.")
+    image, fit, fps_prefix = request.image, request.fit, request.fps_prefix
     prepared = images.prepare(image, fit=fit)  # a bad image is refused before any cell runs
     key = sweep_key(prepared.sha256, fit)
+    cell_request = request.but(image=prepared, sweep=key)
+    model_prompt = studio.model.with_prefix
     earlier = {
         (run.prompt, run.seed): run
         for run in studio.store.in_sweep(key)
-        if run.status == DONE and run.has_video
+        if run.status == RunStatus.DONE and run.has_video
     }
     grid = [(prompt, seed) for prompt in prompts for seed in seeds]
     new = sum((model_prompt(p, fps_prefix), s) not in earlier for p, s in grid)
@@ -152,7 +155,7 @@ def run_sweep(
         else:
             try:
                 done = None
-                for event in studio.generate(prompt, prepared, seed, fit=fit, fps_prefix=fps_prefix, sweep=key):
+                for event in studio.generate(cell_request.but(prompt=prompt, seed=seed)):
                     if isinstance(event, Done):
                         done = event
                 cell = Cell(prompt, seed, "done", done.run if done else None)
@@ -168,7 +171,7 @@ def run_sweep(
     out_dir.mkdir(parents=True, exist_ok=True)
     report = SweepReport(key, out_dir / "report.html", out_dir / "report.csv", cells)
     _write_csv(report)
-    _write_html(report, prompts, seeds, image)
+    _write_html(report, prompts, seeds, str(image))
     return report
 
 

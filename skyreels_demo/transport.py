@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from . import __version__
@@ -115,27 +116,21 @@ class Transport:
         session.mount("https://", adapter)
         self._session = session
         # The upload's PUT goes to storage, elsewhere: a session that never carries the key.
-        self._storage = requests.Session()
-        self._storage.headers["User-Agent"] = session.headers["User-Agent"]
-        self._storage.mount("http://", adapter)
-        self._storage.mount("https://", adapter)
+        self.storage = requests.Session()
+        self.storage.headers["User-Agent"] = session.headers["User-Agent"]
+        self.storage.mount("http://", adapter)
+        self.storage.mount("https://", adapter)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
     def close(self) -> None:
         self._session.close()
-        self._storage.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        self.storage.close()
 
     # -- requests and envelopes --
 
-    def _send(
+    def send(
         self, call: Call, method: str, url: str, doing: str, session: requests.Session | None = None, **kwargs
     ) -> requests.Response:
         """Send, and send again while the policy allows; returns the last answer."""
@@ -144,7 +139,12 @@ class Transport:
             attempt += 1
             try:
                 response = (session or self._session).request(method, url, timeout=self.timeout, **kwargs)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            except (
+                requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+                requests.exceptions.ContentDecodingError,
+            ) as exc:
                 # A paid POST whose answer was lost may have created its task: never again.
                 if not self.policy.may_retry(call, attempt, None):
                     raise _no_answer(exc, url, doing) from None
@@ -158,12 +158,12 @@ class Transport:
             response.close()
             time.sleep(wait)
 
-    def _request(
+    def request(
         self, call: Call, method: str, path: str, doing: str, error=None, **kwargs
     ) -> Mapping[str, Any]:
         """One exchange (with the policy's retries); returns the envelope's `data` or raises."""
         url = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
-        response = self._send(call, method, url, doing, **kwargs)
+        response = self.send(call, method, url, doing, **kwargs)
         try:
             body = response.json()
         except (ValueError, json.JSONDecodeError):
@@ -186,15 +186,39 @@ class Transport:
         data = body.get("data")
         return data if isinstance(data, Mapping) else {}
 
-    # -- the API --
 
 
 def _no_answer(exc: Exception, url: str, doing: str) -> Exception:
     if isinstance(exc, requests.exceptions.Timeout) and not isinstance(exc, requests.exceptions.ConnectTimeout):
-        return ServiceError(f"WaveSpeed did not answer in time while {doing}: try again in a minute.")
-    log.info("connection failed while %s: %s", doing, exc)
-    return NetworkError(
+        err: Exception = ServiceError(f"WaveSpeed did not answer in time while {doing}: try again in a minute.")
+        err.lost_in_flight = True
+        return err
+    log.info("connection failed while %s: %s", doing, type(exc).__name__)
+    err = NetworkError(
         f"Could not reach {urlsplit(url).hostname} while {doing}: check the internet "
         "connection and try again.",
-        detail=str(exc)[:300],
+        detail=type(exc).__name__,
     )
+    err.lost_in_flight = _maybe_delivered(exc)
+    return err
+
+
+def _maybe_delivered(exc: Exception) -> bool:
+    """Whether a failed request may have reached the server: only a connection that was never
+    made (refused, unresolvable, timed out connecting) surely carried nothing."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return False
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.NameResolutionError,
+                              ConnectionRefusedError, urllib3.exceptions.ConnectTimeoutError)):
+            return False
+        nested = getattr(cause, "reason", None)
+        if isinstance(nested, BaseException) and id(nested) not in seen:
+            cause = nested
+            continue
+        inner = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
+        cause = inner or cause.__cause__ or cause.__context__
+    return True

@@ -22,21 +22,19 @@ import gradio as gr
 from . import images
 from .account import BalanceWatch
 from .config import Settings
-from .models import SKYREELS_V1
+from .models import SKYREELS_V1, ModelSpec
 from .page_input import new_visitor
 from .preview import OfflinePreview
 from .prompts import MAX_IDEA_CHARS
 from .status_board import KEY_PAGE, banner, idle_status, price_line
 from .studio import Studio
 from .ui_assist import AssistHandlers
+from .ui_context import PageContext
 from .ui_history import HistoryHandlers
 from .ui_runs import RunHandlers
 from .variations import MAX_VARIATIONS, MIN_VARIATIONS
 from .visitors import LOCAL, Requester, identify
 from .webhooks import WebhookHub, add_route
-
-MODEL = SKYREELS_V1
-SEED_MAX = MODEL.seed_max
 
 log = logging.getLogger(__name__)
 
@@ -87,29 +85,32 @@ class ImageInput(gr.Image):
         return str(payload.path)
 
 
-class StudioApp(RunHandlers, AssistHandlers, HistoryHandlers):
-    """One app process: the studio, the stop switches of live runs, and the Blocks."""
+class StudioApp:
+    """One app process: the studio of one video model, its page's handlers, and the Blocks."""
 
     def __init__(
-        self, settings: Settings | None = None, studio: Studio | None = None, webhooks: WebhookHub | None = None
+        self,
+        settings: Settings | None = None,
+        studio: Studio | None = None,
+        webhooks: WebhookHub | None = None,
+        model: ModelSpec = SKYREELS_V1,
     ) -> None:
         self.settings = settings or Settings.from_env()
-        self.preview = OfflinePreview(self.settings)
-        self.studio = studio or Studio(self.settings, start_preview=self.preview, webhooks=webhooks)
-        # Stop switches of live runs, by the page session that started them: Stop ends them all.
-        self._stops: dict[str, set[threading.Event]] = {}
-        self._stops_lock = threading.Lock()
-        self.videos_dir = self.settings.data_dir / "runs"
-        self.images_dir = self.settings.data_dir / "images"
-        for folder in (self.videos_dir, self.images_dir):
+        self.model = studio.model if studio is not None else model
+        self.preview = OfflinePreview(self.settings, self.model)
+        self.studio = studio or Studio(self.settings, self.model, start_preview=self.preview, webhooks=webhooks)
+        for folder in (self.settings.videos_dir, self.settings.images_dir):
             folder.mkdir(parents=True, exist_ok=True)
         # Gradio serves videos and images from where they are kept: one copy each, never a copy
         # per render. Only these two folders (names unguessable) are served, not the run store.
-        gr.set_static_paths([self.videos_dir, self.images_dir])
-
-    # -- who is asking --
+        gr.set_static_paths([self.settings.videos_dir, self.settings.images_dir])
+        context = PageContext(self.settings, self.studio, self.requester)
+        self.runs = RunHandlers(context)
+        self.assist = AssistHandlers(context)
+        self.history = HistoryHandlers(context)
 
     def requester(self, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Requester:
+        """Who is asking, as the server decides it (visitors.py); never what a client sends."""
         if not self.settings.shared:
             return Requester(LOCAL)
         client = getattr(request, "client", None)
@@ -120,16 +121,15 @@ class StudioApp(RunHandlers, AssistHandlers, HistoryHandlers):
             proxy_hops=self.settings.proxy_hops,
         )
 
-    # -- handlers: Create --
-
     def build(self) -> gr.Blocks:
         return build_page(self)
 
 
-
 def build_page(app: StudioApp) -> gr.Blocks:
     """The page: layout first, top to bottom as it is drawn, then the wiring."""
-    settings = app.settings
+    settings, model = app.settings, app.model
+    runs, assist, history = app.runs, app.assist, app.history
+    seed_max = model.seed_max
     sign_in = settings.sign_in
     with gr.Blocks(
         title="SkyReels V1 Studio",
@@ -141,11 +141,12 @@ def build_page(app: StudioApp) -> gr.Blocks:
         with gr.Row(elem_classes="studio-top"):
             gr.HTML(
                 "<div class='studio-header'><h1>SkyReels V1 Studio</h1><p>A still image and a "
-                "prompt become a 4-second film-style clip, made by SkyReels V1 on WaveSpeedAI.</p></div>"
+                f"prompt become a {model.duration_s:.0f}-second film-style clip, made by "
+                f"{model.title} on WaveSpeedAI.</p></div>"
             )
             if sign_in:
                 gr.LoginButton(size="sm", scale=0, min_width=180)
-        gr.HTML(banner(settings))
+        gr.HTML(banner(settings, model))
         with gr.Tabs() as tabs:
             with gr.Tab("Create", id="create"):
                 with gr.Row(equal_height=False):
@@ -157,11 +158,14 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             height=210,
                         )
                         prep_notes = gr.Markdown(elem_classes="prep-notes")
-                        prompt = gr.Textbox(label="Prompt", lines=3, max_lines=8, placeholder=PLACEHOLDER)
+                        prompt = gr.Textbox(
+                            label="Prompt", lines=3, max_lines=8, placeholder=PLACEHOLDER,
+                            max_length=model.max_prompt_chars,
+                        )
                         with gr.Row(equal_height=True):
                             go = gr.Button("Generate", variant="primary", scale=3)
                             halt = gr.Button("Stop", variant="stop", scale=1)
-                        price = gr.Markdown(price_line(settings), elem_classes="prep-notes", elem_id="price")
+                        price = gr.Markdown(price_line(settings, model), elem_classes="prep-notes", elem_id="price")
                         with gr.Row(equal_height=True):
                             idea = gr.Textbox(
                                 show_label=False,
@@ -177,7 +181,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                                 label="Seed (-1 = random)",
                                 precision=0,
                                 minimum=-1,
-                                maximum=SEED_MAX,
+                                maximum=seed_max,
                                 scale=3,
                             )
                             dice = gr.Button("Random seed", scale=1, size="sm")
@@ -189,7 +193,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             )
                             fps_prefix = gr.Checkbox(
                                 value=True,
-                                label=f'Start the prompt with "{MODEL.prompt_prefix}" (recommended by SkyReels)',
+                                label=f'Start the prompt with "{model.prompt_prefix}" (recommended by SkyReels)',
                             )
                             prepared = gr.Image(
                                 label="What the model will see", interactive=False, height=200
@@ -276,7 +280,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
         # wiring
         gr.on(
             triggers=[image.change, fit.change],
-            fn=app.show_prepared,
+            fn=assist.show_prepared,
             inputs=[image, fit],
             outputs=[prepared, prep_notes],
             # Queued and few at once: preparing a large picture takes memory and CPU.
@@ -286,7 +290,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
             show_progress="hidden",
             api_visibility="private",
         )
-        dice.click(lambda: random.randint(0, SEED_MAX), None, seed, queue=False, api_visibility="private")
+        dice.click(lambda: random.randint(0, seed_max), None, seed, queue=False, api_visibility="private")
         # Every path that submits shares one limit and queue: "generate".
         run_options = dict(
             outputs=[status, video, result_summary],
@@ -297,17 +301,17 @@ def build_page(app: StudioApp) -> gr.Blocks:
         )
         page_inputs = [prompt, image, seed, fps_prefix, fit, api_key, visitor]
         api_generate.click(
-            app.generate,
+            runs.generate,
             inputs=[prompt, image, seed, fps_prefix, fit, api_key],
             api_name="generate",
             **run_options,
         )
         run_event = go.click(
-            app.generate_in_page, inputs=page_inputs, js=SHOW_STATUS_JS, api_visibility="private", **run_options
+            runs.generate_in_page, inputs=page_inputs, js=SHOW_STATUS_JS, api_visibility="private", **run_options
         )
         reroll.click(
-            app.reuse_with_new_seed, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private"
-        ).success(app.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
+            history.reuse_with_new_seed, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private"
+        ).success(runs.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
         variation_options = dict(
             outputs=[variations_grid, variations_status],
             concurrency_limit=settings.max_concurrent_tasks,
@@ -315,23 +319,23 @@ def build_page(app: StudioApp) -> gr.Blocks:
             show_progress="minimal",
         )
         api_variations.click(
-            app.generate_variations,
+            runs.generate_variations,
             inputs=[prompt, image, count, seed, fps_prefix, fit, api_key],
             api_name="generate_variations",
             **variation_options,
         )
         vary.click(
-            app.generate_variations_in_page,
+            runs.generate_variations_in_page,
             inputs=[prompt, image, count, seed, fps_prefix, fit, api_key, visitor],
             js=SHOW_STATUS_JS.replace("'status'", "'variations'"),
             api_visibility="private",
             **variation_options,
         )
         variations_grid.select(
-            app.keep_variation, None, [video, result_summary], queue=False, api_visibility="private"
+            runs.keep_variation, None, [video, result_summary], queue=False, api_visibility="private"
         )
         suggest.click(
-            app.suggest_prompt,
+            assist.suggest_prompt,
             inputs=[image, idea, api_key],
             outputs=[prompt],
             api_name="suggest_prompt",
@@ -340,7 +344,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
         )
         gr.on(
             triggers=[api_key.blur, api_key.submit],
-            fn=app.check_key,
+            fn=assist.check_key,
             inputs=[api_key],
             outputs=[key_check, price],
             concurrency_limit=2,
@@ -349,29 +353,29 @@ def build_page(app: StudioApp) -> gr.Blocks:
             show_progress="hidden",
             api_visibility="private",
         )
-        halt.click(app.stop, None, None, queue=False, api_visibility="private")
+        halt.click(runs.stop, None, None, queue=False, api_visibility="private")
         history_options = dict(
-            fn=app.history, inputs=[visitor], outputs=[gallery, history_ids], queue=False, api_visibility="private"
+            fn=history.history, inputs=[visitor], outputs=[gallery, history_ids], queue=False, api_visibility="private"
         )
         run_event.then(**history_options)
         gr.on(triggers=[history_tab.select, refresh.click], **history_options)
         gallery.select(
-            app.pick,
+            history.pick,
             [history_ids, visitor],
             [past_video, past_details, chosen, finish_box],
             api_visibility="private",
         )
         finish_go.click(
-            app.finish_with_key,
+            history.finish_with_key,
             [chosen, finish_key, visitor],
             [past_video, past_details, finish_key],
             concurrency_limit=settings.max_concurrent_tasks,
             concurrency_id="finish",
             api_visibility="private",
         )
-        again.click(app.reuse, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private")
+        again.click(history.reuse, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private")
         demo.load(new_visitor, [visitor], [visitor], queue=False, api_visibility="private")
-        demo.load(app.expectations, None, expectations, queue=False, api_visibility="private")
+        demo.load(assist.expectations, None, expectations, queue=False, api_visibility="private")
     # api_open=False: every call goes through the queue and its limits, never around them (/run).
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrent_tasks, api_open=False)
     return demo
@@ -423,13 +427,13 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
     hub = WebhookHub(public_url=settings.public_url)
-    app = StudioApp(settings, webhooks=hub)
+    app = StudioApp(settings, webhooks=hub, model=SKYREELS_V1)
     closed = app.studio.store.close_abandoned()
     if closed:
         log.info("closed %d runs that a previous process left before their submit", closed)
     app.studio.keep_within_budget()  # the first call prunes at once
     app.studio.start_follower()  # finish runs left over from before a restart
-    BalanceWatch(app.settings).start()  # the owner hears (in the log) when credit runs low
+    BalanceWatch(app.settings, app.model).start()  # the owner hears (in the log) when credit runs low
     blocks = app.build()
     blocks.launch(prevent_thread_lock=True, **launch_options(app.settings))
     # WaveSpeed's webhooks arrive at the same server; the offline preview's over loopback.

@@ -12,20 +12,29 @@ from .account import check_key
 from .errors import StudioError
 from .page_input import UNEXPECTED, fit_choice, text
 from .prompts import suggest_prompt
+from .run_request import RunRequest
+from .runs import Mode
 from .status_board import duration, price_line
+from .ui_context import PageContext
 
 log = logging.getLogger(__name__)
 
 
 class AssistHandlers:
-    """`StudioApp` gives them `settings`, `studio` and `requester`."""
+    """Handlers that help before a run."""
+
+    def __init__(self, context: PageContext) -> None:
+        self.settings = context.settings
+        self.studio = context.studio
+        self.model = context.studio.model
+        self.requester = context.requester
 
     def show_prepared(self, image_path: str | None, fit: str):
         """The frame the model will receive, as soon as an image is chosen."""
         if not image_path or not isinstance(image_path, str):
             return None, ""
         try:
-            prepared = images.prepare(image_path, fit=fit_choice(fit))
+            prepared = images.prepare(image_path, fit=fit_choice(fit), frames=self.model.frames)
         except StudioError as exc:
             return None, f"⚠️ {exc.sentence}"
         except Exception:
@@ -42,7 +51,7 @@ class AssistHandlers:
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
     ) -> str:
-        """Write a SkyReels V1 prompt from a still image, ready to edit; nothing is submitted.
+        """Write a SkyReels V1 prompt from a still image, ready to edit; no video is made.
 
         Args:
             image: The still image to describe (JPEG, PNG, WebP, GIF, BMP or TIFF).
@@ -54,16 +63,9 @@ class AssistHandlers:
         """
         if not isinstance(image, str) or not image:
             raise gr.Error("Add an image first: the prompt is written from the picture.", print_exception=False)
-        who = self.requester(request, profile)
         try:
-            suggestion = suggest_prompt(
-                self.studio,
-                image,
-                text(idea),
-                api_key=text(api_key) or None,
-                requester=who.key,
-                signed_in=who.signed_in,
-            )
+            ask = RunRequest(text(idea), image, api_key=text(api_key) or None, requester=self.requester(request, profile))
+            suggestion = suggest_prompt(self.studio, ask)
         except StudioError as exc:
             raise gr.Error(exc.sentence, print_exception=False) from None
         except Exception:
@@ -75,10 +77,10 @@ class AssistHandlers:
         """Whether a pasted key works and what it pays for, before anything is spent."""
         key = text(api_key).strip()
         if not key:
-            return "", price_line(self.settings)
-        result = check_key(self.settings, key)
+            return "", price_line(self.settings, self.model)
+        result = check_key(self.settings, key, self.model)
         mark = "✓" if result.ok else "⚠️"
-        return f"{mark} {result.sentence}", price_line(self.settings, own_key=result.ok)
+        return f"{mark} {result.sentence}", price_line(self.settings, self.model, own_key=result.ok)
 
     def expectations(self) -> str:
         """How long a run usually takes here, learned from the runs this app has made."""
@@ -89,10 +91,10 @@ class AssistHandlers:
             basis = "from the last run" if expected.samples == 1 else f"from the last {expected.samples} runs"
         else:
             basis = "a first estimate"
-        what = "An offline preview" if mode == "preview" else "A SkyReels video"
+        what = "An offline preview" if mode == Mode.PREVIEW else f"A {self.model.title} video"
         return (
             f"{what} usually takes about {duration(typical)} here ({basis}). Stop ends the wait; "
-            + ("a task already sent still runs and is paid for, and " if mode == "api" else "")
+            + ("a task already sent still runs and is paid for, and " if mode == Mode.API else "")
             + "its video is saved to History."
         )
 

@@ -9,25 +9,28 @@ from pathlib import Path
 import gradio as gr
 
 from .errors import StudioError
-from .follower import finish
-from .models import SKYREELS_V1
 from .page_input import text, visitor_id
 from .runs import Run
 from .status_board import caption, details, shown
+from .ui_context import PageContext
 
-MODEL = SKYREELS_V1
 HISTORY_SIZE = 40
 
 
 class HistoryHandlers:
-    """`StudioApp` gives them `settings` and `studio`."""
+    """History's handlers: a browser's own runs, picked, reused, or finished with a pasted key."""
+
+    def __init__(self, context: PageContext) -> None:
+        self.settings = context.settings
+        self.studio = context.studio
+        self.model = context.studio.model
 
     def history(self, visitor: str | None, request: gr.Request):
         runs = [run for run in self._visible_runs(visitor) if shown(run)]
         items = []
         for run in runs:
             path = run.video_path if run.has_video else run.image_path
-            items.append((path, caption(run)))
+            items.append((path, caption(run, self.model)))
         return items, [run.id for run in runs]
 
     def pick(self, run_ids: list[str], visitor: str | None, request: gr.Request, evt: gr.SelectData):
@@ -49,7 +52,7 @@ class HistoryHandlers:
         try:
             client = self.studio.access.client_with_key(run, text(api_key))
             try:
-                run = finish(self.studio, run, client=client)
+                run = self.studio.finisher.finish(run, client=client)
             finally:
                 client.close()  # the key is forgotten with it
         except StudioError as exc:
@@ -61,17 +64,20 @@ class HistoryHandlers:
         if run is None:
             raise gr.Error("Pick a run in the history first.", print_exception=False)
         image = run.image_path if run.image_path and Path(run.image_path).exists() else None
-        seed = random.randint(0, MODEL.seed_max) if new_seed else run.seed
-        return MODEL.without_prefix(run.prompt), image, seed, gr.Tabs(selected="create")
+        seed = random.randint(0, self.model.seed_max) if new_seed else run.seed
+        return self.model.without_prefix(run.prompt), image, seed, gr.Tabs(selected="create")
 
     def reuse_with_new_seed(self, run_id: str, visitor: str | None, request: gr.Request):
         return self.reuse(run_id, visitor, request, new_seed=True)
 
     def _visible_runs(self, visitor: str | None) -> list[Run]:
         if not self.settings.shared:
-            return self.studio.store.recent(limit=HISTORY_SIZE)  # locally, one person sees everything
+            # Locally, one person sees everything.
+            return self.studio.store.recent(model=self.model.name, limit=HISTORY_SIZE)
         visitor = visitor_id(visitor)
-        return self.studio.store.recent(visitor=visitor, limit=HISTORY_SIZE) if visitor else []
+        if not visitor:
+            return []
+        return self.studio.store.recent(visitor=visitor, model=self.model.name, limit=HISTORY_SIZE)
 
     def _run_for_visitor(self, run_id: str, visitor: str | None) -> Run | None:
         if not run_id or not isinstance(run_id, str):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -13,15 +12,40 @@ import gradio as gr
 
 from .errors import Stopped, StudioError
 from .events import Done
-from .page_input import UNEXPECTED, fit_choice, session_of, text, visitor_id
+from .page_input import UNEXPECTED, fit_choice, text, visitor_id
+from .run_request import RunRequest
 from .status_board import StatusBoard, summary, variation_grid, variation_lines
+from .ui_context import PageContext
 from .variations import VariationUpdate, make_variations
 
 log = logging.getLogger(__name__)
 
 
 class RunHandlers:
-    """Handlers that start runs; `StudioApp` gives them `studio`, `requester` and `videos_dir`."""
+    """Handlers that start runs."""
+
+    def __init__(self, context: PageContext) -> None:
+        self.studio = context.studio
+        self.model = context.studio.model
+        self.requester = context.requester
+        self.stops = context.stops
+        self.videos_dir = context.settings.videos_dir
+
+    def request_from(
+        self, prompt, image, seed, fps_prefix, fit, api_key, visitor: str, request, profile, stop: threading.Event
+    ) -> RunRequest:
+        """A run request from what a page or an API client sent (checked shapes, server-side identity)."""
+        return RunRequest(
+            text(prompt),
+            image if isinstance(image, str) else None,
+            -1 if seed is None else seed,
+            fit=fit_choice(fit),
+            fps_prefix=fps_prefix is not False,
+            api_key=text(api_key) or None,
+            requester=self.requester(request, profile),
+            visitor=visitor,
+            stop=stop,
+        )
 
     def generate(
         self,
@@ -34,7 +58,7 @@ class RunHandlers:
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
     ) -> Iterator[tuple[str, Any, str]]:
-        """Make a 4-second SkyReels V1 video from a still image and a prompt.
+        """Make a short SkyReels V1 video (about 4 seconds) from a still image and a prompt.
 
         Args:
             prompt: What should happen in the video: who is in the picture, how they move, the camera and the light.
@@ -68,24 +92,13 @@ class RunHandlers:
         board = StatusBoard()
         yield board.render(), None, ""
         stop = threading.Event()
-        session = self._hold_stop(request, stop)
+        session = self.stops.hold(request, stop)
         try:
-            who = self.requester(request, profile)
-            for event in self.studio.generate(
-                text(prompt),
-                image if isinstance(image, str) else None,
-                -1 if seed is None else seed,
-                api_key=text(api_key) or None,
-                requester=who.key,
-                signed_in=who.signed_in,
-                visitor=visitor,
-                fit=fit_choice(fit),
-                fps_prefix=fps_prefix is not False,
-                stop=stop,
-            ):
+            run = self.request_from(prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, stop)
+            for event in self.studio.generate(run):
                 board.apply(event)
                 if isinstance(event, Done):
-                    yield board.render(), str(event.video_path), summary(event.run, event)
+                    yield board.render(), str(event.video_path), summary(event.run, event, self.model)
                 else:
                     yield board.render(), None, ""
         except StudioError as exc:
@@ -100,7 +113,7 @@ class RunHandlers:
             yield board.render(), None, ""
             raise gr.Error(UNEXPECTED, print_exception=False) from None
         finally:
-            self._release_stop(session, stop)
+            self.stops.release(session, stop)
 
     def generate_variations(
         self,
@@ -143,24 +156,11 @@ class RunHandlers:
 
     def _variations(self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request, profile):
         stop = threading.Event()
-        session = self._hold_stop(request, stop)
+        session = self.stops.hold(request, stop)
         latest: dict[int, VariationUpdate] = {}
         try:
-            who = self.requester(request, profile)
-            updates = make_variations(
-                self.studio,
-                text(prompt),
-                image if isinstance(image, str) else None,
-                count if isinstance(count, (int, float, str)) else 0,
-                seed=-1 if seed is None else seed,
-                fit=fit_choice(fit),
-                fps_prefix=fps_prefix is not False,
-                api_key=text(api_key) or None,
-                requester=who.key,
-                signed_in=who.signed_in,
-                visitor=visitor,
-                stop=stop,
-            )
+            run = self.request_from(prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, stop)
+            updates = make_variations(self.studio, run, count if isinstance(count, (int, float, str)) else 0)
             for update in updates:
                 latest[update.number] = update
                 yield variation_grid(latest), variation_lines(latest)
@@ -170,7 +170,7 @@ class RunHandlers:
             log.exception("unexpected failure in variations")
             raise gr.Error(UNEXPECTED, print_exception=False) from None
         finally:
-            self._release_stop(session, stop)
+            self.stops.release(session, stop)
 
     def keep_variation(self, evt: gr.SelectData):
         """Put the picked variation in the main player."""
@@ -182,21 +182,4 @@ class RunHandlers:
         return path, f"**Kept:** {text(value.get('caption'))}"
 
     def stop(self, request: gr.Request) -> None:
-        with self._stops_lock:
-            switches = list(self._stops.get(session_of(request) or "", ()))
-        for switch in switches:
-            switch.set()
-
-    def _hold_stop(self, request: gr.Request | None, stop: threading.Event) -> str:
-        session = session_of(request) or uuid.uuid4().hex  # no page session: only closing stops it
-        with self._stops_lock:
-            self._stops.setdefault(session, set()).add(stop)
-        return session
-
-    def _release_stop(self, session: str, stop: threading.Event) -> None:
-        with self._stops_lock:
-            switches = self._stops.get(session, set())
-            switches.discard(stop)
-            if not switches:
-                self._stops.pop(session, None)
-
+        self.stops.stop_all(request)

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from .errors import ApiError, AuthError, UploadFailed
 from .retries import Call
+from .transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,12 @@ _way_lock = threading.Lock()
 
 
 class ImageUploads:
-    """The upload half of `WaveSpeedClient` (it provides `_request`, `_send` and `_storage`)."""
+    """Hands images over through one key's `Transport`, by the ways this host offers."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.base_url = transport.base_url
+        self.settings = transport.settings
 
     def upload(self, data: bytes, filename: str = "image.jpg", content_type: str = "image/jpeg") -> str:
         """Hand WaveSpeed the image; return what to submit as `image` (a URL, or a data URI).
@@ -70,7 +76,7 @@ class ImageUploads:
         if way == "inline":
             return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
         if way == "binary":
-            body = self._request(
+            body = self.transport.request(
                 Call.UPLOAD,
                 "POST",
                 "/api/v3/media/upload/binary",
@@ -87,7 +93,7 @@ class ImageUploads:
 
     def _upload_with_ticket(self, data: bytes, filename: str, content_type: str) -> Mapping[str, Any]:
         """The official SDK's way: a ticket from the API, then a PUT to where it points."""
-        body = self._request(
+        body = self.transport.request(
             Call.UPLOAD,
             "POST",
             "/api/v3/media/uploads",
@@ -102,12 +108,12 @@ class ImageUploads:
             raise UploadFailed("WaveSpeed did not say where to upload the image: try again in a minute.")
         if not isinstance(headers, Mapping):
             headers = {}
-        response = self._send(
+        response = self.transport.send(
             Call.UPLOAD,
             "PUT",
             url,
             "uploading the image",
-            session=self._storage,
+            session=self.transport.storage,
             data=data,
             headers={str(k): str(v) for k, v in headers.items()},
         )

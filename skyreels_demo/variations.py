@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-from . import images
 from .errors import BadInput, StudioError
 from .events import Done, Event
-from .models import SKYREELS_V1, ModelSpec
-from .studio import check_prompt, choose_seed
+from .models import ModelSpec
+from .run_request import RunRequest, check_prompt, choose_seed, image_source
 
 if TYPE_CHECKING:
     from .studio import Studio
@@ -53,7 +52,7 @@ class VariationUpdate:
         return self.event.message if self.event is not None else "Waiting to start…"
 
 
-def variation_seeds(seed: int | float | str | None, count: int, model: ModelSpec = SKYREELS_V1) -> list[int]:
+def variation_seeds(seed: int | float | str | None, count: int, model: ModelSpec) -> list[int]:
     """`count` distinct seeds: random ones for -1, else `seed`, `seed + 1`, … (wrapping at the top)."""
     first = choose_seed(seed, model)  # checks it; -1 comes back as a random seed
     top = model.seed_max
@@ -62,51 +61,28 @@ def variation_seeds(seed: int | float | str | None, count: int, model: ModelSpec
     return [(first + i) % (top + 1) for i in range(count)]
 
 
-def make_variations(
-    studio: "Studio",
-    prompt: str,
-    image: Any,
-    count: int,
-    *,
-    seed: int | float | str | None = -1,
-    fit: str = "crop",
-    fps_prefix: bool = True,
-    api_key: str | None = None,
-    requester: str = "local",
-    signed_in: bool = False,
-    visitor: str = "",
-    stop: threading.Event | None = None,
-) -> Iterator[VariationUpdate]:
-    """Run `prompt` on `image` with `count` (2 to 4) distinct seeds at once, yielding updates.
+def make_variations(studio: "Studio", request: RunRequest, count: Any) -> Iterator[VariationUpdate]:
+    """Run `request` with `count` (2 to 4) distinct seeds at once, yielding updates.
 
-    First one update per variation with its seed, then each variation's events as they come;
-    every variation ends with one update carrying its `video_path` or its `error`. Bad input
-    (prompt, image, count, seed) raises `BadInput` before anything starts. Setting `stop` ends
-    every variation's wait (tasks already sent still finish and are saved to History); so does
-    closing this iterator early, which sets `stop` (made here when none is given).
+    The seeds are `request.seed` and the ones after it, or random ones for -1. First one update
+    per variation with its seed, then each variation's events as they come; every variation ends
+    with one update carrying its `video_path` or its `error`. Bad input (prompt, image, count,
+    seed) raises `BadInput` before anything starts. Setting `request.stop` ends every
+    variation's wait (tasks already sent still finish and are saved to History); so does closing
+    this iterator early, which sets it (one is made here when none is given).
     """
     number = _count(count)
-    check_prompt(prompt, studio.model)
-    seeds = variation_seeds(seed, number, studio.model)
-    shared = _prepared_once(image, fit)
-    halt = stop if stop is not None else threading.Event()
+    check_prompt(request.prompt, studio.model)
+    seeds = variation_seeds(request.seed, number, studio.model)
+    halt = request.stop if request.stop is not None else threading.Event()
+    # Prepared here once and shared by every variation.
+    shared = request.but(image=image_source(request.image, request.fit, studio.model), stop=halt)
     updates: queue.Queue[VariationUpdate | int] = queue.Queue()
 
     def run(which: int, its_seed: int) -> None:
         latest: Event | None = None
         try:
-            for latest in studio.generate(
-                prompt,
-                shared,
-                its_seed,
-                api_key=api_key,
-                requester=requester,
-                signed_in=signed_in,
-                visitor=visitor,
-                fit=fit,
-                fps_prefix=fps_prefix,
-                stop=halt,
-            ):
+            for latest in studio.generate(shared.but(seed=its_seed)):
                 saved = latest.video_path if isinstance(latest, Done) else None
                 updates.put(VariationUpdate(which, its_seed, latest, video_path=saved))
         except StudioError as exc:
@@ -156,12 +132,3 @@ def _count(count: Any) -> int:
 def _is_random(seed: int | float | str | None) -> bool:
     """Whether a seed that `choose_seed` accepted asks for a random one."""
     return seed is None or seed == "" or float(seed) == -1
-
-
-def _prepared_once(image: Any, fit: str) -> images.PreparedImage | str:
-    """The image every variation shares: prepared here once, or an http(s) URL passed on."""
-    if image is None or (isinstance(image, str) and not image.strip()):
-        raise BadInput("Add an image first: drop in a photo of the scene to animate.")
-    if isinstance(image, images.PreparedImage) or images.is_remote_url(image):
-        return image
-    return images.prepare(image, fit=fit)

@@ -19,6 +19,7 @@ from skyreels_demo.config import Settings
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.runs import RunStore
 from skyreels_demo.studio import Studio
+from skyreels_demo.models import SKYREELS_V1
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = TaskTiming(queue_s=0.2, processing_s=0.6)
@@ -72,7 +73,7 @@ def settings(backend, tmp_path) -> Settings:
 
 @pytest.fixture
 def studio(settings):
-    studio = Studio(settings)
+    studio = Studio(settings, SKYREELS_V1)
     yield studio
     studio.close()
 

@@ -194,7 +194,7 @@ def test_history_thumbnails_keep_their_size_with_one_run_or_many(browser, tmp_pa
         store = open_store(data)
         first = store.recent()[0]
         for n in range(45):
-            run = store.create(prompt=f"FPS-24, run {n}", seed=n, mode="preview", api_host="offline-preview")
+            run = store.create(model=SKYREELS_V1.name, prompt=f"FPS-24, run {n}", seed=n, mode="preview", api_host="offline-preview")
             store.update(run.id, image_path=first.image_path, status="refused")
         page.get_by_role("button", name="Refresh").click()
         many = page.get_by_role("button", name="Thumbnail 1 of 40")

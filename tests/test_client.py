@@ -24,18 +24,20 @@ from skyreels_demo.errors import (
     TimedOut,
 )
 from skyreels_demo.local_api import LocalBackend
-from skyreels_demo.runs import DONE
+from skyreels_demo.runs import RunStatus
+DONE = RunStatus.DONE
 from skyreels_demo.schedule import FixedSchedule
 from skyreels_demo.events import Done
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.studio import Studio
 
 from .conftest import FAST, free_port, jpeg_bytes, photo, settings_for, video_facts
+from skyreels_demo.run_request import RunRequest
 
 
 def run_to_end(studio: Studio, image, **kwargs) -> Done:
     done = None
-    for event in studio.generate("a woman smiles at the camera", image, 7, **kwargs):
+    for event in studio.generate(RunRequest("a woman smiles at the camera", image, 7, **kwargs)):
         if isinstance(event, Done):
             done = event
     assert done is not None
@@ -94,7 +96,7 @@ def test_rate_limited_submit_is_sent_again_only_after_the_429(studio, backend, p
 
 
 def test_slow_poll_past_the_read_timeout_is_retried(backend, tmp_path, photo_path):
-    studio = Studio(settings_for(backend, tmp_path / "data", read_timeout_s=0.3))
+    studio = Studio(settings_for(backend, tmp_path / "data", read_timeout_s=0.3), SKYREELS_V1)
     backend.faults.slow("result", 1.0)
     done = run_to_end(studio, photo_path)
     assert done.run.status == DONE
@@ -133,7 +135,7 @@ def test_task_that_never_finishes_times_out_and_stays_recorded(studio, backend, 
 
 def test_wrong_key_is_refused_with_a_sentence_before_any_task(tmp_path, photo_path):
     with LocalBackend(api_key="the-right-key", timing=FAST) as guarded:
-        studio = Studio(settings_for(guarded, tmp_path / "data", api_key="a-wrong-key"))
+        studio = Studio(settings_for(guarded, tmp_path / "data", api_key="a-wrong-key"), SKYREELS_V1)
         with pytest.raises(AuthError) as caught:
             run_to_end(studio, photo_path)
         assert "key was refused" in str(caught.value)
@@ -189,7 +191,7 @@ def test_nsfw_flag_reaches_the_result(studio, backend, photo_path):
 
 def test_unreachable_api_is_a_network_error(tmp_path, photo_path, backend):
     settings = settings_for(backend, tmp_path / "data", base_url=f"http://127.0.0.1:{free_port()}")
-    studio = Studio(settings)
+    studio = Studio(settings, SKYREELS_V1)
     with pytest.raises(NetworkError, match="Could not reach 127.0.0.1"):
         run_to_end(studio, photo_path)
     studio.close()
@@ -198,19 +200,19 @@ def test_unreachable_api_is_a_network_error(tmp_path, photo_path, backend):
 @pytest.mark.parametrize("seed", [-2, 2_147_483_648, "seven", 1.5])
 def test_bad_seed_is_refused_before_any_request(studio, backend, photo_path, seed):
     with pytest.raises(BadInput, match="seed"):
-        list(studio.generate("a man waves", photo_path, seed))
+        list(studio.generate(RunRequest("a man waves", photo_path, seed)))
     assert sum(backend.counts.values()) == 0
 
 
 def test_empty_prompt_is_refused_before_any_request(studio, backend, photo_path):
     with pytest.raises(BadInput, match="Write a prompt"):
-        list(studio.generate("   \n ", photo_path, 1))
+        list(studio.generate(RunRequest("   \n ", photo_path, 1)))
     assert sum(backend.counts.values()) == 0
 
 
 def test_random_seed_is_chosen_by_the_app_and_reported(studio, backend, photo_path):
     done = None
-    for event in studio.generate("a man waves", photo_path, -1):
+    for event in studio.generate(RunRequest("a man waves", photo_path, -1)):
         done = event
     assert 0 <= done.seed <= 2_147_483_647
     assert backend.task(done.run.task_id).seed == done.seed
@@ -254,14 +256,14 @@ def test_download_from_another_host_carries_no_authorization(settings, backend, 
 def test_key_never_appears_in_reprs(settings):
     client = WaveSpeedClient(settings)
     assert settings.api_key not in repr(client) and settings.api_key not in repr(settings)
-    assert settings.api_key not in repr(client._session.auth)
+    assert settings.api_key not in repr(client.transport._session.auth)
 
 
 def test_follow_yields_every_second_without_extra_requests(settings, backend, tmp_path):
     backend.faults.hang_next_task()
     with WaveSpeedClient(settings) as client:
         url = client.upload(jpeg_bytes(photo(400, 300)))
-        task = client.submit(SKYREELS_V1, {"prompt": "a man waves", "image": url, "seed": 3})
+        task = client.submit(SKYREELS_V1, {"prompt": "a man waves", "image": url, "seed": 3}).task
         before = backend.counts["result"]
         seen = []
         with pytest.raises(TimedOut):

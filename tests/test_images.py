@@ -24,6 +24,8 @@ from PIL import Image, ImageChops, ImageCms, ImageOps, features
 from skyreels_demo import images
 from skyreels_demo.errors import BadInput, ImageRejected
 from skyreels_demo.images import (
+from skyreels_demo.models import SKYREELS_V1
+from skyreels_demo.run_request import RunRequest
     LANDSCAPE,
     MAX_BYTES,
     MAX_MEGAPIXELS,
@@ -698,10 +700,10 @@ def test_refused_picture_sends_nothing_to_the_api(make, expected, tmp_path, back
     from .conftest import settings_for
 
     source = make(tmp_path)
-    studio = Studio(settings_for(backend, tmp_path / "data"))
+    studio = Studio(settings_for(backend, tmp_path / "data"), SKYREELS_V1)
     try:
         with pytest.raises(ImageRejected, match=expected.says):
-            list(studio.generate("a woman smiles at the camera", source, 7))
+            list(studio.generate(RunRequest("a woman smiles at the camera", source, 7)))
     finally:
         studio.close()
     assert sum(backend.counts.values()) == 0

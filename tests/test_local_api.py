@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import io
 import json
 import os
@@ -17,6 +19,7 @@ import pytest
 import requests
 from PIL import Image, ImageDraw
 
+from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.local_api.render import NotAnImage, render_preview
 
@@ -647,7 +650,7 @@ def test_preview_moves_over_the_picture_and_says_it_is_a_preview(tmp_path: Path)
     ImageDraw.Draw(grey).rectangle((280, 140, 360, 220), fill=(20, 40, 220))
     buffer = io.BytesIO()
     grey.save(buffer, "PNG")
-    frames = frames_of(render_preview(buffer.getvalue(), tmp_path / "p.mp4", frames=9, frame=(320, 180)))
+    frames = frames_of(render_preview(buffer.getvalue(), tmp_path / "p.mp4", replace(SKYREELS_V1, frame_count=9), frame=(320, 180)))
 
     first, last = frames[0], frames[-1]
     assert len(frames) == 9
@@ -661,7 +664,7 @@ def test_sideways_phone_photo_is_turned_upright_before_framing(tmp_path: Path) -
     exif[0x0112] = 6  # stored landscape, shown rotated 90 degrees: a portrait photo
     buffer = io.BytesIO()
     Image.open(io.BytesIO(picture(1280, 720))).save(buffer, "JPEG", exif=exif)
-    video = render_preview(buffer.getvalue(), tmp_path / "p.mp4", frames=2)
+    video = render_preview(buffer.getvalue(), tmp_path / "p.mp4", replace(SKYREELS_V1, frame_count=2))
     assert probe(video.read_bytes())["size"] == (544, 960)
 
 
@@ -670,13 +673,13 @@ def test_unusual_picture_modes_still_render(tmp_path: Path, mode: str) -> None:
     image = Image.open(io.BytesIO(picture(300, 300))).convert(mode)
     buffer = io.BytesIO()
     image.save(buffer, "TIFF" if mode == "CMYK" else "PNG")
-    video = render_preview(buffer.getvalue(), tmp_path / "p.mp4", frames=2)
+    video = render_preview(buffer.getvalue(), tmp_path / "p.mp4", replace(SKYREELS_V1, frame_count=2))
     assert probe(video.read_bytes())["size"] == (720, 720)
 
 
 def test_unreadable_bytes_are_not_an_image_and_leave_no_file(tmp_path: Path) -> None:
     with pytest.raises(NotAnImage):
-        render_preview(b"GIF89a but not really", tmp_path / "p.mp4")
+        render_preview(b"GIF89a but not really", tmp_path / "p.mp4", SKYREELS_V1)
     assert list(tmp_path.iterdir()) == []
 
 

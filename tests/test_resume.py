@@ -21,7 +21,8 @@ import pytest
 from gradio_client import Client, handle_file
 
 from skyreels_demo.local_api import LocalBackend, TaskTiming
-from skyreels_demo.runs import DONE, RunStore
+from skyreels_demo.runs import RunStatus, RunStore
+DONE = RunStatus.DONE
 
 from .conftest import ROOT, clean_env, open_store, run_cli, video_facts, wait_for
 from .test_app import LaunchedApp

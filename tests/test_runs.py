@@ -18,17 +18,12 @@ from typing import Iterator
 import gradio as gr
 import pytest
 
+from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.config import Settings
-from skyreels_demo.runs import (
-    COMPLETED,
-    DONE,
-    MIGRATIONS,
-    PREPARING,
-    PROCESSING,
-    SCHEMA_VERSION,
-    SUBMITTED,
-    RunStore,
-)
+from skyreels_demo.runs import MIGRATIONS, SCHEMA_VERSION, RunStatus, RunStore
+
+COMPLETED, DONE, PREPARING = RunStatus.COMPLETED, RunStatus.DONE, RunStatus.PREPARING
+PROCESSING, SUBMITTED = RunStatus.PROCESSING, RunStatus.SUBMITTED
 from skyreels_demo.ui import StudioApp
 
 from .conftest import ROOT, clean_env, open_store, run_cli
@@ -66,7 +61,7 @@ def test_many_threads_writing_runs_at_once_leave_a_consistent_store(tmp_path):
         try:
             start.wait()
             for n in range(runs_each):
-                run = store.create(prompt=f"writer {index} run {n}", seed=n, mode="api", api_host="h")
+                run = store.create(model=SKYREELS_V1.name, prompt=f"writer {index} run {n}", seed=n, mode="api", api_host="h")
                 ids.append(run.id)
                 store.update(run.id, task_id=f"task-{index}-{n}", status=SUBMITTED, submitted_at=time.time())
                 store.update(run.id, status=PROCESSING, processing_at=time.time())
@@ -158,7 +153,7 @@ def test_a_store_from_the_first_schema_is_migrated_and_keeps_its_runs(tmp_path):
     assert store.statuses("old-run") == []
     assert store.recent(visitor="")[0].id == "old-run"
     # The migrated file takes new runs, with their history, like a new one.
-    new = store.create(prompt="a boat", seed=1, mode="api", api_host="h", visitor="v1")
+    new = store.create(model=SKYREELS_V1.name, prompt="a boat", seed=1, mode="api", api_host="h", visitor="v1")
     store.update(new.id, status=SUBMITTED, task_id="task-new")
     assert [s for _, s in store.statuses(new.id)] == [PREPARING, SUBMITTED]
     store.close()
@@ -182,9 +177,9 @@ def test_a_store_from_a_newer_app_is_refused_with_a_sentence(tmp_path):
 def test_the_runs_command_lists_status_seed_and_prompt(tmp_path):
     data = tmp_path / "data"
     store = open_store(data)
-    finished = store.create(prompt="FPS-24, a lighthouse in a storm", seed=1234, mode="api", api_host="h")
+    finished = store.create(model=SKYREELS_V1.name, prompt="FPS-24, a lighthouse in a storm", seed=1234, mode="api", api_host="h")
     store.update(finished.id, task_id="task-lighthouse", status=DONE, video_path=str(data / "runs" / "x.mp4"))
-    waiting = store.create(prompt="FPS-24, a fox in the snow", seed=99, mode="api", api_host="h")
+    waiting = store.create(model=SKYREELS_V1.name, prompt="FPS-24, a fox in the snow", seed=99, mode="api", api_host="h")
     store.update(waiting.id, task_id="task-fox", status=PROCESSING)
     store.close()
     env = clean_env(SKYREELS_DATA_DIR=str(data))
@@ -225,21 +220,21 @@ def test_in_shared_mode_a_visitor_can_neither_list_nor_pick_another_visitors_run
     image = tmp_path / "frame.jpg"
     image.write_bytes(Path(ASTRONAUT).read_bytes())
     a, b = "a" * 32, "b" * 32  # two browsers' private ids
-    theirs = store.create(prompt="FPS-24, visitor A's boat", seed=1, mode="preview", api_host="p", visitor=a)
+    theirs = store.create(model=SKYREELS_V1.name, prompt="FPS-24, visitor A's boat", seed=1, mode="preview", api_host="p", visitor=a)
     store.update(theirs.id, image_path=str(image), task_id="task-a", status=SUBMITTED)
-    mine = store.create(prompt="FPS-24, visitor B's kite", seed=2, mode="preview", api_host="p", visitor=b)
+    mine = store.create(model=SKYREELS_V1.name, prompt="FPS-24, visitor B's kite", seed=2, mode="preview", api_host="p", visitor=b)
     store.update(mine.id, image_path=str(image), task_id="task-b", status=SUBMITTED)
     as_b = gr.Request(session_hash="session-of-b")
 
-    items, ids = app.history(b, as_b)
+    items, ids = app.history.history(b, as_b)
 
     assert ids == [mine.id]
     assert [caption for _, caption in items] == ["submitted · seed 2 · visitor B's kite"]
     with pytest.raises(gr.Error):
-        app.reuse(theirs.id, b, as_b)
-    assert app.reuse(mine.id, b, as_b)[0] == "visitor B's kite"
+        app.history.reuse(theirs.id, b, as_b)
+    assert app.history.reuse(mine.id, b, as_b)[0] == "visitor B's kite"
     # A made-up id, or none, sees nothing at all.
-    assert app.history("B", as_b) == ([], []) and app.history(None, as_b) == ([], [])
+    assert app.history.history("B", as_b) == ([], []) and app.history.history(None, as_b) == ([], [])
     app.studio.close()
 
 

@@ -37,6 +37,7 @@ from skyreels_demo.tasks import TaskState
 
 QUEUED, RUNNING, COMPLETED = TaskState.QUEUED, TaskState.RUNNING, TaskState.COMPLETED
 
+PRIOR = Expectation.prior(SKYREELS_V1)  # SkyReels V1's: about a minute
 MINUTE_TASKS = Expectation(queue_s=10.0, processing_s=60.0, spread_s=3.0, samples=20)
 
 
@@ -60,21 +61,21 @@ def rate_limited(times: int, retry_after: float | None = None) -> PollState:
 
 
 def test_with_no_recorded_runs_the_prior_is_used():
-    assert Expectation.learn([]) == Expectation.prior()
-    assert Expectation.learn([0.0, -3.0]) == Expectation.prior()  # nonsense durations are ignored
+    assert Expectation.learn([], prior=PRIOR) == Expectation.prior(SKYREELS_V1)
+    assert Expectation.learn([0.0, -3.0], prior=PRIOR) == Expectation.prior(SKYREELS_V1)  # nonsense durations are ignored
 
 
 def test_a_few_runs_teach_the_usual_processing_time():
-    learned = Expectation.learn([31.0, 29.5, 30.2, 30.8, 29.9])
+    learned = Expectation.learn([31.0, 29.5, 30.2, 30.8, 29.9], prior=PRIOR)
     # The prior says a minute; five runs of about 30 s move the centre almost all the way.
     assert 29.5 < learned.processing_s < 31.0
     assert learned.samples == 5
 
 
 def test_the_spread_is_trusted_only_as_runs_accumulate():
-    prior = Expectation.prior()
+    prior = Expectation.prior(SKYREELS_V1)
     steady = [60.0 + 0.1 * (i % 3) for i in range(40)]
-    few, many = Expectation.learn(steady[:2]), Expectation.learn(steady)
+    few, many = Expectation.learn(steady[:2], prior=PRIOR), Expectation.learn(steady, prior=PRIOR)
     # Two near-identical runs do not yet make a narrow window; forty do, down to the floor.
     assert few.spread_s > 0.5 * prior.spread_s
     assert many.spread_s < 2.0
@@ -83,36 +84,37 @@ def test_the_spread_is_trusted_only_as_runs_accumulate():
 
 def test_a_stuck_run_does_not_widen_the_window():
     usual = [60.0 + (i % 5 - 2) * 1.5 for i in range(20)]
-    assert Expectation.learn(usual + [600.0]).spread_s == pytest.approx(Expectation.learn(usual).spread_s, rel=0.1)
+    assert Expectation.learn(usual + [600.0], prior=PRIOR).spread_s == pytest.approx(Expectation.learn(usual, prior=PRIOR).spread_s, rel=0.1)
 
 
 def test_one_slow_run_does_not_move_the_centre():
     durations = [60.0, 61.0, 59.5, 60.5, 180.0]
-    assert Expectation.learn(durations).processing_s == pytest.approx(60.5, abs=0.5)
+    assert Expectation.learn(durations, prior=PRIOR).processing_s == pytest.approx(60.5, abs=0.5)
 
 
 def test_queue_time_is_the_median_of_recorded_waits():
-    learned = Expectation.learn([60.0, 61.0], queue_s=[1.0, 5.0, 30.0])
+    learned = Expectation.learn([60.0, 61.0], queue_s=[1.0, 5.0, 30.0], prior=PRIOR)
     assert learned.queue_s == 5.0
-    assert Expectation.learn([60.0]).queue_s == Expectation.prior().queue_s
+    assert Expectation.learn([60.0], prior=PRIOR).queue_s == Expectation.prior(SKYREELS_V1).queue_s
 
 
 def test_the_studio_learns_from_finished_runs_of_its_model_and_host(tmp_path):
-    from skyreels_demo.runs import DONE
+    from skyreels_demo.runs import RunStatus
+    DONE = RunStatus.DONE
     from skyreels_demo.studio import Studio
 
     settings = Settings(api_key="k", base_url="https://api.example", data_dir=tmp_path)
-    studio = Studio(settings)
+    studio = Studio(settings, SKYREELS_V1)
     for i in range(6):
-        run = studio.store.create(prompt="p", seed=i, mode="api", api_host="api.example")
+        run = studio.store.create(model=SKYREELS_V1.name, prompt="p", seed=i, mode="api", api_host="api.example")
         studio.store.update(run.id, task_id=f"t{i}", status=DONE, submitted_at=100.0, processing_at=104.0,
                             finished_at=104.0 + 40.0 + i * 0.2)
     learned = studio.expectation("api")
     assert 40.0 < learned.processing_s < 41.2
     assert learned.queue_s == 4.0 and learned.samples == 6
     # Another host, or another model on the same host, starts again from the prior.
-    elsewhere = Studio(settings.with_base_url("https://other.example"), store=studio.store)
-    assert elsewhere.expectation("api") == Expectation.prior()
+    elsewhere = Studio(settings.with_base_url("https://other.example"), SKYREELS_V1, store=studio.store)
+    assert elsewhere.expectation("api") == Expectation.prior(SKYREELS_V1)
     other = studio.store.create(prompt="p", seed=9, mode="api", api_host="api.example", model="other/model")
     studio.store.update(other.id, task_id="t9", status=DONE, submitted_at=100.0, processing_at=101.0, finished_at=300.0)
     assert studio.expectation("api").samples == 6
@@ -206,7 +208,7 @@ def test_gaps_stay_within_bounds_whatever_the_state():
     rng = random.Random(7)
     expectations = [
         MINUTE_TASKS,
-        Expectation.prior(),
+        Expectation.prior(SKYREELS_V1),
         Expectation(queue_s=0.0, processing_s=0.0, spread_s=0.0),
         Expectation(processing_s=3600.0, spread_s=900.0),
     ]
@@ -276,7 +278,7 @@ def simulate_many(
 
 
 def test_adaptive_sees_completion_sooner_with_half_the_polls_of_a_fixed_second():
-    learned = Expectation.learn([random.Random(i).gauss(60.0, 3.0) for i in range(30)])
+    learned = Expectation.learn([random.Random(i).gauss(60.0, 3.0) for i in range(30)], prior=PRIOR)
     median, p95, polls = simulate_many(AdaptiveSchedule(learned))
     sdk_median, sdk_p95, sdk_polls = simulate_many(FixedSchedule(1.0))
     assert sdk_median > 0.4 and sdk_polls > 60  # the baseline is what the SDK does
@@ -287,7 +289,7 @@ def test_adaptive_sees_completion_sooner_with_half_the_polls_of_a_fixed_second()
 @pytest.mark.parametrize("processing_s", [3.0, 10.0, 30.0, 60.0, 120.0, 300.0])
 def test_on_a_fresh_store_it_is_never_late_by_much_and_never_asks_more_than_a_fixed_second(processing_s):
     # Only the prior (a one-minute guess): tasks of any length from seconds to minutes.
-    prior = AdaptiveSchedule(Expectation.prior())
+    prior = AdaptiveSchedule(Expectation.prior(SKYREELS_V1))
     rng = random.Random(int(processing_s))
     for _ in range(60):
         queue_s = rng.uniform(0, 20)
@@ -302,7 +304,7 @@ def test_on_a_fresh_store_it_is_never_late_by_much_and_never_asks_more_than_a_fi
 @pytest.mark.parametrize("processing_s", [20.0, 60.0, 120.0])
 def test_after_a_few_runs_of_a_shape_it_is_prompt_with_half_the_polls(processing_s):
     rng = random.Random(7)
-    learned = Expectation.learn([rng.gauss(processing_s, 0.05 * processing_s) for _ in range(10)])
+    learned = Expectation.learn([rng.gauss(processing_s, 0.05 * processing_s) for _ in range(10)], prior=PRIOR)
     assert learned.trusted
     median, p95, polls = simulate_many(AdaptiveSchedule(learned), tasks=600, processing_s=processing_s)
     _, _, sdk_polls = simulate_many(FixedSchedule(1.0), tasks=600, processing_s=processing_s)
@@ -312,24 +314,24 @@ def test_after_a_few_runs_of_a_shape_it_is_prompt_with_half_the_polls(processing
 
 def test_a_change_of_shape_is_noticed_and_the_window_widens_until_it_settles_again():
     minute = [60.0 + (i % 5 - 2) * 1.0 for i in range(20)]
-    settled = Expectation.learn(minute)
+    settled = Expectation.learn(minute, prior=PRIOR)
     assert settled.trusted and settled.processing_s == pytest.approx(60.0, abs=1)
     # WaveSpeed gets twice as fast: the newest runs (first) take 30 s.
-    once = Expectation.learn([30.0] + minute)
+    once = Expectation.learn([30.0] + minute, prior=PRIOR)
     assert not once.trusted and once.processing_s < 40
     # Never late by much while it is unsure, though the old window still sits at a minute.
     late, _ = simulated_follow(AdaptiveSchedule(once), 5.0, 30.0, latency_s=0.02)
     assert late <= 3.5 + 0.05
-    thrice = Expectation.learn([30.5, 29.5, 30.0] + minute)
+    thrice = Expectation.learn([30.5, 29.5, 30.0] + minute, prior=PRIOR)
     assert thrice.trusted and thrice.processing_s == pytest.approx(30.0, abs=1)
     # One stuck run among many steady ones unsettles only until the next steady run.
-    assert Expectation.learn([61.0, 600.0] + minute).trusted
+    assert Expectation.learn([61.0, 600.0] + minute, prior=PRIOR).trusted
 
 
 def test_with_a_webhook_expected_nothing_is_polled_early_and_a_lost_one_is_caught_within_half_a_minute():
     for length in (3.0, 60.0, 200.0):
         clock = FakeClock()
-        poller = Poller(AdaptiveSchedule(Expectation.prior()), clock=clock, push_expected=True)
+        poller = Poller(AdaptiveSchedule(Expectation.prior(SKYREELS_V1)), clock=clock, push_expected=True)
         asked: list[float] = []
         start = clock.now
         while not asked or asked[-1] < length:
@@ -347,10 +349,10 @@ def follow_one(backend: LocalBackend, schedule: PollSchedule, results: dict, key
     settings = Settings(api_key="test-key-not-secret", base_url=backend.base_url, data_dir=tmp_path / key)
     with WaveSpeedClient(settings) as client:
         inputs = {"prompt": "a woman smiles", "image": f"{backend.base_url}/files/uploads/none.jpg", "seed": 1}
-        task = client.submit(SKYREELS_V1, inputs)
-        for update in client.follow(task.id, schedule=schedule, first=task, deadline_s=60):
+        job = client.submit(SKYREELS_V1, inputs)
+        for update in job.follow(schedule=schedule, deadline_s=60):
             if update.is_final:
-                results[key] = (time.time(), task.id)
+                results[key] = (time.time(), job.id)
 
 
 def test_following_on_loopback_sees_completion_promptly_with_fewer_requests(tmp_path):
@@ -422,7 +424,7 @@ def test_a_rate_limited_poll_backs_off_while_follow_keeps_ticking_and_hears_stop
         settings = Settings(api_key="k", base_url=api.base_url, data_dir=tmp_path)
         with WaveSpeedClient(settings) as client:
             inputs = {"prompt": "a man waves", "image": f"{api.base_url}/files/uploads/none.jpg", "seed": 1}
-            task = client.submit(SKYREELS_V1, inputs)
+            task = client.submit(SKYREELS_V1, inputs).task
             api.faults.rate_limit("result", times=3, retry_after=2.0)
             stop = threading.Event()
             ticks, started = [], time.monotonic()

@@ -16,6 +16,8 @@ from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.studio import Studio
 
 from .conftest import FAST, clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts
+from skyreels_demo.models import SKYREELS_V1
+from skyreels_demo.run_request import RunRequest
 
 ASKED = ("ticket", "put", "upload", "submit")
 
@@ -29,9 +31,9 @@ def forget_ways():
 
 
 def run_once(backend: LocalBackend, tmp_path, **overrides):
-    studio = Studio(settings_for(backend, tmp_path / "data", **overrides))
+    studio = Studio(settings_for(backend, tmp_path / "data", **overrides), SKYREELS_V1)
     try:
-        events = list(studio.generate("a woman smiles", jpeg_bytes(photo()), 5))
+        events = list(studio.generate(RunRequest("a woman smiles", jpeg_bytes(photo()), 5)))
     finally:
         studio.close()
     return events[-1], studio.store.recent()[0]
@@ -147,10 +149,10 @@ def test_balance_on_the_command_line_with_the_older_route_as_fallback(tmp_path):
 def test_a_key_is_checked_before_it_is_used(tmp_path):
     with LocalBackend(api_key="the-right-key", balance=3.4) as backend:
         settings = settings_for(backend, tmp_path)
-        good = check_key(settings, "the-right-key")
+        good = check_key(settings, "the-right-key", SKYREELS_V1)
         assert good.ok and good.videos == 17
         assert good.sentence == "This key works: $3.40 of credit, about 17 videos at $0.20 each."
-        bad = check_key(settings, "a-wrong-key")
+        bad = check_key(settings, "a-wrong-key", SKYREELS_V1)
         assert not bad.ok and "key was refused" in bad.sentence
         assert backend.counts["submit"] == 0 and backend.counts["ticket"] == 0
 

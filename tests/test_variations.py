@@ -18,12 +18,14 @@ from skyreels_demo.studio import Studio
 from skyreels_demo.variations import VariationUpdate, make_variations, variation_seeds
 
 from .conftest import settings_for, video_facts, wait_for
+from skyreels_demo.run_request import RunRequest
+from skyreels_demo.visitors import Requester
 
 PROMPT = "a woman turns to the camera and smiles"
 
 
 def preview_studio(backend: LocalBackend, data_dir: Path, **settings) -> Studio:
-    return Studio(Settings(data_dir=data_dir, poll="0.1", **settings), start_preview=lambda: backend.base_url)
+    return Studio(Settings(data_dir=data_dir, poll="0.1", **settings), SKYREELS_V1, start_preview=lambda: backend.base_url)
 
 
 def last_of_each(updates: list[VariationUpdate]) -> dict[int, VariationUpdate]:
@@ -36,9 +38,9 @@ def last_of_each(updates: list[VariationUpdate]) -> dict[int, VariationUpdate]:
 @pytest.mark.parametrize("keyed", [False, True], ids=["preview", "keyed"])
 def test_three_variations_give_three_videos_with_three_distinct_seeds(keyed, backend, tmp_path, photo_path):
     data = tmp_path / "data"
-    studio = Studio(settings_for(backend, data)) if keyed else preview_studio(backend, data)
+    studio = Studio(settings_for(backend, data), SKYREELS_V1) if keyed else preview_studio(backend, data)
     try:
-        updates = list(make_variations(studio, PROMPT, str(photo_path), 3))
+        updates = list(make_variations(studio, RunRequest(PROMPT, str(photo_path)), 3))
     finally:
         studio.close()
 
@@ -61,29 +63,29 @@ def test_three_variations_give_three_videos_with_three_distinct_seeds(keyed, bac
 
 
 def test_a_chosen_seed_gives_the_seeds_after_it_wrapping_at_the_top():
-    assert variation_seeds(41, 3) == [41, 42, 43]
-    assert variation_seeds("7", 2) == [7, 8]
+    assert variation_seeds(41, 3, SKYREELS_V1) == [41, 42, 43]
+    assert variation_seeds("7", 2, SKYREELS_V1) == [7, 8]
     top = SKYREELS_V1.seed_max
-    assert variation_seeds(top, 3) == [top, 0, 1]
-    randoms = variation_seeds(-1, 4)
+    assert variation_seeds(top, 3, SKYREELS_V1) == [top, 0, 1]
+    randoms = variation_seeds(-1, 4, SKYREELS_V1)
     assert len(set(randoms)) == 4 and all(0 <= seed <= top for seed in randoms)
 
 
 def test_a_chosen_seed_reaches_every_variation(studio, photo_path):
-    ends = last_of_each(list(make_variations(studio, PROMPT, str(photo_path), 2, seed=1234)))
+    ends = last_of_each(list(make_variations(studio, RunRequest(PROMPT, str(photo_path), 1234), 2)))
     assert {n: end.seed for n, end in ends.items()} == {1: 1234, 2: 1235}
     assert sorted(run.seed for run in studio.store.recent()) == [1234, 1235]
 
 
 def test_stop_ends_every_variation_and_the_paid_tasks_stay_recorded(tmp_path, photo_path):
     with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=120)) as slow:
-        studio = Studio(settings_for(slow, tmp_path / "data"))
+        studio = Studio(settings_for(slow, tmp_path / "data"), SKYREELS_V1)
         stop = threading.Event()
         updates = []
         try:
             started = time.monotonic()
             submitted = set()
-            for update in make_variations(studio, PROMPT, str(photo_path), 3, stop=stop):
+            for update in make_variations(studio, RunRequest(PROMPT, str(photo_path), stop=stop), 3):
                 updates.append(update)
                 if isinstance(update.event, Submitted):
                     submitted.add(update.number)
@@ -103,7 +105,7 @@ def test_stop_ends_every_variation_and_the_paid_tasks_stay_recorded(tmp_path, ph
 def test_a_cap_refusal_is_reported_for_that_variation_and_the_others_go_on(backend, tmp_path, photo_path):
     studio = preview_studio(backend, tmp_path / "data", shared=True, preview_runs_per_hour=3)
     try:
-        updates = list(make_variations(studio, PROMPT, str(photo_path), 4, requester="ip:203.0.113.9"))
+        updates = list(make_variations(studio, RunRequest(PROMPT, str(photo_path), requester=Requester("ip:203.0.113.9")), 4))
     finally:
         studio.close()
     ends = last_of_each(updates)
@@ -117,7 +119,7 @@ def test_a_cap_refusal_is_reported_for_that_variation_and_the_others_go_on(backe
 
 def test_one_failed_task_does_not_stop_the_others(studio, backend, photo_path):
     backend.faults.fail_next_task(5000, "Internal error")
-    ends = last_of_each(list(make_variations(studio, PROMPT, str(photo_path), 3)))
+    ends = last_of_each(list(make_variations(studio, RunRequest(PROMPT, str(photo_path)), 3)))
     failed = [end for end in ends.values() if end.error is not None]
     assert len(failed) == 1 and isinstance(failed[0].error, TaskFailed)
     assert "The video was not made" in failed[0].message
@@ -125,9 +127,9 @@ def test_one_failed_task_does_not_stop_the_others(studio, backend, photo_path):
 
 
 def test_more_variations_than_task_slots_wait_their_turn(backend, tmp_path, photo_path):
-    studio = Studio(settings_for(backend, tmp_path / "data", max_concurrent_tasks=2))
+    studio = Studio(settings_for(backend, tmp_path / "data", max_concurrent_tasks=2), SKYREELS_V1)
     try:
-        updates = list(make_variations(studio, PROMPT, str(photo_path), 4))
+        updates = list(make_variations(studio, RunRequest(PROMPT, str(photo_path)), 4))
     finally:
         studio.close()
     assert any("Waiting for a free slot" in update.message for update in updates)
@@ -145,17 +147,17 @@ def test_more_variations_than_task_slots_wait_their_turn(backend, tmp_path, phot
 )
 def test_bad_input_is_refused_before_anything_starts(count, prompt, image, sentence, studio, backend, photo_path):
     with pytest.raises(BadInput, match=sentence):
-        list(make_variations(studio, prompt, str(photo_path) if image else None, count))
+        list(make_variations(studio, RunRequest(prompt, str(photo_path) if image else None), count))
     assert sum(backend.counts.values()) == 0
     assert studio.store.recent(model=None) == []
 
 
 def test_a_listener_who_goes_away_stops_every_wait(tmp_path, photo_path):
     with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=120)) as slow:
-        studio = Studio(settings_for(slow, tmp_path / "data"))
+        studio = Studio(settings_for(slow, tmp_path / "data"), SKYREELS_V1)
         stop = threading.Event()
         try:
-            updates = make_variations(studio, PROMPT, str(photo_path), 2, stop=stop)
+            updates = make_variations(studio, RunRequest(PROMPT, str(photo_path), stop=stop), 2)
             submitted = set()
             for update in updates:
                 if isinstance(update.event, Submitted):

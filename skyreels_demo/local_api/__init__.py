@@ -17,8 +17,8 @@ port) answers for the tasks of an old one; what is older than seven days goes wh
     with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=0.5)) as backend:
         client = WaveSpeedClient(Settings(api_key="anything", base_url=backend.base_url))
         image_url = client.upload(Path("photo.jpg").read_bytes())
-        task = client.submit(SKYREELS_V1, {"prompt": "a quiet lake at dawn", "image": image_url, "seed": 42})
-        done = list(client.follow(task.id, schedule=FixedSchedule(0.2), first=task))[-1]
+        job = client.submit(SKYREELS_V1, {"prompt": "a quiet lake at dawn", "image": image_url, "seed": 42})
+        done = list(job.follow(schedule=FixedSchedule(0.2)))[-1]
         client.download(done.video_url, Path("preview.mp4"))
 
 Which module holds what:

@@ -25,7 +25,7 @@ from skyreels_demo.local_api.pusher import Pusher
 from skyreels_demo.local_api.render import NotAnImage, PreviewRenders
 from skyreels_demo.local_api.routes.llm import Answers
 from skyreels_demo.local_api.storage import Storage
-from skyreels_demo.models import SKYREELS_V1
+from skyreels_demo.models import VIDEO_MODELS, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,13 @@ class LocalBackend:
         render: bool = True,
         retired: tuple[str, ...] = (),
         balance: float = 100.0,
+        models: tuple[ModelSpec, ...] = VIDEO_MODELS,
     ) -> None:
         self._api_key = api_key
+        # The video models it serves, each at its own route, frames, frame rate and seeds.
+        self.models = {spec.name: spec for spec in models}
+        if not self.models:
+            raise ValueError("the local backend needs at least one video model to serve")
         # Kinds of request whose route answers 404, as if WaveSpeed had taken it away.
         self.retired: set[str] = set(retired)
         self.balance = balance  # the account's credit in USD, as the balance routes report it
@@ -131,7 +136,7 @@ class LocalBackend:
         self.port = sock.getsockname()[1]
         self.base_url = f"http://{_url_host(self.host)}:{self.port}"
         if not self.render:
-            self._placeholder = self._renders.placeholder()
+            self._placeholder = self._renders.placeholder(self.default_model)
         self._restore()
         with self._lock:
             now = time.time()
@@ -197,11 +202,21 @@ class LocalBackend:
 
     # -- tasks --
 
-    def create_task(self, prompt: str, image_url: str, seed: int, webhook: str | None = None) -> TaskRecord:
+    @property
+    def default_model(self) -> ModelSpec:
+        return next(iter(self.models.values()))
+
+    def model_of(self, record: TaskRecord) -> ModelSpec:
+        """The model a task was made for (tasks stored before models were recorded: the first)."""
+        return self.models.get(record.model) or self.default_model
+
+    def create_task(
+        self, model: ModelSpec, prompt: str, image_url: str, seed: int, webhook: str | None = None
+    ) -> TaskRecord:
         """Record a new task (on disk first) and start making its video; seed -1 picks one."""
         timing = self._timing if isinstance(self._timing, TaskTiming) else self._timing()
         if seed == -1:
-            seed = random.randint(0, SKYREELS_V1.seed_max)
+            seed = random.randint(0, model.seed_max)
         faults = self.faults._take_task()
         record = TaskRecord(
             id=uuid.uuid4().hex,
@@ -214,6 +229,7 @@ class LocalBackend:
             hang=faults.hang,
             missing_output=faults.missing_output,
             webhook=webhook,
+            model=model.name,
         )
         problem = refuse_address(image_url)
         if faults.failure is not None:
@@ -244,7 +260,7 @@ class LocalBackend:
         """Worker: fetch the task's image and render (or reuse) its preview."""
         try:
             image = self.fetch_image(record.image_url, restored=restored)
-            video = self._renders.render_once(image)
+            video = self._renders.render_once(image, self.model_of(record))
         except ImageUnavailable as exc:
             record.failure = TaskFailure(1402, str(exc), at=time.time())
         except NotAnImage:
@@ -264,9 +280,10 @@ def serve(
     api_key: str | None = None,
     timing: TaskTiming = TaskTiming(),
     data_dir: Path | None = None,
+    models: tuple[ModelSpec, ...] = VIDEO_MODELS,
 ) -> None:
     """Serve the local backend in the foreground until interrupted (`python -m skyreels_demo local-api`)."""
-    backend = LocalBackend(api_key=api_key, timing=timing, data_dir=data_dir, host=host, port=port)
+    backend = LocalBackend(api_key=api_key, timing=timing, data_dir=data_dir, host=host, port=port, models=models)
     sock, server = backend._prepare(log_level="info")
     log.info("local WaveSpeed-compatible backend at %s (data in %s)", backend.base_url, backend.data_dir)
     try:

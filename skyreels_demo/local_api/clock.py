@@ -51,6 +51,7 @@ class TaskRecord:
     hang: bool = False
     missing_output: bool = False
     webhook: str | None = None  # where to POST the task's end, as the submit asked
+    model: str = ""  # the model's name ("" in tasks stored before models were recorded)
     # Each is set once, by a single assignment, so readers on other threads see all or nothing.
     failure: TaskFailure | None = None
     render: RenderDone | None = None

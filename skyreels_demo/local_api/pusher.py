@@ -93,7 +93,7 @@ class Pusher(threading.Thread):
     def _body(self, record, status: str) -> bytes:
         from skyreels_demo.local_api.routes.tasks import task_data
 
-        data = task_data(record, self.backend.base_url, time.time())
+        data = task_data(record, self.backend.model_of(record), self.backend.base_url, time.time())
         body = {
             "id": data["id"],
             "model": data["model"],

@@ -1,7 +1,7 @@
 """The offline preview video: a slow camera move over the still, as a real H.264 MP4.
 
 It stands in for SkyReels output when no API key is set, so it keeps the model's frame size,
-frame count and frame rate (from `SKYREELS_V1`), and says in a corner that it is a preview.
+frame count and frame rate (from the model's spec), and says in a corner that it is a preview.
 `PreviewRenders` keeps one such video per distinct image in the backend's renders/ folder.
 """
 
@@ -20,8 +20,7 @@ from pathlib import Path
 import av
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from skyreels_demo.images import choose_frame
-from skyreels_demo.models import SKYREELS_V1
+from skyreels_demo.models import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ PAN_DIRECTION = (0.55, -0.35)
 # Source is kept a little larger than the frame so the zoomed-in end stays sharp.
 SOURCE_MARGIN = 1.15
 # One keyframe every two seconds: browsers can seek without bloating a clip of a few seconds.
-GOP_FRAMES = 2 * SKYREELS_V1.fps
+GOP_SECONDS = 2
 
 
 class NotAnImage(ValueError):
@@ -44,21 +43,21 @@ class NotAnImage(ValueError):
 def render_preview(
     image_bytes: bytes,
     dest: Path,
+    model: ModelSpec,
     *,
-    frames: int = SKYREELS_V1.frame_count,
-    fps: int = SKYREELS_V1.fps,
     frame: tuple[int, int] | None = None,
 ) -> Path:
-    """Render the preview clip of `image_bytes` to `dest` (MP4, H.264, yuv420p) and return it.
-
-    `frame` is (width, height); by default the model's frame for the picture's aspect. The file
-    appears at `dest` only when complete. Raises `NotAnImage` for bytes Pillow cannot read.
+    """Render `model`'s preview clip of `image_bytes` to `dest` (MP4, H.264, yuv420p): its frame
+    count at its frame rate. `frame` is (width, height); by default the model's frame for the
+    picture's aspect. The file appears at `dest` only when complete. Raises `NotAnImage` for
+    bytes Pillow cannot read.
     """
+    frames, fps = model.frame_count, model.fps
     if frames < 1 or fps < 1:
         raise ValueError("frames and fps must be positive")
     started = time.perf_counter()
     picture = _open_picture(image_bytes)
-    width, height = frame or choose_frame(*picture.size)
+    width, height = frame or model.frame_for(*picture.size)
     if width % 2 or height % 2:
         raise ValueError(f"frame {width}x{height} must have even sides for yuv420p")
     source = _cover(picture, (round(width * SOURCE_MARGIN), round(height * SOURCE_MARGIN)))
@@ -92,9 +91,9 @@ class PreviewRenders:
         self._lock = threading.Lock()
         self._jobs: dict[str, Future[Path]] = {}
 
-    def render_once(self, image: bytes) -> Path:
-        """The preview for these image bytes; a second task with the same image waits for the first."""
-        digest = hashlib.sha256(image).hexdigest()
+    def render_once(self, image: bytes, model: ModelSpec) -> Path:
+        """`model`'s preview for these image bytes; a second task with the same image waits for the first."""
+        digest = hashlib.sha256(image + f"|{model.frames}|{model.fps}|{model.frame_count}".encode()).hexdigest()
         with self._lock:
             job = self._jobs.get(digest)
             mine = job is None
@@ -105,7 +104,7 @@ class PreviewRenders:
         dest = self.folder / f"{digest}.mp4"
         try:
             if not dest.is_file():
-                render_preview(image, dest)
+                render_preview(image, dest, model)
         except BaseException as exc:
             with self._lock:
                 del self._jobs[digest]  # let a later task try again
@@ -114,12 +113,12 @@ class PreviewRenders:
         job.set_result(dest)
         return dest
 
-    def placeholder(self) -> Path:
+    def placeholder(self, model: ModelSpec) -> Path:
         """One tiny valid MP4 that every task shares when rendering is off."""
         picture = Image.linear_gradient("L").resize((128, 72)).convert("RGB")
         buffer = io.BytesIO()
         picture.save(buffer, "PNG")
-        return render_preview(buffer.getvalue(), self.folder / "placeholder.mp4", frame=(128, 72))
+        return render_preview(buffer.getvalue(), self.folder / "placeholder.mp4", model, frame=(128, 72))
 
 
 def _open_picture(image_bytes: bytes) -> Image.Image:
@@ -189,7 +188,7 @@ def _encode(
         stream.width = width
         stream.height = height
         stream.pix_fmt = "yuv420p"
-        stream.codec_context.gop_size = GOP_FRAMES
+        stream.codec_context.gop_size = GOP_SECONDS * fps
         stream.codec_context.thread_count = 0
         stream.options = {"preset": "veryfast", "crf": "23", "profile": "high"}
         last = max(frames - 1, 1)

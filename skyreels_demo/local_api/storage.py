@@ -178,6 +178,7 @@ def _task_to_json(record: TaskRecord) -> dict[str, Any]:
         "hang": record.hang,
         "missing_output": record.missing_output,
         "webhook": record.webhook,
+        "model": record.model,
         "failure": (
             None if failure is None else {"code": failure.code, "message": failure.message, "at": failure.at}
         ),
@@ -207,6 +208,7 @@ def _task_from_json(data: dict[str, Any], renders_dir: Path) -> TaskRecord:
         hang=bool(data["hang"]),
         missing_output=bool(data["missing_output"]),
         webhook=data.get("webhook") if isinstance(data.get("webhook"), str) else None,
+        model=data.get("model") if isinstance(data.get("model"), str) else "",
         failure=None if failure is None else TaskFailure(
             int(failure["code"]), str(failure["message"]), float(failure["at"])
         ),

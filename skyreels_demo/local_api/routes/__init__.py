@@ -15,7 +15,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skyreels_demo.local_api.routes import account, files, llm, media, tasks, uploads, webhook_secret
 from skyreels_demo.local_api.routes.common import error_response, success
-from skyreels_demo.models import SKYREELS_V1
 
 if TYPE_CHECKING:
     from skyreels_demo.local_api.backend import LocalBackend
@@ -40,7 +39,7 @@ def build_app(backend: LocalBackend) -> FastAPI:
     @app.get("/")
     async def about() -> Response:
         # Not counted and needs no key: `LocalBackend.start` asks it whether the server is up.
-        return success({"name": "SkyReels V1 Studio offline preview", "model": SKYREELS_V1.name})
+        return success({"name": "SkyReels V1 Studio offline preview", "models": list(backend.models)})
 
     for group in GROUPS:
         group.register(app, backend)

@@ -20,13 +20,12 @@ from skyreels_demo.local_api.routes.common import answer, error_response, predic
 from skyreels_demo.local_api.routes.files import OUTPUTS_PATH
 from skyreels_demo.local_api.routes.llm import answer_data
 from skyreels_demo.local_api.storage import MAX_UPLOAD_BYTES, UPLOADS_PATH
-from skyreels_demo.models import SKYREELS_V1
+from skyreels_demo.models import ModelSpec
 
 if TYPE_CHECKING:
     from skyreels_demo.local_api.backend import LocalBackend
 
 KINDS = ("submit", "result")
-MIN_SEED, MAX_SEED = SKYREELS_V1.seed_range
 
 
 def store_data_uri(backend: LocalBackend, uri: str) -> str:
@@ -50,14 +49,22 @@ def store_data_uri(backend: LocalBackend, uri: str) -> str:
 
 
 def register(app: FastAPI, backend: LocalBackend) -> None:
-    @app.post(SKYREELS_V1.path)
+    for model in backend.models.values():
+        _serve_model(app, backend, model)
+    _serve_results(app, backend)
+
+
+def _serve_model(app: FastAPI, backend: LocalBackend, model: ModelSpec) -> None:
+    """The submit route of one video model, at its own path."""
+
+    @app.post(model.path)
     async def submit(request: Request) -> Response:
         async def build() -> Response:
             try:
                 body = json.loads(await request.body() or b"null")
             except ValueError:
                 return error_response(400, 1401, "The request body is not valid JSON.")
-            problem = refuse_submission(body)
+            problem = refuse_submission(body, model)
             if problem is not None:
                 return error_response(400, *problem)
             seed = body.get("seed")
@@ -71,11 +78,14 @@ def register(app: FastAPI, backend: LocalBackend) -> None:
                     return error_response(400, 1401, f"Invalid parameter: image ({exc}).")
             webhook = request.query_params.get("webhook") or None
             record = await run_in_threadpool(
-                backend.create_task, body["prompt"], image, -1 if seed is None else seed, webhook
+                backend.create_task, model, body["prompt"], image, -1 if seed is None else seed, webhook
             )
-            return success(task_data(record, backend.base_url, time.time()))
+            return success(task_data(record, model, backend.base_url, time.time()))
 
         return await answer(backend, "submit", request, build)
+
+
+def _serve_results(app: FastAPI, backend: LocalBackend) -> None:
 
     async def result(task_id: str, request: Request) -> Response:
         async def build() -> Response:
@@ -86,7 +96,7 @@ def register(app: FastAPI, backend: LocalBackend) -> None:
                 if answered is not None:
                     return success(answer_data(answered, backend.base_url, time.time()))
                 return error_response(404, 404, "No task with that id was found.")
-            return success(task_data(record, backend.base_url, time.time()))
+            return success(task_data(record, backend.model_of(record), backend.base_url, time.time()))
 
         return await answer(backend, "result", request, build)
 
@@ -95,10 +105,10 @@ def register(app: FastAPI, backend: LocalBackend) -> None:
     app.add_api_route("/api/v3/predictions/{task_id}", result, methods=["GET"])
 
 
-def task_data(record: TaskRecord, base_url: str, now: float) -> dict[str, Any]:
-    """The envelope's `data` for a task, as it stands at `now`."""
+def task_data(record: TaskRecord, model: ModelSpec, base_url: str, now: float) -> dict[str, Any]:
+    """The envelope's `data` for a task of `model`, as it stands at `now`."""
     status = record.status_at(now)
-    data = prediction_data(record.id, SKYREELS_V1.name, base_url, status, record.created_at)
+    data = prediction_data(record.id, model.name, base_url, status, record.created_at)
     if status == "completed":
         done = max(record.due_at, record.render.at)  # type: ignore[union-attr]
         data["outputs"] = [f"{base_url}{OUTPUTS_PATH}{record.id}.mp4"]
@@ -110,7 +120,7 @@ def task_data(record: TaskRecord, base_url: str, now: float) -> dict[str, Any]:
     return data
 
 
-def refuse_submission(body: Any) -> tuple[int, str] | None:
+def refuse_submission(body: Any, model: ModelSpec) -> tuple[int, str] | None:
     """(API code, sentence) when a submit body does not fit the schema, else None."""
     if not isinstance(body, dict):
         return 1401, "The request body must be a JSON object."
@@ -123,6 +133,7 @@ def refuse_submission(body: Any) -> tuple[int, str] | None:
     seed = body.get("seed")
     # bool is an int subclass in Python but not an integer in JSON.
     seed_is_int = isinstance(seed, int) and not isinstance(seed, bool)
-    if seed is not None and (not seed_is_int or not MIN_SEED <= seed <= MAX_SEED):
-        return 1401, f"Invalid parameter: seed must be an integer from {MIN_SEED} to {MAX_SEED}."
+    low, high = model.seed_range
+    if seed is not None and (not seed_is_int or not low <= seed <= high):
+        return 1401, f"Invalid parameter: seed must be an integer from {low} to {high}."
     return None

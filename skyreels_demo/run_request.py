@@ -1,0 +1,81 @@
+"""What one run is asked to do, as one frozen value, and the checks it passes before any money.
+
+Every kind of run (one take, a variation, a prompt suggestion, a sweep's cell, a film's shot)
+is a `RunRequest`: the prompt as typed, the image (a path, bytes, a Pillow image, an http(s) URL
+or an already `PreparedImage`), the seed, the framing, the prompt prefix, the visitor's own key
+(memory only), who asks as the server decided it, the browser's History id and a stop switch.
+The checks here raise `BadInput` with a sentence; nothing is sent before they pass.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import images
+from .errors import BadInput
+from .models import ModelSpec
+from .visitors import LOCAL, Requester
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    prompt: str
+    image: Any
+    seed: int | float | str | None = -1
+    fit: str = "crop"  # "crop" to the model's frame, or "pad" onto a blurred border
+    fps_prefix: bool = True  # start the prompt with the model's recommended prefix
+    api_key: str | None = field(default=None, repr=False)  # the visitor's own key, memory only
+    requester: Requester = Requester(LOCAL)  # who asks, for caps: never from what a client sends
+    visitor: str = ""  # the browser's private History id
+    stop: threading.Event | None = field(default=None, compare=False)
+    deadline_s: float | None = None  # None: the settings' overall deadline
+    sweep: str | None = None  # the sweep this run is a cell of
+
+    def but(self, **changes: Any) -> "RunRequest":
+        """The same request with some fields changed (another seed, the prepared image, ...)."""
+        return replace(self, **changes)
+
+    @property
+    def own_key(self) -> str | None:
+        """The visitor's key as typed, trimmed; None when they gave none."""
+        key = (self.api_key or "").strip()
+        return key or None
+
+
+def check_prompt(prompt: str | None, model: ModelSpec) -> str:
+    text = (prompt or "").strip() if isinstance(prompt, str) or prompt is None else ""
+    if not text:
+        raise BadInput("Write a prompt first: describe the people and the motion you want to see.")
+    if len(text) > model.max_prompt_chars:
+        raise BadInput(f"The prompt is {len(text)} characters long; keep it under {model.max_prompt_chars}.")
+    return text
+
+
+def choose_seed(seed: int | float | str | None, model: ModelSpec) -> int:
+    """A concrete seed: -1 (or nothing) becomes a random one, so every video can be reproduced."""
+    low, high = model.seed_range
+    if seed is None or seed == "":
+        seed = low
+    try:
+        value = int(float(seed)) if not isinstance(seed, int) else seed
+        if isinstance(seed, float) and not seed.is_integer():
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise BadInput(f"The seed must be a whole number from {low} to {high}, not {seed!r}.") from None
+    if not low <= value <= high:
+        raise BadInput(f"The seed must be from {low} to {high}; {value} is out of range.")
+    return random.randint(0, high) if value == -1 else value
+
+
+def image_source(image: Any, fit: str, model: ModelSpec, *, missing: str | None = None) -> images.PreparedImage | str:
+    """The image as the model's frame, or an http(s) URL passed on as it is; refused if neither."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        raise BadInput(missing or "Add an image first: drop in a photo of the scene to animate.")
+    if isinstance(image, images.PreparedImage):
+        return image
+    if isinstance(image, str) and images.is_remote_url(image):
+        return image.strip()
+    return images.prepare(image, fit=fit)
