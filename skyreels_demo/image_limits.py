@@ -1,9 +1,10 @@
 """What a picture may be before this app decodes it, and the sentences that refuse it.
 
 Limits are set for a public app on a small machine: file size, pixel count, the bytes a decode
-and its conversions take for the picture's mode (16-bit and float pictures take more than their
-pixel count suggests), and a process-wide budget of bytes being decoded at once, so a crowd of
-large pictures waits its turn instead of running the app out of memory.
+really takes at its peak (the decoded picture as Pillow stores it, its decoder's own buffers,
+and the full-size copies that transparency, palettes and 16-bit or float greyscale cause), and
+a process-wide budget of bytes being decoded at once, so a crowd of large pictures waits its
+turn instead of running the app out of memory.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import math
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
 from PIL import Image
@@ -28,37 +30,148 @@ MAX_MEGAPIXELS = 80
 # Below this the frame (544 px at its shortest) would be mostly invented by upscaling.
 MIN_SIDE = 256
 
-# Bytes a decode of one pixel takes, with the working copies preparing it makes, by mode:
-# 16-bit and 32-bit greyscale go through 32-bit integers before 8 bits; a mode not listed
-# counts as the largest.
-_FOOTPRINT = {
-    "1": 1, "L": 1, "P": 2, "LA": 2, "La": 4, "PA": 6, "RGB": 3, "YCbCr": 6, "LAB": 6, "HSV": 6,
-    "RGBA": 4, "RGBa": 8, "RGBX": 7, "CMYK": 4, "I;16": 7, "I;16L": 7, "I;16B": 7, "I;16N": 7,
-    "I": 9, "F": 9,
+# Bytes Pillow stores one pixel in, by mode: every mode of three or four bands (RGB included)
+# takes four bytes, 16-bit greyscale two, and the one-band 8-bit modes one.
+_STORED = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+_STORED_DEFAULT = 4
+# Bytes per pixel of the full-size copies preparing makes from a picture of this mode, all held
+# at once beside the decoded picture (measured with VmHWM in a fresh process): resizing RGBA or
+# LA premultiplies alpha into a copy; 16-bit and float greyscale go through two 32-bit copies
+# before 8 bits. A mode not listed counts as the largest.
+_COPIES = {
+    "1": 1, "L": 0, "P": 4, "LA": 4, "La": 8, "PA": 8, "RGB": 0, "YCbCr": 4, "LAB": 4, "HSV": 4,
+    "RGBA": 4, "RGBa": 8, "RGBX": 4, "CMYK": 0, "I;16": 9, "I;16L": 9, "I;16B": 9, "I;16N": 9,
+    "I": 5, "F": 5,
 }
-_WORST_FOOTPRINT = 9
-# One picture may take as much as an 80-megapixel RGB photo does.
-MAX_DECODED_BYTES = MAX_MEGAPIXELS * 1_000_000 * 3
-# All pictures being decoded at once, in this process.
-DECODE_BUDGET_BYTES = 2 * MAX_DECODED_BYTES
+_WORST_COPIES = 9
+_DEEP_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+# A transparent colour (PNG's tRNS, a GIF's transparent index) or a palette's alpha turns the
+# picture into an RGBA copy, and resizing that into a premultiplied one: both, beside the original.
+_TRANSPARENT_COPIES = 8
+# Bytes per pixel a decoder keeps beside the picture while it decodes, and after it, until the
+# picture is closed; and how many copies of the file it reads into memory. Measured: Pillow
+# decodes WebP (still or animated) through libwebp's animation decoder, which keeps two
+# full-size canvases and hands the frame over as one more copy; AVIF decodes to YUV planes, the
+# codec's own frame and an RGB copy.
+_DECODER_DURING = {"WEBP": 13, "AVIF": 8}
+_DECODER_AFTER = {"WEBP": 8, "AVIF": 3}
+_FILE_COPIES = {"WEBP": 2, "AVIF": 1}
+# A progressive JPEG is decoded scan by scan into a whole-image buffer of DCT coefficients, two
+# bytes per sample at full size, whatever scale the decode is drafted to.
+_COEFFICIENT_BYTES = 2
+
+# One picture may take as much as decoding an 80-megapixel RGB picture takes in Pillow.
+MAX_DECODED_BYTES = MAX_MEGAPIXELS * 1_000_000 * _STORED_DEFAULT
+# All pictures being decoded at once, in this process: room for the largest picture and some
+# smaller ones, and within the +500 MB the app may grow by when a crowd sends pictures at once.
+DECODE_BUDGET_BYTES = 400_000_000
 
 
-def footprint(mode: str, pixels: int) -> int:
+def footprint(mode: str, pixels: int, *, transparent: bool = False) -> int:
     """Bytes that decoding and preparing `pixels` pixels of this mode takes at its peak."""
-    return pixels * _FOOTPRINT.get(mode, _WORST_FOOTPRINT)
+    copies = _TRANSPARENT_COPIES if transparent else _COPIES.get(mode, _WORST_COPIES)
+    return pixels * (_STORED.get(mode, _STORED_DEFAULT) + copies)
+
+
+@dataclass(frozen=True)
+class DecodeCost:
+    """What opening one picture really takes: its peak bytes, and the part that explains it."""
+
+    size: tuple[int, int]  # as stored in the file
+    mode: str
+    peak: int
+    cause: str  # "", "progressive", "transparency", "decoder" or "depth"
+
+
+def decode_cost(
+    image: Image.Image, *, file_size: int | None, full_size: tuple[int, int] | None = None
+) -> DecodeCost:
+    """The peak bytes decoding and preparing `image` takes, as it is set up to decode.
+
+    `full_size` is the size in the file when a reduced JPEG decode (draft) has been set up, so
+    `image.size` is already the reduced one.
+    """
+    mode, fmt = image.mode, image.format or "PIL"
+    size = full_size or image.size
+    decoded = image.size[0] * image.size[1]
+    transparent = mode in ("1", "L", "P", "RGB") and image.has_transparency_data
+    picture_and_copies = footprint(mode, decoded, transparent=transparent)
+    stored = decoded * _STORED.get(mode, _STORED_DEFAULT)
+    during = decoded * _DECODER_DURING.get(fmt, 0) + _file_bytes(fmt, file_size)
+    after = decoded * _DECODER_AFTER.get(fmt, 0) + _file_bytes(fmt, file_size)
+    progressive = fmt in ("JPEG", "MPO") and bool(image.info.get("progressive"))
+    if progressive:
+        during += _coefficient_bytes(image, size)
+    peak = max(stored + during, picture_and_copies + after)
+    if progressive:
+        cause = "progressive"
+    elif fmt in _DECODER_DURING:
+        cause = "decoder"
+    elif transparent or mode in ("P", "PA"):
+        cause = "transparency"
+    elif mode in _DEEP_MODES:
+        cause = "depth"
+    else:
+        cause = ""
+    return DecodeCost(size=size, mode=mode, peak=peak, cause=cause)
+
+
+def _file_bytes(fmt: str, file_size: int | None) -> int:
+    return _FILE_COPIES.get(fmt, 0) * (file_size or 0)
+
+
+def _coefficient_bytes(image: Image.Image, size: tuple[int, int]) -> int:
+    """A progressive JPEG's coefficient buffer: each component at its sampling, in whole MCUs."""
+    layers = getattr(image, "layer", None) or [("", 1, 1, 0)] * len(image.getbands())
+    h_max = max(layer[1] for layer in layers)
+    v_max = max(layer[2] for layer in layers)
+    mcu_cols = math.ceil(size[0] / (8 * h_max))
+    mcu_rows = math.ceil(size[1] / (8 * v_max))
+    blocks = sum(mcu_cols * h * mcu_rows * v for _, h, v, _ in layers)
+    return blocks * 64 * _COEFFICIENT_BYTES
+
+
+def check_cost(cost: DecodeCost) -> int:
+    """The peak bytes; refuses a picture over the per-picture limit, saying why and what to do."""
+    if cost.peak <= MAX_DECODED_BYTES:
+        return cost.peak
+    width, height = cost.size
+    opening = (
+        f"would take {cost.peak / 1e6:.0f} MB of memory to open, over this app's "
+        f"{MAX_DECODED_BYTES / 1e6:.0f} MB limit"
+    )
+    # The pixel count at which the same kind of picture fits, rounded down.
+    fits = math.floor(width * height * MAX_DECODED_BYTES / cost.peak / 1e5) / 10
+    if cost.cause == "progressive":
+        raise ImageRejected(
+            f"This progressive JPEG ({width}×{height}) {opening}, because a progressive JPEG "
+            "is held whole while it decodes; save it as an ordinary (baseline) JPEG, or scale "
+            "it down, and try again."
+        )
+    if cost.cause == "transparency":
+        raise ImageRejected(
+            f"This {'palette picture' if cost.mode == 'P' else 'picture with transparency'} "
+            f"({width}×{height}) {opening}, because it is expanded to full colour at full "
+            f"size to be resized; scale "
+            f"it down to about {fits:g} megapixels or save it as a JPEG, and try again."
+        )
+    if cost.cause == "decoder":
+        raise ImageRejected(
+            f"This picture ({width}×{height}) {opening}, because its format's decoder holds "
+            f"several full-size copies; scale it down to about {fits:g} megapixels or save it "
+            "as a JPEG or PNG, and try again."
+        )
+    depth = "high-bit-depth " if cost.cause == "depth" else ""
+    raise ImageRejected(
+        f"This {depth}picture ({width}×{height}, {cost.mode}) {opening}; save it as an "
+        "ordinary 8-bit JPEG or PNG, or scale it down, and try again."
+    )
 
 
 def check_footprint(mode: str, size: tuple[int, int]) -> int:
-    """The bytes a full decode would take; refuses a picture over the per-picture limit."""
-    needed = footprint(mode, size[0] * size[1])
-    if needed > MAX_DECODED_BYTES:
-        depth = "high-bit-depth " if _FOOTPRINT.get(mode, _WORST_FOOTPRINT) > 4 else ""
-        raise ImageRejected(
-            f"This {depth}picture ({size[0]}×{size[1]}, {mode}) would take "
-            f"{needed / 1e6:.0f} MB of memory to open, over this app's {MAX_DECODED_BYTES / 1e6:.0f} MB "
-            "limit; save it as an ordinary 8-bit JPEG or PNG, or scale it down, and try again."
-        )
-    return needed
+    """The bytes a full decode of this mode would take; refuses one over the per-picture limit."""
+    cause = "depth" if mode in _DEEP_MODES or mode not in _COPIES else ""
+    return check_cost(DecodeCost(size, mode, footprint(mode, size[0] * size[1]), cause))
 
 
 class DecodeBudget:

@@ -46,7 +46,9 @@ from .image_limits import (  # noqa: F401 (the limits are part of this module's 
     damaged,
     unidentified,
     unreadable,
+    check_cost,
     check_footprint,
+    decode_cost,
 )
 from .models import SKYREELS_V1
 
@@ -237,20 +239,51 @@ def _prepare_image(
     raw_w, raw_h = image.size
     check_dimensions(raw_w, raw_h, file_size)
     reducible = owned and (image.format or "PIL") in _DRAFTABLE
-    needed = check_footprint(image.mode, image.size)
+    scale = 1.0
     if reducible:
-        # libjpeg decodes at 1/2, 1/4 or 1/8 scale, so a photo far larger than the frame takes
-        # a fraction of its full footprint (an upper bound: the scale it picks is at most this).
-        shrink = max(1, min(64, (raw_w * raw_h) // (4 * FRAMES[0][0] * FRAMES[0][1])))
-        needed //= shrink
+        # Set up libjpeg's 1/2, 1/4 or 1/8 scale decode first (nothing is decoded yet), so the
+        # budget counts what it really achieves: nothing for a picture whose short side is
+        # already near the frame's, and no coefficient buffer saved for a progressive one.
+        try:
+            scale = _draft_for_frame(image, fit)
+        except _DECODE_ERRORS as exc:
+            log.info("Image header could not be parsed: %r", exc)
+            raise damaged(exc) from exc
+    cost = decode_cost(image, file_size=file_size, full_size=(raw_w, raw_h))
+    needed = check_cost(cost)
+    log.debug("Decoding %s %dx%d %s takes %d MB", cost.mode, raw_w, raw_h, image.format,
+              needed // 1_000_000)
     with DECODE_BUDGET.hold(needed):
-        return _decode_and_frame(image, fit=fit, owned=owned, reducible=reducible, file_size=file_size)
+        return _decode_and_frame(
+            image, fit=fit, owned=owned, reducible=reducible, scale=scale,
+            raw_size=(raw_w, raw_h), file_size=file_size,
+        )
+
+
+def _draft_for_frame(image: Image.Image, fit: str) -> float:
+    """Ask for the reduced decode that still covers this picture's frame; the scale it gives."""
+    swapped = _ORIENTATIONS[_orientation(image)][0]
+    width, height = (image.height, image.width) if swapped else image.size
+    frame = choose_frame(width, height)
+    if fit == "crop":
+        crop_box, target = _centred_box(width, height, frame), frame
+    else:
+        crop_box, target = (0, 0, width, height), _fitted_size(width, height, frame)
+    return _decode_reduced(image, (width, height), crop_box, target, swapped)
 
 
 def _decode_and_frame(
-    image: Image.Image, *, fit: str, owned: bool, reducible: bool, file_size: int | None
+    image: Image.Image,
+    *,
+    fit: str,
+    owned: bool,
+    reducible: bool,
+    scale: float,
+    raw_size: tuple[int, int],
+    file_size: int | None,
 ) -> PreparedImage:
-    raw_w, raw_h = image.size
+    """Decode (at the scale a draft set up, if any) and make the frame, in source pixels."""
+    raw_w, raw_h = raw_size
     notes: list[str] = []
     source_format = image.format or "PIL"
     try:
@@ -270,9 +303,7 @@ def _decode_and_frame(
         else:
             crop_box = (0, 0, width, height)
             target = _fitted_size(width, height, frame)
-        scale = 1.0
         if reducible:
-            scale = _decode_reduced(image, (width, height), crop_box, target, swapped)
             image.load()
         icc_profile = image.info.get("icc_profile")
         if orientation != 1:
