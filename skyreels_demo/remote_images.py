@@ -398,7 +398,8 @@ def _read_body(
             if remaining <= 0:
                 raise _refused(_TOO_SLOW, "%s took longer than the deadline to send", target.shown)
             _limit_next_read(response, remaining)
-            chunk = response.read(min(CHUNK_BYTES, max_bytes + 1 - len(body)))
+            # read1: whatever one receive brings, so the clock is looked at between drips.
+            chunk = response.read1(min(CHUNK_BYTES, max_bytes + 1 - len(body)))
             if not chunk:
                 break
             body += chunk
