@@ -393,3 +393,62 @@ def test_log_never_holds_the_query_string_or_credentials(server, caplog):
     assert "hunter2" not in caplog.text and "s3cret" not in caplog.text
     assert "hunter2" not in str(refused.value) and "s3cret" not in str(refused.value)
     assert "/photo.jpg" in caplog.text  # the rest is there to debug with
+
+
+# --- through Gradio: an API client's {"url": ...} reaches our fetcher, never Gradio's -------------
+
+
+@pytest.fixture(scope="module")
+def image_app():
+    import gradio as gr
+    from gradio import processing_utils
+
+    from skyreels_demo.ui import ImageInput
+
+    gradio_downloads: list[str] = []
+    original = processing_utils.async_ssrf_protected_download
+
+    async def recorded(url, cache_dir):
+        gradio_downloads.append(url)
+        return await original(url, cache_dir)
+
+    processing_utils.async_ssrf_protected_download = recorded
+
+    def size(image: str) -> str:
+        with open(image, "rb") as file:
+            return f"{len(file.read())} bytes"
+
+    with gr.Blocks(analytics_enabled=False) as demo:
+        image = ImageInput(type="filepath")
+        answer = gr.Textbox()
+        image.change(size, image, answer, api_name="size")
+    _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, show_error=False, quiet=True)
+    try:
+        yield url, gradio_downloads
+    finally:
+        demo.close()
+        processing_utils.async_ssrf_protected_download = original
+
+
+def test_api_client_image_address_is_fetched_by_our_rules_not_gradios(image_app, server, monkeypatch):
+    from gradio_client import Client, handle_file
+
+    app_url, gradio_downloads = image_app
+    monkeypatch.setenv("SKYREELS_ALLOW_LOOPBACK_IMAGES", "1")
+    answer = Client(app_url, verbose=False).predict(handle_file(server.url("/photo.jpg")), api_name="/size")
+    assert answer == f"{len(PICTURE)} bytes"
+    assert server.requests == ["/photo.jpg"]
+    assert gradio_downloads == []
+
+
+def test_api_client_loopback_image_address_is_refused_with_our_sentence(image_app, server, monkeypatch):
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    app_url, gradio_downloads = image_app
+    monkeypatch.delenv("SKYREELS_ALLOW_LOOPBACK_IMAGES", raising=False)
+    with pytest.raises(AppError) as refused:
+        Client(app_url, verbose=False).predict(handle_file(server.url("/photo.jpg")), api_name="/size")
+    assert "points to this server itself" in str(refused.value)
+    assert server.requests == []
+    assert gradio_downloads == []
