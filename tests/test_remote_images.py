@@ -51,6 +51,7 @@ class PictureServer(http.server.ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.requests: list[str] = []
+        self.hosts: list[str | None] = []  # each request's Host header
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server_port}{path}"
@@ -61,6 +62,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 (http.server's name)
         self.server.requests.append(self.path)
+        self.server.hosts.append(self.headers.get("Host"))
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         route = parts.path
@@ -393,6 +395,45 @@ def test_log_never_holds_the_query_string_or_credentials(server, caplog):
     assert "hunter2" not in caplog.text and "s3cret" not in caplog.text
     assert "hunter2" not in str(refused.value) and "s3cret" not in str(refused.value)
     assert "/photo.jpg" in caplog.text  # the rest is there to debug with
+
+
+@pytest.fixture
+def tls_server(tmp_path, monkeypatch):
+    """A picture server on 127.0.0.1 speaking TLS as `pics.test`, trusted by this test only."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=pics.test",
+         "-addext", "subjectAltName=DNS:pics.test", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    server = PictureServer()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.names: list[str | None] = []
+    context.sni_callback = lambda sock, name, ctx: server.names.append(name)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_address_is_verified_against_its_name_while_connected_to_the_checked_ip(tls_server):
+    dns = FakeDNS({"pics.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    port = tls_server.server_port
+    assert fetch_image(f"https://pics.test:{port}/photo.jpg", allow_loopback=True, resolve=dns) == PICTURE
+    with pytest.raises(ImageRejected, match="secure connection could not be verified"):
+        fetch_image(f"https://other.test:{port}/photo.jpg", allow_loopback=True, resolve=dns)
+    assert tls_server.names == ["pics.test", "other.test"]  # SNI carries the name, not the IP
+    assert tls_server.requests == ["/photo.jpg"]
+    assert tls_server.hosts == [f"pics.test:{port}"]
 
 
 # --- through Gradio: an API client's {"url": ...} reaches our fetcher, never Gradio's -------------
