@@ -12,11 +12,11 @@ holds the address's query string or credentials.
 
 from __future__ import annotations
 
-import concurrent.futures
 import http.client
 import ipaddress
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -145,20 +145,27 @@ def _refused(sentence: str, why: str, *args: object) -> ImageRejected:
     return ImageRejected(sentence)
 
 
-_KIND_SENTENCES = {
-    LOOPBACK: "That image address points to this server itself, so it was not fetched: upload the file instead.",
-    PRIVATE: "That image address points inside a private network, so it was not fetched: upload the file instead.",
-    SHARED: "That image address points inside a private network, so it was not fetched: upload the file instead.",
-    LINK_LOCAL: "That image address points inside a private network, so it was not fetched: upload the file instead.",
-}
-_NOT_PUBLIC = (
-    "That image address is not a public internet address, so it was not fetched: upload the file instead."
+_THIS_SERVER = (
+    "That image address points to this server itself, so it was not fetched: "
+    "upload the file instead."
 )
+_INSIDE = (
+    "That image address points inside a private network, so it was not fetched: "
+    "upload the file instead."
+)
+_NOT_PUBLIC = (
+    "That image address is not a public internet address, so it was not fetched: "
+    "upload the file instead."
+)
+_KIND_SENTENCES = {LOOPBACK: _THIS_SERVER, PRIVATE: _INSIDE, SHARED: _INSIDE, LINK_LOCAL: _INSIDE}
 _NOT_WEB = (
     "Only http and https image addresses can be fetched, so this one was not: "
     "upload the file instead."
 )
-_MALFORMED = "That image address is not a valid web address, so it was not fetched: check it, or upload the file instead."
+_MALFORMED = (
+    "That image address is not a valid web address, so it was not fetched: "
+    "check it, or upload the file instead."
+)
 _UNKNOWN_HOST = (
     "The image address's host name could not be found, so it was not fetched: "
     "check the address, or upload the file instead."
@@ -296,7 +303,7 @@ def _public_addresses(
     """Every address the host has, each checked; refused if any one of them is not public."""
     try:
         infos = _within(deadline, resolve, target.host, target.port, type=socket.SOCK_STREAM)
-    except concurrent.futures.TimeoutError:
+    except TimeoutError:
         raise _refused(_TOO_SLOW, "look-up of %s timed out", target.host) from None
     except (socket.gaierror, UnicodeError) as exc:
         raise _refused(_UNKNOWN_HOST, "look-up of %s failed: %s", target.host, exc) from None
@@ -327,12 +334,27 @@ def _public_addresses(
 
 
 def _within(deadline: float, call: Callable, *args, **kwargs):
-    """`call(*args)` in a thread of its own, given up on at the deadline (getaddrinfo has none)."""
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="image-lookup")
-    try:
-        return pool.submit(call, *args, **kwargs).result(timeout=max(0.0, deadline - time.monotonic()))
-    finally:
-        pool.shutdown(wait=False)
+    """`call(*args)` in a thread of its own, given up on at the deadline (getaddrinfo has none).
+
+    A daemon thread, so a look-up that hangs never holds up the process's exit.
+    """
+    outcome: dict[str, object] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["value"] = call(*args, **kwargs)
+        except BaseException as exc:  # handed to the caller as it is
+            outcome["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="image-lookup", daemon=True).start()
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        raise TimeoutError("the look-up outlasted the deadline")
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]
 
 
 def _connect(
@@ -405,7 +427,11 @@ def _read_body(
             body += chunk
             if len(body) > max_bytes:
                 raise _refused(
-                    _too_big(max_bytes), "%s sent more than %d bytes (declared %s)", target.shown, max_bytes, declared
+                    _too_big(max_bytes),
+                    "%s sent more than %d bytes (declared %s)",
+                    target.shown,
+                    max_bytes,
+                    declared,
                 )
     except (ReadTimeoutError, TimeoutError, socket.timeout):
         raise _refused(_TOO_SLOW, "%s stalled while sending", target.shown) from None

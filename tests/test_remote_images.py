@@ -86,6 +86,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(b"\xff" * 65536)
             except OSError:
                 pass  # the client stopped reading, as it should
+        elif route == "/chunked":  # HTTP/1.1 chunked transfer coding, no length up front
+            self.protocol_version = "HTTP/1.1"
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                for start in range(0, len(PICTURE) * int(query["times"][0]), 4096):
+                    piece = (PICTURE * int(query["times"][0]))[start : start + 4096]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass
         elif route == "/declares-huge":
             self._answer(200, b"tiny", length=10**9)
         elif route == "/understated":  # says 1,000 bytes, then sends megabytes
@@ -305,6 +318,12 @@ def test_picture_over_the_size_cap_is_refused_while_streaming(server):
         "The picture at that address is larger than 1 MB, so it was not fetched: "
         "use a smaller picture, or upload the file."
     )
+
+
+def test_chunked_picture_is_fetched_whole_and_capped_all_the_same(server):
+    assert fetch_image(server.url("/chunked?times=1"), allow_loopback=True) == PICTURE
+    with pytest.raises(ImageRejected, match="larger than"):
+        fetch_image(server.url("/chunked?times=4"), allow_loopback=True, max_bytes=len(PICTURE) * 2)
 
 
 def test_declared_length_over_the_cap_is_refused_before_reading(server):
