@@ -127,6 +127,9 @@ class Settings:
     disk_budget_mb: float = 2000.0
     # The offline preview's clock: seconds a task waits queued, then processing.
     preview_timing: tuple[float, float] = (1.0, 3.0)
+    # Tests only: image addresses on this machine (127.0.0.1, ::1) may be fetched. Never on a
+    # deployment, where an address from a visitor must not reach the server itself.
+    allow_loopback_images: bool = False
 
     @property
     def has_key(self) -> bool:
@@ -184,6 +187,7 @@ class Settings:
             keep_days=_float(env, "SKYREELS_KEEP_DAYS", cls.keep_days),
             disk_budget_mb=_float(env, "SKYREELS_DISK_BUDGET_MB", cls.disk_budget_mb),
             preview_timing=_timing(env, "SKYREELS_PREVIEW_TIMING", cls.preview_timing),
+            allow_loopback_images=_flag(env.get("SKYREELS_ALLOW_LOOPBACK_IMAGES"), default=False),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

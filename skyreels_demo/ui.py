@@ -9,19 +9,23 @@ only groups a browser's History.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
+import re
 import secrets
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import gradio as gr
 
-from . import images
+from . import images, remote_images
 from .account import BalanceWatch
 from .config import Settings
+from .errors import StudioError
 from .models import SKYREELS_V1, ModelSpec
 from .page_input import new_visitor
 from .preview import OfflinePreview
@@ -75,14 +79,46 @@ class ImageInput(gr.Image):
 
     gr.Image would open (and sometimes convert) the file itself and answer a broken one with its
     own technical message; here `images.prepare` decides what is a picture, and says why not.
+
+    An API or MCP client may name the picture by its web address instead. Gradio would download
+    that itself before `preprocess` (Blocks.preprocess_data -> processing_utils.
+    async_move_files_to_cache -> this block's async_move_resource_to_block_cache ->
+    async_ssrf_protected_download), with no size cap and 100.64.0.0/10 or 6to4 taken as public;
+    so the address is kept as it is there, and fetched in `preprocess` by `remote_images`.
     """
 
     is_template = True  # drawn by gr.Image's own front end
 
+    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
+        if images.is_remote_url(url_or_file_path):
+            return str(url_or_file_path)  # not downloaded by Gradio: `preprocess` fetches it
+        return await super().async_move_resource_to_block_cache(url_or_file_path)
+
+    def move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
+        if images.is_remote_url(url_or_file_path):
+            return str(url_or_file_path)  # an example's address: the browser shows it
+        return super().move_resource_to_block_cache(url_or_file_path)
+
     def preprocess(self, payload):
+        if payload is not None and images.is_remote_url(payload.path):
+            return self._fetched(payload.path)
         if payload is None or (payload.url and payload.url.startswith("data:")):
             return super().preprocess(payload)
         return str(payload.path)
+
+    def _fetched(self, url: str) -> str:
+        """The picture at `url`, fetched by our rules into Gradio's cache as an upload would be."""
+        try:
+            data = remote_images.fetch_image(url, allow_loopback=Settings.from_env().allow_loopback_images)
+        except StudioError as exc:
+            raise gr.Error(exc.sentence, print_exception=False) from None
+        folder = Path(self.GRADIO_CACHE) / hashlib.sha256(data).hexdigest()[:40]
+        folder.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(urlsplit(url.strip()).path).name)[-100:]
+        path = folder / (name.lstrip(".") or "image")
+        path.write_bytes(data)
+        self.temp_files.add(str(path))  # deleted with the rest of the page's cache
+        return str(path)
 
 
 class StudioApp:
