@@ -125,22 +125,24 @@ def text_limits(blocks: Any) -> dict[int | str, dict[int | str, int]]:
     return limits
 
 
-def session_limits(*, sessions: int = 300, keep_uploads_s: int = 900) -> dict[str, dict[str, Any]]:
+def session_limits(*, sessions: int = 1000, keep_uploads_s: int = 900) -> dict[str, dict[str, Any]]:
     """Gradio settings that bound what it keeps per page session: kwargs for each call.
 
-    Gradio keeps one SessionState per session hash (a copy of every block's config plus the
-    last value of every input and output), evicted only when `state_session_capacity` is
-    reached (default 10,000, LRU), not when a page closes. The studio page costs about 0.25 MB
-    a session with inputs at their Textbox limits, so 300 sessions stay well under 200 MB however
-    many visitors come (1,000 visitors: the 700 least recent lose their page state, and get a
-    fresh one on their next event). `delete_cache` makes Gradio's own cache (outputs it copied)
-    go on the same schedule as the door's upload sweep. With gr.mount_gradio_app, which has no
-    `state_session_capacity`, set the attribute on the Blocks before mounting
-    (`apply_session_limits`).
+    Gradio keeps one SessionState per session hash (a copy of every block's config plus the last
+    value of every input and output), evicted only when `state_session_capacity` sessions are
+    kept (default 10,000, least recent first), never when a page closes. Measured on the studio
+    page (64 blocks, 20 events, Gradio 6.31): about 104 KB a session with the prompt at its
+    2,000-character limit, so 1,000 sessions take about 100 MB, not the 1 GB the default allows;
+    visitor 1,001 evicts the least recent page, which starts afresh on its next event. Text is
+    bounded by the door (max_length); an image pasted as a data URI is bounded only by the 1 MB
+    body limit. `delete_cache` makes Gradio's own cache (outputs it copied) go on the same
+    schedule as the door's upload sweep; the queue's `max_size` (settings.queue_size) already
+    bounds the bodies of waiting events. gr.mount_gradio_app takes neither setting: set them on
+    the Blocks before mounting (`apply_session_limits`).
     """
     return {
         "blocks": {"delete_cache": (max(60, keep_uploads_s // 3), keep_uploads_s)},
-        "queue": {},  # max_size (settings.queue_size) already bounds waiting events' bodies
+        "queue": {},
         "launch": {"state_session_capacity": sessions},
     }
 
