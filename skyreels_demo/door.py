@@ -211,8 +211,8 @@ class Door:
                 await self._upload(scope, receive, send)
             else:
                 await self._bounded(scope, receive, send)
-        except Refusal as refusal:  # refused before the app was called
-            await _answer(send, refusal.status, refusal.sentence, retry_after_s=refusal.retry_after_s)
+        except Refusal as refusal:  # refused before the app was called; the body is left unread
+            await _answer(send, refusal.status, refusal.sentence, retry_after_s=refusal.retry_after_s, close=True)
 
     # -- any request but an upload: a small body, read here, text inputs checked --
 
