@@ -125,6 +125,10 @@ class Settings:
     # Retention of videos and images in the data directory (run records always stay).
     keep_days: float = 30.0
     disk_budget_mb: float = 2000.0
+    # Gradio's upload route, in shared mode: megabytes a visitor may put through it an hour,
+    # and the most the upload folder (Gradio's cache) may hold (door.py).
+    upload_mb_per_hour: float = 300.0
+    upload_budget_mb: float = 1000.0
     # The offline preview's clock: seconds a task waits queued, then processing.
     preview_timing: tuple[float, float] = (1.0, 3.0)
     # Tests only: image addresses on this machine (127.0.0.1, ::1) may be fetched. Never on a
@@ -186,6 +190,8 @@ class Settings:
             proxy_hops=_int(env, "SKYREELS_PROXY_HOPS", 1 if env.get("SPACE_ID") else 0),
             keep_days=_float(env, "SKYREELS_KEEP_DAYS", cls.keep_days),
             disk_budget_mb=_float(env, "SKYREELS_DISK_BUDGET_MB", cls.disk_budget_mb),
+            upload_mb_per_hour=_float(env, "SKYREELS_UPLOAD_MB_PER_HOUR", cls.upload_mb_per_hour),
+            upload_budget_mb=_float(env, "SKYREELS_UPLOAD_BUDGET_MB", cls.upload_budget_mb),
             preview_timing=_timing(env, "SKYREELS_PREVIEW_TIMING", cls.preview_timing),
             allow_loopback_images=_flag(env.get("SKYREELS_ALLOW_LOOPBACK_IMAGES"), default=False),
         )
