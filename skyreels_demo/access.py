@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from .client import WaveSpeedClient
 from .config import Settings
 from .errors import BadInput
+from .keys import checked_key, remember
 from .runs import KeySource, Mode, Run
 
 PREVIEW_HOST = "offline-preview"
@@ -59,6 +60,8 @@ class Access:
         self._owner: WaveSpeedClient | None = None
         self._preview: WaveSpeedClient | None = None
         self._visitors: dict[str, WaveSpeedClient] = {}  # run id -> client; memory only
+        if settings.api_key:
+            remember(settings.api_key)  # masked in every log line
 
     @property
     def api_host(self) -> str:
@@ -73,9 +76,12 @@ class Access:
         return PREVIEW_HOST if mode == Mode.PREVIEW else self.api_host
 
     def backend_for(self, api_key: str | None = None) -> Backend:
-        """A visitor's key, else the owner's key, else the built-in offline preview."""
-        if api_key and api_key.strip():
-            client = WaveSpeedClient(self.settings.with_key(api_key.strip()))
+        """A visitor's key, else the owner's key, else the built-in offline preview.
+
+        A visitor's key that cannot be a key is refused (`BadInput`) before any request."""
+        key = checked_key(api_key)
+        if key:
+            client = WaveSpeedClient(self.settings.with_key(key))
             return Backend(Mode.API, self.api_host, KeySource.VISITOR, client)
         if self.settings.has_key:
             with self._lock:
@@ -113,9 +119,10 @@ class Access:
         """A client for a visitor's own run, from the key they pasted again (memory only)."""
         if run.key_source != KeySource.VISITOR or run.mode != Mode.API or run.api_host != self.api_host:
             raise BadInput("This run was not made with a key of your own, so there is nothing to paste.")
-        if not api_key or not api_key.strip():
+        key = checked_key(api_key)
+        if not key:
             raise BadInput("Paste the WaveSpeed key this run was made with, then press Finish.")
-        return WaveSpeedClient(self.settings.with_key(api_key.strip()))
+        return WaveSpeedClient(self.settings.with_key(key))
 
     def client_for_run(self, run: Run) -> WaveSpeedClient | None:
         """The client that can follow a stored run, or None (a visitor's key is not kept)."""

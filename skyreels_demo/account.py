@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from .client import WaveSpeedClient
 from .config import Settings
-from .errors import StudioError
+from .errors import AuthError, StudioError
+from .keys import checked_key
 from .models import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class KeyCheck:
     balance: float | None = None
     currency: str = "USD"
     videos: int | None = None  # how many videos the balance pays for
+    refused: bool = False  # WaveSpeed refused the key itself (401/403)
 
 
 def videos_for(amount: float, model: ModelSpec) -> int:
@@ -38,12 +40,17 @@ def videos_for(amount: float, model: ModelSpec) -> int:
 
 def check_key(settings: Settings, api_key: str | None, model: ModelSpec) -> KeyCheck:
     """Whether a key works and what it can pay for; never raises for a bad key."""
-    key = (api_key or "").strip()
+    try:
+        key = checked_key(api_key)
+    except StudioError as exc:
+        return KeyCheck(False, exc.sentence)
     if not key:
         return KeyCheck(False, "Paste a WaveSpeed API key to check it.")
     try:
         with WaveSpeedClient(settings.with_key(key)) as client:
             balance = client.balance()
+    except AuthError as exc:
+        return KeyCheck(False, exc.sentence, refused=True)
     except StudioError as exc:
         return KeyCheck(False, exc.sentence)
     videos = videos_for(balance.amount, model)

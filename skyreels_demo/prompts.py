@@ -100,7 +100,7 @@ def suggest_prompt(studio: "Studio", request: RunRequest) -> Suggestion:
     )
     run, backend = studio.open_run(request, VISION_LLM, prompt=wish, seed=-1)  # a prompt has no seed
     try:
-        with studio.until_submitted(run) as submitted:
+        with studio.until_submitted(run, backend, request) as submitted:
             if isinstance(source, images.PreparedImage):
                 # Sent, not kept: a suggestion leaves no image on disk.
                 image_url = backend.client.upload(source.data, source.filename, source.content_type)

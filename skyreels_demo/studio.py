@@ -23,7 +23,7 @@ from .access import Access, Backend
 from .caps import limits_for
 from .client import Job
 from .config import Settings
-from .errors import Stopped
+from .errors import AuthError, Stopped
 from .events import (
     Done,
     Downloading,
@@ -37,6 +37,7 @@ from .events import (
 )
 from .finisher import Finisher
 from .follower import Follower, resume
+from .keys import KeyRefusals, checked_key
 from .models import ModelSpec
 from .recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
 from .retention import Pruner
@@ -73,6 +74,8 @@ class Studio:
         self._watched: set[str] = set()  # runs a live `generate` is following
         self._follower: Follower | None = None
         self.pruner = Pruner(settings, self.store)
+        # Keys WaveSpeed refused, per visitor: after a few, their own-key runs stop here.
+        self.key_refusals = KeyRefusals()
         self.finisher = Finisher(
             recorder=self.recorder,
             access=self.access,
@@ -104,7 +107,9 @@ class Studio:
 
     def open_run(self, request: RunRequest, model: ModelSpec, *, prompt: str, seed: int) -> tuple[Run, Backend]:
         """Record a new run within its caps (or refuse it), before any money is spent."""
-        backend = self.access.backend_for(request.own_key)
+        if checked_key(request.api_key):
+            self.key_refusals.check(request.requester.key)  # before any request at all
+        backend = self.access.backend_for(request.api_key)
         try:
             run = self.recorder.open(
                 prompt=prompt,
@@ -141,9 +146,10 @@ class Studio:
         return self.recorder.submitted(run, job.id), job
 
     @contextmanager
-    def until_submitted(self, run: Run) -> Iterator[Callable[[], None]]:
+    def until_submitted(self, run: Run, backend: Backend, request: RunRequest) -> Iterator[Callable[[], None]]:
         """Ends the run as `refused` (or `unconfirmed`, when a submit's answer was lost) if the
-        block fails before the function it gives is called, the moment a task id is recorded."""
+        block fails before the function it gives is called, the moment a task id is recorded;
+        a visitor's key that WaveSpeed refused is counted against them."""
         handed_over = False
 
         def submitted() -> None:
@@ -155,6 +161,8 @@ class Studio:
         except BaseException as exc:
             if not handed_over:
                 self.recorder.not_submitted(run, exc)
+            if isinstance(exc, AuthError) and backend.is_visitors:
+                self.key_refusals.refused(request.requester.key)
             raise
 
     # -- one run --
@@ -179,7 +187,7 @@ class Studio:
         waiting = None
         job: Job | None = None
         try:
-            with self.until_submitted(run) as submitted:
+            with self.until_submitted(run, backend, request) as submitted:
                 yield Prepared(clock.elapsed, prepared)
                 with self.slots.one(request.stop, clock) as waiting_for_slot:
                     yield from waiting_for_slot

@@ -38,7 +38,9 @@ from .ui_history import HistoryHandlers
 from .ui_runs import RunHandlers
 from .variations import MAX_VARIATIONS, MIN_VARIATIONS
 from .visitors import LOCAL, Requester, identify
-from .webhooks import WebhookHub, add_route
+from .keys import install_key_mask
+from .server import Server, build_server_app
+from .webhooks import WebhookHub
 
 log = logging.getLogger(__name__)
 
@@ -439,8 +441,8 @@ def _write_secret(path: Path) -> str:
     return value
 
 
-def launch_options(settings: Settings) -> dict[str, Any]:
-    """What `launch()` needs: no run history in the browser, no SSR, our theme and CSS."""
+def mount_options(settings: Settings) -> dict[str, Any]:
+    """How Gradio is mounted: no run history in the browser, no SSR, our theme and CSS."""
     return dict(
         run_history=False,
         ssr_mode=False,
@@ -452,15 +454,13 @@ def launch_options(settings: Settings) -> dict[str, Any]:
         # Refused at the door: no upload larger than the app would prepare.
         max_file_size=images.MAX_BYTES,
         # Videos and images are served in place from these (gr.Video also asks for permission).
-        allowed_paths=[str(settings.data_dir / "runs"), str(settings.data_dir / "images")],
-        # Each live run holds a worker thread while it waits between ticks: keep room for every
-        # allowed run plus the page's quick events, or runs past Gradio's default 40 wait for a thread.
-        max_threads=max(40, settings.max_concurrent_tasks + 10),
+        allowed_paths=[str(settings.videos_dir), str(settings.images_dir)],
     )
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    install_key_mask()
     settings = Settings.from_env()
     hub = WebhookHub(public_url=settings.public_url)
     app = StudioApp(settings, webhooks=hub, model=SKYREELS_V1)
@@ -471,8 +471,12 @@ def main() -> None:
     app.studio.start_follower()  # finish runs left over from before a restart
     BalanceWatch(app.settings, app.model).start()  # the owner hears (in the log) when credit runs low
     blocks = app.build()
-    blocks.launch(prevent_thread_lock=True, **launch_options(app.settings))
+    # Each live run holds a worker thread while it waits between ticks: keep room for every
+    # allowed run plus the page's quick events, or runs past Gradio's default 40 wait for a thread.
+    blocks.max_threads = max(40, settings.max_concurrent_tasks + 10)
+    blocks._queue.max_thread_count = blocks.max_threads
+    served, gate = build_server_app(blocks, settings, hub, mount_options(settings))
+    server = Server(served, gate, blocks, on_tick=app.studio.keep_within_budget).start()
     # WaveSpeed's webhooks arrive at the same server; the offline preview's over loopback.
-    add_route(blocks.app, hub)
-    hub.local_url = (blocks.local_url or "").rstrip("/") or None
-    blocks.block_thread()
+    hub.local_url = server.url.rstrip("/")
+    server.wait()

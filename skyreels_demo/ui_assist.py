@@ -73,12 +73,19 @@ class AssistHandlers:
             raise gr.Error(UNEXPECTED, print_exception=False) from None
         return suggestion.text
 
-    def check_key(self, api_key: str | None) -> tuple[str, str]:
+    def check_key(self, api_key: str | None, request: gr.Request = None) -> tuple[str, str]:
         """Whether a pasted key works and what it pays for, before anything is spent."""
         key = text(api_key).strip()
         if not key:
             return "", price_line(self.settings, self.model)
+        who = self.requester(request, None).key
+        try:
+            self.studio.key_refusals.check(who)  # not even a balance check once cut off
+        except StudioError as exc:
+            return f"⚠️ {exc.sentence}", price_line(self.settings, self.model)
         result = check_key(self.settings, key, self.model)
+        if result.refused:
+            self.studio.key_refusals.refused(who)
         mark = "✓" if result.ok else "⚠️"
         return f"{mark} {result.sentence}", price_line(self.settings, self.model, own_key=result.ok)
 

@@ -1,0 +1,122 @@
+"""The app's own web server: one FastAPI app with the door in front, WaveSpeed's webhook route
+beside the page, Gradio mounted at the root, and uvicorn's settings, all in one place.
+
+Who a visitor is is decided by `visitors.py` alone: uvicorn is told to trust no forwarded
+header (it would otherwise rewrite the client address from X-Forwarded-For for loopback peers,
+before our code sees it), so SKYREELS_PROXY_HOPS is the only setting that trusts a proxy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+
+from . import door
+from .config import Settings
+from .webhooks import WebhookHub, add_route
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
+# How often uploads no run holds are swept, and the data directory pruned, in the background.
+SWEEP_EVERY_S = 60.0
+
+
+def build_server_app(blocks: gr.Blocks, settings: Settings, hub: WebhookHub | None, mount: dict[str, Any]) -> tuple[Any, door.Door]:
+    """The ASGI app to serve: the door, in front of FastAPI with the webhook route and Gradio."""
+    door.apply_session_limits(blocks)
+    if not settings.shared:
+        blocks.delete_cache = (600, 3600)  # a laptop keeps an upload an hour, as before
+    api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    if hub is not None:
+        add_route(api, hub)  # before the mount: Gradio at "/" would take every path
+    gr.mount_gradio_app(api, blocks, path="", **mount)
+    gate = door.Door(
+        api,
+        door.DoorLimits.from_settings(settings),
+        visitor=door.visitor_by_address(settings.proxy_hops),
+        text_limits=door.text_limits(blocks),
+    )
+    return gate, gate
+
+
+def address(env: dict[str, str] | None = None) -> tuple[str, int]:
+    """Where to listen: Gradio's own variables, as `launch()` reads them."""
+    env = os.environ if env is None else env
+    host = env.get("GRADIO_SERVER_NAME", "").strip() or DEFAULT_HOST
+    port = int(env.get("GRADIO_SERVER_PORT", "").strip() or DEFAULT_PORT)
+    return host, port
+
+
+class Server:
+    """uvicorn serving the app in a thread, with the background sweeps; `wait()` blocks."""
+
+    def __init__(self, app: Any, gate: door.Door, blocks: gr.Blocks, *, on_tick=lambda: None) -> None:
+        host, port = address()
+        self.host, self.port = host, port
+        self.blocks = blocks
+        self.gate = gate
+        self.on_tick = on_tick
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            # visitors.py decides who a client is; uvicorn must not rewrite it from headers.
+            proxy_headers=False,
+            forwarded_allow_ips="",
+            # A slow client cannot hold a connection open for ever.
+            timeout_keep_alive=10,
+            limit_concurrency=1000,
+        )
+        self.server = uvicorn.Server(config)
+        self._halt = threading.Event()
+
+    @property
+    def url(self) -> str:
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        shown = f"[{shown}]" if ":" in shown else shown
+        return f"http://{shown}:{self.port}/"
+
+    def start(self) -> "Server":
+        thread = threading.Thread(target=self.server.run, name="skyreels-server", daemon=True)
+        thread.start()
+        while not self.server.started:
+            if not thread.is_alive():
+                raise SystemExit(f"The app could not listen on {self.host}:{self.port}: is another app using the port?")
+            self._halt.wait(0.05)
+        self._thread = thread
+        # What launch() would have told Gradio: its own address, for MCP and the API page.
+        self.blocks.local_url = self.url
+        self.blocks.local_api_url = f"{self.url}gradio_api/"
+        self.blocks.is_running = True
+        mcp = getattr(self.blocks, "mcp_server_obj", None)
+        if mcp is not None:
+            mcp._local_url = self.url
+        threading.Thread(target=self._sweeps, name="skyreels-sweeps", daemon=True).start()
+        log.info("SkyReels V1 Studio is running on %s", self.url)
+        print(f"* Running on local URL:  {self.url}", flush=True)
+        return self
+
+    def _sweeps(self) -> None:
+        while not self._halt.wait(SWEEP_EVERY_S):
+            try:
+                removed = self.gate.sweep()
+                if removed:
+                    log.info("removed %d uploads no run holds", removed)
+                self.on_tick()
+            except Exception:  # the sweeps must outlive any one bad pass
+                log.exception("a background sweep failed")
+
+    def wait(self) -> None:
+        try:
+            self._thread.join()
+        except KeyboardInterrupt:
+            self.server.should_exit = True
+        self._halt.set()
