@@ -129,3 +129,17 @@ def wait_for(predicate, timeout: float = 30.0, every: float = 0.05):
 
 def open_store(data_dir: Path) -> RunStore:
     return RunStore(data_dir / "runs.sqlite3")
+
+
+BROWSER_FIXTURES = {"browser", "chromium"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """A test that starts Chromium must say so, or `-m "not browser"` would not mean what it says."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("browser") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError("tests that start Chromium without @pytest.mark.browser: " + ", ".join(unmarked))

@@ -24,6 +24,8 @@ CHROMIUM_ARGS = [
 ]
 IMAGE = ROOT / "assets" / "astronaut.png"
 
+pytestmark = pytest.mark.browser
+
 
 @pytest.fixture(scope="module")
 def browser():

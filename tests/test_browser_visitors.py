@@ -7,6 +7,7 @@ import re
 import threading
 from pathlib import Path
 
+import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -19,6 +20,8 @@ from .test_app import LaunchedApp
 from .test_browser import browser, fill_in  # noqa: F401 (a fixture)
 
 VISITOR_KEY = "wsk-visitor-own-key-for-history"
+
+pytestmark = pytest.mark.browser
 
 
 def files_under(*folders: Path) -> dict[str, int]:

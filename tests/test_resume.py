@@ -230,6 +230,7 @@ def test_a_run_whose_client_went_away_is_saved_by_the_app_itself(live_app, live_
     assert live_backend.counts["submit"] == submits + 1
 
 
+@pytest.mark.browser
 def test_pressing_stop_still_saves_the_video_to_history(live_app, live_backend, chromium):
     submits = live_backend.counts["submit"]
     prompt = "an old man lights a pipe by the window"
@@ -249,6 +250,7 @@ def test_pressing_stop_still_saves_the_video_to_history(live_app, live_backend, 
     assert live_backend.counts["submit"] == submits + 1
 
 
+@pytest.mark.browser
 def test_closing_the_tab_mid_run_still_saves_the_video(live_app, live_backend, chromium):
     submits = live_backend.counts["submit"]
     prompt = "a girl on a swing laughs in the sun"

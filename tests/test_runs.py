@@ -299,6 +299,7 @@ def shared_app(tmp_path_factory):
     launched.stop()
 
 
+@pytest.mark.browser
 def test_two_browser_sessions_do_not_see_each_others_runs(shared_app, chromium):
     prompt_a = "a tabby cat yawns on a windowsill"
     prompt_b = "an astronaut waves at the camera"
