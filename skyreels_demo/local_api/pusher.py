@@ -77,7 +77,7 @@ class Pusher(threading.Thread):
         record = self.backend.find_task(task_id)
         if record is None or not record.webhook:
             return
-        status = record.status_at(time.time())
+        status = record.status
         if status not in ("completed", "failed"):
             self.watch(task_id, time.time() + 0.05)  # the render may still be finishing
             return
@@ -93,7 +93,7 @@ class Pusher(threading.Thread):
     def _body(self, record, status: str) -> bytes:
         from skyreels_demo.local_api.routes.tasks import task_data
 
-        data = task_data(record, self.backend.base_url, time.time())
+        data = task_data(record, self.backend.base_url, self.backend.clock())
         body = {
             "id": data["id"],
             "model": data["model"],
