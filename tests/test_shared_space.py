@@ -193,10 +193,15 @@ def test_private_handlers_take_junk_without_a_traceback_or_a_leak(space):
     assert not ours, ours[0][-3000:]
 
 
-def test_the_queue_cannot_be_skipped_through_the_run_route(space):
-    # /gradio_api/run/<name> would run outside the queue and its concurrency limits.
+def test_the_queue_cannot_be_skipped_through_the_run_route(space, owner_backend):
+    # /gradio_api/run/<name> would run outside the queue and its concurrency limits. Refused means
+    # Gradio's own refusal of the route: any other failure (our handler choking on the junk
+    # below) would mean the call got through to the handler.
+    before = owner_backend.tasks_created
     answer = requests.post(space.url + "gradio_api/run/generate", json={"data": ["x", None, 1]}, timeout=10)
-    assert answer.status_code != 200
+    assert answer.status_code == 404, answer.text
+    assert "does not accept direct HTTP POST requests" in answer.json()["detail"]
+    assert owner_backend.tasks_created == before
 
 
 @pytest.mark.parametrize(
