@@ -871,3 +871,73 @@ def test_housekeeping_deletes_what_is_older_than_seven_days(
     assert (data_dir / "tasks" / f"{fresh_id}.json").exists()
     assert [path for path in stale if path.exists()] == []
     assert all(path.exists() for path in fresh + [still_needed, unreadable])
+
+
+# --- what the backend depends on -------------------------------------------------------------
+
+
+def local_api_modules() -> list[str]:
+    import pkgutil
+
+    import skyreels_demo.local_api as package
+
+    found = [package.__name__]
+    found += [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+    return found
+
+
+def imported_names(module: Any) -> set[str]:
+    """Every module name an import statement in the module's source names, relative ones resolved."""
+    import ast
+
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    package = module.__name__ if module.__file__.endswith("__init__.py") else module.__name__.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            # `from skyreels_demo import config` names the module skyreels_demo.config.
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_backend_needs_nothing_of_the_app_but_the_models_facts() -> None:
+    import importlib
+
+    allowed = ("skyreels_demo.models", "skyreels_demo.local_api")
+    modules = local_api_modules()
+    assert "skyreels_demo.local_api.routes.llm" in modules and "skyreels_demo.local_api.pusher" in modules
+    borrowed = {}
+    for name in modules:
+        ours = {
+            imported
+            for imported in imported_names(importlib.import_module(name))
+            if imported.split(".")[0] == "skyreels_demo"
+            and not any(imported == a or imported.startswith(a + ".") for a in allowed)
+        }
+        if ours:
+            borrowed[name] = sorted(ours)
+    assert borrowed == {}
+
+
+def test_the_backend_reads_the_idea_from_the_question_the_studio_asks() -> None:
+    from skyreels_demo import prompts
+    from skyreels_demo.local_api.routes.llm import idea_in
+
+    assert idea_in(prompts.ask("she laughs, then looks away")) == "she laughs, then looks away"
+    assert idea_in(prompts.ask("")) == ""
+    assert idea_in("Write a prompt.\nSomething else: she laughs") == ""
+
+
+def test_the_backend_frames_a_picture_as_the_studio_prepares_it() -> None:
+    from skyreels_demo.images import choose_frame
+    from skyreels_demo.local_api.render import model_frame
+
+    for width, height in [(1280, 720), (720, 1280), (800, 800), (1000, 750), (750, 1000), (1334, 1000), (1000, 1334)]:
+        assert model_frame(width, height) == choose_frame(width, height), (width, height)
+

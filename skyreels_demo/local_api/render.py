@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -20,7 +21,6 @@ from pathlib import Path
 import av
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from skyreels_demo.images import choose_frame
 from skyreels_demo.models import SKYREELS_V1
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,15 @@ class NotAnImage(ValueError):
     """The bytes are not a picture Pillow can read."""
 
 
+def model_frame(width: int, height: int) -> tuple[int, int]:
+    """The model's frame whose aspect is nearest the picture's, on a log scale (the least cropped).
+
+    The server picks it itself, as WaveSpeed's does, rather than borrowing the app's choice.
+    """
+    ratio = math.log(width / height)
+    return min(SKYREELS_V1.frames, key=lambda frame: abs(math.log(frame[0] / frame[1]) - ratio))
+
+
 def render_preview(
     image_bytes: bytes,
     dest: Path,
@@ -58,7 +67,7 @@ def render_preview(
         raise ValueError("frames and fps must be positive")
     started = time.perf_counter()
     picture = _open_picture(image_bytes)
-    width, height = frame or choose_frame(*picture.size)
+    width, height = frame or model_frame(*picture.size)
     if width % 2 or height % 2:
         raise ValueError(f"frame {width}x{height} must have even sides for yuv420p")
     source = _cover(picture, (round(width * SOURCE_MARGIN), round(height * SOURCE_MARGIN)))
