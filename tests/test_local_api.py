@@ -941,3 +941,10 @@ def test_the_backend_frames_a_picture_as_the_studio_prepares_it() -> None:
     for width, height in [(1280, 720), (720, 1280), (800, 800), (1000, 750), (750, 1000), (1334, 1000), (1000, 1334)]:
         assert model_frame(width, height) == choose_frame(width, height), (width, height)
 
+
+def test_the_webhook_pusher_stops_and_can_be_joined(tmp_path: Path) -> None:
+    with LocalBackend(render=False, timing=QUICK, data_dir=tmp_path / "backend") as backend:
+        pusher = backend.pusher
+        assert pusher.is_alive()
+    pusher.join(timeout=5)  # raised TypeError while `_stop` shadowed Thread._stop
+    assert not pusher.is_alive()

@@ -48,7 +48,8 @@ class Pusher(threading.Thread):
         self._due: list[tuple[float, str]] = []
         self._cond = threading.Condition()
         self._faults: collections.deque[tuple[str, float]] = collections.deque()
-        self._stop = threading.Event()
+        # Not `_stop`: that would shadow Thread._stop, which join() calls.
+        self._halt = threading.Event()
         self._http = requests.Session()
         self._http.trust_env = False
 
@@ -65,12 +66,12 @@ class Pusher(threading.Thread):
             self._cond.notify()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         with self._cond:
             self._cond.notify()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             with self._cond:
                 now = time.time()
                 if not self._due or self._due[0][0] > now:
