@@ -104,6 +104,10 @@ def loopback_only() -> None:
     socket.getaddrinfo = getaddrinfo
 
 
+# Python that installs the guard first, for a child process started with `-c` from the repository.
+GUARD = "import sys; sys.path.insert(0, 'bench'); from bench_app import loopback_only; loopback_only(); "
+
+
 def guarded_app(max_threads: int | None = None) -> str:
     """The app's own process: the same guard, then app.py exactly as `python app.py` runs it.
 
@@ -112,14 +116,10 @@ def guarded_app(max_threads: int | None = None) -> str:
     patch = ""
     if max_threads is not None:
         patch = (
-            "import skyreels_demo.ui as ui; shipped = ui.launch_options; "
-            f"ui.launch_options = lambda settings: {{**shipped(settings), 'max_threads': {int(max_threads)}}}; "
+            "import skyreels_demo.ui as ui; "
+            f"ui.worker_threads = lambda settings: {int(max_threads)}; "
         )
-    return (
-        "import runpy, sys; sys.path.insert(0, 'bench'); "
-        "from bench_app import loopback_only; loopback_only(); "
-        f"{patch}sys.argv = ['app.py']; runpy.run_path('app.py', run_name='__main__')"
-    )
+    return GUARD + f"import runpy; {patch}sys.argv = ['app.py']; runpy.run_path('app.py', run_name='__main__')"
 
 
 # --- tables and numbers ----------------------------------------------------------------------
@@ -139,6 +139,17 @@ def percentile(values: Sequence[float], share: float) -> float:
     """Nearest-rank percentile: the smallest value with at least `share` of them at or below it."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def high(values: Sequence[float], share: float = 0.95) -> str:
+    """The nearest-rank percentile, formatted, and called what it is when the runs are few:
+    the p95 of 8 values is simply their largest."""
+    value = seconds(percentile(values, share))
+    if len(values) >= 20:
+        return value
+    from_top = len(values) - max(0, math.ceil(share * len(values)) - 1)
+    which = {1: "max", 2: "2nd-largest", 3: "3rd-largest"}.get(from_top, f"{from_top}th-largest")
+    return f"{value} ({which} of {len(values)})"
 
 
 def seconds(value: float | None) -> str:
@@ -481,24 +492,24 @@ def report(visits: list[Visit], backend, recorded: dict[str, float], timing: Sky
           f"{WARM_UP_ROUNDS * WARM_UP_PER_ROUND} warm-up runs ({machine()})\n")
     rows = [
         ("click → first status update (upload excluded)", seconds(statistics.median(first)),
-         seconds(percentile(first, 0.95)), f"median ≤ {TARGET_FIRST_UPDATE_S} s",
+         high(first), f"median ≤ {TARGET_FIRST_UPDATE_S} s",
          met(statistics.median(first) <= TARGET_FIRST_UPDATE_S)),
         ("server completed → final video output", seconds(statistics.median(video)),
-         seconds(percentile(video, 0.95)), f"median ≤ {TARGET_VIDEO_S} s",
+         high(video), f"median ≤ {TARGET_VIDEO_S} s",
          met(statistics.median(video) <= TARGET_VIDEO_S)),
         ("  of which: completed → app saw it (poll)", seconds(statistics.median(noticed)),
-         seconds(percentile(noticed, 0.95)), "–", "–"),
+         high(noticed), "–", "–"),
         ("  of which: app saw it → video at the visitor", seconds(statistics.median(handed)),
-         seconds(percentile(handed, 0.95)), "–", "–"),
+         high(handed), "–", "–"),
         ("image upload by gradio_client (excluded above)", seconds(statistics.median(upload)),
-         seconds(percentile(upload, 0.95)), "–", "–"),
+         high(upload), "–", "–"),
         ("runs that ended in an error", len(errors), "", "0", met(not errors)),
     ]
-    print(markdown_table(("figure", "median", "p95", "target", "met?"), rows))
+    print(markdown_table(("figure", "median", "p95 (with few runs, the value it is)", "target", "met?"), rows))
     print(
         f"\nNotes: tasks on the local backend: {timing.describe()}. The video is the offline "
         f"preview's H.264 of a pure-noise picture, {statistics.median(sizes):.2f} MB "
-        "(the preview encoder at CRF 23 cannot make it bigger; a real SkyReels clip is ~3 MB). "
+        "(the preview encoder at CRF 23 cannot make it bigger; a real SkyReels clip is ~3 MB: assumed, not measured). "
         "'Final video output' is when gradio_client holds the downloaded file. The app learned "
         "task length from its own run store during the warm-up runs, as it does for a person; "
         f"in its very first runs, on the one-minute prior alone, it saw these ~10 s tasks "

@@ -19,7 +19,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_app import loopback_only  # noqa: E402
 from skyreels_demo.images import choose_frame  # noqa: E402
 from skyreels_demo.local_api.render import render_preview
 from skyreels_demo.models import SKYREELS_V1  # noqa: E402
@@ -54,6 +56,7 @@ def photo_like(width: int = 1280, height: int = 720) -> bytes:
 
 
 def main() -> None:
+    loopback_only()
     picture = photo_like()
     with Image.open(io.BytesIO(picture)) as opened:
         width, height = choose_frame(*opened.size)

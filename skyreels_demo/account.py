@@ -76,7 +76,8 @@ class BalanceWatch(threading.Thread):
         self.settings = settings
         self.model = model
         self.every_s = every_s
-        self._stop = threading.Event()
+        # Not `_stop`: that would shadow Thread._stop, which join() calls.
+        self._halt = threading.Event()
 
     def check_once(self) -> float | None:
         """The owner's balance now (None if it could not be read); warns when it is low."""
@@ -97,9 +98,9 @@ class BalanceWatch(threading.Thread):
         return balance.amount
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self.check_once()
-            self._stop.wait(self.every_s)
+            self._halt.wait(self.every_s)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()

@@ -50,24 +50,13 @@ from .image_limits import (  # noqa: F401 (the limits are part of this module's 
     check_footprint,
     decode_cost,
 )
-from .models import SKYREELS_V1
+from .models import Frames, nearest_frame
 
 log = logging.getLogger(__name__)
 
-# The model's native frames (width, height): landscape, portrait and square.
-FRAMES = SKYREELS_V1.frames
-LANDSCAPE, PORTRAIT, SQUARE = FRAMES
-
-
-def choose_frame(width: int, height: int) -> tuple[int, int]:
-    """The model frame whose aspect is nearest the picture's, on a log scale.
-
-    Nearest on a log scale means the least of the picture is cropped away, so the cut-overs
-    fall at the geometric means of neighbouring aspects: wider than about 1.33:1 is landscape,
-    taller than about 1:1.33 is portrait, and anything between is square.
-    """
-    ratio = math.log(width / height)
-    return min(FRAMES, key=lambda frame: abs(math.log(frame[0] / frame[1]) - ratio))
+def choose_frame(width: int, height: int, frames: Frames) -> tuple[int, int]:
+    """Of the model's native `frames`, the one a picture of this size becomes (models.py)."""
+    return nearest_frame(width, height, frames)
 
 
 FITS = ("crop", "pad")
@@ -115,7 +104,12 @@ _ORIENTATIONS = {
 }
 _ORIENTATION_TAG = 0x0112
 
-_FRAME_NAMES = {LANDSCAPE: "landscape", PORTRAIT: "portrait", SQUARE: "square"}
+
+
+def frame_name(frame: tuple[int, int]) -> str:
+    """What a person calls a frame of this shape."""
+    width, height = frame
+    return "square" if width == height else ("landscape" if width > height else "portrait")
 
 # What Pillow raises on files that parse as images but do not decode.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
@@ -156,10 +150,9 @@ def is_remote_url(value: object) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
-def prepare(
-    source: str | os.PathLike | bytes | Image.Image, *, fit: str = "crop", frames: tuple[tuple[int, int], ...] | None = None
-) -> PreparedImage:
-    """Turn a path, bytes or Pillow image into the JPEG frame SkyReels V1 should receive.
+def prepare(source: str | os.PathLike | bytes | Image.Image, *, frames: Frames, fit: str = "crop") -> PreparedImage:
+    """Turn a path, bytes or Pillow image into the JPEG frame the model should receive: one of
+    its native `frames` (width, height), the one nearest the picture's aspect.
 
     `fit="crop"` centre-crops to the frame's aspect as the model itself does; `fit="pad"`
     keeps the whole picture on a blurred, dimmed copy of itself. Raises `ImageRejected` with
@@ -168,25 +161,25 @@ def prepare(
     if fit not in FITS:
         raise ValueError(f"fit must be one of {FITS}, not {fit!r}")
     if isinstance(source, Image.Image):
-        return _prepare_image(source, fit=fit, owned=False, file_size=None)
+        return _prepare_image(source, fit=fit, frames=frames, owned=False, file_size=None)
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         check_file_size(len(data))
-        return _prepare_file(io.BytesIO(data), len(data), fit)
+        return _prepare_file(io.BytesIO(data), len(data), fit, frames)
     if isinstance(source, str) and is_remote_url(source):
         raise ImageRejected(
             "This is a web address, not a file: pass it to SkyReels as it is, "
             "or download the picture and choose the file."
         )
     if isinstance(source, (str, os.PathLike)):
-        return _prepare_path(os.fspath(source), fit)
+        return _prepare_path(os.fspath(source), fit, frames)
     raise TypeError(f"prepare() takes a path, bytes or a PIL image, not {type(source).__name__}")
 
 
 # --- opening -------------------------------------------------------------------------------
 
 
-def _prepare_path(path: str | bytes, fit: str) -> PreparedImage:
+def _prepare_path(path: str | bytes, fit: str, frames: Frames) -> PreparedImage:
     shown = os.fsdecode(path)
     try:
         info = os.stat(path)
@@ -202,10 +195,10 @@ def _prepare_path(path: str | bytes, fit: str) -> PreparedImage:
     except OSError as exc:
         raise unreadable(shown, exc) from exc
     with file:
-        return _prepare_file(file, info.st_size, fit)
+        return _prepare_file(file, info.st_size, fit, frames)
 
 
-def _prepare_file(file: BinaryIO, file_size: int, fit: str) -> PreparedImage:
+def _prepare_file(file: BinaryIO, file_size: int, fit: str, frames: Frames) -> PreparedImage:
     head = file.read(32)
     file.seek(0)
     try:
@@ -226,14 +219,14 @@ def _prepare_file(file: BinaryIO, file_size: int, fit: str) -> PreparedImage:
         log.info("Image header could not be parsed: %r", exc)
         raise damaged(exc) from exc
     with image:
-        return _prepare_image(image, fit=fit, owned=True, file_size=file_size)
+        return _prepare_image(image, fit=fit, frames=frames, owned=True, file_size=file_size)
 
 
 # --- preparing -----------------------------------------------------------------------------
 
 
 def _prepare_image(
-    image: Image.Image, *, fit: str, owned: bool, file_size: int | None
+    image: Image.Image, *, fit: str, frames: Frames, owned: bool, file_size: int | None
 ) -> PreparedImage:
     """Everything after opening. `owned`: the image is ours to reduce and turn in place."""
     raw_w, raw_h = image.size
@@ -245,7 +238,7 @@ def _prepare_image(
         # budget counts what it really achieves: nothing for a picture whose short side is
         # already near the frame's, and no coefficient buffer saved for a progressive one.
         try:
-            scale = _draft_for_frame(image, fit)
+            scale = _draft_for_frame(image, fit, frames)
         except _DECODE_ERRORS as exc:
             log.info("Image header could not be parsed: %r", exc)
             raise damaged(exc) from exc
@@ -255,16 +248,16 @@ def _prepare_image(
               needed // 1_000_000)
     with DECODE_BUDGET.hold(needed):
         return _decode_and_frame(
-            image, fit=fit, owned=owned, reducible=reducible, scale=scale,
+            image, fit=fit, frames=frames, owned=owned, reducible=reducible, scale=scale,
             raw_size=(raw_w, raw_h), file_size=file_size,
         )
 
 
-def _draft_for_frame(image: Image.Image, fit: str) -> float:
+def _draft_for_frame(image: Image.Image, fit: str, frames: Frames) -> float:
     """Ask for the reduced decode that still covers this picture's frame; the scale it gives."""
     swapped = _ORIENTATIONS[_orientation(image)][0]
     width, height = (image.height, image.width) if swapped else image.size
-    frame = choose_frame(width, height)
+    frame = choose_frame(width, height, frames)
     if fit == "crop":
         crop_box, target = _centred_box(width, height, frame), frame
     else:
@@ -276,6 +269,7 @@ def _decode_and_frame(
     image: Image.Image,
     *,
     fit: str,
+    frames: Frames,
     owned: bool,
     reducible: bool,
     scale: float,
@@ -296,7 +290,7 @@ def _decode_and_frame(
         orientation = _orientation(image)
         swapped, mirror_x, mirror_y = _ORIENTATIONS[orientation]
         width, height = (raw_h, raw_w) if swapped else (raw_w, raw_h)
-        frame = choose_frame(width, height)
+        frame = choose_frame(width, height, frames)
         if fit == "crop":
             crop_box = _centred_box(width, height, frame)
             target = frame
@@ -482,7 +476,7 @@ def _framing_notes(
     frame: tuple[int, int],
 ) -> list[str]:
     width, height = size
-    frame_text = f"{frame[0]}×{frame[1]} ({_FRAME_NAMES[frame]})"
+    frame_text = f"{frame[0]}×{frame[1]} ({frame_name(frame)})"
     used_w, used_h = box[2] - box[0], box[3] - box[1]
     notes = []
     if fit == "pad" and target != frame:

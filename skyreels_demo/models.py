@@ -15,6 +15,8 @@ from typing import Any, Callable, Mapping
 from .errors import BadInput
 
 Payload = dict[str, Any]
+# A model's native frames, (width, height) each.
+Frames = tuple[tuple[int, int], ...]
 # -1 (random) to the top of a signed 32-bit integer, as WaveSpeed's models take seeds.
 SEED_RANGE = (-1, 2_147_483_647)
 
@@ -40,7 +42,7 @@ class ModelSpec:
     price_usd: float = 0.0
     prior: DurationPrior = DurationPrior()
     # Video models only: native frames (width, height), frame rate and count.
-    frames: tuple[tuple[int, int], ...] = ()
+    frames: Frames = ()
     fps: int = 0
     frame_count: int = 0
     prompt_prefix: str = ""
@@ -71,8 +73,7 @@ class ModelSpec:
         fall at the geometric means of neighbouring aspects (for 16:9, 9:16 and 1:1: wider than
         about 1.33:1 is landscape, taller than about 1:1.33 is portrait, between is square).
         """
-        ratio = math.log(width / height)
-        return min(self.frames, key=lambda frame: abs(math.log(frame[0] / frame[1]) - ratio))
+        return nearest_frame(width, height, self.frames)
 
     def payload(self, inputs: Mapping[str, Any]) -> Payload:
         """The JSON body for a submit, from the caller's inputs (checked, nothing extra)."""
@@ -90,6 +91,12 @@ class ModelSpec:
         """The prompt as a person wrote it, for showing and editing again."""
         prefix = self.prompt_prefix
         return prompt[len(prefix):] if prefix and prompt.startswith(prefix) else prompt
+
+
+def nearest_frame(width: int, height: int, frames: Frames) -> tuple[int, int]:
+    """The frame whose aspect is nearest the picture's, on a log scale: the least cropped."""
+    ratio = math.log(width / height)
+    return min(frames, key=lambda frame: abs(math.log(frame[0] / frame[1]) - ratio))
 
 
 def _image_to_video(model: ModelSpec, inputs: Mapping[str, Any]) -> Payload:

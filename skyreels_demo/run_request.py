@@ -78,4 +78,4 @@ def image_source(image: Any, fit: str, model: ModelSpec, *, missing: str | None 
         return image
     if isinstance(image, str) and images.is_remote_url(image):
         return image.strip()
-    return images.prepare(image, fit=fit)
+    return images.prepare(image, fit=fit, frames=model.frames)

@@ -133,7 +133,7 @@ def run_sweep(
     if concurrency < 1:
         raise BadInput("--concurrency must be at least 1.")
     image, fit, fps_prefix = request.image, request.fit, request.fps_prefix
-    prepared = images.prepare(image, fit=fit)  # a bad image is refused before any cell runs
+    prepared = images.prepare(image, fit=fit, frames=studio.model.frames)  # a bad image is refused before any cell runs
     key = sweep_key(prepared.sha256, fit)
     cell_request = request.but(image=prepared, sweep=key)
     model_prompt = studio.model.with_prefix

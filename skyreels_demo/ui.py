@@ -458,6 +458,12 @@ def mount_options(settings: Settings) -> dict[str, Any]:
     )
 
 
+def worker_threads(settings: Settings) -> int:
+    """Each live run holds a worker thread while it waits between ticks: room for every allowed
+    run plus the page's quick events, or runs past Gradio's default 40 wait for a thread."""
+    return max(40, settings.max_concurrent_tasks + 10)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     install_key_mask()
@@ -471,10 +477,7 @@ def main() -> None:
     app.studio.start_follower()  # finish runs left over from before a restart
     BalanceWatch(app.settings, app.model).start()  # the owner hears (in the log) when credit runs low
     blocks = app.build()
-    # Each live run holds a worker thread while it waits between ticks: keep room for every
-    # allowed run plus the page's quick events, or runs past Gradio's default 40 wait for a thread.
-    blocks.max_threads = max(40, settings.max_concurrent_tasks + 10)
-    blocks._queue.max_thread_count = blocks.max_threads
+    blocks.max_threads = blocks._queue.max_thread_count = worker_threads(settings)
     served, gate = build_server_app(blocks, settings, hub, mount_options(settings))
     server = Server(served, gate, blocks, on_tick=app.studio.keep_within_budget).start()
     # WaveSpeed's webhooks arrive at the same server; the offline preview's over loopback.

@@ -1,18 +1,22 @@
-"""Shared fixtures: a real local backend on loopback, settings pointed at it, pictures to use."""
+"""Shared fixtures: a real local backend on loopback, settings pointed at it, pictures to use,
+the app launched as `python app.py`, and Chromium to visit it with."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+import requests
 from PIL import Image
 
 from skyreels_demo.config import Settings
@@ -23,6 +27,8 @@ from skyreels_demo.models import SKYREELS_V1
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = TaskTiming(queue_s=0.2, processing_s=0.6)
+ASTRONAUT = str(ROOT / "assets" / "astronaut.png")
+CHELSEA = str(ROOT / "assets" / "chelsea.png")
 
 
 def photo(width: int = 1200, height: int = 800, seed: int = 0) -> Image.Image:
@@ -130,3 +136,150 @@ def wait_for(predicate, timeout: float = 30.0, every: float = 0.05):
 
 def open_store(data_dir: Path) -> RunStore:
     return RunStore(data_dir / "runs.sqlite3")
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, log_path: Path | None = None, *,
+                       timeout: float = 60, every: float = 0.2) -> None:
+    """Until `url` answers 200; if the process exits first, fail with the end of its log."""
+
+    def up() -> bool:
+        if process.poll() is not None:
+            logged = log_path.read_text(errors="replace")[-3000:] if log_path else ""
+            raise AssertionError(f"{process.args} exited {process.returncode}: {logged}")
+        try:
+            return requests.get(url, timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_for(up, timeout=timeout, every=every)
+
+
+# --- the app as `python app.py` --------------------------------------------------------------
+
+
+class LaunchedApp:
+    """`python app.py` on a loopback port, its data in `data_dir`, answering once constructed.
+
+    As a context manager it is stopped on leaving the block.
+    """
+
+    def __init__(self, data_dir: Path, log_path: Path | None = None, *, port: int | None = None, **env: str) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()  # the same port again: the same origin, the same browser storage
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log_path = log_path or data_dir / "app.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "app.py"],
+            cwd=ROOT,
+            env=clean_env(
+                GRADIO_SERVER_PORT=str(self.port),
+                GRADIO_SERVER_NAME="127.0.0.1",
+                SKYREELS_DATA_DIR=str(data_dir),
+                GRADIO_ANALYTICS_ENABLED="False",
+                **env,
+            ),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until_serving(self.url, self.process, self.log_path)
+
+    def __enter__(self) -> LaunchedApp:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def peak_memory_kb(self) -> int:
+        """The app process's peak resident memory so far (VmHWM), in kB."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmHWM in /proc")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=15)
+        self._log.close()
+
+
+# --- Chromium, as a visitor ------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright  # only the browser tests pay for the import
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: scripts/test.sh installs Debian's chromium package.")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@contextlib.contextmanager
+def browser_page(browser, url: str) -> Iterator:
+    """One visitor: a fresh browser context (its own storage, so its own private id)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        page.goto(url)
+        page.get_by_role("button", name="Generate", exact=True).wait_for()
+        yield page
+    finally:
+        context.close()
+
+
+def fill_in(page, prompt: str, image: str = ASTRONAUT) -> None:
+    """Drop in a picture, wait for its prepared frame, type a prompt."""
+    from playwright.sync_api import expect
+
+    page.locator("input[type=file]").first.set_input_files(image)
+    # The prepared frame and its upload size appear as soon as the image is chosen.
+    expect(page.get_by_text("Upload size")).to_be_visible(timeout=15_000)
+    page.get_by_label("Prompt", exact=True).fill(prompt)
+
+
+def make_run_in_browser(page, prompt: str, image: str = ASTRONAUT, *, wait_for_video: bool = True) -> None:
+    """What a visitor does: drop in a picture, type a prompt, press Generate (and watch it play)."""
+    fill_in(page, prompt, image)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    if wait_for_video:
+        page.locator("#result-video video").wait_for(timeout=60_000)
+
+
+BROWSER_FIXTURES = {"browser"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """A test that starts Chromium must say so, or `-m "not browser"` would not mean what it says."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("browser") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError("tests that start Chromium without @pytest.mark.browser: " + ", ".join(unmarked))

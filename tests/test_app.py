@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,60 +11,10 @@ from gradio_client.exceptions import AppError
 
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 
-from .conftest import ROOT, clean_env, free_port, open_store, video_facts, wait_for
+from .conftest import ASTRONAUT, LaunchedApp, open_store, video_facts
 
 VISITOR_KEY = "wsk-visitor-0123456789abcdefSECRET"
-IMAGE = str(ROOT / "assets" / "astronaut.png")
-
-
-class LaunchedApp:
-    def __init__(self, data_dir: Path, log_path: Path, *, port: int | None = None, **env: str) -> None:
-        self.port = port or free_port()  # the same port again: the same origin, the same browser storage
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log_path = log_path
-        self._log = open(log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "app.py"],
-            cwd=ROOT,
-            env=clean_env(
-                GRADIO_SERVER_PORT=str(self.port),
-                GRADIO_SERVER_NAME="127.0.0.1",
-                SKYREELS_DATA_DIR=str(data_dir),
-                GRADIO_ANALYTICS_ENABLED="False",
-                **env,
-            ),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(self._up, timeout=60, every=0.2)
-
-    def peak_memory_kb(self) -> int:
-        """The app process's peak resident memory so far (VmHWM), in kB."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmHWM in /proc")
-
-    def _up(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the app exited: {self.log_path.read_text()[-2000:]}")
-        try:
-            return requests.get(self.url, timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self._log.close()
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=15)
-        self._log.close()
+IMAGE = ASTRONAUT
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +27,9 @@ def visitor_backend():
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, visitor_backend):
     data = tmp_path_factory.mktemp("app-data")
-    launched = LaunchedApp(
-        data,
-        data / "app.log",
-        WAVESPEED_BASE_URL=visitor_backend.base_url,
-        SKYREELS_PREVIEW_TIMING="0.3,1.0",
-    )
-    launched.data_dir = data
-    yield launched
-    launched.stop()
+    env = dict(WAVESPEED_BASE_URL=visitor_backend.base_url, SKYREELS_PREVIEW_TIMING="0.3,1.0")
+    with LaunchedApp(data, **env) as launched:
+        yield launched
 
 
 def generate(client: Client, prompt: str, *, seed: int = 7, key: str = "", image: str = IMAGE):

@@ -7,49 +7,18 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from .conftest import ROOT, open_store, wait_for
-from .test_app import LaunchedApp
+from .conftest import LaunchedApp, fill_in, open_store, wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-IMAGE = ROOT / "assets" / "astronaut.png"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: scripts/test.sh installs Debian's chromium package.")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    data = tmp_path_factory.mktemp("browser-app")
     # Long enough processing that Stop lands mid-run; the first run still ends in seconds.
-    launched = LaunchedApp(data, data / "app.log", SKYREELS_PREVIEW_TIMING="0.5,4")
-    launched.data_dir = data
-    yield launched
-    launched.stop()
-
-
-def fill_in(page: Page, prompt: str) -> None:
-    page.set_input_files("input[type=file]", str(IMAGE))
-    # The prepared frame appears as soon as the image is chosen.
-    expect(page.get_by_text("Resized to 720×720")).to_be_visible(timeout=15_000)
-    page.get_by_label("Prompt", exact=True).fill(prompt)
+    with LaunchedApp(tmp_path_factory.mktemp("browser-app"), SKYREELS_PREVIEW_TIMING="0.5,4") as launched:
+        yield launched
 
 
 def status_text(page: Page) -> str:

@@ -7,6 +7,7 @@ import re
 import threading
 from pathlib import Path
 
+import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -14,11 +15,11 @@ from playwright.sync_api import Page, expect
 
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 
-from .conftest import free_port, open_store, wait_for
-from .test_app import LaunchedApp
-from .test_browser import browser, fill_in  # noqa: F401 (a fixture)
+from .conftest import LaunchedApp, fill_in, free_port, open_store, wait_for
 
 VISITOR_KEY = "wsk-visitor-own-key-for-history"
+
+pytestmark = pytest.mark.browser
 
 
 def files_under(*folders: Path) -> dict[str, int]:
@@ -36,7 +37,7 @@ def make_a_video(page: Page, prompt: str) -> None:
     expect(page.locator("#result-video video")).to_have_count(1, timeout=60_000)
 
 
-def test_history_survives_a_restart_and_rendering_it_grows_no_files(browser, tmp_path):  # noqa: F811
+def test_history_survives_a_restart_and_rendering_it_grows_no_files(browser, tmp_path):
     data, cache, port = tmp_path / "data", tmp_path / "gradio-cache", free_port()
     env = dict(SKYREELS_SHARED="1", SKYREELS_PREVIEW_TIMING="0.2,0.6", GRADIO_TEMP_DIR=str(cache))
     app = LaunchedApp(data, tmp_path / "app.log", port=port, **env)
@@ -69,7 +70,7 @@ def test_history_survives_a_restart_and_rendering_it_grows_no_files(browser, tmp
         again.stop()
 
 
-def test_an_own_key_run_cut_off_by_a_crash_is_finished_from_history(browser, tmp_path):  # noqa: F811
+def test_an_own_key_run_cut_off_by_a_crash_is_finished_from_history(browser, tmp_path):
     data, port = tmp_path / "data", free_port()
     with LocalBackend(api_key=VISITOR_KEY, timing=TaskTiming(0.3, 4.0)) as api:
         env = dict(SKYREELS_SHARED="1", WAVESPEED_BASE_URL=api.base_url)
@@ -110,7 +111,7 @@ def test_an_own_key_run_cut_off_by_a_crash_is_finished_from_history(browser, tmp
         assert VISITOR_KEY not in (tmp_path / "app-again.log").read_text()
 
 
-def test_memory_bombs_in_tabs_and_api_calls_at_once_stay_within_bounds(browser, tmp_path):  # noqa: F811
+def test_memory_bombs_in_tabs_and_api_calls_at_once_stay_within_bounds(browser, tmp_path):
     bomb = tmp_path / "bomb.png"
     Image.new("I;16", (10_000, 8_000), 1200).save(bomb, optimize=True)  # 80 MP of 16-bit grey
     assert bomb.stat().st_size < 1_000_000
@@ -152,7 +153,7 @@ def test_memory_bombs_in_tabs_and_api_calls_at_once_stay_within_bounds(browser, 
         app.stop()
 
 
-def test_a_pasted_key_is_checked_at_once_and_never_shown(browser, tmp_path):  # noqa: F811
+def test_a_pasted_key_is_checked_at_once_and_never_shown(browser, tmp_path):
     with LocalBackend(api_key=VISITOR_KEY, balance=3.4) as api:
         app = LaunchedApp(tmp_path / "data", tmp_path / "app.log", WAVESPEED_BASE_URL=api.base_url)
         page = browser.new_page(viewport={"width": 1366, "height": 900})

@@ -7,13 +7,11 @@ import subprocess
 import sys
 
 import pytest
-import requests
 
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 
-from .conftest import ROOT, clean_env, free_port, run_cli, video_facts, wait_for
+from .conftest import ASTRONAUT, ROOT, clean_env, free_port, run_cli, video_facts, wait_until_serving
 
-ASTRONAUT = str(ROOT / "assets" / "astronaut.png")
 
 
 @pytest.fixture
@@ -29,14 +27,7 @@ def local_api_process():
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return requests.get(url + "/", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    wait_for(up, timeout=30, every=0.1)
+    wait_until_serving(url + "/", process, timeout=30, every=0.1)
     yield url
     process.terminate()
     process.wait(timeout=10)

@@ -17,9 +17,8 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-import requests
 
-from .conftest import ROOT, free_port, wait_for
+from .conftest import ROOT, free_port, wait_until_serving
 
 pytestmark = pytest.mark.first_command
 
@@ -90,18 +89,6 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=10)
 
 
-def answers_200(process: subprocess.Popen, url: str, log: Path):
-    def up() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"start.sh exited {process.returncode}: {log.read_text()[-3000:]}")
-        try:
-            return requests.get(url, timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    return wait_for(up, timeout=150, every=0.5)
-
-
 def test_start_sh_from_a_fresh_clone_with_only_python3_makes_a_venv_and_serves_the_app(tmp_path):
     clone = fresh_clone(tmp_path)
     port = free_port()
@@ -118,7 +105,7 @@ def test_start_sh_from_a_fresh_clone_with_only_python3_makes_a_venv_and_serves_t
     first_log = tmp_path / "first.log"
     process = start(clone, env, first_log)
     try:
-        assert answers_200(process, url, first_log)
+        wait_until_serving(url, process, first_log, timeout=150, every=0.5)
     finally:
         stop(process)
     assert "Making a virtual environment in .venv" in first_log.read_text()
@@ -128,7 +115,7 @@ def test_start_sh_from_a_fresh_clone_with_only_python3_makes_a_venv_and_serves_t
     again_log = tmp_path / "again.log"
     process = start(clone, env, again_log)
     try:
-        assert answers_200(process, url, again_log)
+        wait_until_serving(url, process, again_log, timeout=150, every=0.5)
     finally:
         stop(process)
     assert "Making a virtual environment" not in again_log.read_text()

@@ -123,6 +123,7 @@ import json, sys, threading
 sys.path.insert(0, sys.argv[1])
 from skyreels_demo import images
 from skyreels_demo.errors import ImageRejected
+from skyreels_demo.models import SKYREELS_V1
 
 def peak_kib():
     with open("/proc/self/status") as status:
@@ -133,7 +134,7 @@ outcomes = [None] * len(paths)
 
 def run(index):
     try:
-        outcomes[index] = "prepared: " + " ".join(images.prepare(paths[index]).notes)
+        outcomes[index] = "prepared: " + " ".join(images.prepare(paths[index], frames=SKYREELS_V1.frames).notes)
     except ImageRejected as exc:
         outcomes[index] = "refused: " + str(exc)
 
@@ -144,7 +145,7 @@ for thread in threads:
 for thread in threads:
     thread.join()
 growth = (peak_kib() - before) * 1024
-then = "prepared: " + " ".join(images.prepare(after).notes) if after else ""
+then = "prepared: " + " ".join(images.prepare(after, frames=SKYREELS_V1.frames).notes) if after else ""
 print(json.dumps({"outcomes": outcomes, "growth": growth, "after": then}))
 """
 

@@ -23,19 +23,17 @@ from PIL import Image, ImageChops, ImageCms, ImageOps, features
 
 from skyreels_demo import images
 from skyreels_demo.errors import BadInput, ImageRejected
-from skyreels_demo.images import (
+from skyreels_demo.images import MAX_BYTES, MAX_MEGAPIXELS, MIN_SIDE, PreparedImage, is_remote_url
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.run_request import RunRequest
-    LANDSCAPE,
-    MAX_BYTES,
-    MAX_MEGAPIXELS,
-    MIN_SIDE,
-    PORTRAIT,
-    SQUARE,
-    PreparedImage,
-    is_remote_url,
-    prepare,
-)
+
+LANDSCAPE, PORTRAIT, SQUARE = SKYREELS_V1.frames
+
+
+def prepare(source, **options) -> PreparedImage:
+    """The studio's preparation, for SkyReels V1's frames."""
+    return images.prepare(source, frames=SKYREELS_V1.frames, **options)
+
 
 UPLOAD_LIMIT = 300_000
 ORIENTATION = 0x0112

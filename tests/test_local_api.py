@@ -89,9 +89,42 @@ class Api:
             time.sleep(0.02)
         raise AssertionError(f"task {task_id} still {seen[-1]} after {timeout} s")
 
+    def walk(
+        self, task_id: str, clock: HandClock, timing: TaskTiming, timeout: float = 30
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Follow a task on a clock that moves only between polls: every state it passes is seen,
+        however late a poll lands. After each step, poll until the status changes (a render may
+        still be finishing); return the last data and the statuses seen, in order."""
+        data = self.result(task_id).json()["data"]
+        seen = [data["status"]]
+        for step in (timing.queue_s, timing.processing_s):
+            clock.advance(step)
+            deadline = time.monotonic() + timeout
+            while (data := self.result(task_id).json()["data"])["status"] == seen[-1]:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"task {task_id} still {seen[-1]} {timeout} s after the clock moved on")
+                time.sleep(0.02)
+            seen.append(data["status"])
+            if data["status"] in ("completed", "failed"):
+                break
+        return data, seen
+
     def download(self, url: str, **kwargs: Any) -> requests.Response:
         # Output URLs are public, like a CDN's: no key is sent.
         return anonymous.get(url, timeout=10, **kwargs)
+
+
+class HandClock:
+    """A backend's clock that stands still until the test moves it on."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def frames_of(mp4: Path) -> list[Any]:
@@ -192,7 +225,10 @@ def test_uploaded_picture_becomes_a_97_frame_h264_preview_at_the_models_frame(
     }
 
 
-def test_task_walks_created_processing_completed_on_the_clock(api: Api, backend: LocalBackend) -> None:
+def test_task_walks_created_processing_completed_on_the_clock(start_backend: Callable[..., LocalBackend]) -> None:
+    clock = HandClock()
+    backend = start_backend(clock=clock)
+    api = Api(backend)
     image_url = api.upload(picture(640, 360))
     submitted = api.submit({"prompt": "FPS-24, waves", "image": image_url, "seed": 7})
     body = submitted.json()
@@ -213,7 +249,7 @@ def test_task_walks_created_processing_completed_on_the_clock(api: Api, backend:
     assert re.fullmatch(r"[0-9a-f]{32}", task_id)
     assert ISO_MS.fullmatch(body["data"]["created_at"])
 
-    data, seen = api.follow(task_id)
+    data, seen = api.walk(task_id, clock, FAST)
     record = backend.task(task_id)
     assert seen == ["created", "processing", "completed"]
     assert data["outputs"] == [f"{backend.base_url}/files/outputs/{task_id}.mp4"]
@@ -531,14 +567,18 @@ def test_armed_faults_apply_first_come_first_served(quick_api: Api, quick_backen
     assert seen == [(429, 429), (502, 502), (200, 5003), (404, 404)]
 
 
-def test_failed_task_carries_its_code_and_sentence(quick_api: Api, quick_backend: LocalBackend) -> None:
-    image_url = quick_api.upload(picture(32, 32))
-    quick_backend.faults.fail_next_task(code=1403, message="The task failed.")
-    data, seen = quick_api.follow(quick_api.start_task(image_url))
+def test_failed_task_carries_its_code_and_sentence(start_backend: Callable[..., LocalBackend]) -> None:
+    clock = HandClock()
+    backend = start_backend(render=False, timing=QUICK, clock=clock)
+    api = Api(backend)
+    image_url = api.upload(picture(32, 32))
+    backend.faults.fail_next_task(code=1403, message="The task failed.")
+    data, seen = api.walk(api.start_task(image_url), clock, QUICK)
 
     assert seen == ["created", "processing", "failed"]
     assert (data["code"], data["error"], data["outputs"]) == (1403, "The task failed.", [])
-    assert quick_api.follow(quick_api.start_task(image_url))[0]["status"] == "completed"
+    data, seen = api.walk(api.start_task(image_url), clock, QUICK)
+    assert seen == ["created", "processing", "completed"]
 
 
 def test_hung_task_stays_processing(quick_api: Api, quick_backend: LocalBackend) -> None:
@@ -834,3 +874,72 @@ def test_housekeeping_deletes_what_is_older_than_seven_days(
     assert (data_dir / "tasks" / f"{fresh_id}.json").exists()
     assert [path for path in stale if path.exists()] == []
     assert all(path.exists() for path in fresh + [still_needed, unreadable])
+
+
+# --- what the backend depends on -------------------------------------------------------------
+
+
+def local_api_modules() -> list[str]:
+    import pkgutil
+
+    import skyreels_demo.local_api as package
+
+    found = [package.__name__]
+    found += [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+    return found
+
+
+def imported_names(module: Any) -> set[str]:
+    """Every module name an import statement in the module's source names, relative ones resolved."""
+    import ast
+
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    package = module.__name__ if module.__file__.endswith("__init__.py") else module.__name__.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            # `from skyreels_demo import config` names the module skyreels_demo.config.
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_backend_needs_nothing_of_the_app_but_the_models_facts() -> None:
+    import importlib
+
+    allowed = ("skyreels_demo.models", "skyreels_demo.local_api")
+    modules = local_api_modules()
+    assert "skyreels_demo.local_api.routes.llm" in modules and "skyreels_demo.local_api.pusher" in modules
+    borrowed = {}
+    for name in modules:
+        ours = {
+            imported
+            for imported in imported_names(importlib.import_module(name))
+            if imported.split(".")[0] == "skyreels_demo"
+            and not any(imported == a or imported.startswith(a + ".") for a in allowed)
+        }
+        if ours:
+            borrowed[name] = sorted(ours)
+    assert borrowed == {}
+
+
+def test_the_backend_reads_the_idea_from_the_question_the_studio_asks() -> None:
+    from skyreels_demo import prompts
+    from skyreels_demo.local_api.routes.llm import idea_in
+
+    assert idea_in(prompts.ask("she laughs, then looks away")) == "she laughs, then looks away"
+    assert idea_in(prompts.ask("")) == ""
+    assert idea_in("Write a prompt.\nSomething else: she laughs") == ""
+
+
+def test_the_webhook_pusher_stops_and_can_be_joined(tmp_path: Path) -> None:
+    with LocalBackend(render=False, timing=QUICK, data_dir=tmp_path / "backend") as backend:
+        pusher = backend.pusher
+        assert pusher.is_alive()
+    pusher.join(timeout=5)  # raised TypeError while `_stop` shadowed Thread._stop
+    assert not pusher.is_alive()

@@ -12,15 +12,13 @@ try:
 except ImportError:  # mcp before 1.24 named it this way
     from mcp.client.streamable_http import streamablehttp_client as connect
 
-from .test_app import LaunchedApp
+from .conftest import LaunchedApp
 
 
 @pytest.fixture(scope="module")
 def mcp_app(tmp_path_factory):
-    data = tmp_path_factory.mktemp("mcp-app")
-    launched = LaunchedApp(data, data / "app.log", GRADIO_MCP_SERVER="True")
-    yield launched
-    launched.stop()
+    with LaunchedApp(tmp_path_factory.mktemp("mcp-app"), GRADIO_MCP_SERVER="True") as launched:
+        yield launched
 
 
 async def list_tools(url: str):

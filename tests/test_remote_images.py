@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from skyreels_demo import images
+from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.config import Settings
 from skyreels_demo.errors import BadInput, ImageRejected
 from skyreels_demo.remote_images import MAX_REDIRECTS, fetch_image, non_public_kind
@@ -179,7 +180,7 @@ def loopback_dns(**more: list[str]) -> FakeDNS:
 def test_picture_on_loopback_is_fetched_with_the_test_switch_on(server):
     data = fetch_image(server.url("/photo.jpg"), allow_loopback=True)
     assert data == PICTURE
-    assert images.prepare(data).width == 960  # and it becomes the model's frame
+    assert images.prepare(data, frames=SKYREELS_V1.frames).width == 960  # and it becomes the model's frame
     assert server.requests == ["/photo.jpg"]
 
 

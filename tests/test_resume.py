@@ -24,11 +24,20 @@ from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.runs import RunStatus, RunStore
 DONE = RunStatus.DONE
 
-from .conftest import ROOT, clean_env, open_store, run_cli, video_facts, wait_for
-from .test_app import LaunchedApp
-from .test_runs import browser_page, chromium, make_run_in_browser  # noqa: F401 (fixture)
+from .conftest import (
+    ASTRONAUT,
+    ROOT,
+    LaunchedApp,
+    browser_page,
+    clean_env,
+    make_run_in_browser,
+    open_store,
+    run_cli,
+    video_facts,
+    wait_for,
+)
 
-IMAGE = str(ROOT / "assets" / "astronaut.png")
+IMAGE = ASTRONAUT
 OWNER_KEY = "wsk-owner-test-key"
 # Slow enough that a kill lands while the task is still being made.
 SLOW = TaskTiming(queue_s=0.5, processing_s=3)
@@ -208,11 +217,9 @@ def live_backend():
 @pytest.fixture(scope="module")
 def live_app(tmp_path_factory, live_backend):
     data = tmp_path_factory.mktemp("live-app")
-    launched = LaunchedApp(data, data / "app.log", **app_env(live_backend))
-    launched.data_dir = data
-    launched.store = open_store(data)
-    yield launched
-    launched.stop()
+    with LaunchedApp(data, **app_env(live_backend)) as launched:
+        launched.store = open_store(data)
+        yield launched
 
 
 def test_a_run_whose_client_went_away_is_saved_by_the_app_itself(live_app, live_backend):
@@ -231,10 +238,11 @@ def test_a_run_whose_client_went_away_is_saved_by_the_app_itself(live_app, live_
     assert live_backend.counts["submit"] == submits + 1
 
 
-def test_pressing_stop_still_saves_the_video_to_history(live_app, live_backend, chromium):
+@pytest.mark.browser
+def test_pressing_stop_still_saves_the_video_to_history(live_app, live_backend, browser):
     submits = live_backend.counts["submit"]
     prompt = "an old man lights a pipe by the window"
-    with browser_page(chromium, live_app.url) as page:
+    with browser_page(browser, live_app.url) as page:
         make_run_in_browser(page, prompt, wait_for_video=False)
         run = wait_for(lambda: submitted_run(live_app.store, prompt), timeout=60)
         page.get_by_role("button", name="Stop", exact=True).click()
@@ -250,10 +258,11 @@ def test_pressing_stop_still_saves_the_video_to_history(live_app, live_backend, 
     assert live_backend.counts["submit"] == submits + 1
 
 
-def test_closing_the_tab_mid_run_still_saves_the_video(live_app, live_backend, chromium):
+@pytest.mark.browser
+def test_closing_the_tab_mid_run_still_saves_the_video(live_app, live_backend, browser):
     submits = live_backend.counts["submit"]
     prompt = "a girl on a swing laughs in the sun"
-    with browser_page(chromium, live_app.url) as page:
+    with browser_page(browser, live_app.url) as page:
         make_run_in_browser(page, prompt, wait_for_video=False)
         run = wait_for(lambda: submitted_run(live_app.store, prompt), timeout=60)
     # Leaving the block closed the tab (its whole browser context) mid-run.

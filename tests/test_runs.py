@@ -1,19 +1,16 @@
 """The run store and who sees which runs: many writers at once, an old file migrated, the `runs`
 command, and two visitors of one shared app who never see each other's runs.
 
-The browser helpers here (`chromium`, `browser_page`, `make_run_in_browser`) are shared with
-test_resume.py, which presses the real Stop button.
+The browser helpers (`browser`, `browser_page`, `make_run_in_browser`) are in conftest.py.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import gradio as gr
 import pytest
@@ -26,20 +23,8 @@ COMPLETED, DONE, PREPARING = RunStatus.COMPLETED, RunStatus.DONE, RunStatus.PREP
 PROCESSING, SUBMITTED = RunStatus.PROCESSING, RunStatus.SUBMITTED
 from skyreels_demo.ui import StudioApp
 
-from .conftest import ROOT, clean_env, open_store, run_cli
-from .test_app import LaunchedApp
+from .conftest import ASTRONAUT, CHELSEA, LaunchedApp, browser_page, clean_env, make_run_in_browser, open_store, run_cli
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ASTRONAUT = str(ROOT / "assets" / "astronaut.png")
-CHELSEA = str(ROOT / "assets" / "chelsea.png")
 LIFECYCLE = [PREPARING, SUBMITTED, PROCESSING, COMPLETED, DONE]
 
 
@@ -238,40 +223,6 @@ def test_in_shared_mode_a_visitor_can_neither_list_nor_pick_another_visitors_run
     app.studio.close()
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@contextlib.contextmanager
-def browser_page(browser, url: str) -> Iterator:
-    """One visitor: a fresh browser context (its own storage, so its own private id)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    try:
-        page.goto(url)
-        page.get_by_role("button", name="Generate", exact=True).wait_for()
-        yield page
-    finally:
-        context.close()
-
-
-def make_run_in_browser(page, prompt: str, image: str = ASTRONAUT, *, wait_for_video: bool = True) -> None:
-    """What a visitor does: drop in a picture, type a prompt, press Generate (and watch it play)."""
-    page.locator("input[type=file]").first.set_input_files(image)
-    page.get_by_text("Upload size").wait_for()  # the prepared frame is shown
-    page.get_by_label("Prompt", exact=True).fill(prompt)
-    page.get_by_role("button", name="Generate", exact=True).click()
-    if wait_for_video:
-        page.locator("#result-video video").wait_for(timeout=60_000)
-
-
 def history_captions(page) -> list[str]:
     page.get_by_role("tab", name="History").click()
     captions = page.locator(".caption-label")
@@ -282,22 +233,17 @@ def history_captions(page) -> list[str]:
 @pytest.fixture(scope="module")
 def shared_app(tmp_path_factory):
     data = tmp_path_factory.mktemp("shared-app")
-    launched = LaunchedApp(
-        data,
-        data / "app.log",
-        SKYREELS_SHARED="1",
-        SKYREELS_VISITOR_RUNS_PER_HOUR="50",
-        SKYREELS_PREVIEW_TIMING="0.2,0.5",
-    )
-    launched.store = open_store(data)
-    yield launched
-    launched.stop()
+    env = dict(SKYREELS_SHARED="1", SKYREELS_VISITOR_RUNS_PER_HOUR="50", SKYREELS_PREVIEW_TIMING="0.2,0.5")
+    with LaunchedApp(data, **env) as launched:
+        launched.store = open_store(data)
+        yield launched
 
 
-def test_two_browser_sessions_do_not_see_each_others_runs(shared_app, chromium):
+@pytest.mark.browser
+def test_two_browser_sessions_do_not_see_each_others_runs(shared_app, browser):
     prompt_a = "a tabby cat yawns on a windowsill"
     prompt_b = "an astronaut waves at the camera"
-    with browser_page(chromium, shared_app.url) as page_a, browser_page(chromium, shared_app.url) as page_b:
+    with browser_page(browser, shared_app.url) as page_a, browser_page(browser, shared_app.url) as page_b:
         make_run_in_browser(page_a, prompt_a, CHELSEA, wait_for_video=False)
         make_run_in_browser(page_b, prompt_b, ASTRONAUT)
         page_a.locator("#result-video video").wait_for(timeout=60_000)

@@ -10,12 +10,12 @@ import pytest
 import requests
 
 import skyreels_demo.uploads as uploads_module
-from skyreels_demo.account import check_key
+from skyreels_demo.account import BalanceWatch, check_key
 from skyreels_demo.errors import UploadFailed
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.studio import Studio
 
-from .conftest import FAST, clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts
+from .conftest import FAST, clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts, wait_for
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.run_request import RunRequest
 
@@ -155,6 +155,17 @@ def test_a_key_is_checked_before_it_is_used(tmp_path):
         bad = check_key(settings, "a-wrong-key", SKYREELS_V1)
         assert not bad.ok and "key was refused" in bad.sentence
         assert backend.counts["submit"] == 0 and backend.counts["ticket"] == 0
+
+
+def test_the_low_balance_watch_checks_then_stops_and_can_be_joined(tmp_path, caplog):
+    with LocalBackend(balance=0.1) as backend:
+        watch = BalanceWatch(settings_for(backend, tmp_path), every_s=3600)
+        watch.start()
+        wait_for(lambda: backend.counts["balance"] >= 1, timeout=30)
+        watch.stop()
+        watch.join(timeout=10)  # raised TypeError while `_stop` shadowed Thread._stop
+        assert not watch.is_alive()
+    assert "credit is low: $0.10" in caplog.text
 
 
 def test_a_sweep_says_what_it_costs_and_asks_before_spending(tmp_path):

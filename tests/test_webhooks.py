@@ -13,8 +13,8 @@ from gradio_client import Client
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.webhooks import MAX_BODY_BYTES, Refused, WebhookHub, signature, verify
 
-from .conftest import free_port, video_facts
-from .test_app import LaunchedApp, generate
+from .conftest import LaunchedApp, free_port, video_facts
+from .test_app import generate
 
 SECRET = "whsec_c2VjcmV0LW5vdC1iYXNlNjQtZGVjb2RlZA"
 VISITOR_KEY = "wsk-visitor-key-for-webhooks"

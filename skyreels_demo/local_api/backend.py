@@ -36,6 +36,8 @@ class LocalBackend:
     """A WaveSpeed-compatible server for SkyReels V1 on a loopback port, in a background thread.
 
     `api_key=None` accepts any non-empty Bearer token. Once stopped it cannot be started again.
+    `clock` is what it reads the time from (seconds, like time.time); a test that drives it sees
+    every state of a task however late its polls land.
     `retired` names kinds of request (e.g. "ticket", "upload", "balance") whose routes answer 404.
     Tasks are kept in `data_dir/tasks/`; on start it answers for the tasks stored there by an
     earlier backend (they are not counted in `created_task_ids`, which is this one's own).
@@ -53,7 +55,9 @@ class LocalBackend:
         retired: tuple[str, ...] = (),
         balance: float = 100.0,
         models: tuple[ModelSpec, ...] = VIDEO_MODELS,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self.clock = clock
         self._api_key = api_key
         # The video models it serves, each at its own route, frames, frame rate and seeds.
         self.models = {spec.name: spec for spec in models}
@@ -139,7 +143,7 @@ class LocalBackend:
             self._placeholder = self._renders.placeholder(self.default_model)
         self._restore()
         with self._lock:
-            now = time.time()
+            now = self.clock()
             waiting = [r for r in self._tasks.values() if r.webhook and r.status_at(now) not in ("completed", "failed")]
         for record in waiting:  # a restored task that asked for a webhook still gets one
             self.pusher.watch(record.id, record.due_at)
@@ -164,6 +168,7 @@ class LocalBackend:
         kept = self.storage.restore()
         resumed = 0
         for record in kept:
+            record.clock = self.clock
             with self._lock:
                 if record.id in self._tasks:
                     continue
@@ -223,13 +228,14 @@ class LocalBackend:
             prompt=prompt,
             seed=seed,
             image_url=image_url,
-            created_at=time.time(),
+            created_at=self.clock(),
             timing=timing,
             nsfw=faults.nsfw,
             hang=faults.hang,
             missing_output=faults.missing_output,
             webhook=webhook,
             model=model.name,
+            clock=self.clock,
         )
         problem = refuse_address(image_url)
         if faults.failure is not None:
@@ -262,15 +268,15 @@ class LocalBackend:
             image = self.fetch_image(record.image_url, restored=restored)
             video = self._renders.render_once(image, self.model_of(record))
         except ImageUnavailable as exc:
-            record.failure = TaskFailure(1402, str(exc), at=time.time())
+            record.failure = TaskFailure(1402, str(exc), at=self.clock())
         except NotAnImage:
             message = "The image URL does not point to a picture that can be read (JPG, PNG, WebP...)."
-            record.failure = TaskFailure(1402, message, at=time.time())
+            record.failure = TaskFailure(1402, message, at=self.clock())
         except Exception:
             log.exception("rendering the preview for task %s failed", record.id)
-            record.failure = TaskFailure(5000, "Internal error while rendering the preview.", at=time.time())
+            record.failure = TaskFailure(5000, "Internal error while rendering the preview.", at=self.clock())
         else:
-            record.render = RenderDone(video, time.time())
+            record.render = RenderDone(video, self.clock())
         self.storage.save(record)
 
 

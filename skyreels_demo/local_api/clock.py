@@ -8,7 +8,8 @@ follows from those.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -28,13 +29,13 @@ class TaskTiming:
 class TaskFailure:
     code: int
     message: str
-    at: float  # time.time() from which the task reads as failed
+    at: float  # the clock's time from which the task reads as failed
 
 
 @dataclass(frozen=True)
 class RenderDone:
     path: Path
-    at: float  # time.time() when the video file was ready
+    at: float  # the clock's time when the video file was ready
 
 
 @dataclass(eq=False)
@@ -55,6 +56,8 @@ class TaskRecord:
     # Each is set once, by a single assignment, so readers on other threads see all or nothing.
     failure: TaskFailure | None = None
     render: RenderDone | None = None
+    # The backend's clock (time.time unless a test drives it), not part of the stored record.
+    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
 
     @property
     def processing_at(self) -> float:
@@ -79,21 +82,21 @@ class TaskRecord:
 
     @property
     def status(self) -> str:
-        return self.status_at(time.time())
+        return self.status_at(self.clock())
 
     @property
     def completed_at(self) -> float | None:
-        """time.time() at which it became completed; None until then."""
+        """The clock's time at which it became completed; None until then."""
         render = self.render
         if render is None or self.failure is not None or self.hang:
             return None
         done = max(self.due_at, render.at)
-        return done if time.time() >= done else None
+        return done if self.clock() >= done else None
 
     @property
     def failed_at(self) -> float | None:
         failure = self.failure
-        if failure is None or time.time() < max(failure.at, self.processing_at):
+        if failure is None or self.clock() < max(failure.at, self.processing_at):
             return None
         return max(failure.at, self.processing_at)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import os
 import tempfile
 import threading
@@ -57,6 +58,7 @@ def render_preview(
         raise ValueError("frames and fps must be positive")
     started = time.perf_counter()
     picture = _open_picture(image_bytes)
+    # The model's own choice of frame (models.py), as WaveSpeed's server makes it.
     width, height = frame or model.frame_for(*picture.size)
     if width % 2 or height % 2:
         raise ValueError(f"frame {width}x{height} must have even sides for yuv420p")

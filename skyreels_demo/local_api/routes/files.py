@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -37,7 +36,7 @@ def register(app: FastAPI, backend: LocalBackend) -> None:
         async def build() -> Response:
             match = _OUTPUT_NAME.fullmatch(name)
             record = backend.find_task(match[1]) if match else None
-            if record is None or record.missing_output or record.status_at(time.time()) != "completed":
+            if record is None or record.missing_output or record.status != "completed":
                 return error_response(404, 404, "File not found.")
             return FileResponse(record.render.path, media_type="video/mp4")  # type: ignore[union-attr]
 

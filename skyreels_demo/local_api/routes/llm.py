@@ -1,7 +1,9 @@
 """WaveSpeed's vision LLM (`POST /api/v3/wavespeed-ai/any-llm/vision`), as the offline preview.
 
 There is no language model here: the answer is a template sentence, clearly marked as a
-preview, built from the idea the studio's question carries (prompts.ask). Everything around it
+preview, built from the idea the question carries on its last line ("The visitor's idea: ...",
+as the studio's prompts.ask writes it; read here on its own, as WaveSpeed's server would have
+to, so the backend needs nothing of the app). Everything around it
 is real: the key, the schema, the image must be one this backend can fetch and read, sync mode
 answers at once with the envelope (`data.outputs = [text]`), and without sync mode (or with the
 `unfinished_answers` fault armed) the answer is "processing" until the result route has it.
@@ -26,13 +28,13 @@ from starlette.concurrency import run_in_threadpool
 from skyreels_demo.local_api.fetch import ImageUnavailable, refuse_address
 from skyreels_demo.local_api.routes.common import answer, error_response, prediction_data, success
 from skyreels_demo.models import VISION_LLM
-from skyreels_demo.prompts import idea_in
 
 if TYPE_CHECKING:
     from skyreels_demo.local_api.backend import LocalBackend
 
 KINDS = ("llm",)
 PREVIEW_MARK = "[Offline preview suggestion]"
+IDEA_LABEL = "The visitor's idea: "  # how a question's last line names the idea, if it has one
 # An answer that is not ready at once (no sync mode, or the fault) is ready this much later.
 LATER_S = 0.3
 
@@ -67,6 +69,12 @@ class Answers:
     def find(self, answer_id: str) -> Answered | None:
         with self._lock:
             return self._by_id.get(answer_id)
+
+
+def idea_in(question: str) -> str:
+    """The idea on the question's last line ("" if that line does not name one)."""
+    last = question.rstrip().rsplit("\n", 1)[-1]
+    return last.removeprefix(IDEA_LABEL).strip() if last.startswith(IDEA_LABEL) else ""
 
 
 def preview_text(idea: str) -> str:

@@ -80,7 +80,7 @@ def _serve_model(app: FastAPI, backend: LocalBackend, model: ModelSpec) -> None:
             record = await run_in_threadpool(
                 backend.create_task, model, body["prompt"], image, -1 if seed is None else seed, webhook
             )
-            return success(task_data(record, model, backend.base_url, time.time()))
+            return success(task_data(record, model, backend.base_url, backend.clock()))
 
         return await answer(backend, "submit", request, build)
 
@@ -96,7 +96,7 @@ def _serve_results(app: FastAPI, backend: LocalBackend) -> None:
                 if answered is not None:
                     return success(answer_data(answered, backend.base_url, time.time()))
                 return error_response(404, 404, "No task with that id was found.")
-            return success(task_data(record, backend.model_of(record), backend.base_url, time.time()))
+            return success(task_data(record, backend.model_of(record), backend.base_url, backend.clock()))
 
         return await answer(backend, "result", request, build)
 
