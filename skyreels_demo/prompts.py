@@ -96,7 +96,11 @@ def suggest_prompt(studio: "Studio", request: RunRequest) -> Suggestion:
     """
     wish = check_idea(request.prompt)
     source = image_source(
-        request.image, request.fit, studio.model, missing="Add an image first: the prompt is written from the picture."
+        request.image,
+        request.fit,
+        studio.model,
+        missing="Add an image first: the prompt is written from the picture.",
+        allow_loopback=studio.settings.allow_loopback_images,
     )
     run, backend = studio.open_run(request, VISION_LLM, prompt=wish, seed=-1)  # a prompt has no seed
     try:

@@ -269,6 +269,25 @@ def _shown(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{path}"
 
 
+def refuse_inward_literal(url: str, *, allow_loopback: bool = False) -> None:
+    """Refuse (ImageRejected) an image address that names a non-public host outright: an IP
+    address, or localhost. A name is not looked up here: WaveSpeed fetches it from its own
+    network, where this machine's private ones are not reachable."""
+    target = _parse(url)
+    host = target.host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        if allow_loopback:
+            return
+        raise _refused(_THIS_SERVER, "%s names this machine", target.shown)
+    try:
+        address = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return  # a name
+    kind = non_public_kind(address, allow_loopback=allow_loopback)
+    if kind is not None:
+        raise _refused(_KIND_SENTENCES.get(kind, _NOT_PUBLIC), "%s is a %s address", target.shown, kind)
+
+
 def _parse(url: str) -> _Target:
     try:
         parts = urlsplit(url.strip())

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import images
+from . import images, remote_images
 from .errors import BadInput
 from .models import ModelSpec
 from .visitors import LOCAL, Requester
@@ -70,12 +70,17 @@ def choose_seed(seed: int | float | str | None, model: ModelSpec) -> int:
     return random.randint(0, high) if value == -1 else value
 
 
-def image_source(image: Any, fit: str, model: ModelSpec, *, missing: str | None = None) -> images.PreparedImage | str:
+def image_source(
+    image: Any, fit: str, model: ModelSpec, *, missing: str | None = None, allow_loopback: bool = False
+) -> images.PreparedImage | str:
     """The image as the model's frame, or an http(s) URL passed on as it is; refused if neither."""
     if image is None or (isinstance(image, str) and not image.strip()):
         raise BadInput(missing or "Add an image first: drop in a photo of the scene to animate.")
     if isinstance(image, images.PreparedImage):
         return image
     if isinstance(image, str) and images.is_remote_url(image):
+        # Passed on for WaveSpeed to fetch from its own network; an address that names a
+        # private one outright (an IP or localhost) is refused, never passed on.
+        remote_images.refuse_inward_literal(image, allow_loopback=allow_loopback)
         return image.strip()
     return images.prepare(image, fit=fit, frames=model.frames)

@@ -177,7 +177,9 @@ class Studio:
         clock = _Clock()
         text = self.model.with_prefix(check_prompt(request.prompt, self.model), request.fps_prefix)
         seed = choose_seed(request.seed, self.model)
-        source = image_source(request.image, request.fit, self.model)
+        source = image_source(
+            request.image, request.fit, self.model, allow_loopback=self.settings.allow_loopback_images
+        )
         prepared = source if isinstance(source, images.PreparedImage) else None
         clock.mark("prepare_s")
         run, backend = self.open_run(request, self.model, prompt=text, seed=seed)

@@ -38,7 +38,7 @@ from .ui_history import HistoryHandlers
 from .ui_runs import RunHandlers
 from .variations import MAX_VARIATIONS, MIN_VARIATIONS
 from .visitors import LOCAL, Requester, identify
-from .keys import install_key_mask
+from .keys import MAX_KEY_CHARS, install_key_mask
 from .server import Server, build_server_app
 from .webhooks import WebhookHub
 
@@ -252,6 +252,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             api_key = gr.Textbox(
                                 label="WaveSpeed API key",
                                 type="password",
+                                max_length=MAX_KEY_CHARS,  # refused at the door beyond this
                                 placeholder="Used for your runs only; never stored or shown.",
                                 info=f"Get one at {KEY_PAGE}. A key you paste here has no cap.",
                             )
@@ -305,6 +306,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             finish_key = gr.Textbox(
                                 label="This run was made with your own key: paste it again to fetch its video",
                                 type="password",
+                                max_length=MAX_KEY_CHARS,
                                 placeholder="Used for this run only, then forgotten.",
                             )
                             finish_go = gr.Button("Finish this run", variant="primary")

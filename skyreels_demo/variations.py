@@ -76,7 +76,8 @@ def make_variations(studio: "Studio", request: RunRequest, count: Any) -> Iterat
     seeds = variation_seeds(request.seed, number, studio.model)
     halt = request.stop if request.stop is not None else threading.Event()
     # Prepared here once and shared by every variation.
-    shared = request.but(image=image_source(request.image, request.fit, studio.model), stop=halt)
+    loopback = studio.settings.allow_loopback_images
+    shared = request.but(image=image_source(request.image, request.fit, studio.model, allow_loopback=loopback), stop=halt)
     updates: queue.Queue[VariationUpdate | int] = queue.Queue()
 
     def run(which: int, its_seed: int) -> None:

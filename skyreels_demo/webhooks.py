@@ -74,9 +74,11 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: float |
     offered = [part.partition(",")[2] for part in signed.split() if part.startswith("v3,")]
     if not any(hmac.compare_digest(expected, candidate) for candidate in offered):
         raise Refused(401, "the signature does not match")
+    if _nesting(body) > MAX_NESTING:
+        raise Refused(400, "the body is nested too deeply")
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Refused(400, "the body is not JSON") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("id"), str):
         raise Refused(400, "the body names no task")
@@ -177,6 +179,32 @@ class WebhookHub:
             with self._lock:
                 self._owner_secrets[client.base_url] = secret
         return secret
+
+
+# WaveSpeed's body is an object of lists and small objects: a few levels deep at most.
+MAX_NESTING = 32
+
+
+def _nesting(body: bytes) -> int:
+    """How deeply a JSON text's arrays and objects nest (strings skipped), without parsing it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
 
 
 def add_route(app: FastAPI, hub: WebhookHub) -> None:

@@ -159,7 +159,7 @@ def test_a_key_is_checked_before_it_is_used(tmp_path):
 
 def test_the_low_balance_watch_checks_then_stops_and_can_be_joined(tmp_path, caplog):
     with LocalBackend(balance=0.1) as backend:
-        watch = BalanceWatch(settings_for(backend, tmp_path), every_s=3600)
+        watch = BalanceWatch(settings_for(backend, tmp_path), SKYREELS_V1, every_s=3600)
         watch.start()
         wait_for(lambda: backend.counts["balance"] >= 1, timeout=30)
         watch.stop()

@@ -29,6 +29,8 @@ def signed(body: bytes, *, secret: str = SECRET, at: float | None = None, webhoo
     }
 
 
+# 30,000 levels of lists, under the 64 KB body limit: json.loads alone would recurse out (a 500).
+NESTED = b'{"id": "task-1", "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
 BODY = json.dumps({"id": "task-1", "status": "completed", "outputs": ["http://127.0.0.1:1/x.mp4"]}).encode()
 
 
@@ -53,8 +55,9 @@ def test_a_call_signed_with_the_secret_is_accepted():
         (lambda: {"webhook-id": "msg_1"}, BODY, 400),  # headers missing
         (lambda: signed(b"x" * (MAX_BODY_BYTES + 1)), b"x" * (MAX_BODY_BYTES + 1), 400),  # oversized
         (lambda: signed(b"not json"), b"not json", 400),
+        (lambda: signed(NESTED), NESTED, 400),  # validly signed, but nested to break the parser
     ],
-    ids=["forged", "stale", "future", "other-scheme", "no-headers", "oversized", "not-json"],
+    ids=["forged", "stale", "future", "other-scheme", "no-headers", "oversized", "not-json", "nested"],
 )
 def test_a_call_that_is_not_wavespeed_s_is_refused(headers, body, status):
     with pytest.raises(Refused) as refused:

@@ -11,13 +11,13 @@ port) answers for the tasks of an old one; what is older than seven days goes wh
     from skyreels_demo.client import WaveSpeedClient
     from skyreels_demo.config import Settings
     from skyreels_demo.local_api import LocalBackend, TaskTiming
-    from skyreels_demo.models import SKYREELS_V1
+    from skyreels_demo.models import MODELS
     from skyreels_demo.schedule import FixedSchedule
 
     with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=0.5)) as backend:
         client = WaveSpeedClient(Settings(api_key="anything", base_url=backend.base_url))
         image_url = client.upload(Path("photo.jpg").read_bytes())
-        job = client.submit(SKYREELS_V1, {"prompt": "a quiet lake at dawn", "image": image_url, "seed": 42})
+        job = client.submit(MODELS["wavespeed-ai/SkyReels-V1"], {"prompt": "a quiet lake at dawn", "image": image_url, "seed": 42})
         done = list(job.follow(schedule=FixedSchedule(0.2)))[-1]
         client.download(done.video_url, Path("preview.mp4"))
 

@@ -22,6 +22,7 @@ class CannedAnswer:
     message: str = ""
     retry_after: float | None = None
     truncate: bool = False
+    drop: bool = False  # handled, then the connection is cut before the answer is whole
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,11 @@ class Faults:
     def truncate(self, kind: str, times: int = 1) -> None:
         """The next `times` calls of `kind` are handled, but only half the body is sent."""
         self._queue(kind, [CannedAnswer(truncate=True)] * times)
+
+    def drop(self, kind: str, times: int = 1) -> None:
+        """The next `times` calls of `kind` are handled (a submit creates its task), but the
+        connection is cut before the answer is whole, as when a network drops mid-answer."""
+        self._queue(kind, [CannedAnswer(drop=True)] * times)
 
     def slow(self, kind: str, seconds: float, times: int = 1) -> None:
         """The next `times` calls of `kind` wait `seconds` before answering.

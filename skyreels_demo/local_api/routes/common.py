@@ -61,12 +61,12 @@ async def answer(
         if refused is not None:
             return refused
     delay, canned = backend.faults._take(kind)
-    if canned is not None and not canned.truncate:
+    if canned is not None and not (canned.truncate or canned.drop):
         response = canned_response(canned)
     else:
         response = await build()
         if canned is not None:
-            response = await truncated(response)
+            response = await (cut_off(response) if canned.drop else truncated(response))
     if delay:
         await asyncio.sleep(delay)
     return response
@@ -98,6 +98,16 @@ async def truncated(response: Response) -> Response:
     else:
         body = bytes(response.body)
     return Response(body[: len(body) // 2], status_code=response.status_code, media_type=response.media_type)
+
+
+async def cut_off(response: Response) -> Response:
+    """The answer's first bytes under a Content-Length of the whole: the server then closes the
+    connection with the answer unfinished, and the client never reads a whole one."""
+    body = bytes(response.body)
+    return Response(
+        body[:8], status_code=response.status_code, media_type=response.media_type,
+        headers={"content-length": str(len(body))},
+    )
 
 
 def iso_time(timestamp: float) -> str:
