@@ -37,10 +37,6 @@ class Backend:
     client: WaveSpeedClient
 
     @property
-    def costs_the_owner(self) -> bool:
-        return self.key_source is KeySource.OWNER
-
-    @property
     def is_preview(self) -> bool:
         return self.mode is Mode.PREVIEW
 

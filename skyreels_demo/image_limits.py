@@ -168,12 +168,6 @@ def check_cost(cost: DecodeCost) -> int:
     )
 
 
-def check_footprint(mode: str, size: tuple[int, int]) -> int:
-    """The bytes a full decode of this mode would take; refuses one over the per-picture limit."""
-    cause = "depth" if mode in _DEEP_MODES or mode not in _COPIES else ""
-    return check_cost(DecodeCost(size, mode, footprint(mode, size[0] * size[1]), cause))
-
-
 class DecodeBudget:
     """Bytes being decoded at once in this process, held while a picture is prepared."""
 

@@ -47,7 +47,6 @@ from .image_limits import (  # noqa: F401 (the limits are part of this module's 
     unidentified,
     unreadable,
     check_cost,
-    check_footprint,
     decode_cost,
 )
 from .models import Frames, nearest_frame

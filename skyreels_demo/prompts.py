@@ -81,12 +81,6 @@ def ask(idea: str) -> str:
     return f"{question}\n{IDEA_LABEL}{idea}" if idea else question
 
 
-def idea_in(question: str) -> str:
-    """The idea `ask` put into a question ("" if none): the offline backend builds from it."""
-    last = question.rstrip().rsplit("\n", 1)[-1]
-    return last[len(IDEA_LABEL):].strip() if last.startswith(IDEA_LABEL) else ""
-
-
 def suggest_prompt(studio: "Studio", request: RunRequest) -> Suggestion:
     """Ask the vision LLM to write a prompt for the studio's model from `request.image`.
 

@@ -353,11 +353,6 @@ class Poller:
         self._next = self.now() + max(self._gap(), self.policy.delay(self.failures))
         return False
 
-    def expect_push(self, expected: bool = True) -> None:
-        """A webhook will (or will no longer) say when the task ends."""
-        self.state = replace(self.state, push_expected=expected)
-        self._next = min(self._next, self.now() + self._gap()) if not expected else self._next
-
     def pushed(self) -> None:
         """A verified webhook says the task has ended: confirm with a poll now."""
         self._next = self.now()

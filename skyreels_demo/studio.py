@@ -130,12 +130,13 @@ class Studio:
         return run, backend
 
     def hand_over_image(self, run: Run, backend: Backend, source: images.PreparedImage | str) -> tuple[Run, str]:
-        """The image's URL for the submit: the prepared frame kept and uploaded, or a URL as given."""
+        """The image's URL for the submit: the prepared frame uploaded, then kept (a run refused
+        at the upload, for its key say, keeps nothing), or a URL as given."""
         if isinstance(source, str):
             return self.recorder.image_sent(run, source), source
+        url = backend.client.upload(source.data, source.filename, source.content_type)
         path = keep_image(self.settings.images_dir, source)
         run = self.recorder.image_kept(run, source.sha256, path)
-        url = backend.client.upload(source.data, source.filename, source.content_type)
         return self.recorder.image_sent(run, url, source.sha256), url
 
     def launch(

@@ -94,13 +94,6 @@ class TaskRecord:
         return done if self.clock() >= done else None
 
     @property
-    def failed_at(self) -> float | None:
-        failure = self.failure
-        if failure is None or self.clock() < max(failure.at, self.processing_at):
-            return None
-        return max(failure.at, self.processing_at)
-
-    @property
     def needs_render(self) -> bool:
         """No video yet, and nothing (a failure, a hang) that makes one pointless."""
         return self.render is None and self.failure is None and not self.hang
