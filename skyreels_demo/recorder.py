@@ -44,8 +44,12 @@ class RunRecorder:
         visitor: str = "",
         sweep: str | None = None,
         within: Iterable[Limit] = (),
+        **made_of,
     ) -> Run:
-        """A new run, `preparing`; refused with `QuotaExceeded` when a cap is reached."""
+        """A new run, `preparing`; refused with `QuotaExceeded` when a cap is reached.
+
+        `made_of`: how it is made again (fit, fps_prefix) and what it belongs to
+        (continued_from, film_id, shot)."""
         return self.store.create(
             prompt=prompt,
             seed=seed,
@@ -57,6 +61,7 @@ class RunRecorder:
             sweep=sweep,
             requester=requester,
             within=within,
+            **made_of,
         )
 
     def image_kept(self, run: Run, sha256: str, path: Path | None) -> Run:

@@ -33,6 +33,9 @@ class RunRequest:
     stop: threading.Event | None = field(default=None, compare=False)
     deadline_s: float | None = None  # None: the settings' overall deadline
     sweep: str | None = None  # the sweep this run is a cell of
+    continued_from: str | None = None  # the run whose frame `image` is (a continued shot)
+    film_id: str | None = None  # the film this run is a shot of, and its place there
+    shot: int | None = None
 
     def but(self, **changes: Any) -> "RunRequest":
         """The same request with some fields changed (another seed, the prepared image, ...)."""

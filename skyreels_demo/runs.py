@@ -116,6 +116,42 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE run_statuses SET status = 'queued' WHERE status = 'created';
     CREATE INDEX runs_by_model_host ON runs(model, api_host, created_at);
     """,
+    # 4: what a take needs to be made again (the framing and prefix setting as chosen), which run
+    # a shot continued, the film a shot belongs to and its place, takes kept by a person, share
+    # links of their own, and films as records of their own.
+    """
+    ALTER TABLE runs ADD COLUMN fit TEXT NOT NULL DEFAULT 'crop';
+    ALTER TABLE runs ADD COLUMN fps_prefix INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE runs ADD COLUMN continued_from TEXT;
+    ALTER TABLE runs ADD COLUMN film_id TEXT;
+    ALTER TABLE runs ADD COLUMN shot INTEGER;
+    ALTER TABLE runs ADD COLUMN kept INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX runs_by_film ON runs(film_id, shot);
+    CREATE TABLE films (
+        id            TEXT PRIMARY KEY,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL,
+        model         TEXT NOT NULL,
+        visitor       TEXT NOT NULL DEFAULT '',
+        requester     TEXT NOT NULL DEFAULT '',
+        key_source    TEXT NOT NULL,
+        image_path    TEXT,
+        fit           TEXT NOT NULL DEFAULT 'crop',
+        fps_prefix    INTEGER NOT NULL DEFAULT 1,
+        shots_json    TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        film_path     TEXT,
+        error_message TEXT
+    );
+    CREATE INDEX films_by_visitor ON films(visitor, created_at);
+    CREATE TABLE shares (
+        token        TEXT PRIMARY KEY,
+        run_id       TEXT NOT NULL REFERENCES runs(id),
+        created_at   REAL NOT NULL,
+        withdrawn_at REAL
+    );
+    CREATE INDEX shares_by_run ON shares(run_id);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -150,6 +186,12 @@ class Run:
     sweep: str | None = None
     model: str = ""
     requester: str = ""  # who asked, as the server decided: "hf:<user>", "ip:<address>", "local"
+    fit: str = "crop"  # the framing chosen: "crop" or "pad"
+    fps_prefix: int = 1  # whether the model's prompt prefix was asked for
+    continued_from: str | None = None  # the run whose frame this run's image is
+    film_id: str | None = None  # the film this run is a shot of
+    shot: int | None = None  # its place in the film, from 0
+    kept: int = 0  # a person marked this take as kept: never pruned
 
     @property
     def is_finished(self) -> bool:
@@ -263,6 +305,11 @@ class RunStore:
         key_source: KeySource = KeySource.OWNER,
         sweep: str | None = None,
         requester: str = "",
+        fit: str = "crop",
+        fps_prefix: bool = True,
+        continued_from: str | None = None,
+        film_id: str | None = None,
+        shot: int | None = None,
         within: Iterable[Limit] = (),
     ) -> Run:
         """Record a new run, unless one of the `within` limits is reached.
@@ -278,9 +325,11 @@ class RunStore:
                     raise QuotaExceeded(limit.refusal)
             self._db.execute(
                 "INSERT INTO runs (id, created_at, updated_at, prompt, seed, mode, api_host, status,"
-                " visitor, key_source, sweep, model, requester) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " visitor, key_source, sweep, model, requester, fit, fps_prefix, continued_from, film_id,"
+                " shot) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run_id, now, now, prompt, int(seed), str(mode), api_host, str(RunStatus.PREPARING), visitor,
-                 str(key_source), sweep, model, requester),
+                 str(key_source), sweep, model, requester, fit, int(bool(fps_prefix)), continued_from,
+                 film_id, shot),
             )
             self._db.execute(
                 "INSERT INTO run_statuses (run_id, at, status) VALUES (?,?,?)",

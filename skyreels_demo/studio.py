@@ -122,6 +122,11 @@ class Studio:
                 visitor=request.visitor,
                 sweep=request.sweep,
                 within=limits_for(self.settings, backend, request.requester),
+                fit=request.fit,
+                fps_prefix=request.fps_prefix,
+                continued_from=request.continued_from,
+                film_id=request.film_id,
+                shot=request.shot,
             )
         except BaseException:
             if backend.is_visitors:
