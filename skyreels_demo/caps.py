@@ -13,7 +13,7 @@ import time
 
 from .access import Backend
 from .config import Settings
-from .runs import KeySource, Limit
+from .runs import KeySource, Limit, RunStore
 from .visitors import Requester
 
 HOUR_S, DAY_S = 3600.0, 86400.0
@@ -68,3 +68,10 @@ def limits_for(settings: Settings, backend: Backend, who: Requester, *, now: flo
             ),
         ),
     ]
+
+
+def room_left(store: RunStore, limits: list[Limit]) -> int | None:
+    """How many more runs fit within `limits` right now; None when nothing limits them."""
+    if not limits:
+        return None
+    return max(0, min(limit.most - store.count(limit) for limit in limits))

@@ -66,33 +66,56 @@ class StatusLines:
 
 
 def _generate(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    if args.timeout is not None and args.timeout <= 0:
-        raise BadInput("--timeout must be a positive number of seconds.")
     image: str = args.image
     if not image.lower().startswith(("http://", "https://")):
         path = Path(image).expanduser()
         if not path.is_file():
             raise BadInput(f"There is no image file at {image}: check the path and try again.")
         image = str(path)
+    return _one_run(args, settings, status, lambda studio, request: studio.generate(request.but(image=image)))
+
+
+def _continue(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
+    from .films import continue_run
+
+    if args.frame is not None and args.frame < 0:
+        raise BadInput("--frame counts from 0: give 0 or more.")
+    extra: dict = {}
+
+    def events(studio: Studio, request: RunRequest):
+        for event in continue_run(studio, request, args.run, frame=args.frame):
+            if isinstance(event, Submitted):
+                source = studio.store.get(studio.store.get(event.run_id).continued_from)
+                extra["continued_from"] = source.task_id
+            yield event
+
+    return _one_run(args, settings, status, events, extra)
+
+
+def _one_run(args: argparse.Namespace, settings: Settings, status: StatusLines, events, extra: dict | None = None) -> int:
+    """One run from `events(studio, request)`, shown as status lines, with its JSON at the end."""
+    if args.timeout is not None and args.timeout <= 0:
+        raise BadInput("--timeout must be a positive number of seconds.")
     if not settings.has_key:
         status.say(PREVIEW_NOTICE)
     preview = OfflinePreview(settings, args.model)
     studio = Studio(settings, args.model, start_preview=preview)
     result: dict = {"task_id": None, "status": "failed", "seed": None, "video_path": None,
                     "video_url": None, "timings": {}}
+    extra = {} if extra is None else extra
     stop = threading.Event()
     try:
         try:
             request = RunRequest(
                 args.prompt,
-                image,
+                None,
                 args.seed,
-                fit=args.fit,
-                fps_prefix=not args.no_fps_prefix,
+                fit=getattr(args, "fit", "crop"),
+                fps_prefix=not getattr(args, "no_fps_prefix", False),
                 deadline_s=args.timeout,
                 stop=stop,
             )
-            for event in studio.generate(request):
+            for event in events(studio, request):
                 status.show(event)
                 if isinstance(event, Submitted):
                     result.update(task_id=event.task_id, seed=event.seed, status="submitted")
@@ -115,15 +138,88 @@ def _generate(args: argparse.Namespace, settings: Settings, status: StatusLines)
         if getattr(exc, "task_id", None):
             result["task_id"] = exc.task_id
         if args.json:
-            print(json.dumps(result))
+            print(json.dumps({**result, **extra}))
         raise
     finally:
         studio.close()
         preview.stop()
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps({**result, **extra}))
     else:
         print(result["video_path"])
+    return EXIT_OK
+
+
+def _film(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
+    from .films import check_shots, make_film
+
+    path = Path(args.image).expanduser()
+    if not path.is_file():
+        raise BadInput(f"There is no image file at {args.image}: check the path and try again.")
+    preview = OfflinePreview(settings, args.model)
+    studio = Studio(settings, args.model, start_preview=preview)
+    try:
+        first = int(args.seed) if args.seed not in (None, "", "-1") else -1
+        seeds = [-1 if first == -1 else (first + n) % (args.model.seed_max + 1) for n in range(len(args.shot or []))]
+        shots = list(zip(args.shot or [], seeds))
+        planned = check_shots(shots, studio)  # bad shots are refused before the question
+        if not settings.has_key:
+            status.say(PREVIEW_NOTICE)
+        if not _agree_to_spend(len(planned), settings, args.model, args.yes, status):
+            raise BadInput("The film was not started, so nothing was spent.")
+        last = None
+        for update in make_film(studio, RunRequest("", str(path), fit=args.fit), [(s["prompt"], s["seed"]) for s in planned]):
+            last = update
+            if update.event is None or not isinstance(update.event, (Queued, Processing)):
+                status.say(update.message)
+        assert last is not None
+        film = last.film
+        if last.error is not None:
+            raise last.error
+        print(json.dumps(_film_summary(studio, film)) if args.json else film.film_path)
+        return EXIT_OK
+    finally:
+        studio.close()
+        preview.stop()
+
+
+def _film_summary(studio: Studio, film) -> dict:
+    from .films import frames_in
+
+    shots = [run for run in studio.store.shots_of(film.id) if run.status == RunStatus.DONE]
+    frames = frames_in(film.film_path) if film.has_film else 0
+    return {
+        "film_id": film.id,
+        "film_path": film.film_path,
+        "frames": frames,
+        "duration_s": frames / studio.model.fps if studio.model.fps else 0.0,
+        "shots": [{"task_id": run.task_id, "seed": run.seed, "video_path": run.video_path} for run in shots],
+    }
+
+
+def _films(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
+    from .runs import RunStore
+
+    store = RunStore(settings.runs_db)
+    rows = []
+    for film in store.films(limit=args.limit):
+        done = {run.shot for run in store.shots_of(film.id) if run.status == RunStatus.DONE and run.has_video}
+        rows.append({
+            "film_id": film.id,
+            "status": str(film.status),
+            "shots_done": len(done),
+            "shots_total": len(film.shots),
+            "film_path": film.film_path,
+            "error": film.error_message,
+        })
+    if args.json:
+        print(json.dumps(rows))
+    elif rows:
+        for row in rows:
+            print(f"{row['status']:<8} {row['shots_done']}/{row['shots_total']} shots  {row['film_id']}  "
+                  f"{row['film_path'] or row['error'] or ''}")
+    else:
+        status.say(f"No films yet in {settings.data_dir}.")
     return EXIT_OK
 
 
@@ -137,6 +233,17 @@ def _resume(args: argparse.Namespace, settings: Settings, status: StatusLines) -
     worst = EXIT_OK
     count = 0
     try:
+        if not args.task_id:
+            from .films import carry_on_all
+
+            for film, end in carry_on_all(studio):
+                count += 1
+                if end.error is not None:
+                    status.say(f"{film.id}: {end.error.sentence}")
+                    worst = max(worst, end.error.exit_code)
+                else:
+                    status.say(f"{film.id}: cut -> {end.film.film_path}")
+                    print(end.film.film_path)
         for run, end in studio.resume(args.task_id, deadline_s=args.timeout):
             count += 1
             if isinstance(end, StudioError):
@@ -293,7 +400,30 @@ def build_parser(model: ModelSpec) -> argparse.ArgumentParser:
     gen.add_argument("--json", action="store_true", help="print one JSON object on stdout at the end")
     gen.set_defaults(handler=_generate)
 
-    res = commands.add_parser("resume", help="finish runs that were submitted but not saved")
+    con = commands.add_parser("continue", help="a new shot from a frame (the last by default) of a run's video")
+    con.add_argument("run", metavar="RUN_OR_TASK_ID")
+    con.add_argument("--prompt", required=True, help="what happens next")
+    con.add_argument("--seed", default="-1", help=f"-1 (random) to {model.seed_max}")
+    con.add_argument("--frame", type=int, help="which frame to continue from, counting from 0 (default: the last)")
+    con.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    con.add_argument("--json", action="store_true", help="one JSON object on stdout, as generate's, with continued_from")
+    con.set_defaults(handler=_continue)
+
+    flm = commands.add_parser("film", help="2 to 6 shots, each from the last frame of the one before, cut into one film")
+    flm.add_argument("--image", required=True, help="the first shot's picture")
+    flm.add_argument("--shot", action="append", help="one shot's prompt (give 2 to 6, in order)")
+    flm.add_argument("--seed", default="-1", help="the first shot's seed; the others follow it (-1: random)")
+    flm.add_argument("--fit", choices=("crop", "pad"), default="crop")
+    flm.add_argument("--yes", action="store_true", help="do not ask before spending (see SKYREELS_CONFIRM_ABOVE_USD)")
+    flm.add_argument("--json", action="store_true", help="one JSON object on stdout at the end")
+    flm.set_defaults(handler=_film)
+
+    fls = commands.add_parser("films", help="list films")
+    fls.add_argument("--limit", type=int, default=30)
+    fls.add_argument("--json", action="store_true")
+    fls.set_defaults(handler=_films)
+
+    res = commands.add_parser("resume", help="finish runs that were submitted but not saved, and carry films on")
     res.add_argument("task_id", nargs="?", help="one task id (default: every unfinished run)")
     res.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     res.set_defaults(handler=_resume)

@@ -149,6 +149,11 @@ class Settings:
         return self.data_dir / "runs"
 
     @property
+    def films_dir(self) -> Path:
+        """Where cut films are kept."""
+        return self.data_dir / "films"
+
+    @property
     def images_dir(self) -> Path:
         """Where prepared images are kept, one file per distinct picture."""
         return self.data_dir / "images"

@@ -74,6 +74,10 @@ class RunRecorder:
 
     # -- the submit --
 
+    def submitting(self, run: Run) -> Run:
+        """The submit is about to go out: a process that dies from here on may have made a task."""
+        return self.store.update(run.id, status=RunStatus.SUBMITTING)
+
     def submitted(self, run: Run, task_id: str) -> Run:
         """Write-ahead: the task id is durable before anyone hears of it."""
         return self.store.update(run.id, task_id=task_id, status=RunStatus.SUBMITTED, submitted_at=time.time())

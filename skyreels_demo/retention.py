@@ -57,7 +57,7 @@ def prune(settings: Settings, store: RunStore, *, now: float | None = None) -> P
         if image not in in_use:
             candidates.append((used_at, Path(image)))
     candidates.sort(key=lambda item: item[0])
-    folders = [settings.videos_dir, settings.images_dir]
+    folders = [settings.videos_dir, settings.images_dir, settings.films_dir]
     total = sum(_size(f) for folder in folders if folder.is_dir() for f in folder.iterdir() if f.is_file())
     files = freed = 0
     for finished_at, path in candidates:

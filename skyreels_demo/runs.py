@@ -10,6 +10,7 @@ The API key is never stored: only which host a run went to and whose key it used
 from __future__ import annotations
 
 import enum
+import json
 import sqlite3
 import threading
 import time
@@ -32,6 +33,7 @@ class RunStatus(_Word):
     """A run's own lifecycle. Before `submitted` nothing was paid for; after it, the task exists."""
 
     PREPARING = "preparing"
+    SUBMITTING = "submitting"  # the submit is on its way: from here a task may exist
     SUBMITTED = "submitted"
     QUEUED = "queued"
     PROCESSING = "processing"
@@ -226,6 +228,46 @@ class Limit:
     requester: str | None = None  # None: everyone's runs count
 
 
+class FilmStatus(_Word):
+    """A film's own lifecycle: its shots are made in turn, then it is cut."""
+
+    MAKING = "making"  # shots are being made (or a process died while they were)
+    DONE = "done"  # cut: film_path is the whole film
+    FAILED = "failed"  # a shot failed or was refused: it can be made again
+    STOPPED = "stopped"  # the person stopped it between shots
+
+
+@dataclass(frozen=True)
+class Film:
+    """A film: its shots in order, each an ordinary run whose image is the previous shot's last frame."""
+
+    id: str
+    created_at: float
+    updated_at: float
+    model: str
+    visitor: str
+    requester: str
+    key_source: KeySource
+    image_path: str | None  # the starting image, prepared
+    fit: str
+    fps_prefix: int
+    shots_json: str  # [{"prompt": as typed, "seed": concrete}, ...]
+    status: FilmStatus
+    film_path: str | None
+    error_message: str | None
+
+    @property
+    def shots(self) -> list[dict]:
+        return json.loads(self.shots_json)
+
+    @property
+    def has_film(self) -> bool:
+        return bool(self.film_path) and Path(self.film_path).exists()
+
+
+_FILM_COLUMNS = tuple(f.name for f in fields(Film))
+
+
 @dataclass(frozen=True)
 class Durations:
     """Seconds recorded runs spent processing and queued, newest first."""
@@ -400,6 +442,66 @@ class RunStore:
             args.append(model)
         return self._all(query + " ORDER BY created_at", args)
 
+    # -- films --
+
+    def create_film(
+        self,
+        *,
+        model: str,
+        shots: list[dict],
+        key_source: KeySource,
+        image_path: str | None,
+        fit: str = "crop",
+        fps_prefix: bool = True,
+        visitor: str = "",
+        requester: str = "",
+    ) -> Film:
+        now = time.time()
+        film_id = "film-" + uuid.uuid4().hex[:16]
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT INTO films (id, created_at, updated_at, model, visitor, requester, key_source,"
+                " image_path, fit, fps_prefix, shots_json, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (film_id, now, now, model, visitor, requester, str(key_source), image_path, fit,
+                 int(bool(fps_prefix)), json.dumps(shots), str(FilmStatus.MAKING)),
+            )
+        return self.film(film_id)
+
+    def film(self, film_id: str) -> Film:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM films WHERE id = ?", (film_id,)).fetchone()
+        if row is None:
+            raise KeyError(film_id)
+        return _film(row)
+
+    def update_film(self, film_id: str, **changes: Any) -> Film:
+        unknown = set(changes) - set(_FILM_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown film fields: {sorted(unknown)}")
+        changes = {name: str(value) if isinstance(value, _Word) else value for name, value in changes.items()}
+        changes["updated_at"] = time.time()
+        assignments = ", ".join(f"{name} = ?" for name in changes)
+        with self._lock, self._transaction():
+            self._db.execute(f"UPDATE films SET {assignments} WHERE id = ?", (*changes.values(), film_id))
+        return self.film(film_id)
+
+    def films(self, *, visitor: str | None = None, status: FilmStatus | None = None, limit: int = 50) -> list[Film]:
+        """Newest first; `visitor=None` means everyone's."""
+        query, args = "SELECT * FROM films WHERE 1", []
+        if visitor is not None:
+            query += " AND visitor = ?"
+            args.append(visitor)
+        if status is not None:
+            query += " AND status = ?"
+            args.append(str(status))
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall()
+        return [_film(row) for row in rows]
+
+    def shots_of(self, film_id: str) -> list[Run]:
+        """Every run made for a film, oldest first (a shot made again appears once per try)."""
+        return self._all("SELECT * FROM runs WHERE film_id = ? ORDER BY shot, created_at", (film_id,))
+
     def in_sweep(self, sweep: str) -> list[Run]:
         return self._all("SELECT * FROM runs WHERE sweep = ? ORDER BY created_at", (sweep,))
 
@@ -424,23 +526,28 @@ class RunStore:
         return self._db.execute(query, args).fetchone()[0]
 
     def close_abandoned(self) -> int:
-        """Runs left before their submit by a process that died: nothing was paid, so end them."""
+        """Runs a process that died left without a task id: before their submit nothing was
+        paid, so they end refused; during it, a task may exist, so they end unconfirmed."""
         now = time.time()
+        ends = {
+            str(RunStatus.PREPARING): (
+                RunStatus.REFUSED, "Stopped before the task was sent (the app restarted): nothing was paid for."
+            ),
+            str(RunStatus.SUBMITTING): (RunStatus.UNCONFIRMED, NOTES[RunStatus.UNCONFIRMED]),
+        }
         with self._lock, self._transaction():
             rows = self._db.execute(
-                "SELECT id FROM runs WHERE task_id IS NULL AND status = ?", (str(RunStatus.PREPARING),)
+                "SELECT id, status FROM runs WHERE task_id IS NULL AND status IN (?, ?)", tuple(ends)
             ).fetchall()
             for row in rows:
+                status, reason = ends[row["status"]]
                 self._db.execute(
                     "UPDATE runs SET status = ?, error_message = ?, finished_at = ?, updated_at = ?"
                     " WHERE id = ?",
-                    (str(RunStatus.REFUSED),
-                     "Stopped before the task was sent (the app restarted): nothing was paid for.",
-                     now, now, row["id"]),
+                    (str(status), reason, now, now, row["id"]),
                 )
                 self._db.execute(
-                    "INSERT INTO run_statuses (run_id, at, status) VALUES (?,?,?)",
-                    (row["id"], now, str(RunStatus.REFUSED)),
+                    "INSERT INTO run_statuses (run_id, at, status) VALUES (?,?,?)", (row["id"], now, str(status))
                 )
         return len(rows)
 
@@ -500,6 +607,16 @@ def _run(row: sqlite3.Row) -> Run:
         except ValueError:
             pass  # a word a newer version wrote: kept as it is
     return Run(**values)
+
+
+def _film(row: sqlite3.Row) -> Film:
+    values = {name: row[name] for name in row.keys() if name in _FILM_COLUMNS}
+    for name, kind in (("status", FilmStatus), ("key_source", KeySource)):
+        try:
+            values[name] = kind(values[name])
+        except ValueError:
+            pass
+    return Film(**values)
 
 
 def _statements(script: str) -> Iterator[str]:

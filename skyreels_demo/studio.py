@@ -148,6 +148,7 @@ class Studio:
         self, run: Run, backend: Backend, model: ModelSpec, inputs: Mapping[str, Any], *, webhook: str | None = None
     ) -> tuple[Run, Job]:
         """Submit once; the task id is durable before anyone hears of it."""
+        run = self.recorder.submitting(run)
         job = backend.client.submit(model, inputs, webhook=webhook)
         return self.recorder.submitted(run, job.id), job
 
@@ -275,6 +276,17 @@ class Studio:
             self._follower.wake()
         elif run.is_finished:
             self.finisher.release(run)
+
+    @contextmanager
+    def watching(self, run_id: str) -> Iterator[None]:
+        """Someone follows this stored run here (a film carrying on): the follower leaves it be."""
+        with self._lock:
+            self._watched.add(run_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._watched.discard(run_id)
 
     def watched(self) -> set[str]:
         with self._lock:

@@ -34,6 +34,8 @@ from .status_board import KEY_PAGE, banner, idle_status, price_line
 from .studio import Studio
 from .ui_assist import AssistHandlers
 from .ui_context import PageContext
+from .films import MAX_SHOTS, MIN_SHOTS
+from .ui_films import FilmHandlers
 from .ui_history import HistoryHandlers
 from .ui_runs import RunHandlers
 from .variations import MAX_VARIATIONS, MIN_VARIATIONS
@@ -137,15 +139,17 @@ class StudioApp:
         self.model = studio.model if studio is not None else model
         self.preview = OfflinePreview(self.settings, self.model)
         self.studio = studio or Studio(self.settings, self.model, start_preview=self.preview, webhooks=webhooks)
-        for folder in (self.settings.videos_dir, self.settings.images_dir):
+        served = [self.settings.videos_dir, self.settings.images_dir, self.settings.films_dir]
+        for folder in served:
             folder.mkdir(parents=True, exist_ok=True)
-        # Gradio serves videos and images from where they are kept: one copy each, never a copy
-        # per render. Only these two folders (names unguessable) are served, not the run store.
-        gr.set_static_paths([self.settings.videos_dir, self.settings.images_dir])
+        # Gradio serves videos, images and films from where they are kept: one copy each, never a
+        # copy per render. Only these folders (names unguessable) are served, not the run store.
+        gr.set_static_paths(served)
         context = PageContext(self.settings, self.studio, self.requester)
         self.runs = RunHandlers(context)
         self.assist = AssistHandlers(context)
         self.history = HistoryHandlers(context)
+        self.films = FilmHandlers(context)
 
     def requester(self, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Requester:
         """Who is asking, as the server decides it (visitors.py); never what a client sends."""
@@ -166,7 +170,7 @@ class StudioApp:
 def build_page(app: StudioApp) -> gr.Blocks:
     """The page: layout first, top to bottom as it is drawn, then the wiring."""
     settings, model = app.settings, app.model
-    runs, assist, history = app.runs, app.assist, app.history
+    runs, assist, history, film = app.runs, app.assist, app.history, app.films
     seed_max = model.seed_max
     sign_in = settings.sign_in
     with gr.Blocks(
@@ -268,6 +272,17 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             elem_id="result-video",
                         )
                         result_summary = gr.Markdown(elem_id="summary")
+                        with gr.Row(equal_height=True):
+                            continue_go = gr.Button("Continue this shot", size="sm", scale=2)
+                            continue_frame = gr.Number(
+                                value=-1,
+                                label="From frame (-1 = the last)",
+                                precision=0,
+                                minimum=-1,
+                                maximum=max(model.frame_count - 1, 0),
+                                scale=1,
+                                min_width=120,
+                            )
                         expectations = gr.Markdown(elem_classes="prep-notes")
                         variations_grid = gr.Gallery(
                             label="Variations (pick one to keep it in the player)",
@@ -313,9 +328,62 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         with gr.Row():
                             again = gr.Button("Use these settings")
                             reroll = gr.Button("Run again with a new seed")
+                            past_continue = gr.Button("Continue this shot")
+            # --- the Film tab: a storyboard of shots, each from the last frame of the one before ---
+            with gr.Tab("Film", id="film"):
+                film_id = gr.State("")
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=320):
+                        film_image = ImageInput(
+                            label="The first shot's picture", sources=["upload", "clipboard"], type="filepath", height=180,
+                            elem_id="film-image",
+                        )
+                        shot_prompts, shot_seeds = [], []
+
+                        def shot_row(number: int) -> None:
+                            with gr.Row(equal_height=True):
+                                shot_prompts.append(
+                                    gr.Textbox(
+                                        label=f"Shot {number}", lines=1, max_lines=3,
+                                        max_length=model.max_prompt_chars, scale=4,
+                                        placeholder="What happens in this shot" if number > 1 else "The first shot, from the picture",
+                                    )
+                                )
+                                shot_seeds.append(
+                                    gr.Number(value=-1, label="Seed", precision=0, minimum=-1, maximum=seed_max,
+                                              scale=1, min_width=90)
+                                )
+
+                        for number in range(1, MIN_SHOTS + 1):
+                            shot_row(number)
+                        with gr.Accordion(f"Shots {MIN_SHOTS + 1} to {MAX_SHOTS} (optional)", open=False):
+                            for number in range(MIN_SHOTS + 1, MAX_SHOTS + 1):
+                                shot_row(number)
+                        film_price_line = gr.Markdown(film.price(), elem_id="film-price")
+                        with gr.Row(equal_height=True):
+                            film_go = gr.Button("Make the film", variant="primary", scale=3)
+                            film_halt = gr.Button("Stop", variant="stop", scale=1)
+                    with gr.Column(scale=1, min_width=320):
+                        film_status = gr.Markdown("Each shot appears here as it is made.", elem_id="film-status")
+                        film_shots = gr.Gallery(
+                            label="Shots so far", columns=3, height="auto", object_fit="contain",
+                            allow_preview=False, elem_id="film-timeline",
+                        )
+                        film_video = gr.Video(
+                            label="The film", interactive=False, buttons=["download"], elem_id="film-video"
+                        )
+                        with gr.Accordion("Make a shot again", open=False):
+                            with gr.Row(equal_height=True):
+                                again_shot = gr.Number(value=1, label="Shot", precision=0, minimum=1, maximum=MAX_SHOTS)
+                                again_seed = gr.Number(value=-2, label="Seed (-2 = the same, -1 = random)", precision=0, minimum=-2, maximum=seed_max)
+                            again_go = gr.Button("Make this shot again, then the rest")
         # API only: /generate takes prompt, image and seed; everything else has a default.
         api_generate = gr.Button(visible=False)
         api_variations = gr.Button(visible=False)
+        api_continue = gr.Button(visible=False)
+        api_film = gr.Button(visible=False)
+        api_continue_video = gr.Video(visible=False)
+        api_shots = gr.Textbox(visible=False, lines=6)
 
         # wiring
         gr.on(
@@ -414,6 +482,44 @@ def build_page(app: StudioApp) -> gr.Blocks:
             api_visibility="private",
         )
         again.click(history.reuse, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private")
+        # Longer than one take: continue a shot, and films.
+        continue_go.click(
+            runs.frame_to_continue, [video, continue_frame, visitor], [image, prompt, prep_notes],
+            api_visibility="private", concurrency_limit=2, concurrency_id="prepare",
+        )
+        past_continue.click(
+            history.video_of, [chosen, visitor], [video], api_visibility="private"
+        ).success(
+            runs.frame_to_continue, [video, continue_frame, visitor], [image, prompt, prep_notes],
+            api_visibility="private", concurrency_limit=2, concurrency_id="prepare",
+        ).success(lambda: gr.Tabs(selected="create"), None, tabs, api_visibility="private")
+        api_continue.click(
+            runs.continue_shot,
+            inputs=[api_continue_video, prompt, seed, fps_prefix, fit, api_key],
+            api_name="continue_shot",
+            **run_options,
+        )
+        film_options = dict(concurrency_limit=settings.max_concurrent_tasks, concurrency_id="generate")
+        api_film.click(
+            film.make_film, inputs=[image, api_shots, seed, api_key], outputs=[film_video, film_status],
+            api_name="make_film", **film_options,
+        )
+        film_go.click(
+            film.make_film_in_page,
+            inputs=[film_image, fit, api_key, visitor, *shot_prompts, *shot_seeds],
+            outputs=[film_video, film_status, film_shots, film_id],
+            api_visibility="private",
+            **film_options,
+        )
+        again_go.click(
+            film.make_shot_again, [film_id, again_shot, again_seed, api_key, visitor],
+            [film_video, film_status, film_shots, film_id], api_visibility="private", **film_options,
+        )
+        film_halt.click(runs.stop, None, None, queue=False, api_visibility="private")
+        gr.on(
+            triggers=[box.change for box in shot_prompts], fn=film.price, inputs=shot_prompts,
+            outputs=film_price_line, queue=False, api_visibility="private", show_progress="hidden",
+        )
         demo.load(new_visitor, [visitor], [visitor], queue=False, api_visibility="private")
         demo.load(assist.expectations, None, expectations, queue=False, api_visibility="private")
     # api_open=False: every call goes through the queue and its limits, never around them (/run).
@@ -456,7 +562,7 @@ def mount_options(settings: Settings) -> dict[str, Any]:
         # Refused at the door: no upload larger than the app would prepare.
         max_file_size=images.MAX_BYTES,
         # Videos and images are served in place from these (gr.Video also asks for permission).
-        allowed_paths=[str(settings.videos_dir), str(settings.images_dir)],
+        allowed_paths=[str(settings.videos_dir), str(settings.images_dir), str(settings.films_dir)],
     )
 
 

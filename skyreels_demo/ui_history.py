@@ -67,6 +67,13 @@ class HistoryHandlers:
         seed = random.randint(0, self.model.seed_max) if new_seed else run.seed
         return self.model.without_prefix(run.prompt), image, seed, gr.Tabs(selected="create")
 
+    def video_of(self, run_id: str, visitor: str | None, request: gr.Request):
+        """The picked take's video, into Create's player (to continue it from there)."""
+        run = self._run_for_visitor(text(run_id), visitor)
+        if run is None or not run.has_video:
+            raise gr.Error("Pick a finished run in the history first: its last frame starts the next shot.", print_exception=False)
+        return run.video_path
+
     def reuse_with_new_seed(self, run_id: str, visitor: str | None, request: gr.Request):
         return self.reuse(run_id, visitor, request, new_seed=True)
 

@@ -17,6 +17,19 @@ from .run_request import RunRequest
 from .status_board import StatusBoard, summary, variation_grid, variation_lines
 from .ui_context import PageContext
 from .variations import VariationUpdate, make_variations
+from .films import continue_shot, frame_of, run_of_video
+
+# A frame picked to continue a shot is kept under this name prefix, with the run it came from.
+CONTINUE_PREFIX = "continue-"
+
+
+def continued_from_frame(image_path: str) -> str | None:
+    """The run id a continue frame names ("continue-<run id>-last.png"), if the image is one."""
+    name = Path(image_path).name
+    if not name.startswith(CONTINUE_PREFIX):
+        return None
+    run_id = name[len(CONTINUE_PREFIX):].split("-", 1)[0]
+    return run_id if run_id and run_id.isalnum() else None
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +43,7 @@ class RunHandlers:
         self.requester = context.requester
         self.stops = context.stops
         self.videos_dir = context.settings.videos_dir
+        self.shared = context.settings.shared
 
     def request_from(
         self, prompt, image, seed, fps_prefix, fit, api_key, visitor: str, request, profile, stop: threading.Event
@@ -88,14 +102,22 @@ class RunHandlers:
         """The page's Generate: a run like /generate, filed under this browser's History."""
         yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile)
 
-    def _run(self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile):
+    def _run(self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, events=None):
+        """One run rendered on the status board; `events(run_request)` by default `Studio.generate`."""
         board = StatusBoard()
         yield board.render(), None, ""
         stop = threading.Event()
         session = self.stops.hold(request, stop)
+        events = events or self.studio.generate
         try:
+            if isinstance(image, str) and image:
+                continued = continued_from_frame(image)
+            else:
+                continued = None
             run = self.request_from(prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, stop)
-            for event in self.studio.generate(run):
+            if continued and self._own_run(continued, visitor):
+                run = run.but(continued_from=continued)
+            for event in events(run):
                 board.apply(event)
                 if isinstance(event, Done):
                     yield board.render(), str(event.video_path), summary(event.run, event, self.model)
@@ -114,6 +136,79 @@ class RunHandlers:
             raise gr.Error(UNEXPECTED, print_exception=False) from None
         finally:
             self.stops.release(session, stop)
+
+    # -- continuing a shot --
+
+    def continue_shot(
+        self,
+        video: Any,
+        prompt: str,
+        seed: float | None = -1,
+        fps_prefix: bool = True,
+        fit: str = "crop",
+        api_key: str | None = None,
+        request: gr.Request = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> Iterator[tuple[str, Any, str]]:
+        """Continue a shot: a new SkyReels V1 video whose first frame is the last frame of `video`.
+
+        Args:
+            video: The clip to continue (an MP4 this app made, or any MP4); its last frame becomes the new shot's first.
+            prompt: What happens next in the new shot: who moves, how, the camera and the light.
+            seed: -1 for a random seed, or a seed to make the same continuation again.
+            fps_prefix: Start the prompt with the frame-rate tag SkyReels' authors recommend (default on).
+            fit: "crop" to the model's frame (default), or "pad" to keep the whole frame.
+            api_key: Your own WaveSpeed API key (optional: without it the app's key or its offline preview is used).
+
+        Returns:
+            The status of each stage as HTML, the new shot's MP4 video, and a summary with the seed used.
+        """
+        path = video.get("video") if isinstance(video, dict) else video
+        if isinstance(path, dict):
+            path = path.get("path")
+        if not isinstance(path, str) or not path:
+            raise gr.Error("Add the video to continue first: an MP4 this app made, or any MP4.", print_exception=False)
+        yield from self._run(
+            prompt, None, seed, fps_prefix, fit, api_key, "", request, profile,
+            events=lambda run: continue_shot(self.studio, run, path),
+        )
+
+    def frame_to_continue(self, video: Any, frame: float | None, visitor: str | None, request: gr.Request):
+        """The page's "Continue this shot": the video's frame (the last by default) becomes the image."""
+        path = video.get("video", {}).get("path") if isinstance(video, dict) else video
+        if not isinstance(path, str) or not path:
+            raise gr.Error("Make a video first: the next shot starts from its last frame.", print_exception=False)
+        run = run_of_video(self.studio, path)
+        if run is None or (self.shared and run.visitor != visitor_id(visitor)):
+            run = self._run_by_task(Path(path).stem, visitor_id(visitor))
+        source = run.video_path if run is not None and run.has_video else path
+        try:
+            index = None if frame is None or frame < 0 else int(frame)
+            picture = frame_of(source, index)
+        except StudioError as exc:
+            raise gr.Error(exc.sentence, print_exception=False) from None
+        name = f"{CONTINUE_PREFIX}{run.id if run else 'clip'}-{'last' if index is None else index}.png"
+        dest = self.studio.settings.images_dir / name
+        picture.save(dest, "PNG")
+        seed_note = f" (seed {run.seed})" if run else ""
+        note = (
+            f"Continuing from {'the last frame' if index is None else f'frame {index}'} of the take{seed_note}: "
+            "write what happens next, then press Generate."
+        )
+        return str(dest), "", note
+
+    def _own_run(self, run_id: str, visitor: str) -> bool:
+        try:
+            run = self.studio.store.get(run_id)
+        except KeyError:
+            return False
+        return not self.shared or run.visitor == visitor
+
+    def _run_by_task(self, task_id: str, visitor: str):
+        run = self.studio.store.by_task(task_id)
+        if run is None or (self.shared and run.visitor != visitor):
+            return None
+        return run
 
     def generate_variations(
         self,

@@ -1,0 +1,170 @@
+"""The Film tab's and the /make_film API's handlers: a storyboard of shots made in turn, each
+from the last frame of the one before, on a timeline as they arrive, then cut into one film."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Iterator
+
+import gradio as gr
+
+from .errors import Stopped, StudioError
+from .films import MAX_SHOTS, FilmUpdate, carry_on, film_price, make_film
+from .page_input import UNEXPECTED, fit_choice, text, visitor_id
+from .run_request import RunRequest
+from .ui_context import PageContext
+
+log = logging.getLogger(__name__)
+
+
+class FilmHandlers:
+    """Handlers that make films."""
+
+    def __init__(self, context: PageContext) -> None:
+        self.settings = context.settings
+        self.studio = context.studio
+        self.model = context.studio.model
+        self.requester = context.requester
+        self.stops = context.stops
+
+    def price(self, *prompts: str) -> str:
+        """What the storyboard would cost, before anything is spent."""
+        shots = sum(1 for prompt in prompts if text(prompt).strip())
+        if shots == 0:
+            return "Write 2 to 6 shots; each is made from the last frame of the one before."
+        return film_price(self.studio, shots) + ("" if shots >= 2 else " A film needs at least 2 shots.")
+
+    def make_film(
+        self,
+        image: str | None,
+        shots: str,
+        seed: float | None = -1,
+        api_key: str | None = None,
+        request: gr.Request = None,
+        profile: gr.OAuthProfile | None = None,
+    ) -> Iterator[tuple[Any, str]]:
+        """Make a film longer than one clip: 2 to 6 shots, each continued from the last frame of the one before, cut into one video.
+
+        Args:
+            image: The still image the first shot starts from (JPEG, PNG, WebP, GIF, BMP or TIFF).
+            shots: One shot's prompt per line, in order (2 to 6 lines): what happens in each shot.
+            seed: -1 for random seeds, or the first shot's seed (the others follow it: seed+1, seed+2, ...).
+            api_key: Your own WaveSpeed API key (optional: without it the app's key or its offline preview is used).
+
+        Returns:
+            The finished film as one MP4 (once every shot is made), and a summary of each shot.
+        """
+        lines = [line.strip() for line in text(shots).splitlines() if line.strip()]
+        first = -1 if seed is None else seed
+        for film_video, timeline, _gallery, _film_id in self._make(
+            image, [(p, first) for p in lines], api_key, "", request, profile, follow_seed=True
+        ):
+            yield film_video, timeline
+
+    def make_film_in_page(
+        self, image, fit, api_key, visitor, p1, p2, p3, p4, p5, p6, s1, s2, s3, s4, s5, s6,
+        request: gr.Request, profile: gr.OAuthProfile | None = None,
+    ):
+        """The Film tab's "Make the film": the shots as written (up to six), each with its own seed."""
+        # Gradio hands a handler its inputs by position, with the request found by its type:
+        # the six shot boxes and six seeds are named one by one for that reason.
+        prompts, seeds = (p1, p2, p3, p4, p5, p6), (s1, s2, s3, s4, s5, s6)
+        shots = [(text(p), -1 if s is None else s) for p, s in zip(prompts, seeds) if text(p).strip()]
+        yield from self._make(image, shots, api_key, visitor_id(visitor), request, profile, fit=fit)
+
+    def make_shot_again(self, film_id: str, shot: float | None, seed: float | None, api_key, visitor, request: gr.Request,
+                        profile: gr.OAuthProfile | None = None):
+        """Make one shot of a film again (a failed one, or one not liked), then the rest, and re-cut."""
+        try:
+            film = self.studio.store.film(text(film_id))
+        except KeyError:
+            raise gr.Error("Make a film first: then any of its shots can be made again.", print_exception=False) from None
+        if self.settings.shared and film.visitor != visitor_id(visitor):
+            raise gr.Error("Make a film first: then any of its shots can be made again.", print_exception=False)
+        number = int(shot) if isinstance(shot, (int, float)) and float(shot).is_integer() else 0
+        again_seed = None if seed is None or seed == -2 else seed
+        request_ = self._request(None, "crop", api_key, visitor_id(visitor), request, profile, threading.Event())
+        yield from self._render(lambda run: carry_on(self.studio, film, run, again=number - 1, seed=again_seed), request_, request)
+
+    # -- pieces --
+
+    def _request(self, image, fit, api_key, visitor, request, profile, stop) -> RunRequest:
+        return RunRequest(
+            "",
+            image if isinstance(image, str) else None,
+            fit=fit_choice(fit),
+            api_key=text(api_key) or None,
+            requester=self.requester(request, profile),
+            visitor=visitor,
+            stop=stop,
+        )
+
+    def _make(self, image, shots, api_key, visitor, request, profile, *, fit="crop", follow_seed=False):
+        if follow_seed and shots:
+            first = shots[0][1]
+            try:
+                first_value = int(float(first))
+            except (TypeError, ValueError):
+                first_value = -1
+            if first_value != -1:
+                top = self.model.seed_max + 1
+                shots = [(prompt, (first_value + n) % top) for n, (prompt, _) in enumerate(shots)]
+        stop = threading.Event()
+        film_request = self._request(image, fit, api_key, visitor, request, profile, stop)
+        yield from self._render(lambda run: make_film(self.studio, run, shots), film_request, request)
+
+    def _render(self, updates_of, film_request: RunRequest, request) -> Iterator[tuple[Any, str, list, str]]:
+        """(the cut film once there is one, the timeline in words, the shots made, the film's id)."""
+        session = self.stops.hold(request, film_request.stop)
+        timeline: dict[int, FilmUpdate] = {}
+        last: FilmUpdate | None = None
+        try:
+            yield None, "Checking the storyboard…", [], ""
+            for update in updates_of(film_request):
+                last = update
+                if update.shot is not None:
+                    timeline[update.shot] = update
+                film_video = str(update.video_path) if update.shot is None and update.video_path else None
+                yield film_video, _timeline_lines(update, timeline), _gallery(timeline), update.film.id
+            if last is not None and last.error is not None and not isinstance(last.error, Stopped):
+                raise gr.Error(last.error.sentence, print_exception=False)
+        except StudioError as exc:
+            raise gr.Error(exc.sentence, print_exception=False) from None
+        except gr.Error:
+            raise
+        except Exception:
+            log.exception("unexpected failure in a film")
+            raise gr.Error(UNEXPECTED, print_exception=False) from None
+        finally:
+            self.stops.release(session, film_request.stop)
+
+
+def _gallery(timeline: dict[int, FilmUpdate]) -> list[tuple[str, str]]:
+    return [
+        (str(update.video_path), f"Shot {number + 1}")
+        for number, update in sorted(timeline.items())
+        if update.video_path is not None
+    ]
+
+
+def _timeline_lines(latest: FilmUpdate, timeline: dict[int, FilmUpdate]) -> str:
+    film = latest.film
+    lines = [f"**Film `{film.id}`** · {len(film.shots)} shots · {film.status}"]
+    for number, shot in enumerate(film.shots):
+        update = timeline.get(number)
+        if update is None:
+            mark, words = "○", "waiting for the shot before"
+        elif update.error is not None:
+            mark, words = "✕", update.error.sentence
+        elif update.video_path is not None:
+            mark, words = "✓", "made"
+        else:
+            mark, words = "●", update.event.message if update.event is not None else "starting…"
+        prompt = shot["prompt"] if len(shot["prompt"]) <= 60 else shot["prompt"][:59] + "…"
+        lines.append(f"{mark} **Shot {number + 1}** · seed {shot['seed']} · {prompt} — {words}")
+    if latest.shot is None and latest.video_path is not None:
+        lines.append("\n**The film is cut:** every shot in one video, below.")
+    elif latest.error is not None and not isinstance(latest.error, Stopped):
+        lines.append(f"\nMake shot {latest.shot + 1} again (same or new seed) below; the shots before it are kept.")
+    return "\n\n".join(lines)

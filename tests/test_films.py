@@ -1,0 +1,312 @@
+"""Longer than four seconds: a shot continued from a video's last frame, and films of shots cut
+into one, made, stopped, resumed and refused against the built-in backend."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from skyreels_demo.errors import BadInput, QuotaExceeded
+from skyreels_demo.films import carry_on, carry_on_all, continue_run, cut_film, frame_of, make_film
+from skyreels_demo.local_api import LocalBackend, TaskTiming
+from skyreels_demo.models import SKYREELS_V1
+from skyreels_demo.run_request import RunRequest
+from skyreels_demo.runs import FilmStatus, RunStatus
+from skyreels_demo.studio import Studio
+from skyreels_demo.visitors import Requester
+
+from .conftest import ROOT, clean_env, open_store, run_cli, settings_for, video_facts, wait_for
+
+FRAMES = SKYREELS_V1.frame_count
+SHOTS = ["a woman turns to the window", "she smiles at the light", "the camera drifts to the sky"]
+
+
+def frame_pts(path: str | Path) -> list[int]:
+    with av.open(str(path)) as container:
+        return [frame.pts for frame in container.decode(container.streams.video[0])]
+
+
+def uploaded_pictures(backend: LocalBackend) -> list[Image.Image]:
+    """Every picture the backend was handed, in the order it received them."""
+    folder = backend.storage.uploads_dir
+    files = sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    return [Image.open(p).convert("RGB") for p in files if p.is_file()]
+
+
+def difference(a: Image.Image, b: Image.Image) -> float:
+    """Mean absolute difference of two pictures, 0 to 255."""
+    b = b.resize(a.size)
+    return float(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).mean())
+
+
+@pytest.fixture
+def tracking_backend():
+    with LocalBackend(timing=TaskTiming(0.1, 0.3)) as server:
+        yield server
+
+
+@pytest.fixture
+def studio(tracking_backend, tmp_path):
+    studio = Studio(settings_for(tracking_backend, tmp_path / "data"), SKYREELS_V1)
+    yield studio
+    studio.close()
+
+
+def test_a_continued_shot_starts_from_the_last_frame_of_the_video_before(studio, tracking_backend, photo_path):
+    first = list(studio.generate(RunRequest("a man looks up", str(photo_path), 1)))[-1]
+    events = list(continue_run(studio, RunRequest("he waves at the camera", None, 2), first.run.task_id))
+    second = events[-1].run
+    assert second.continued_from == first.run.id and second.status == RunStatus.DONE
+    last = frame_of(first.video_path)
+    sent = uploaded_pictures(tracking_backend)[-1]
+    assert sent.size == SKYREELS_V1.frame_for(*last.size)
+    assert difference(last, sent) < 4  # the same picture, within JPEG error
+    assert tracking_backend.counts["submit"] == 2
+
+
+def test_a_frame_the_visitor_picks_is_the_one_continued(studio, photo_path):
+    first = list(studio.generate(RunRequest("a man looks up", str(photo_path), 1)))[-1]
+    picked = frame_of(first.video_path, 10)
+    assert difference(picked, frame_of(first.video_path)) > 1  # the camera moved in between
+    assert difference(picked, frame_of(first.video_path, 10)) == 0
+
+
+@pytest.mark.parametrize(
+    "make, sentence",
+    [
+        (lambda tmp: tmp / "missing.mp4", "There is no video at that path"),
+        (lambda tmp: _write(tmp / "text.mp4", b"not a video at all"), "not an MP4 video that can be read"),
+        (lambda tmp: _png(tmp / "picture.mp4"), "not an MP4 video"),
+    ],
+    ids=["missing", "junk", "a-picture"],
+)
+def test_a_video_that_cannot_be_continued_is_refused_with_a_sentence(make, sentence, tmp_path):
+    with pytest.raises(BadInput, match=sentence):
+        frame_of(make(tmp_path))
+
+
+def test_a_frame_past_the_end_is_refused_with_the_range(studio, photo_path):
+    first = list(studio.generate(RunRequest("a man looks up", str(photo_path), 1)))[-1]
+    with pytest.raises(BadInput, match=f"pick a frame from 0 to {FRAMES - 1}"):
+        frame_of(first.video_path, FRAMES)
+
+
+def test_a_three_shot_film_is_cut_into_one_video_with_every_join_frame_exact(studio, tracking_backend, photo_path):
+    updates = list(make_film(studio, RunRequest("", str(photo_path)), [(p, 10 + i) for i, p in enumerate(SHOTS)]))
+    film = updates[-1].film
+    assert film.status == FilmStatus.DONE and updates[-1].video_path == Path(film.film_path)
+    facts = video_facts(film.film_path)
+    assert facts["frames"] == 3 * FRAMES - 2  # each join's repeated frame dropped
+    assert facts["fps"] == SKYREELS_V1.fps and facts["pix_fmt"] == "yuv420p" and facts["codec"] == "h264"
+    pts = frame_pts(film.film_path)
+    steps = {b - a for a, b in zip(pts, pts[1:])}
+    assert len(steps) == 1  # evenly spaced: no jump at a join
+    assert tracking_backend.counts["submit"] == 3
+    shots = studio.store.shots_of(film.id)
+    assert [run.shot for run in shots] == [0, 1, 2] and [run.seed for run in shots] == [10, 11, 12]
+    assert shots[1].continued_from == shots[0].id and shots[2].continued_from == shots[1].id
+    # The timeline saw every shot arrive, in order.
+    arrived = [u.shot for u in updates if u.video_path is not None and u.shot is not None]
+    assert arrived == [0, 1, 2]
+
+
+def test_a_failed_shot_is_made_again_without_redoing_the_others(studio, tracking_backend, photo_path):
+    tracking_backend.faults.fail_next_task(5000, "Internal error")
+    updates = list(make_film(studio, RunRequest("", str(photo_path)), SHOTS[:2]))
+    film = updates[-1].film
+    assert film.status == FilmStatus.FAILED and updates[-1].shot == 0 and updates[-1].error is not None
+    # Made again with a new seed: shot 1 again, then shot 2, then the cut.
+    updates = list(carry_on(studio, film, again=0, seed=77))
+    film = updates[-1].film
+    assert film.status == FilmStatus.DONE and video_facts(film.film_path)["frames"] == 2 * FRAMES - 1
+    assert film.shots[0]["seed"] == 77
+    assert tracking_backend.counts["submit"] == 3  # the failed try, and two shots
+
+
+def test_a_film_that_would_pass_the_visitor_s_cap_is_refused_before_its_first_shot(tracking_backend, tmp_path, photo_path):
+    studio = Studio(settings_for(tracking_backend, tmp_path / "data", shared=True, visitor_runs_per_hour=2), SKYREELS_V1)
+    try:
+        with pytest.raises(QuotaExceeded, match="This film needs 3 videos, but only 2 more fit"):
+            list(make_film(studio, RunRequest("", str(photo_path), requester=Requester("ip:203.0.113.9")), SHOTS))
+    finally:
+        studio.close()
+    assert tracking_backend.counts["submit"] == 0
+
+
+@pytest.mark.parametrize(
+    "shots, sentence",
+    [
+        (["only one"], "A film has 2 to 6 shots; this one has 1"),
+        ([f"shot {n}" for n in range(7)], "this one has 7"),
+        (["a first shot", "   "], "Shot 2 has no prompt"),
+        (["a first shot", "x" * 3000], "Shot 2: The prompt is 3000 characters long"),
+    ],
+    ids=["one", "seven", "empty", "too-long"],
+)
+def test_a_film_that_cannot_be_made_is_refused_before_anything_is_sent(studio, tracking_backend, photo_path, shots, sentence):
+    with pytest.raises(BadInput, match=sentence):
+        list(make_film(studio, RunRequest("", str(photo_path)), shots))
+    assert sum(tracking_backend.counts.values()) == 0
+    assert studio.store.films() == []
+
+
+def test_continuing_a_failed_run_is_refused(studio, tracking_backend, photo_path):
+    tracking_backend.faults.fail_next_task(5000, "Internal error")
+    with pytest.raises(Exception):
+        list(studio.generate(RunRequest("a man looks up", str(photo_path), 1)))
+    [failed] = studio.store.recent()
+    with pytest.raises(BadInput, match="That run failed"):
+        list(continue_run(studio, RunRequest("he waves", None, 2), failed.id))
+
+
+def test_a_film_killed_after_its_second_submit_is_finished_by_resume(tmp_path, photo_path):
+    data = tmp_path / "data"
+    # Slow tasks, so the process is killed while shot 2 is being made.
+    with LocalBackend(timing=TaskTiming(0.2, 2.0), data_dir=tmp_path / "api") as api:
+        env = clean_env(
+            WAVESPEED_API_KEY="test-key-not-secret", WAVESPEED_BASE_URL=api.base_url,
+            SKYREELS_DATA_DIR=str(data), SKYREELS_POLL="0.1",
+        )
+        args = [sys.executable, "-m", "skyreels_demo", "film", "--image", str(photo_path), "--yes", "--json"]
+        for prompt in SHOTS:
+            args += ["--shot", prompt]
+        maker = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            # Killed once shot 2's task id is recorded (a kill while its submit is in flight
+            # leaves it unconfirmed instead, and the film waits for a person).
+            store = data / "runs.sqlite3"
+            wait_for(lambda: store.exists() and len([r for r in open_store(data).recent() if r.task_id]) >= 2, timeout=60)
+        finally:
+            maker.send_signal(signal.SIGKILL)
+            maker.wait(timeout=10)
+        assert api.counts["submit"] == 2
+        resumed = run_cli("resume", env=env, timeout=120)
+        assert resumed.returncode == 0, resumed.stderr
+        assert api.counts["submit"] == 3  # shot 2 finished, not sent again; shot 3 made
+        listed = json.loads(run_cli("films", "--json", env=env).stdout)
+    [film] = listed
+    assert film["status"] == "done" and film["shots_done"] == 3 == film["shots_total"]
+    assert video_facts(film["film_path"])["frames"] == 3 * FRAMES - 2
+
+
+def test_the_command_line_makes_a_film_and_says_what_it_is(tmp_path, photo_path):
+    with LocalBackend(timing=TaskTiming(0.1, 0.3)) as api:
+        env = clean_env(
+            WAVESPEED_API_KEY="test-key-not-secret", WAVESPEED_BASE_URL=api.base_url,
+            SKYREELS_DATA_DIR=str(tmp_path / "data"), SKYREELS_POLL="0.1",
+        )
+        made = run_cli("film", "--image", str(photo_path), "--shot", SHOTS[0], "--shot", SHOTS[1], "--seed", "5", "--yes", "--json", env=env)
+        assert made.returncode == 0, made.stderr
+        result = json.loads(made.stdout.splitlines()[-1])
+        assert result["frames"] == 2 * FRAMES - 1 == video_facts(result["film_path"])["frames"]
+        assert result["duration_s"] == pytest.approx(result["frames"] / SKYREELS_V1.fps)
+        assert [shot["seed"] for shot in result["shots"]] == [5, 6]
+        assert all(Path(shot["video_path"]).exists() and shot["task_id"] for shot in result["shots"])
+        cont = run_cli("continue", result["shots"][-1]["task_id"], "--prompt", "she walks away", "--seed", "9", "--json", env=env)
+        assert cont.returncode == 0, cont.stderr
+        continued = json.loads(cont.stdout.splitlines()[-1])
+        assert continued["continued_from"] == result["shots"][-1]["task_id"] and continued["seed"] == 9
+        # Above the spending threshold, with nobody to ask, nothing is sent.
+        env["SKYREELS_CONFIRM_ABOVE_USD"] = "0.1"
+        before = api.counts["submit"]
+        asked = run_cli("film", "--image", str(photo_path), "--shot", "one", "--shot", "two", env=env)
+        assert asked.returncode == 2 and "--yes" in asked.stderr and api.counts["submit"] == before
+
+
+def test_cutting_keeps_every_frame_but_the_joins(tmp_path):
+    clips = []
+    for n in range(2):
+        path = tmp_path / f"clip{n}.mp4"
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("libx264", rate=24)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for i in range(10):
+                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (n * 100 + i * 5) % 255, np.uint8), format="rgb24")
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+        clips.append(path)
+    cut = cut_film(clips, tmp_path / "film.mp4", 24)
+    assert cut.frames == 19 == video_facts(tmp_path / "film.mp4")["frames"]
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _png(path: Path) -> Path:
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(path, "PNG")
+    return path
+
+
+# --- the page and its API ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def film_app(tmp_path_factory):
+    from .conftest import LaunchedApp
+
+    root = tmp_path_factory.mktemp("film-app")
+    with LaunchedApp(root / "data", SKYREELS_PREVIEW_TIMING="0.2,0.4") as app:
+        yield app
+
+
+def test_the_api_continues_a_shot_and_makes_a_film(film_app, photo_path):
+    from gradio_client import Client, handle_file
+
+    from .conftest import ASTRONAUT
+
+    client = Client(film_app.url, verbose=False)
+    _, first, _ = client.predict("a woman smiles", handle_file(ASTRONAUT), 3, api_name="/generate")
+    first_path = first["video"] if isinstance(first, dict) else first
+    status, video, summary = client.predict(
+        handle_file(first_path), "she turns to the window", 4, api_name="/continue_shot"
+    )
+    path = video["video"] if isinstance(video, dict) else video
+    assert video_facts(path)["frames"] == FRAMES and "Seed 4" in summary
+    film, lines = client.predict(handle_file(ASTRONAUT), "a woman smiles\nshe turns away", 8, api_name="/make_film")
+    film_path = film["video"] if isinstance(film, dict) else film
+    assert video_facts(film_path)["frames"] == 2 * FRAMES - 1
+    assert "seed 8" in lines and "seed 9" in lines and "The film is cut" in lines
+
+
+@pytest.mark.browser
+def test_the_film_tab_fills_its_timeline_then_plays_the_film(film_app, browser, tmp_path):
+    from playwright.sync_api import expect
+
+    from .conftest import ASTRONAUT
+
+    for name, viewport in (("desktop", {"width": 1366, "height": 768}), ("phone", {"width": 390, "height": 844})):
+        context = browser.new_context(viewport=viewport)
+        context.set_default_timeout(60_000)
+        page = context.new_page()
+        page.goto(film_app.url)
+        page.get_by_role("tab", name="Film").click()
+        page.get_by_role("button", name="Make the film").wait_for()
+        page.locator("#film-image input[type=file]").set_input_files(ASTRONAUT)
+        page.get_by_label("Shot 1", exact=True).fill("a woman smiles at the camera")
+        page.get_by_label("Shot 2", exact=True).fill("she turns to look out of the window")
+        expect(page.locator("#film-price")).to_contain_text("2 shots")
+        page.get_by_role("button", name="Make the film").click()
+        expect(page.locator("#film-status")).to_contain_text("Shot 1", timeout=30_000)
+        expect(page.locator("#film-timeline img, #film-timeline video").first).to_be_visible(timeout=60_000)
+        film = page.locator("#film-video video")
+        expect(film).to_be_visible(timeout=90_000)
+        expect(page.locator("#film-status")).to_contain_text("The film is cut")
+        assert page.evaluate("() => document.querySelector('#film-video video').duration") > 7.5
+        film.scroll_into_view_if_needed()
+        page.screenshot(path=str(ROOT / "tests" / "screenshots" / f"film-{name}.png"), full_page=False)
+        context.close()
