@@ -78,6 +78,13 @@ SHOW_STATUS_JS = """(...inputs) => {
 }"""
 
 
+# After "Continue this shot": bring the new picture and the emptied prompt into view.
+SHOW_CONTINUED_JS = """() => {
+  const box = document.querySelector('#prompt textarea');
+  if (box) { box.scrollIntoView({block: 'center'}); box.focus(); }
+}"""
+
+
 class ImageInput(gr.Image):
     """An image box whose handler gets the uploaded file as it is.
 
@@ -202,7 +209,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         prep_notes = gr.Markdown(elem_classes="prep-notes")
                         prompt = gr.Textbox(
                             label="Prompt", lines=3, max_lines=8, placeholder=PLACEHOLDER,
-                            max_length=model.max_prompt_chars,
+                            max_length=model.max_prompt_chars, elem_id="prompt",
                         )
                         with gr.Row(equal_height=True):
                             go = gr.Button("Generate", variant="primary", scale=3)
@@ -272,16 +279,14 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             elem_id="result-video",
                         )
                         result_summary = gr.Markdown(elem_id="summary")
-                        with gr.Row(equal_height=True):
-                            continue_go = gr.Button("Continue this shot", size="sm", scale=2)
+                        continue_go = gr.Button("Continue this shot", size="sm", elem_id="continue-shot")
+                        with gr.Accordion("Continue from another frame", open=False):
                             continue_frame = gr.Number(
                                 value=-1,
-                                label="From frame (-1 = the last)",
+                                label=f"Frame to continue from (0 to {max(model.frame_count - 1, 0)}; -1 = the last)",
                                 precision=0,
                                 minimum=-1,
                                 maximum=max(model.frame_count - 1, 0),
-                                scale=1,
-                                min_width=120,
                             )
                         expectations = gr.Markdown(elem_classes="prep-notes")
                         variations_grid = gr.Gallery(
@@ -484,15 +489,17 @@ def build_page(app: StudioApp) -> gr.Blocks:
         again.click(history.reuse, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private")
         # Longer than one take: continue a shot, and films.
         continue_go.click(
-            runs.frame_to_continue, [video, continue_frame, visitor], [image, prompt, prep_notes],
+            runs.frame_to_continue, [video, continue_frame, visitor], [image, prompt],
             api_visibility="private", concurrency_limit=2, concurrency_id="prepare",
-        )
+        ).success(None, None, None, js=SHOW_CONTINUED_JS, api_visibility="private")
         past_continue.click(
             history.video_of, [chosen, visitor], [video], api_visibility="private"
         ).success(
-            runs.frame_to_continue, [video, continue_frame, visitor], [image, prompt, prep_notes],
+            runs.frame_to_continue, [video, continue_frame, visitor], [image, prompt],
             api_visibility="private", concurrency_limit=2, concurrency_id="prepare",
-        ).success(lambda: gr.Tabs(selected="create"), None, tabs, api_visibility="private")
+        ).success(lambda: gr.Tabs(selected="create"), None, tabs, api_visibility="private").success(
+            None, None, None, js=SHOW_CONTINUED_JS, api_visibility="private"
+        )
         api_continue.click(
             runs.continue_shot,
             inputs=[api_continue_video, prompt, seed, fps_prefix, fit, api_key],

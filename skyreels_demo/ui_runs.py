@@ -192,10 +192,12 @@ class RunHandlers:
         picture.save(dest, "PNG")
         seed_note = f" (seed {run.seed})" if run else ""
         note = (
-            f"Continuing from {'the last frame' if index is None else f'frame {index}'} of the take{seed_note}: "
-            "write what happens next, then press Generate."
+            f"What happens next? Continuing from {'the last frame' if index is None else f'frame {index}'} "
+            f"of the take{seed_note}: describe the next shot, then press Generate."
         )
-        return str(dest), "", note
+        # The prompt box itself says it: the prepared-frame notes beside the image are redrawn
+        # when the new picture arrives.
+        return str(dest), gr.update(value="", placeholder=note)
 
     def _own_run(self, run_id: str, visitor: str) -> bool:
         try:

@@ -310,3 +310,30 @@ def test_the_film_tab_fills_its_timeline_then_plays_the_film(film_app, browser, 
         film.scroll_into_view_if_needed()
         page.screenshot(path=str(ROOT / "tests" / "screenshots" / f"film-{name}.png"), full_page=False)
         context.close()
+
+
+@pytest.mark.browser
+def test_continue_this_shot_makes_the_next_take_from_the_last_frame_in_the_page(film_app, browser):
+    import re
+
+    from playwright.sync_api import expect
+
+    from .conftest import ASTRONAUT, browser_page, make_run_in_browser
+
+    with browser_page(browser, film_app.url) as page:
+        make_run_in_browser(page, "a woman smiles at the camera", ASTRONAUT)
+        page.get_by_role("button", name="Continue this shot").click()
+        box = page.locator("#prompt textarea")
+        expect(box).to_have_attribute("placeholder", re.compile("Continuing from the last frame"))
+        expect(page.get_by_text("Upload size")).to_be_visible()
+        box.fill("she turns to look out of the window")
+        page.get_by_role("button", name="Generate", exact=True).click()
+        wait_for(
+            lambda: any(r.continued_from for r in open_store(Path(film_app.data_dir)).recent() if r.status == "done"),
+            timeout=60,
+        )
+    runs = open_store(Path(film_app.data_dir)).recent()
+    continued = next(r for r in runs if r.continued_from)
+    source = next(r for r in runs if r.id == continued.continued_from)
+    assert source.prompt.endswith("a woman smiles at the camera")
+    assert continued.prompt.endswith("she turns to look out of the window")
