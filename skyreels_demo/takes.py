@@ -333,14 +333,14 @@ def differences(runs: Sequence[Run], model: ModelSpec) -> list[str]:
     seeds = [run.seed for run in runs]
     lines.append(
         "The seed is the same in every take." if len(set(seeds)) == 1
-        else "Seeds: " + ", ".join(f"take {n} {seed}" for n, seed in enumerate(seeds, start=1)) + "."
+        else "Seeds: " + ", ".join(f"{seed} (take {n})" for n, seed in enumerate(seeds, start=1)) + "."
     )
     fits = {"crop": "cropped to the frame", "pad": "the whole picture"}
     if len({run.fit for run in runs}) > 1:
-        lines.append("Framing: " + ", ".join(f"take {n} {fits.get(run.fit, run.fit)}" for n, run in enumerate(runs, start=1)) + ".")
+        lines.append("Framing: " + ", ".join(f"{fits.get(run.fit, run.fit)} (take {n})" for n, run in enumerate(runs, start=1)) + ".")
     if len({run.fps_prefix for run in runs}) > 1:
         lines.append("Prefix: " + ", ".join(
-            f"take {n} {'with' if run.fps_prefix else 'without'} {model.prompt_prefix.strip(', ')!r}"
+            f"{'with' if run.fps_prefix else 'without'} {model.prompt_prefix.strip(', ')!r} (take {n})"
             for n, run in enumerate(runs, start=1)) + ".")
     if len({run.image_sha256 for run in runs}) > 1:
         lines.append("The takes start from different pictures.")

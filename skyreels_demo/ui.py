@@ -335,7 +335,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         with gr.Row(equal_height=True):
                             share = gr.Button("Share this take", size="sm", scale=1)
                             share_link = gr.Textbox(
-                                label="Link to this take", interactive=False, buttons=["copy"], scale=3
+                                label="Link to this take", interactive=False, buttons=["copy"], scale=3, elem_id="share-link"
                             )
                             withdraw = gr.Button("Withdraw the link", size="sm", scale=1)
                         take_zip = gr.File(label="This take, as a zip", visible=False, interactive=False)

@@ -274,7 +274,7 @@ def compare_html(runs: list[Run], model) -> str:
         controls = " controls" if number == 1 else ""
         figures.append(
             f'<figure style="margin:0"><video src="{html.escape(_file_url(run.video_path))}" muted loop playsinline'
-            f' preload="auto"{controls} data-seed="{run.seed}" style="width:100%;border-radius:6px;background:#000"'
+            f' preload="auto"{controls} data-seed="{run.seed}" style="width:100%;max-height:48vh;object-fit:contain;border-radius:6px;background:#000"'
             f' aria-label="Take {number}, seed {run.seed}"></video>'
             f'<figcaption style="font-size:0.9em;margin-top:4px"><strong>Take {number} · seed {run.seed}</strong>'
             f'{" ★" if run.kept else ""}<br>{html.escape(short)}</figcaption></figure>'
@@ -286,7 +286,7 @@ def compare_html(runs: list[Run], model) -> str:
         '<div role="group" aria-label="Play the takes together" style="display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin-bottom:10px">'
         f'<button {button} data-compare="play">▶ Play together</button>'
         f'<button {button} data-compare="pause">❚❚ Pause together</button>'
-        f'<button {button} data-compare="start">⏮ Back to the start</button>'
+        f'<button {button} data-compare="start">Back to the start</button>'
         '<label style="display:flex;gap:6px;align-items:center;flex:1;min-width:180px">Seek all'
         ' <input type="range" data-compare="seek" min="0" max="1000" value="0" style="flex:1" aria-label="Seek every take"></label>'
         '</div>'
