@@ -302,7 +302,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                     find_words = gr.Textbox(
                         label="Find takes by prompt words", placeholder="e.g. smiles snow", max_length=200, scale=3
                     )
-                    kept_only = gr.Checkbox(label="Kept takes only ★", scale=1)
+                    kept_only = gr.Checkbox(label="Kept takes only ★", scale=1, min_width=160)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
                         gallery = gr.Gallery(

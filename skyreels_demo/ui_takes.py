@@ -266,7 +266,6 @@ def _file_url(path: str) -> str:
 
 def compare_html(runs: list[Run], model) -> str:
     """#compare's content: the takes side by side, one control for all, what differs in words."""
-    columns = 2 if len(runs) in (2, 4) else 3
     figures = []
     for number, run in enumerate(runs, start=1):
         prompt = takes.typed_prompt(run, model)
@@ -290,7 +289,8 @@ def compare_html(runs: list[Run], model) -> str:
         '<label style="display:flex;gap:6px;align-items:center;flex:1;min-width:180px">Seek all'
         ' <input type="range" data-compare="seek" min="0" max="1000" value="0" style="flex:1" aria-label="Seek every take"></label>'
         '</div>'
-        f'<div style="display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,{"260" if columns == 2 else "200"}px),1fr));gap:12px">'
+        # Side by side even on a phone (two across), which is the point of comparing.
+        '<div style="display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:10px">'
         f'{"".join(figures)}</div>'
         f'<h4 style="margin:12px 0 4px">What differs</h4><ul class="compare-differences">{differences}</ul>'
         '</div>'

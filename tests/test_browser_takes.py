@@ -245,3 +245,29 @@ def test_a_shared_link_shows_only_that_take_to_a_stranger_and_dies_when_withdraw
         assert requests.get(f"{on.url}takes/{new_token}", timeout=10).json()["prompt"] == shared_prompt
     finally:
         on.stop()
+
+
+def test_a_downloaded_take_made_again_from_its_zip_fills_create(browser, two_takes_app, tmp_path):
+    context = browser.new_context(viewport={"width": 1366, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    try:
+        page.goto(two_takes_app.url)
+        open_history(page)
+        page.get_by_role("button", name="Thumbnail 2 of 2").click()  # the older: seed 7
+        expect(page.get_by_role("button", name="☆ Keep this take")).to_be_enabled(timeout=10_000)
+        page.get_by_role("button", name="Download this take").click()
+        link = page.locator("a[href*='skyreels-take-']")
+        expect(link).to_be_visible(timeout=15_000)
+        with page.expect_download() as download:
+            link.click()
+        zip_path = tmp_path / download.value.suggested_filename
+        download.value.save_as(zip_path)
+        assert zip_path.name.startswith("skyreels-take-") and zip_path.suffix == ".zip"
+        page.get_by_role("button", name=re.compile("Make it again from a downloaded take")).click()
+        page.locator("input[type=file][accept*='.zip']").set_input_files(str(zip_path))
+        page.get_by_role("button", name="Make it again", exact=True).click()
+        expect(page.get_by_label("Prompt", exact=True)).to_have_value(FIRST, timeout=15_000)
+        expect(page.get_by_label("Seed (-1 = random)")).to_have_value("7")
+        expect(page.get_by_text("Upload size")).to_be_visible(timeout=15_000)  # its picture, prepared
+    finally:
+        context.close()
