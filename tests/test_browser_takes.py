@@ -271,3 +271,21 @@ def test_a_downloaded_take_made_again_from_its_zip_fills_create(browser, two_tak
         expect(page.get_by_text("Upload size")).to_be_visible(timeout=15_000)  # its picture, prepared
     finally:
         context.close()
+
+
+def test_variations_open_in_the_compare_view(browser, two_takes_app):
+    context = browser.new_context(viewport={"width": 1366, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(two_takes_app.url)
+        page.get_by_role("button", name="Generate", exact=True).wait_for()
+        fill_in(page, "A woman smiles, three ways")
+        page.get_by_text("Several seeds at once").click()
+        page.get_by_role("button", name="Make variations").click()
+        expect(page.locator("#variations-status")).to_contain_text("✓ 3", timeout=60_000)
+        page.get_by_role("button", name="Compare these side by side").click()
+        expect(page.get_by_role("tab", name="History")).to_have_attribute("aria-selected", "true", timeout=10_000)
+        expect(page.locator("#compare video")).to_have_count(3, timeout=10_000)
+        expect(page.locator("#compare")).to_contain_text("The prompt is the same in every take.")
+    finally:
+        context.close()
