@@ -181,6 +181,8 @@ def test_a_shared_link_shows_only_that_take_to_a_stranger_and_dies_when_withdraw
             "() => { const v = document.querySelector('#shared-view video'); return v && v.readyState >= 2; }",
             timeout=15_000,
         )
+        time.sleep(1.0)  # a second of the take playing
+        view.screenshot(path=str(SHOTS / "shared-take-phone.png"))  # what a friend sees first
         expect(view.locator("#shared-view textarea, #shared-view input")).to_have_count(0)  # text, not an editable box
         html = view.content()
         assert secret not in html and "juggles" not in html
@@ -188,7 +190,6 @@ def test_a_shared_link_shows_only_that_take_to_a_stranger_and_dies_when_withdraw
         view.get_by_role("tab", name="History").click()
         expect(view.locator("#history-gallery")).not_to_contain_text("juggles")
         view.get_by_role("tab", name="Create").click()
-        view.screenshot(path=str(SHOTS / "shared-take-phone.png"))  # what a friend sees first
         view.screenshot(path=str(SHOTS / "shared-take-phone-full.png"), full_page=True)
         # "Make one like it": Create holds that prompt and seed, for the stranger's own run.
         view.get_by_role("button", name="Make one like it").click()
