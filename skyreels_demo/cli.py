@@ -66,6 +66,14 @@ class StatusLines:
 
 
 def _generate(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
+    take = _take_to_make_again(args)
+    if take is None and (not args.prompt or not args.image):
+        raise BadInput("Give --prompt and --image (or --from a take's .zip to make it again).")
+    if take is not None:
+        return _one_run(
+            args, settings, status,
+            lambda studio, request: studio.generate(take.request(deadline_s=request.deadline_s, stop=request.stop)),
+        )
     image: str = args.image
     if not image.lower().startswith(("http://", "https://")):
         path = Path(image).expanduser()
@@ -223,6 +231,36 @@ def _films(args: argparse.Namespace, settings: Settings, status: StatusLines) ->
     return EXIT_OK
 
 
+# -- takes: `generate --from FILE.zip` and `export` (takes.py) --
+
+
+def _take_to_make_again(args: argparse.Namespace):
+    """The take `--from` names, read and checked before anything is sent; None without it."""
+    if not args.from_take:
+        return None
+    if args.prompt or args.image:
+        raise BadInput("--from makes a take again with its own prompt and image: leave out --prompt and --image.")
+    from .takes import read_take
+
+    take = read_take(args.from_take, args.model)
+    # The take's seed, unless one is given (the same take with another seed).
+    return take if args.seed is None else replace(take, seed=args.seed)
+
+
+def _export(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
+    from .runs import RunStore
+    from .takes import export_take, find_run
+
+    store = RunStore(settings.runs_db)
+    try:
+        out = export_take(find_run(store, args.run), args.model, Path(args.out).expanduser())
+    finally:
+        store.close()
+    status.say(f"Exported the take to {out}: `generate --from {out}` makes it again.")
+    print(out)
+    return EXIT_OK
+
+
 def _status_for(exc: StudioError) -> str:
     return {2: "refused", 3: "error", 4: "failed", 5: "waiting"}.get(exc.exit_code, "error")
 
@@ -275,6 +313,7 @@ def format_runs(runs: Sequence[Run], now: float | None = None) -> str:
     lines = [f"{'status':<10} {'age':>4} {'seed':>10}  {'task id':<32}  prompt / video"]
     for run in runs:
         prompt = run.prompt if len(run.prompt) <= 50 else run.prompt[:49] + "…"
+        prompt = ("★ " if run.kept else "") + prompt  # a take kept in History
         lines.append(
             f"{run.status:<10} {_age(now - run.created_at):>4} {run.seed:>10}  {run.task_id or '-':<32}  {prompt}"
         )
@@ -289,7 +328,7 @@ def _runs(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
     from .runs import RunStore
 
     store = RunStore(settings.runs_db)
-    runs = store.recent(model=args.model.name, limit=args.limit)
+    runs = store.recent(model=args.model.name, limit=args.limit, words=" ".join(args.find or ()), kept=args.kept)
     if args.json:
         print(json.dumps([{**run.__dict__, "note": run.note} for run in runs], default=str))
     elif runs:
@@ -390,14 +429,17 @@ def build_parser(model: ModelSpec) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     gen = commands.add_parser("generate", help="make one video")
-    gen.add_argument("--prompt", required=True, help="what should happen in the video")
-    gen.add_argument("--image", required=True, help="a still image: a file path or an http(s) URL")
-    gen.add_argument("--seed", default="-1", help=f"-1 (random) to {model.seed_max}; the seed used is printed")
+    gen.add_argument("--prompt", help="what should happen in the video")
+    gen.add_argument("--image", help="a still image: a file path or an http(s) URL")
+    gen.add_argument("--seed", help=f"-1 (random, the default) to {model.seed_max}; the seed used is printed")
     gen.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     gen.add_argument("--fit", choices=("crop", "pad"), default="crop",
                      help="crop to the model's frame (default) or fit the whole picture with a border")
     gen.add_argument("--no-fps-prefix", action="store_true", help=f"do not start the prompt with {model.prompt_prefix.strip()!r}")
     gen.add_argument("--json", action="store_true", help="print one JSON object on stdout at the end")
+    # A take made again: its prompt, seed, framing, prefix and the same prepared image bytes.
+    gen.add_argument("--from", dest="from_take", metavar="FILE.zip",
+                     help="make a take again from its export (or a take.json beside its image.jpg)")
     gen.set_defaults(handler=_generate)
 
     con = commands.add_parser("continue", help="a new shot from a frame (the last by default) of a run's video")
@@ -430,6 +472,8 @@ def build_parser(model: ModelSpec) -> argparse.ArgumentParser:
 
     lst = commands.add_parser("runs", help="list recorded runs")
     lst.add_argument("--limit", type=int, default=30)
+    lst.add_argument("--find", nargs="+", metavar="WORD", help="only runs whose prompt has every one of these words")
+    lst.add_argument("--kept", action="store_true", help="only takes kept in History (★)")
     lst.add_argument("--json", action="store_true")
     lst.set_defaults(handler=_runs)
 
@@ -442,6 +486,12 @@ def build_parser(model: ModelSpec) -> argparse.ArgumentParser:
     swp.add_argument("--out", help="where to write the report (default: the data directory)")
     swp.add_argument("--yes", action="store_true", help="do not ask before spending (see SKYREELS_CONFIRM_ABOVE_USD)")
     swp.set_defaults(handler=_sweep)
+
+    # -- takes: a run as a zip that `generate --from` makes again (takes.py) --
+    exp = commands.add_parser("export", help="write a take (video, prepared image, take.json) as a zip")
+    exp.add_argument("run", metavar="RUN_OR_TASK_ID", help="a run id or task id, as `runs` lists them")
+    exp.add_argument("--out", required=True, metavar="FILE.zip", help="where to write the zip")
+    exp.set_defaults(handler=_export)
 
     bal = commands.add_parser("balance", help="the key's WaveSpeed credit")
     bal.add_argument("--json", action="store_true", help='print {"balance": <number>, "currency": "USD"}')

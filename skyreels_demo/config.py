@@ -134,6 +134,8 @@ class Settings:
     # Tests only: image addresses on this machine (127.0.0.1, ::1) may be fetched. Never on a
     # deployment, where an address from a visitor must not reach the server itself.
     allow_loopback_images: bool = False
+    # Takes may be shared by link (`?take=<token>`); off, every link says the take is not shared.
+    sharing: bool = True
 
     @property
     def has_key(self) -> bool:
@@ -199,6 +201,7 @@ class Settings:
             upload_budget_mb=_float(env, "SKYREELS_UPLOAD_BUDGET_MB", cls.upload_budget_mb),
             preview_timing=_timing(env, "SKYREELS_PREVIEW_TIMING", cls.preview_timing),
             allow_loopback_images=_flag(env.get("SKYREELS_ALLOW_LOOPBACK_IMAGES"), default=False),
+            sharing=_flag(env.get("SKYREELS_SHARING"), default=True),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -2,8 +2,9 @@
 
 Videos (`runs/`) and prepared images (`images/`) of finished runs go oldest first, once they are
 older than the age limit or while the folder is over its size budget. A run that is not
-finished (paid for, its video not saved yet) keeps everything; every run keeps its record, so
-History still lists it with its prompt, seed and task id.
+finished (paid for, its video not saved yet) keeps everything, and so does a take a person kept
+(its files still count against the budget, so the others go sooner); every run keeps its record,
+so History still lists it with its prompt, seed and task id.
 """
 
 from __future__ import annotations
@@ -49,9 +50,11 @@ def prune(settings: Settings, store: RunStore, *, now: float | None = None) -> P
     for run in runs:
         if run.image_path:
             last_use[run.image_path] = max(last_use.get(run.image_path, 0.0), run.finished_at or run.created_at)
+    # A kept take is never pruned: neither its video nor the image it was made from.
+    in_use |= {run.image_path for run in runs if run.kept and run.image_path}
     candidates: list[tuple[float, Path]] = []
     for run in runs:
-        if run.video_path:
+        if run.video_path and not run.kept:
             candidates.append((run.finished_at or run.created_at, Path(run.video_path)))
     for image, used_at in last_use.items():
         if image not in in_use:

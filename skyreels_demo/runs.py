@@ -156,6 +156,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+# A search of History or `runs --find` looks for at most this many words.
+MAX_SEARCH_WORDS = 8
 
 
 @dataclass(frozen=True)
@@ -413,11 +415,20 @@ class RunStore:
     def by_task(self, task_id: str) -> Run | None:
         return self._one("SELECT * FROM runs WHERE task_id = ?", (task_id,))
 
-    def recent(self, *, visitor: str | None = None, model: str | None = None, limit: int = 50) -> list[Run]:
+    def recent(
+        self,
+        *,
+        visitor: str | None = None,
+        model: str | None = None,
+        limit: int = 50,
+        words: str = "",
+        kept: bool = False,
+    ) -> list[Run]:
         """Newest first; `visitor=None` means everyone's (the local, single-user view).
 
         Only runs of `model` (History asks for its video model's: a prompt written by the vision
-        LLM is a run too, for caps, but not a video); None for every model.
+        LLM is a run too, for caps, but not a video); None for every model. `words`: only runs
+        whose prompt has every one of them (any case, anywhere); `kept`: only kept takes.
         """
         query, args = "SELECT * FROM runs WHERE 1", []
         if visitor is not None:
@@ -426,6 +437,12 @@ class RunStore:
         if model is not None:
             query += " AND model = ?"
             args.append(model)
+        for word in words.split()[:MAX_SEARCH_WORDS]:
+            # A typed % or _ is a letter to look for, not a LIKE wildcard.
+            query += " AND prompt LIKE ? ESCAPE '\\'"
+            args.append("%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        if kept:
+            query += " AND kept = 1"
         return self._all(query + " ORDER BY created_at DESC LIMIT ?", (*args, limit))
 
     def unfinished(self, *, model: str | None = None) -> list[Run]:
@@ -584,6 +601,44 @@ class RunStore:
             processing_s=tuple(r["finished_at"] - r["processing_at"] for r in rows),
             queue_s=tuple(r["processing_at"] - r["submitted_at"] for r in rows if r["submitted_at"]),
         )
+
+    # -- takes: kept by a person, shared by a token of their own --
+
+    def keep(self, run_id: str, kept: bool = True) -> Run:
+        """Mark a take as kept (never pruned) or not."""
+        return self.update(run_id, kept=int(bool(kept)))
+
+    def add_share(self, token: str, run_id: str) -> None:
+        """A new share link for a run; the token is the caller's (takes.py makes it)."""
+        with self._lock, self._transaction():
+            self._db.execute(
+                "INSERT INTO shares (token, run_id, created_at) VALUES (?,?,?)", (token, run_id, time.time())
+            )
+
+    def live_share(self, run_id: str) -> str | None:
+        """The run's share token that is not withdrawn, if it has one."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT token FROM shares WHERE run_id = ? AND withdrawn_at IS NULL ORDER BY created_at DESC",
+                (run_id,),
+            ).fetchone()
+        return None if row is None else row["token"]
+
+    def shared_run(self, token: str) -> Run | None:
+        """The run a live (not withdrawn) share token names, else None."""
+        return self._one(
+            "SELECT runs.* FROM shares JOIN runs ON runs.id = shares.run_id"
+            " WHERE shares.token = ? AND shares.withdrawn_at IS NULL",
+            (token,),
+        )
+
+    def withdraw_shares(self, run_id: str) -> int:
+        """Withdraw every live share link of a run; how many there were."""
+        with self._lock, self._transaction():
+            cursor = self._db.execute(
+                "UPDATE shares SET withdrawn_at = ? WHERE run_id = ? AND withdrawn_at IS NULL", (time.time(), run_id)
+            )
+        return cursor.rowcount
 
     def _one(self, query: str, args: tuple) -> Run | None:
         with self._lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import gradio as gr
 import uvicorn
@@ -28,14 +28,23 @@ DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
 SWEEP_EVERY_S = 60.0
 
 
-def build_server_app(blocks: gr.Blocks, settings: Settings, hub: WebhookHub | None, mount: dict[str, Any]) -> tuple[Any, door.Door]:
-    """The ASGI app to serve: the door, in front of FastAPI with the webhook route and Gradio."""
+def build_server_app(
+    blocks: gr.Blocks,
+    settings: Settings,
+    hub: WebhookHub | None,
+    mount: dict[str, Any],
+    routes: Sequence[Callable[[FastAPI], None]] = (),
+) -> tuple[Any, door.Door]:
+    """The ASGI app to serve: the door, in front of FastAPI with the webhook route, any other
+    `routes` (each adds its own, e.g. shared takes: ui_takes.py) and Gradio."""
     door.apply_session_limits(blocks)
     if not settings.shared:
         blocks.delete_cache = (600, 3600)  # a laptop keeps an upload an hour, as before
     api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     if hub is not None:
         add_route(api, hub)  # before the mount: Gradio at "/" would take every path
+    for add in routes:
+        add(api)
     gr.mount_gradio_app(api, blocks, path="", **mount)
     gate = door.Door(
         api,

@@ -171,8 +171,25 @@ def run_sweep(
     out_dir.mkdir(parents=True, exist_ok=True)
     report = SweepReport(key, out_dir / "report.html", out_dir / "report.csv", cells)
     _write_csv(report)
-    _write_html(report, prompts, seeds, str(image))
+    _write_html(report, prompts, seeds, str(image), _export_cells(report, studio.model))
     return report
+
+
+def _export_cells(report: SweepReport, model: ModelSpec) -> dict[tuple[str, int], Path]:
+    """Each finished cell's take as an export zip beside the report, for `generate --from`."""
+    from .takes import export_take, folder_name
+
+    exports = {}
+    for cell in report.cells:
+        if cell.run is None or not cell.run.has_video:
+            continue
+        try:
+            exports[(cell.prompt, cell.seed)] = export_take(
+                cell.run, model, report.html_path.parent / "takes" / f"{folder_name(cell.run)}.zip"
+            )
+        except StudioError:
+            pass  # its image was pruned: the cell shows its video, with no export to link
+    return exports
 
 
 def _write_csv(report: SweepReport) -> None:
@@ -192,7 +209,10 @@ def _write_csv(report: SweepReport) -> None:
             ])
 
 
-def _write_html(report: SweepReport, prompts: Sequence[str], seeds: Sequence[int], image: str) -> None:
+def _write_html(
+    report: SweepReport, prompts: Sequence[str], seeds: Sequence[int], image: str,
+    exports: dict[tuple[str, int], Path] | None = None,
+) -> None:
     by_cell = {(cell.prompt, cell.seed): cell for cell in report.cells}
     rows = []
     for prompt in prompts:
@@ -203,6 +223,10 @@ def _write_html(report: SweepReport, prompts: Sequence[str], seeds: Sequence[int
                 relative = os.path.relpath(cell.run.video_path, report.html_path.parent)
                 src = html.escape(quote(Path(relative).as_posix()))
                 body = f'<video src="{src}" controls loop muted preload="metadata"></video>'
+                export = (exports or {}).get((prompt, seed))
+                if export is not None:
+                    href = html.escape(quote(export.relative_to(report.html_path.parent).as_posix()))
+                    body += f'<a class="export" href="{href}" download>this take\'s export (.zip)</a>'
             else:
                 body = f'<p class="error">{html.escape(cell.error or cell.status)}</p>'
             tds.append(f"<td>{body}</td>")

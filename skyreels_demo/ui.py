@@ -38,6 +38,7 @@ from .films import MAX_SHOTS, MIN_SHOTS
 from .ui_films import FilmHandlers
 from .ui_history import HistoryHandlers
 from .ui_runs import RunHandlers
+from .ui_takes import COMPARE_JS, KEEP, TakeHandlers, share_routes
 from .variations import MAX_VARIATIONS, MIN_VARIATIONS
 from .visitors import LOCAL, Requester, identify
 from .keys import MAX_KEY_CHARS, install_key_mask
@@ -157,6 +158,8 @@ class StudioApp:
         self.assist = AssistHandlers(context)
         self.history = HistoryHandlers(context)
         self.films = FilmHandlers(context)
+        self.takes = TakeHandlers(context)
+        self.share_routes = share_routes(context)  # /takes/<token>, served beside the page
 
     def requester(self, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Requester:
         """Who is asking, as the server decides it (visitors.py); never what a client sends."""
@@ -177,7 +180,7 @@ class StudioApp:
 def build_page(app: StudioApp) -> gr.Blocks:
     """The page: layout first, top to bottom as it is drawn, then the wiring."""
     settings, model = app.settings, app.model
-    runs, assist, history, film = app.runs, app.assist, app.history, app.films
+    runs, assist, history, film, takes = app.runs, app.assist, app.history, app.films, app.takes
     seed_max = model.seed_max
     sign_in = settings.sign_in
     with gr.Blocks(
@@ -196,6 +199,11 @@ def build_page(app: StudioApp) -> gr.Blocks:
             if sign_in:
                 gr.LoginButton(size="sm", scale=0, min_width=180)
         gr.HTML(banner(settings, model))
+        # -- a shared take, opened by its link (?take=<token>): read-only (ui_takes.py) --
+        shared_token = gr.State("")
+        with gr.Column(visible=False, elem_id="shared-view") as shared_view:
+            shared_take = gr.HTML()
+            like_it = gr.Button("Make one like it", variant="primary", visible=False)
         with gr.Tabs() as tabs:
             with gr.Tab("Create", id="create"):
                 with gr.Row(equal_height=False):
@@ -299,6 +307,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             visible=False,
                         )
                         variations_status = gr.Markdown(elem_id="variations-status")
+                        compare_variations = gr.Button("Compare these side by side", size="sm", visible=False)
                 gr.Examples(
                     examples=[[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()],
                     inputs=[image, prompt],
@@ -308,6 +317,12 @@ def build_page(app: StudioApp) -> gr.Blocks:
             with gr.Tab("History", id="history") as history_tab:
                 history_ids = gr.State([])
                 chosen = gr.State("")
+                # -- takes: found by prompt words, kept only (ui_takes.py) --
+                with gr.Row(equal_height=True):
+                    find_words = gr.Textbox(
+                        label="Find takes by prompt words", placeholder="e.g. smiles snow", max_length=200, scale=3
+                    )
+                    kept_only = gr.Checkbox(label="Kept takes only ★", scale=1, min_width=160)
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
                         gallery = gr.Gallery(
@@ -334,6 +349,25 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             again = gr.Button("Use these settings")
                             reroll = gr.Button("Run again with a new seed")
                             past_continue = gr.Button("Continue this shot")
+                        # -- the picked take: keep, share, download (ui_takes.py) --
+                        with gr.Row():
+                            keep = gr.Button(KEEP, size="sm", interactive=False)
+                            download = gr.Button("Download this take", size="sm")
+                        with gr.Row(equal_height=True):
+                            share = gr.Button("Share this take", size="sm", scale=1)
+                            share_link = gr.Textbox(
+                                label="Link to this take", interactive=False, buttons=["copy"], scale=3, elem_id="share-link"
+                            )
+                            withdraw = gr.Button("Withdraw the link", size="sm", scale=1)
+                        take_zip = gr.File(label="This take, as a zip", visible=False, interactive=False)
+                # -- takes side by side, and a take made again from its zip (ui_takes.py) --
+                with gr.Row(equal_height=True):
+                    compare_pick = gr.CheckboxGroup(label="Compare… (choose 2 to 4 takes)", choices=[], scale=4)
+                    compare_go = gr.Button("Compare", scale=1)
+                compare_view = gr.HTML(elem_id="compare", js_on_load=COMPARE_JS)
+                with gr.Accordion("Make it again from a downloaded take", open=False):
+                    take_file = gr.File(label="A take's .zip", file_types=[".zip"], type="filepath")
+                    make_again = gr.Button("Make it again")
             # --- the Film tab: a storyboard of shots, each from the last frame of the one before ---
             with gr.Tab("Film", id="film"):
                 film_id = gr.State("")
@@ -468,7 +502,11 @@ def build_page(app: StudioApp) -> gr.Blocks:
         )
         halt.click(runs.stop, None, None, queue=False, api_visibility="private")
         history_options = dict(
-            fn=history.history, inputs=[visitor], outputs=[gallery, history_ids], queue=False, api_visibility="private"
+            fn=takes.history,  # History's gallery, found by words and kept (ui_takes.py)
+            inputs=[visitor, find_words, kept_only],
+            outputs=[gallery, history_ids, compare_pick],
+            queue=False,
+            api_visibility="private",
         )
         run_event.then(**history_options)
         gr.on(triggers=[history_tab.select, refresh.click], **history_options)
@@ -527,6 +565,26 @@ def build_page(app: StudioApp) -> gr.Blocks:
             triggers=[box.change for box in shot_prompts], fn=film.price, inputs=shot_prompts,
             outputs=film_price_line, queue=False, api_visibility="private", show_progress="hidden",
         )
+        # -- takes: find, keep, share, download, compare, make again, the shared view (ui_takes.py) --
+        private = dict(api_visibility="private")
+        gr.on(triggers=[find_words.submit, kept_only.change], **history_options)
+        chosen.change(takes.picked, [chosen, visitor], [keep, share_link, take_zip], queue=False, **private)
+        keep.click(takes.keep, [chosen, visitor, find_words, kept_only], [keep, gallery, history_ids, compare_pick],
+                   queue=False, **private)
+        share.click(takes.share, [chosen, visitor], [share_link], queue=False, **private)
+        withdraw.click(takes.withdraw, [chosen, visitor], [share_link], queue=False, **private)
+        download.click(takes.download, [chosen, visitor], [take_zip], concurrency_limit=2,
+                       concurrency_id="takes", **private)
+        compare_go.click(takes.compare, [compare_pick, visitor], [compare_view], queue=False, **private)
+        gr.on(triggers=[vary.click], fn=lambda: gr.update(visible=True), outputs=[compare_variations],
+              queue=False, **private)
+        compare_variations.click(takes.compare_variations, [variations_grid, visitor], [compare_view, tabs],
+                                 queue=False, **private)
+        create_fields = [prompt, image, seed, fit, fps_prefix, tabs]
+        make_again.click(takes.make_again, [take_file], create_fields, concurrency_limit=2,
+                         concurrency_id="takes", **private)
+        like_it.click(takes.make_one_like_it, [shared_token], create_fields, queue=False, **private)
+        demo.load(takes.open_shared, None, [shared_view, shared_take, shared_token, like_it], queue=False, **private)
         demo.load(new_visitor, [visitor], [visitor], queue=False, api_visibility="private")
         demo.load(assist.expectations, None, expectations, queue=False, api_visibility="private")
     # api_open=False: every call goes through the queue and its limits, never around them (/run).
@@ -593,7 +651,7 @@ def main() -> None:
     BalanceWatch(app.settings, app.model).start()  # the owner hears (in the log) when credit runs low
     blocks = app.build()
     blocks.max_threads = blocks._queue.max_thread_count = worker_threads(settings)
-    served, gate = build_server_app(blocks, settings, hub, mount_options(settings))
+    served, gate = build_server_app(blocks, settings, hub, mount_options(settings), routes=[app.share_routes])
     server = Server(served, gate, blocks, on_tick=app.studio.keep_within_budget).start()
     # WaveSpeed's webhooks arrive at the same server; the offline preview's over loopback.
     hub.local_url = server.url.rstrip("/")

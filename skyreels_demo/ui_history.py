@@ -77,14 +77,17 @@ class HistoryHandlers:
     def reuse_with_new_seed(self, run_id: str, visitor: str | None, request: gr.Request):
         return self.reuse(run_id, visitor, request, new_seed=True)
 
-    def _visible_runs(self, visitor: str | None) -> list[Run]:
+    def _visible_runs(self, visitor: str | None, *, words: str = "", kept: bool = False) -> list[Run]:
+        """This browser's runs (everyone's, on a laptop), newest first; `words` and `kept` as
+        `RunStore.recent` takes them (History's search and its kept-only switch, ui_takes.py)."""
+        found = dict(model=self.model.name, limit=HISTORY_SIZE, words=words, kept=kept)
         if not self.settings.shared:
             # Locally, one person sees everything.
-            return self.studio.store.recent(model=self.model.name, limit=HISTORY_SIZE)
+            return self.studio.store.recent(**found)
         visitor = visitor_id(visitor)
         if not visitor:
             return []
-        return self.studio.store.recent(visitor=visitor, model=self.model.name, limit=HISTORY_SIZE)
+        return self.studio.store.recent(visitor=visitor, **found)
 
     def _run_for_visitor(self, run_id: str, visitor: str | None) -> Run | None:
         if not run_id or not isinstance(run_id, str):
