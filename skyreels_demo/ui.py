@@ -24,7 +24,7 @@ import gradio as gr
 
 from . import images, remote_images
 from .account import BalanceWatch
-from .config import Settings
+from .config import Settings, refused_public_url
 from .errors import StudioError
 from .models import SKYREELS_V1, ModelSpec
 from .page_input import new_visitor
@@ -470,6 +470,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     install_key_mask()
     settings = Settings.from_env()
+    refused = refused_public_url()
+    if refused:
+        log.warning(refused)  # runs poll instead: settings.public_url is None
     hub = WebhookHub(public_url=settings.public_url)
     app = StudioApp(settings, webhooks=hub, model=SKYREELS_V1)
     closed = app.studio.store.close_abandoned()
