@@ -17,7 +17,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
-from . import door
+from . import agents, door
 from .config import Settings
 from .webhooks import WebhookHub, add_route
 
@@ -37,6 +37,7 @@ def build_server_app(blocks: gr.Blocks, settings: Settings, hub: WebhookHub | No
     if hub is not None:
         add_route(api, hub)  # before the mount: Gradio at "/" would take every path
     gr.mount_gradio_app(api, blocks, path="", **mount)
+    agents.adopt(blocks)  # the MCP server, when GRADIO_MCP_SERVER=True, as agents need it
     gate = door.Door(
         api,
         door.DoorLimits.from_settings(settings),

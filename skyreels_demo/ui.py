@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import gradio as gr
 
-from . import images, remote_images
+from . import agents, images, remote_images
 from .account import BalanceWatch
 from .config import Settings, refused_public_url
 from .errors import StudioError
@@ -114,6 +114,11 @@ class ImageInput(gr.Image):
             data = remote_images.fetch_image(url, allow_loopback=Settings.from_env().allow_loopback_images)
         except StudioError as exc:
             raise gr.Error(exc.sentence, print_exception=False) from None
+        except Exception:  # an API client must get a sentence, never Gradio's hidden "Error"
+            log.exception("fetching an image address failed")
+            raise gr.Error(
+                "The image address could not be fetched: check it, or upload the file instead.", print_exception=False
+            ) from None
         folder = Path(self.GRADIO_CACHE) / hashlib.sha256(data).hexdigest()[:40]
         folder.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(urlsplit(url.strip()).path).name)[-100:]
@@ -206,6 +211,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         price = gr.Markdown(price_line(settings, model), elem_classes="prep-notes", elem_id="price")
                         with gr.Row(equal_height=True):
                             idea = gr.Textbox(
+                                label="Idea (optional)",
                                 show_label=False,
                                 container=False,
                                 placeholder='Optional idea: "she laughs", "slow dolly in"',
@@ -238,7 +244,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             )
                         with gr.Accordion("Several seeds at once", open=False):
                             with gr.Row(equal_height=True):
-                                count = gr.Radio(
+                                count = agents.VariationCount(
                                     choices=list(range(MIN_VARIATIONS, MAX_VARIATIONS + 1)),
                                     value=3,
                                     label="Variations",
@@ -267,7 +273,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             interactive=False,
                             elem_id="result-video",
                         )
-                        result_summary = gr.Markdown(elem_id="summary")
+                        result_summary = gr.Markdown(label="Summary: seed, task id and timings", elem_id="summary")
                         expectations = gr.Markdown(elem_classes="prep-notes")
                         variations_grid = gr.Gallery(
                             label="Variations (pick one to keep it in the player)",
@@ -278,7 +284,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             elem_id="variations",
                             visible=False,
                         )
-                        variations_status = gr.Markdown(elem_id="variations-status")
+                        variations_status = gr.Markdown(label="How each variation went", elem_id="variations-status")
                 gr.Examples(
                     examples=[[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()],
                     inputs=[image, prompt],
@@ -340,8 +346,9 @@ def build_page(app: StudioApp) -> gr.Blocks:
             show_progress_on=[status],
         )
         page_inputs = [prompt, image, seed, fps_prefix, fit, api_key, visitor]
+        # MCP tools are named after their function (agents.py): the API names stay /generate etc.
         api_generate.click(
-            runs.generate,
+            agents.tool(runs.generate, "generate"),
             inputs=[prompt, image, seed, fps_prefix, fit, api_key],
             api_name="generate",
             **run_options,
@@ -359,7 +366,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
             show_progress="minimal",
         )
         api_variations.click(
-            runs.generate_variations,
+            agents.tool(runs.generate_variations, "generate_variations"),
             inputs=[prompt, image, count, seed, fps_prefix, fit, api_key],
             api_name="generate_variations",
             **variation_options,
@@ -375,7 +382,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
             runs.keep_variation, None, [video, result_summary], queue=False, api_visibility="private"
         )
         suggest.click(
-            assist.suggest_prompt,
+            agents.tool(assist.suggest_prompt, "suggest_prompt"),
             inputs=[image, idea, api_key],
             outputs=[prompt],
             api_name="suggest_prompt",
