@@ -28,6 +28,7 @@ from .errors import (
     ServiceError,
     Stopped,
     SubmitUnconfirmed,
+    TaskGone,
     TimedOut,
     task_failed,
 )
@@ -35,7 +36,7 @@ from .models import ModelSpec
 from .config import Settings
 from .retries import DEFAULT_POLICY, Call, RetryPolicy
 from .schedule import Poller, PollSchedule
-from .tasks import Task
+from .tasks import Task, TaskState
 from .transport import Transport, error_from_response
 from .uploads import ImageUploads
 
@@ -182,7 +183,8 @@ class WaveSpeedClient:
     ) -> Iterator[Task]:
         """Yield the task whenever its status changes, and at least every second while it runs.
 
-        Ends after yielding a final task; a failed one raises `TaskFailed` after it is yielded.
+        Ends after yielding a final task; a failed one raises `TaskFailed` after it is yielded,
+        one WaveSpeed no longer keeps (`deleted`, `expired`) raises `TaskGone`.
         Raises `TimedOut` (with the task id) when `deadline_s` from now passes, and `Stopped`
         when `stop` is set. Transient poll errors are tried again until the deadline.
         `submitted_ago_s` tells the schedule how old the task already is (when resuming);
@@ -213,6 +215,8 @@ class WaveSpeedClient:
                     last_yield = poller.now()
                     yield task
                 if task.is_final:
+                    if task.state is TaskState.GONE:
+                        raise TaskGone(task_id=task.id, api_status=task.api_status)
                     if not task.succeeded:
                         raise task_failed(task.id, task.error_code, task.error)
                     return

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 
@@ -53,14 +54,47 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
 
 
 def _public_url(env: dict[str, str]) -> str | None:
+    """The webhook base address, or None (runs poll) when there is none or it is refused."""
+    raw = _public_url_raw(env)
+    if raw is None or public_url_problem(raw) is not None:
+        return None
+    return raw.rstrip("/")
+
+
+def _public_url_raw(env: dict[str, str]) -> str | None:
     raw = env.get("SKYREELS_PUBLIC_URL", "").strip()
     if not raw and env.get("SPACE_HOST", "").strip():
         raw = "https://" + env["SPACE_HOST"].strip()  # a Space's own public address
+    return raw or None
+
+
+def public_url_problem(raw: str | None) -> str | None:
+    """Why SKYREELS_PUBLIC_URL cannot be the webhook address, for the log; None when it can.
+
+    WaveSpeed delivers webhooks only to https; plain http is kept for a loopback address, where
+    the offline preview and tests deliver them.
+    """
     if not raw:
         return None
-    if not raw.lower().startswith(("http://", "https://")):
-        raise ValueError(f"SKYREELS_PUBLIC_URL must be an http(s) address, not {raw!r}.")
-    return raw.rstrip("/")
+    try:
+        parts = urlsplit(raw)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        parts, host = None, ""
+    scheme = parts.scheme.lower() if parts is not None else ""
+    if scheme == "https" and host:
+        return None
+    if scheme == "http" and (host in {"localhost", "::1"} or host.startswith("127.")):
+        return None
+    return (
+        f"SKYREELS_PUBLIC_URL {raw!r} is not used: WaveSpeed sends webhooks only to an https "
+        "address (http only to a loopback address, for local testing), so runs poll instead."
+    )
+
+
+def refused_public_url(env: dict[str, str] | None = None) -> str | None:
+    """The log line for a refused SKYREELS_PUBLIC_URL in `env` (default: the environment)."""
+    return public_url_problem(_public_url_raw(dict(os.environ if env is None else env)))
 
 
 def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -92,9 +126,13 @@ class Settings:
     data_dir: Path = field(default_factory=_default_data_dir)
     # Poll schedule: "adaptive" (learns typical durations) or a fixed interval in seconds.
     poll: str = "adaptive"
-    # Per-request (connect, read) timeouts, separate from the whole run's deadline.
-    connect_timeout_s: float = 5.0
+    # Per-request timeouts, separate from the whole run's deadline, as the official SDK has
+    # them: connect 10 s; a submit's answer 60 s (a slow one is not lost), an upload's 120 s;
+    # polls, downloads and other reads 30 s.
+    connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0
+    submit_timeout_s: float = 60.0
+    upload_timeout_s: float = 120.0
     run_deadline_s: float = 15 * 60.0
     max_video_bytes: int = 200 * 1024 * 1024
     # How the image reaches WaveSpeed: "auto" (ticket and PUT, then binary, then inline),
@@ -116,7 +154,8 @@ class Settings:
     # A public deployment (on a Space, or listening beyond loopback): the owner's key and the
     # preview are capped per visitor and per day, and each visitor sees only their own runs.
     shared: bool = False
-    # An http(s) address at which WaveSpeed can reach this app: runs then get webhooks.
+    # An https address at which WaveSpeed can reach this app (or http on loopback, for local
+    # testing): runs then get webhooks. Anything else is refused at start (ui.main logs it).
     public_url: str | None = None
     # Visitors can sign in with Hugging Face (a Space with `hf_oauth: true` sets OAUTH_CLIENT_ID).
     sign_in: bool = False

@@ -118,6 +118,18 @@ class TaskFailed(StudioError):
         self.message = message
 
 
+class TaskGone(StudioError):
+    """WaveSpeed no longer keeps the task (`deleted`, `expired`): it can never be fetched again."""
+
+    exit_code = 4
+    SENTENCE = "WaveSpeed no longer keeps this task: predictions are deleted after 7 days."
+
+    def __init__(self, *, task_id: str, api_status: str = "deleted") -> None:
+        super().__init__(self.SENTENCE)
+        self.task_id = task_id
+        self.api_status = api_status
+
+
 class TimedOut(StudioError):
     """The overall deadline passed while the task was still running; it is recorded."""
 

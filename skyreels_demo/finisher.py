@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 from .access import Access
 from .client import Job, WaveSpeedClient
-from .errors import ApiError, TaskFailed
+from .errors import ApiError, TaskFailed, TaskGone
 from .recorder import RunRecorder
 from .runs import Mode, Run, RunStatus
 from .schedule import PollSchedule
@@ -68,7 +68,8 @@ class Finisher:
         deadline_s: float | None = None,
     ) -> Iterator[Task]:
         """The task's updates, each recorded before it is passed on; a failed task is recorded
-        as failed before its `TaskFailed` goes up."""
+        as failed before its `TaskFailed` goes up, one WaveSpeed no longer keeps as lost before
+        its `TaskGone` does (a lost run is finished: nothing follows it again)."""
         updates = job.follow(
             schedule=self.schedule_for(run.mode),
             deadline_s=deadline_s,
@@ -85,6 +86,10 @@ class Finisher:
                 yield task
         except TaskFailed as exc:
             self.recorder.failed(run, exc)
+            raise
+        except TaskGone as exc:
+            log.info("run %s: WaveSpeed answers %r for task %s", run.id, exc.api_status, exc.task_id)
+            self.recorder.lost(run, exc.sentence)
             raise
 
     def save(self, run: Run, client: WaveSpeedClient, task: Task) -> Run:
@@ -129,11 +134,11 @@ class Finisher:
                 pass
             assert task is not None
             return self.save(self.recorder.store.get(run.id), client, task)
-        except TaskFailed:
+        except (TaskFailed, TaskGone):
             return self.recorder.store.get(run.id)
         except ApiError as exc:
             if exc.status == 404 and time.time() - run.created_at > API_RETENTION_S:
-                return self.recorder.lost(run, "WaveSpeed no longer has this task (kept 7 days).")
+                return self.recorder.lost(run, TaskGone.SENTENCE)
             raise
 
     def release(self, run: Run) -> None:

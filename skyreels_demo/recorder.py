@@ -143,8 +143,8 @@ class RunRecorder:
         return self._end(run, RunStatus.DONE, inference_ms=inference_ms)
 
     def lost(self, run: Run, reason: str) -> Run:
-        """WaveSpeed no longer has the task: nothing more can be fetched."""
-        return self.store.update(run.id, status=RunStatus.LOST, error_message=reason)
+        """WaveSpeed no longer has the task: nothing more can be fetched, so the run is finished."""
+        return self._end(run, RunStatus.LOST, error_message=reason)
 
     def _end(self, run: Run, status: RunStatus, **fields) -> Run:
         return self.store.update(run.id, status=status, finished_at=time.time(), **fields)

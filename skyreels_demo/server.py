@@ -17,7 +17,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
-from . import door
+from . import agents, door
 from .config import Settings
 from .webhooks import WebhookHub, add_route
 
@@ -46,6 +46,7 @@ def build_server_app(
     for add in routes:
         add(api)
     gr.mount_gradio_app(api, blocks, path="", **mount)
+    agents.adopt(blocks)  # the MCP server, when GRADIO_MCP_SERVER=True, as agents need it
     gate = door.Door(
         api,
         door.DoorLimits.from_settings(settings),

@@ -1,8 +1,8 @@
 """A WaveSpeed task as this studio sees it: the API's words turned into our own types.
 
 WaveSpeed documents `created`, `processing`, `completed` and `failed`; its SDK also ends on
-`cancelled` and `timeout`. Any other word is read as still running, bounded by the caller's
-deadline. Callers match on `TaskState`, never on the API's strings.
+`cancelled`, `timeout` and `deleted` (a prediction past its 7 days), and `expired` is read the
+same way. Any other word is read as still running, bounded by the caller's deadline. Callers match on `TaskState`, never on the API's strings.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ class TaskState(enum.Enum):
     RUNNING = "running"  # a worker is making it
     COMPLETED = "completed"  # outputs are ready
     FAILED = "failed"  # ended without outputs (refunded by WaveSpeed)
+    GONE = "gone"  # WaveSpeed no longer keeps it (deleted after 7 days): nothing to fetch, ever
 
     @classmethod
     def from_api(cls, word: object) -> "TaskState":
@@ -24,7 +25,7 @@ class TaskState(enum.Enum):
 
     @property
     def is_final(self) -> bool:
-        return self in (TaskState.COMPLETED, TaskState.FAILED)
+        return self in (TaskState.COMPLETED, TaskState.FAILED, TaskState.GONE)
 
 
 _API_WORDS = {
@@ -36,6 +37,8 @@ _API_WORDS = {
     "cancelled": TaskState.FAILED,
     "canceled": TaskState.FAILED,
     "timeout": TaskState.FAILED,
+    "deleted": TaskState.GONE,
+    "expired": TaskState.GONE,
 }
 
 

@@ -106,6 +106,12 @@ class Transport:
         self.base_url = settings.base_url.rstrip("/")
         self.policy = policy
         self.timeout = (settings.connect_timeout_s, settings.read_timeout_s)
+        # A submit's answer may be slow while WaveSpeed creates the task: waiting the SDK's 60 s
+        # keeps a slow answer from becoming an unconfirmed run; an upload may carry megabytes.
+        self.timeouts = {
+            Call.PAID: (settings.connect_timeout_s, settings.submit_timeout_s),
+            Call.UPLOAD: (settings.connect_timeout_s, settings.upload_timeout_s),
+        }
         session = requests.Session()
         session.headers["User-Agent"] = f"skyreels-studio/{__version__} (+python-requests)"
         session.auth = _BearerForOrigin(settings.api_key, _origin(self.base_url))
@@ -138,7 +144,9 @@ class Transport:
         while True:
             attempt += 1
             try:
-                response = (session or self._session).request(method, url, timeout=self.timeout, **kwargs)
+                response = (session or self._session).request(
+                    method, url, timeout=self.timeouts.get(call, self.timeout), **kwargs
+                )
             except (
                 requests.exceptions.ConnectionError,
                 requests.exceptions.Timeout,

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 
 import gradio as gr
 
-from . import images, remote_images
+from . import agents, images, remote_images
 from .account import BalanceWatch
-from .config import Settings
+from .config import Settings, refused_public_url
 from .errors import StudioError
 from .models import SKYREELS_V1, ModelSpec
 from .page_input import new_visitor
@@ -124,6 +124,11 @@ class ImageInput(gr.Image):
             data = remote_images.fetch_image(url, allow_loopback=Settings.from_env().allow_loopback_images)
         except StudioError as exc:
             raise gr.Error(exc.sentence, print_exception=False) from None
+        except Exception:  # an API client must get a sentence, never Gradio's hidden "Error"
+            log.exception("fetching an image address failed")
+            raise gr.Error(
+                "The image address could not be fetched: check it, or upload the file instead.", print_exception=False
+            ) from None
         folder = Path(self.GRADIO_CACHE) / hashlib.sha256(data).hexdigest()[:40]
         folder.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(urlsplit(url.strip()).path).name)[-100:]
@@ -225,6 +230,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         price = gr.Markdown(price_line(settings, model), elem_classes="prep-notes", elem_id="price")
                         with gr.Row(equal_height=True):
                             idea = gr.Textbox(
+                                label="Idea (optional)",
                                 show_label=False,
                                 container=False,
                                 placeholder='Optional idea: "she laughs", "slow dolly in"',
@@ -257,7 +263,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             )
                         with gr.Accordion("Several seeds at once", open=False):
                             with gr.Row(equal_height=True):
-                                count = gr.Radio(
+                                count = agents.VariationCount(
                                     choices=list(range(MIN_VARIATIONS, MAX_VARIATIONS + 1)),
                                     value=3,
                                     label="Variations",
@@ -286,7 +292,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             interactive=False,
                             elem_id="result-video",
                         )
-                        result_summary = gr.Markdown(elem_id="summary")
+                        result_summary = gr.Markdown(label="Summary: seed, task id and timings", elem_id="summary")
                         continue_go = gr.Button("Continue this shot", size="sm", elem_id="continue-shot")
                         with gr.Accordion("Continue from another frame", open=False):
                             continue_frame = gr.Number(
@@ -306,7 +312,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             elem_id="variations",
                             visible=False,
                         )
-                        variations_status = gr.Markdown(elem_id="variations-status")
+                        variations_status = gr.Markdown(label="How each variation went", elem_id="variations-status")
                         compare_variations = gr.Button("Compare these side by side", size="sm", visible=False)
                 gr.Examples(
                     examples=[[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()],
@@ -447,8 +453,9 @@ def build_page(app: StudioApp) -> gr.Blocks:
             show_progress_on=[status],
         )
         page_inputs = [prompt, image, seed, fps_prefix, fit, api_key, visitor]
+        # MCP tools are named after their function (agents.py): the API names stay /generate etc.
         api_generate.click(
-            runs.generate,
+            agents.tool(runs.generate, "generate"),
             inputs=[prompt, image, seed, fps_prefix, fit, api_key],
             api_name="generate",
             **run_options,
@@ -466,7 +473,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
             show_progress="minimal",
         )
         api_variations.click(
-            runs.generate_variations,
+            agents.tool(runs.generate_variations, "generate_variations"),
             inputs=[prompt, image, count, seed, fps_prefix, fit, api_key],
             api_name="generate_variations",
             **variation_options,
@@ -482,7 +489,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
             runs.keep_variation, None, [video, result_summary], queue=False, api_visibility="private"
         )
         suggest.click(
-            assist.suggest_prompt,
+            agents.tool(assist.suggest_prompt, "suggest_prompt"),
             inputs=[image, idea, api_key],
             outputs=[prompt],
             api_name="suggest_prompt",
@@ -539,14 +546,14 @@ def build_page(app: StudioApp) -> gr.Blocks:
             None, None, None, js=SHOW_CONTINUED_JS, api_visibility="private"
         )
         api_continue.click(
-            runs.continue_shot,
+            agents.tool(runs.continue_shot, "continue_shot"),
             inputs=[api_continue_video, prompt, seed, fps_prefix, fit, api_key],
             api_name="continue_shot",
             **run_options,
         )
         film_options = dict(concurrency_limit=settings.max_concurrent_tasks, concurrency_id="generate")
         api_film.click(
-            film.make_film, inputs=[image, api_shots, seed, api_key], outputs=[film_video, film_status],
+            agents.tool(film.make_film, "make_film"), inputs=[image, api_shots, seed, api_key], outputs=[film_video, film_status],
             api_name="make_film", **film_options,
         )
         film_go.click(
@@ -641,6 +648,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     install_key_mask()
     settings = Settings.from_env()
+    refused = refused_public_url()
+    if refused:
+        log.warning(refused)  # runs poll instead: settings.public_url is None
     hub = WebhookHub(public_url=settings.public_url)
     app = StudioApp(settings, webhooks=hub, model=SKYREELS_V1)
     closed = app.studio.store.close_abandoned()

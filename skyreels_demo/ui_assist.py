@@ -46,7 +46,7 @@ class AssistHandlers:
     def suggest_prompt(
         self,
         image: str | None,
-        idea: str | None = "",
+        idea: str | None = None,
         api_key: str | None = None,
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
@@ -54,7 +54,7 @@ class AssistHandlers:
         """Write a SkyReels V1 prompt from a still image, ready to edit; no video is made.
 
         Args:
-            image: The still image to describe (JPEG, PNG, WebP, GIF, BMP or TIFF).
+            image: The still image to describe (JPEG, PNG, WebP, GIF, BMP or TIFF), as an https address or a data URI.
             idea: An optional short idea to steer the prompt, like "she laughs" or "slow dolly in".
             api_key: Your own WaveSpeed API key (optional: without it the app's key or its offline preview is used).
 

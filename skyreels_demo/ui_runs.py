@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 import gradio as gr
 
+from .agents import StageReport, board_as_text, stage_of, variations_stage
 from .errors import Stopped, StudioError
 from .events import Done
 from .page_input import UNEXPECTED, fit_choice, text, visitor_id
@@ -71,21 +72,22 @@ class RunHandlers:
         api_key: str | None = None,
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
+        progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple[str, Any, str]]:
-        """Make a short SkyReels V1 video (about 4 seconds) from a still image and a prompt.
+        """Make a short SkyReels V1 video (about 4 seconds) from a still image and a prompt; takes about a minute.
 
         Args:
             prompt: What should happen in the video: who is in the picture, how they move, the camera and the light.
-            image: The still image to animate (JPEG, PNG, WebP, GIF, BMP or TIFF).
+            image: The still image to animate (JPEG, PNG, WebP, GIF, BMP or TIFF), as an https address or a data URI.
             seed: -1 for a random seed, or the seed of an earlier video to make it again.
             fps_prefix: Start the prompt with the frame-rate tag SkyReels' authors recommend (default on).
             fit: "crop" to the model's frame as SkyReels does (default), or "pad" to keep the whole picture.
             api_key: Your own WaveSpeed API key (optional: without it the app's key or its offline preview is used).
 
         Returns:
-            The status of each stage as HTML, the finished MP4 video, and a summary with the seed used.
+            The stages of the run as plain lines, the finished MP4 video (its URL), and a summary with the seed and the task id.
         """
-        yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, "", request, profile)
+        yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, "", request, profile, StageReport(progress))
 
     def generate_in_page(
         self,
@@ -102,10 +104,13 @@ class RunHandlers:
         """The page's Generate: a run like /generate, filed under this browser's History."""
         yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile)
 
-    def _run(self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, events=None):
-        """One run rendered on the status board; `events(run_request)` by default `Studio.generate`."""
+    def _run(self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, report=None, events=None):
+        """One run rendered on the status board; `events(run_request)` by default `Studio.generate`.
+
+        `report`: an API call's progress (agents.py); its status is then plain lines, not HTML."""
         board = StatusBoard()
-        yield board.render(), None, ""
+        shown = (lambda: board_as_text(board.render())) if report is not None else board.render
+        yield shown(), None, ""
         stop = threading.Event()
         session = self.stops.hold(request, stop)
         events = events or self.studio.generate
@@ -119,20 +124,22 @@ class RunHandlers:
                 run = run.but(continued_from=continued)
             for event in events(run):
                 board.apply(event)
+                if report is not None:
+                    report(stage_of(event))
                 if isinstance(event, Done):
-                    yield board.render(), str(event.video_path), summary(event.run, event, self.model)
+                    yield shown(), str(event.video_path), summary(event.run, event, self.model)
                 else:
-                    yield board.render(), None, ""
+                    yield shown(), None, ""
         except StudioError as exc:
             log.info("run ended: %s", exc.sentence)
             board.fail(exc.sentence, stopped=isinstance(exc, Stopped))
-            yield board.render(), None, ""
+            yield shown(), None, ""
             if not isinstance(exc, Stopped):
                 raise gr.Error(exc.sentence, print_exception=False) from None
         except Exception:
             log.exception("unexpected failure in a run")
             board.fail(UNEXPECTED)
-            yield board.render(), None, ""
+            yield shown(), None, ""
             raise gr.Error(UNEXPECTED, print_exception=False) from None
         finally:
             self.stops.release(session, stop)
@@ -149,6 +156,7 @@ class RunHandlers:
         api_key: str | None = None,
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
+        progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple[str, Any, str]]:
         """Continue a shot: a new SkyReels V1 video whose first frame is the last frame of `video`.
 
@@ -169,7 +177,7 @@ class RunHandlers:
         if not isinstance(path, str) or not path:
             raise gr.Error("Add the video to continue first: an MP4 this app made, or any MP4.", print_exception=False)
         yield from self._run(
-            prompt, None, seed, fps_prefix, fit, api_key, "", request, profile,
+            prompt, None, seed, fps_prefix, fit, api_key, "", request, profile, StageReport(progress),
             events=lambda run: continue_shot(self.studio, run, path),
         )
 
@@ -223,22 +231,25 @@ class RunHandlers:
         api_key: str | None = None,
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
+        progress: gr.Progress = gr.Progress(),
     ) -> Iterator[tuple[list[tuple[str, str]], str]]:
-        """Make 2 to 4 SkyReels V1 videos of one prompt and image with different seeds, side by side.
+        """Make 2 to 4 SkyReels V1 videos of one prompt and image with different seeds, side by side; takes a minute or two.
 
         Args:
             prompt: What should happen in the videos: who is in the picture, how they move, the camera and the light.
-            image: The still image to animate (JPEG, PNG, WebP, GIF, BMP or TIFF).
-            count: How many variations to make: 2, 3 or 4.
+            image: The still image to animate (JPEG, PNG, WebP, GIF, BMP or TIFF), as an https address or a data URI.
+            count: How many variations to make: an integer from 2 to 4 (default 3).
             seed: -1 for random seeds, or a first seed (the others follow it: seed+1, seed+2, ...).
             fps_prefix: Start the prompt with the frame-rate tag SkyReels' authors recommend (default on).
             fit: "crop" to the model's frame as SkyReels does (default), or "pad" to keep the whole picture.
             api_key: Your own WaveSpeed API key (optional: without it the app's key or its offline preview is used).
 
         Returns:
-            The finished videos, each captioned with its seed, and one line per variation saying how it went.
+            The finished videos, each captioned with its seed, and one line per variation saying how it went (with its seed).
         """
-        yield from self._variations(prompt, image, count, seed, fps_prefix, fit, api_key, "", request, profile)
+        yield from self._variations(
+            prompt, image, count, seed, fps_prefix, fit, api_key, "", request, profile, StageReport(progress)
+        )
 
     def generate_variations_in_page(
         self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request: gr.Request,
@@ -251,7 +262,7 @@ class RunHandlers:
             # The page shows the grid only once variations are asked for.
             yield gr.update(value=grid, visible=True), lines
 
-    def _variations(self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request, profile):
+    def _variations(self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request, profile, report=None):
         stop = threading.Event()
         session = self.stops.hold(request, stop)
         latest: dict[int, VariationUpdate] = {}
@@ -260,6 +271,8 @@ class RunHandlers:
             updates = make_variations(self.studio, run, count if isinstance(count, (int, float, str)) else 0)
             for update in updates:
                 latest[update.number] = update
+                if report is not None:
+                    report(variations_stage(latest, max(len(latest), count if isinstance(count, int) else 0)))
                 yield variation_grid(latest), variation_lines(latest)
         except StudioError as exc:
             raise gr.Error(exc.sentence, print_exception=False) from None

@@ -114,7 +114,9 @@ LOST_ANSWERS = {
 
 @pytest.mark.parametrize("fault", LOST_ANSWERS.values(), ids=LOST_ANSWERS.keys())
 def test_a_lost_submit_answer_is_unconfirmed_counted_and_never_sent_again(fault, backend, tmp_path, photo_path):
-    settings = settings_for(backend, tmp_path / "data", shared=True, visitor_runs_per_hour=1, read_timeout_s=1.0)
+    settings = settings_for(
+        backend, tmp_path / "data", shared=True, visitor_runs_per_hour=1, read_timeout_s=1.0, submit_timeout_s=1.0
+    )
     studio = Studio(settings, SKYREELS_V1)
     try:
         fault(backend.faults)

@@ -18,7 +18,7 @@ import requests
 import uvicorn
 
 from skyreels_demo.local_api import routes
-from skyreels_demo.local_api.clock import RenderDone, TaskFailure, TaskRecord, TaskTiming
+from skyreels_demo.local_api.clock import RETENTION_S, RenderDone, TaskFailure, TaskRecord, TaskTiming
 from skyreels_demo.local_api.faults import Faults
 from skyreels_demo.local_api.fetch import ImageUnavailable, fetch_image, refuse_address
 from skyreels_demo.local_api.pusher import Pusher
@@ -37,7 +37,10 @@ class LocalBackend:
 
     `api_key=None` accepts any non-empty Bearer token. Once stopped it cannot be started again.
     `clock` is what it reads the time from (seconds, like time.time); a test that drives it sees
-    every state of a task however late its polls land.
+    every state of a task however late its polls land. `retention_s` is how long a task is
+    kept before its result answers `deleted` (WaveSpeed's 7 days; settable while serving, so a
+    test can age tasks). `sync_wait_s` bounds how long a submit with `enable_sync_mode` waits
+    for its task to end before answering it as still processing (WaveSpeed's sync timeout).
     `retired` names kinds of request (e.g. "ticket", "upload", "balance") whose routes answer 404.
     Tasks are kept in `data_dir/tasks/`; on start it answers for the tasks stored there by an
     earlier backend (they are not counted in `created_task_ids`, which is this one's own).
@@ -56,8 +59,12 @@ class LocalBackend:
         balance: float = 100.0,
         models: tuple[ModelSpec, ...] = VIDEO_MODELS,
         clock: Callable[[], float] = time.time,
+        retention_s: float = RETENTION_S,
+        sync_wait_s: float = 120.0,
     ) -> None:
         self.clock = clock
+        self.retention_s = retention_s
+        self.sync_wait_s = sync_wait_s
         self._api_key = api_key
         # The video models it serves, each at its own route, frames, frame rate and seeds.
         self.models = {spec.name: spec for spec in models}
@@ -144,7 +151,7 @@ class LocalBackend:
         self._restore()
         with self._lock:
             now = self.clock()
-            waiting = [r for r in self._tasks.values() if r.webhook and r.status_at(now) not in ("completed", "failed")]
+            waiting = [r for r in self._tasks.values() if r.webhook and r.status_at(now) not in ("completed", "failed", "deleted")]
         for record in waiting:  # a restored task that asked for a webhook still gets one
             self.pusher.watch(record.id, record.due_at)
         self.pusher.start()
@@ -169,6 +176,7 @@ class LocalBackend:
         resumed = 0
         for record in kept:
             record.clock = self.clock
+            record.retention = self.retention
             with self._lock:
                 if record.id in self._tasks:
                     continue
@@ -184,6 +192,10 @@ class LocalBackend:
             log.info("restored %d stored tasks (%d to finish rendering)", len(kept), resumed)
 
     # -- what tests and routes ask of it --
+
+    def retention(self) -> float:
+        """Seconds a task is kept: read live, so a test that changes `retention_s` ages every task."""
+        return self.retention_s
 
     @property
     def api_key(self) -> str | None:
@@ -236,6 +248,7 @@ class LocalBackend:
             webhook=webhook,
             model=model.name,
             clock=self.clock,
+            retention=self.retention,
         )
         problem = refuse_address(image_url)
         if faults.failure is not None:

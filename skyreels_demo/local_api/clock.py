@@ -1,4 +1,5 @@
-"""A task's status read off the clock: created, then processing, then completed or failed.
+"""A task's status read off the clock: created, then processing, then completed or failed, and
+`deleted` once it is older than the retention (WaveSpeed keeps predictions 7 days).
 
 Nothing here moves a task along: its record holds when it was created, how long each state
 lasts, and (once known) its failure or its finished video, and the status at any moment
@@ -11,6 +12,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+
+# How long WaveSpeed keeps a prediction; after that its result answers `deleted`.
+RETENTION_S = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class TaskRecord:
     render: RenderDone | None = None
     # The backend's clock (time.time unless a test drives it), not part of the stored record.
     clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+    # Seconds a task is kept (the backend's switch, so tests can age tasks), not stored either.
+    retention: Callable[[], float] = field(default=lambda: RETENTION_S, repr=False, compare=False)
 
     @property
     def processing_at(self) -> float:
@@ -69,6 +76,8 @@ class TaskRecord:
         return self.processing_at + self.timing.processing_s
 
     def status_at(self, now: float) -> str:
+        if now >= self.created_at + self.retention():
+            return "deleted"
         if now < self.processing_at:
             return "created"
         if self.failure is not None and now >= self.failure.at:

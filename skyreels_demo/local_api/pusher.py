@@ -89,6 +89,8 @@ class Pusher(threading.Thread):
         if record is None or not record.webhook:
             return
         status = record.status
+        if status == "deleted":
+            return  # kept past its retention: nothing is sent any more
         if status not in ("completed", "failed"):
             self.watch(task_id, time.time() + 0.05)  # the render may still be finishing
             return

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from skyreels_demo.local_api.clock import RenderDone, TaskFailure, TaskRecord, TaskTiming
+from skyreels_demo.local_api.clock import RETENTION_S, RenderDone, TaskFailure, TaskRecord, TaskTiming
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ IMAGE_EXTENSIONS = {
     "JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp",
     "GIF": "gif", "BMP": "bmp", "TIFF": "tiff",
 }
-# WaveSpeed deletes predictions and their outputs after 7 days; so does this backend, on start.
-RETENTION_S = 7 * 24 * 3600
+# WaveSpeed deletes predictions and their outputs after 7 days (RETENTION_S); so does this
+# backend, on start.
 TASK_FILE_VERSION = 1
 _STORED_NAME = re.compile(r"[0-9a-f]{32}\.[a-z0-9]{1,8}")
 _TASK_FILE = re.compile(r"([0-9a-f]{32})\.json")

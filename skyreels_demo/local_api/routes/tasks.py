@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import io
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from skyreels_demo.local_api.backend import LocalBackend
 
 KINDS = ("submit", "result")
+# How often a submit with `enable_sync_mode` looks at its task while it holds the answer.
+SYNC_CHECK_S = 0.05
 
 
 def store_data_uri(backend: LocalBackend, uri: str) -> str:
@@ -80,6 +83,8 @@ def _serve_model(app: FastAPI, backend: LocalBackend, model: ModelSpec) -> None:
             record = await run_in_threadpool(
                 backend.create_task, model, body["prompt"], image, -1 if seed is None else seed, webhook
             )
+            if body.get("enable_sync_mode") is True:
+                return await sync_answer(backend, record, model)
             return success(task_data(record, model, backend.base_url, backend.clock()))
 
         return await answer(backend, "submit", request, build)
@@ -103,6 +108,23 @@ def _serve_results(app: FastAPI, backend: LocalBackend) -> None:
     # data.urls.get names the first; some of WaveSpeed's pages show the second.
     app.add_api_route("/api/v3/predictions/{task_id}/result", result, methods=["GET"])
     app.add_api_route("/api/v3/predictions/{task_id}", result, methods=["GET"])
+
+
+async def sync_answer(backend: LocalBackend, record: TaskRecord, model: ModelSpec) -> Response:
+    """The answer to a submit with `enable_sync_mode`: held until the task ends, as WaveSpeed's
+    is, then the final task; past `sync_wait_s`, the task as it stands, still processing, with
+    code 5004 and the sentence WaveSpeed's SDK looks for (the task goes on: poll it by its id)."""
+    deadline = time.monotonic() + backend.sync_wait_s
+    while record.status not in ("completed", "failed") and time.monotonic() < deadline:
+        await asyncio.sleep(SYNC_CHECK_S)
+    data = task_data(record, model, backend.base_url, backend.clock())
+    if data["status"] in ("created", "processing"):
+        data["code"] = 5004
+        data["error"] = (
+            f"Sync mode timed out after {backend.sync_wait_s:g} s; the task is still running: "
+            f"get its result at {data['urls']['get']}."
+        )
+    return success(data)
 
 
 def task_data(record: TaskRecord, model: ModelSpec, base_url: str, now: float) -> dict[str, Any]:

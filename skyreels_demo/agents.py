@@ -1,0 +1,377 @@
+"""What API and MCP clients (agents) see of the app: tool names, progress in words, errors in
+sentences, and results they can read without parsing HTML.
+
+Gradio 6.31 (gradio/mcp.py) names an MCP tool after its function's `__name__`, not its
+`api_name`; reports every generator step as "Processing" with a step count and no total, and a
+queue estimate as a raw float; answers an error that carries no message as "Error!" (or the
+"Error: " title before our sentence); rejects a non-URL image with its own technical text; and
+hands a multi-output tool called without a progress token one text item holding the tuple's
+repr. `tool()` gives a handler its tool name; `StageReport` turns studio events into
+`gr.Progress` updates (which gradio_client's status updates carry too); `adopt()` makes
+the app's MCP server an `AgentMCPServer`, which renders those updates, errors and results.
+"""
+
+from __future__ import annotations
+
+import functools
+import html.parser
+import inspect
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gradio as gr
+
+from .events import (
+    Done,
+    Downloading,
+    Event,
+    Prepared,
+    Processing,
+    Queued,
+    Submitted,
+    Uploading,
+    WaitingForSlot,
+)
+
+log = logging.getLogger(__name__)
+
+# The MCP tool of each public endpoint: the API names (/generate, ...) stay as they are, and
+# the tools say what they do and whose they are, for an agent with several servers.
+TOOL_NAMES = {
+    "generate": "skyreels_generate_video",
+    "generate_variations": "skyreels_make_variations",
+    "suggest_prompt": "skyreels_suggest_prompt",
+    "continue_shot": "skyreels_continue_shot",
+    "make_film": "skyreels_make_film",
+}
+# How an image reaches a tool: said in each tool's description, where Gradio would point the
+# agent at an `upload_file_to_gradio` tool this server does not have.
+IMAGE_FORMS = (
+    " The image is given as an https address of the picture or as a data URI "
+    "(data:image/jpeg;base64,...; up to about 3 MB as MCP carries it)."
+)
+# When a failure carries no sentence of ours (it should not happen): never a bare "Error!".
+NO_SENTENCE = "The app could not finish this call; the reason is in its log. Try again in a minute."
+# gradio_client's words for an error whose message the app hid (show_error=False).
+_HIDDEN_ERROR = "has not enabled verbose error reporting"
+
+
+def tool(fn: Callable[..., Any], api_name: str) -> Callable[..., Any]:
+    """`fn` under the MCP tool name for `api_name`, with its signature and docstring.
+
+    Gradio reads the signature (through `__wrapped__`) for the parameters it fills in itself and
+    for the API's parameter names, and streams only when the function is a generator function.
+    """
+    name = TOOL_NAMES[api_name]
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def named(*args: Any, **kwargs: Any) -> Any:
+            yield from fn(*args, **kwargs)
+
+    else:
+
+        @functools.wraps(fn)
+        def named(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+    named.__name__ = named.__qualname__ = name
+    return named
+
+
+class VariationCount(gr.Radio):
+    """How many variations: a radio of 2, 3, 4 on the page, an integer from 2 to 4 to clients.
+
+    gr.Radio describes any choices as a string enum ({"type": "string", "enum": [2, 3, 4]}),
+    which no value satisfies; this one says "integer, 2 to 4", so gradio_client, the JS client
+    and MCP schemas all take `count: 3`. A client that learnt the old schema and sends "3" is
+    understood; anything else is refused with a sentence.
+    """
+
+    is_template = True  # drawn by gr.Radio's own front end
+    # No __init__ of its own: Gradio builds a component's config from its __init__'s signature.
+
+    @property
+    def low(self) -> int:
+        return min(value for _, value in self.choices)
+
+    @property
+    def high(self) -> int:
+        return max(value for _, value in self.choices)
+
+    def api_info(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": self.low, "maximum": self.high}
+
+    def example_payload(self) -> Any:
+        return self.value if isinstance(self.value, int) else self.low
+
+    def example_value(self) -> Any:
+        return self.example_payload()
+
+    def preprocess(self, payload: Any) -> int | None:
+        if payload is None:
+            return None
+        value = payload
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not self.low <= value <= self.high:
+            raise gr.Error(
+                f"Ask for {self.low} to {self.high} variations, as a whole number (not {str(payload)[:20]!r}).",
+                print_exception=False,
+            )
+        return value
+
+
+# --- progress in words ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One progress report: the stage in words and how far the run is (0..1)."""
+
+    fraction: float
+    text: str
+
+
+def stage_of(event: Event) -> Stage | None:
+    """What an agent is told of a studio event; None for one it need not hear of."""
+    if isinstance(event, WaitingForSlot):
+        return Stage(0.0, f"Waiting for a free slot: {event.running} videos are being made right now")
+    if isinstance(event, Prepared):
+        if event.image is None:
+            return Stage(0.05, "Using the image address as given")
+        return Stage(0.05, f"Prepared the image: {event.image.width}×{event.image.height}")
+    if isinstance(event, Uploading):
+        return Stage(0.1, f"Uploading the image ({event.size / 1024:.0f} KB)")
+    if isinstance(event, Submitted):
+        return Stage(0.15, f"Submitted task {event.task_id} (seed {event.seed})")
+    if isinstance(event, Queued):
+        return Stage(0.2, f"Queued at WaveSpeed: {event.waited_s:.0f} s so far")
+    if isinstance(event, Processing):
+        if event.typical_s > 0:
+            share = min(0.97, event.processing_s / event.typical_s)
+            return Stage(
+                0.2 + 0.7 * share, f"Making the video: {event.processing_s:.0f} s of about {event.typical_s:.0f} s"
+            )
+        return Stage(0.2, f"Making the video: {event.processing_s:.0f} s so far")
+    if isinstance(event, Downloading):
+        return Stage(0.92, "Downloading the video")
+    if isinstance(event, Done):
+        return Stage(1.0, f"Done: seed {event.seed}, task {event.run.task_id}")
+    return None
+
+
+class StageReport:
+    """Tells a `gr.Progress` each stage of a run, once per change of words, never going back."""
+
+    def __init__(self, progress: gr.Progress | None, prefix: str = "") -> None:
+        self.progress = progress
+        self.prefix = prefix
+        self._last: tuple[float, str] | None = None
+
+    def __call__(self, stage: Stage | None) -> None:
+        if stage is None or self.progress is None:
+            return
+        fraction = max(stage.fraction, self._last[0] if self._last else 0.0)
+        text = self.prefix + stage.text
+        if self._last is not None and self._last[1] == text:
+            return
+        self._last = (fraction, text)
+        try:
+            self.progress(fraction, desc=text)
+        except Exception:  # a report must never end a run
+            log.debug("a progress report failed", exc_info=True)
+
+
+def variations_stage(updates: dict[int, Any], count: int) -> Stage:
+    """One line for several variations at once: how many are done, and the busiest one's stage."""
+    finished = sum(1 for update in updates.values() if update.finished)
+    fractions = []
+    for number in range(1, count + 1):
+        update = updates.get(number)
+        if update is None:
+            fractions.append(0.0)
+        elif update.finished:
+            fractions.append(1.0)
+        else:
+            stage = stage_of(update.event) if update.event is not None else None
+            fractions.append(stage.fraction if stage else 0.0)
+    live = [u for u in updates.values() if not u.finished and u.event is not None]
+    now = stage_of(live[0].event) if live else None
+    tail = f"; variation {live[0].number}: {now.text}" if now is not None else ""
+    return Stage(sum(fractions) / max(1, count), f"{finished} of {count} variations finished{tail}")
+
+
+# --- plain results ----------------------------------------------------------------------------
+
+
+class _Lines(html.parser.HTMLParser):
+    """The text of each list item of the status board, one line each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self._item: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "li":
+            self._item = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "li" and self._item is not None:
+            self.lines.append(" ".join(part.strip() for part in self._item if part.strip()))
+            self._item = None
+
+    def handle_data(self, data: str) -> None:
+        if self._item is not None:
+            self._item.append(data)
+
+
+def board_as_text(board_html: str) -> str:
+    """The status board as plain lines ("✓ Uploaded the image (74 KB)."), for API clients."""
+    parser = _Lines()
+    parser.feed(board_html)
+    return "\n".join(parser.lines)
+
+
+# --- the MCP server ---------------------------------------------------------------------------
+
+
+def adopt(blocks: gr.Blocks) -> None:
+    """Make the app's MCP server (made by gr.mount_gradio_app, which offers no hook for a
+    subclass) an `AgentMCPServer`, and name its tools without the Space's prefix: the names
+    already say whose they are, and are then the same on a laptop and on a Space."""
+    server = getattr(blocks, "mcp_server_obj", None)
+    if server is None:
+        return
+    server.__class__ = _agent_server_class(type(server))
+    server.tool_prefix = ""
+    server.tool_to_endpoint = server.get_tool_to_endpoint()
+
+
+@functools.lru_cache(maxsize=None)
+def _agent_server_class(base: type) -> type:
+    """The agent-facing subclass of Gradio's MCP server class (imported only when MCP is on)."""
+
+    class AgentMCPServer(base):  # type: ignore[misc, valid-type]
+        """Gradio's MCP server, with progress in words, errors in sentences, results as items."""
+
+        @property
+        def _file_data_tool_description(self) -> str:
+            return IMAGE_FORMS
+
+        def convert_strings_to_filedata(self, value: Any, filedata_positions: list[list[str | int]]) -> Any:
+            try:
+                return super().convert_strings_to_filedata(value, filedata_positions)
+            except ValueError:
+                raise ValueError(
+                    "The image must be an https address of the picture or a data URI "
+                    "(data:image/jpeg;base64,...): a file path is not read by this server."
+                ) from None
+
+        @staticmethod
+        def _format_progress_message(update: Any) -> str | None:
+            return progress_words(update)
+
+        async def _execute_tool_without_progress(self, job: Any) -> list[Any]:
+            from anyio.to_thread import run_sync
+            from gradio_client.exceptions import AppError
+
+            try:
+                result = await run_sync(job.result)
+            except AppError as exc:
+                raise RuntimeError(_sentence(str(exc))) from None
+            # One item per output, as with progress: never the repr of a tuple.
+            return list(result) if isinstance(result, tuple) else [result]
+
+        async def _execute_tool_with_progress(self, job: Any, progress_token: str | int) -> Any:
+            context = self.mcp_server.request_context
+            sent: tuple[float, str] | None = None
+            output: Any = None
+            async for update in job:
+                if update.type == "status":
+                    words = progress_words(update)
+                    if not words or (sent is not None and sent[1] == words):
+                        continue
+                    fraction = progress_fraction(update)
+                    last = sent[0] if sent is not None else 0.0
+                    # MCP: progress only ever grows, even when the words change and it does not.
+                    value = max(fraction if fraction is not None else last, min(0.999, last + 0.001))
+                    await context.session.send_progress_notification(
+                        progress_token=progress_token,
+                        progress=value,
+                        total=1.0,
+                        message=words,
+                        related_request_id=str(context.request_id),
+                    )
+                    sent = (value, words)
+                elif update.type == "output" and update.final:
+                    output = update.outputs
+                    if not update.success:
+                        raise RuntimeError(_sentence(output.get("error") or ""))
+            if job.exception():
+                raise RuntimeError(_sentence(str(job.exception())))
+            return output["data"]
+
+        def postprocess_output_data(self, data: Any, root_url: str) -> list[Any]:
+            # A gallery as one line per video ("Seed 41 (variation 2): <url>"), any other dict
+            # or list as JSON text: never a Python repr.
+            data = [_as_text(item) if isinstance(item, (dict, list)) and not _is_file(item) else item for item in data]
+            return super().postprocess_output_data(data, root_url)
+
+    return AgentMCPServer
+
+
+def _as_text(item: Any) -> str:
+    if isinstance(item, list) and all(isinstance(entry, dict) and ("video" in entry or "image" in entry) for entry in item):
+        lines = []
+        for entry in item:
+            media = entry.get("video") or entry.get("image") or {}
+            url = media.get("url") or media.get("path") if isinstance(media, dict) else media
+            lines.append(f"{entry.get('caption') or 'Video'}: {url}")
+        return "\n".join(lines) or "No videos were made."
+    return json.dumps(item)
+
+
+def _is_file(item: Any) -> bool:
+    from gradio_client import utils as client_utils
+
+    return client_utils.is_file_obj_with_meta(item)
+
+
+def _sentence(message: str) -> str:
+    """The app's sentence from an error's text, or `NO_SENTENCE` when it carries none."""
+    message = (message or "").strip()
+    if not message or _HIDDEN_ERROR in message or message in {"Error", "Error!", "None"}:
+        return NO_SENTENCE
+    return message
+
+
+def progress_words(update: Any) -> str | None:
+    """An update of a queued call in words: the stage the app reported, or the queue place."""
+    from gradio_client.utils import Status
+
+    if update.code in (Status.JOINING_QUEUE, Status.STARTING):
+        return "Joined the app's queue"
+    if update.code is Status.IN_QUEUE:
+        place = (update.rank or 0) + 1
+        words = f"Waiting in the app's queue: place {place} of {max(place, update.queue_size or 0)}"
+        if update.eta is not None:
+            words += f", about {max(1, round(update.eta))} s"
+        return words
+    if update.code is Status.PROGRESS:
+        for unit in update.progress_data or []:
+            if unit.desc:
+                return str(unit.desc)
+    return None  # "Processing" on every yield says nothing
+
+
+def progress_fraction(update: Any) -> float | None:
+    for unit in getattr(update, "progress_data", None) or []:
+        if isinstance(unit.progress, (int, float)):
+            return float(unit.progress)
+    return None
