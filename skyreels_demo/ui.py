@@ -409,7 +409,9 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             film_go = gr.Button("Make the film", variant="primary", scale=3)
                             film_halt = gr.Button("Stop", variant="stop", scale=1)
                     with gr.Column(scale=1, min_width=320):
-                        film_status = gr.Markdown("Each shot appears here as it is made.", elem_id="film-status")
+                        film_status = gr.Markdown(
+                            "Each shot appears here as it is made.", label="Each shot, as it is made", elem_id="film-status"
+                        )
                         film_shots = gr.Gallery(
                             label="Shots so far", columns=3, height="auto", object_fit="contain",
                             allow_preview=False, elem_id="film-timeline",
@@ -427,8 +429,8 @@ def build_page(app: StudioApp) -> gr.Blocks:
         api_variations = gr.Button(visible=False)
         api_continue = gr.Button(visible=False)
         api_film = gr.Button(visible=False)
-        api_continue_video = gr.Video(visible=False)
-        api_shots = gr.Textbox(visible=False, lines=6)
+        api_continue_video = gr.Video(label="The clip to continue (an MP4)", visible=False)
+        api_shots = gr.Textbox(label="Shots, one prompt per line", visible=False, lines=6)
 
         # wiring
         gr.on(

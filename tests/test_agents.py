@@ -23,7 +23,10 @@ except ImportError:  # mcp before 1.24 named it this way
 
 from .conftest import ASTRONAUT, ROOT, LaunchedApp, jpeg_bytes, photo
 
-TOOLS = {"skyreels_generate_video", "skyreels_make_variations", "skyreels_suggest_prompt"}
+TOOLS = {
+    "skyreels_generate_video", "skyreels_make_variations", "skyreels_suggest_prompt",
+    "skyreels_continue_shot", "skyreels_make_film",
+}
 PRIVATE = "That image address points inside a private network, so it was not fetched: upload the file instead."
 
 
