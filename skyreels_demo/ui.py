@@ -331,10 +331,11 @@ def build_page(app: StudioApp) -> gr.Blocks:
             api_visibility="private",
         )
         dice.click(lambda: random.randint(0, seed_max), None, seed, queue=False, api_visibility="private")
-        # Every path that submits shares one limit and queue: "generate".
+        # Every path that submits shares one queue, "generate", let through as far as our own line
+        # (line.py), which shows each waiting run its place and holds no thread while it waits.
         run_options = dict(
             outputs=[status, video, result_summary],
-            concurrency_limit=settings.max_concurrent_tasks,
+            concurrency_limit=line_concurrency(settings),
             concurrency_id="generate",
             show_progress="minimal",
             show_progress_on=[status],
@@ -354,7 +355,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
         ).success(runs.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
         variation_options = dict(
             outputs=[variations_grid, variations_status],
-            concurrency_limit=settings.max_concurrent_tasks,
+            concurrency_limit=line_concurrency(settings),
             concurrency_id="generate",
             show_progress="minimal",
         )
@@ -458,6 +459,11 @@ def mount_options(settings: Settings) -> dict[str, Any]:
         # Videos and images are served in place from these (gr.Video also asks for permission).
         allowed_paths=[str(settings.videos_dir), str(settings.images_dir)],
     )
+
+
+def line_concurrency(settings: Settings) -> int:
+    """Runs let past Gradio's hidden queue into our line: every place the line has, and its slots."""
+    return settings.queue_size + settings.max_concurrent_tasks
 
 
 def worker_threads(settings: Settings) -> int:

@@ -6,17 +6,18 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, AsyncIterator
 
 import gradio as gr
 
 from .errors import Stopped, StudioError
 from .events import Done
+from .line import watch
 from .page_input import UNEXPECTED, fit_choice, text, visitor_id
 from .run_request import RunRequest
 from .status_board import StatusBoard, summary, variation_grid, variation_lines
 from .ui_context import PageContext
-from .variations import VariationUpdate, make_variations
+from .variations import VariationUpdate, stream_variations
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class RunHandlers:
             stop=stop,
         )
 
-    def generate(
+    async def generate(
         self,
         prompt: str,
         image: str | None,
@@ -57,7 +58,7 @@ class RunHandlers:
         api_key: str | None = None,
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
-    ) -> Iterator[tuple[str, Any, str]]:
+    ) -> AsyncIterator[tuple[str, Any, str]]:
         """Make a short SkyReels V1 video (about 4 seconds) from a still image and a prompt.
 
         Args:
@@ -71,9 +72,10 @@ class RunHandlers:
         Returns:
             The status of each stage as HTML, the finished MP4 video, and a summary with the seed used.
         """
-        yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, "", request, profile)
+        async for outputs in self._run(prompt, image, seed, fps_prefix, fit, api_key, "", request, profile):
+            yield outputs
 
-    def generate_in_page(
+    async def generate_in_page(
         self,
         prompt: str,
         image: str | None,
@@ -84,18 +86,22 @@ class RunHandlers:
         visitor: str | None,
         request: gr.Request,
         profile: gr.OAuthProfile | None = None,
-    ) -> Iterator[tuple[str, Any, str]]:
+    ) -> AsyncIterator[tuple[str, Any, str]]:
         """The page's Generate: a run like /generate, filed under this browser's History."""
-        yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile)
+        async for outputs in self._run(
+            prompt, image, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile
+        ):
+            yield outputs
 
-    def _run(self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile):
+    async def _run(self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile):
+        # Async, so that a run waiting in line holds no worker thread (line.watch).
         board = StatusBoard()
         yield board.render(), None, ""
         stop = threading.Event()
         session = self.stops.hold(request, stop)
         try:
             run = self.request_from(prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, stop)
-            for event in self.studio.generate(run):
+            async for event in watch(self.studio.generate(run), self.studio.line, stop):
                 board.apply(event)
                 if isinstance(event, Done):
                     yield board.render(), str(event.video_path), summary(event.run, event, self.model)
@@ -115,7 +121,7 @@ class RunHandlers:
         finally:
             self.stops.release(session, stop)
 
-    def generate_variations(
+    async def generate_variations(
         self,
         prompt: str,
         image: str | None,
@@ -126,7 +132,7 @@ class RunHandlers:
         api_key: str | None = None,
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
-    ) -> Iterator[tuple[list[tuple[str, str]], str]]:
+    ) -> AsyncIterator[tuple[list[tuple[str, str]], str]]:
         """Make 2 to 4 SkyReels V1 videos of one prompt and image with different seeds, side by side.
 
         Args:
@@ -141,27 +147,28 @@ class RunHandlers:
         Returns:
             The finished videos, each captioned with its seed, and one line per variation saying how it went.
         """
-        yield from self._variations(prompt, image, count, seed, fps_prefix, fit, api_key, "", request, profile)
+        async for outputs in self._variations(prompt, image, count, seed, fps_prefix, fit, api_key, "", request, profile):
+            yield outputs
 
-    def generate_variations_in_page(
+    async def generate_variations_in_page(
         self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request: gr.Request,
         profile: gr.OAuthProfile | None = None,
     ):
         """The page's "Make variations": like /generate_variations, filed under this browser's History."""
-        for grid, lines in self._variations(
+        async for grid, lines in self._variations(
             prompt, image, count, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile
         ):
             # The page shows the grid only once variations are asked for.
             yield gr.update(value=grid, visible=True), lines
 
-    def _variations(self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request, profile):
+    async def _variations(self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request, profile):
         stop = threading.Event()
         session = self.stops.hold(request, stop)
         latest: dict[int, VariationUpdate] = {}
         try:
             run = self.request_from(prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, stop)
-            updates = make_variations(self.studio, run, count if isinstance(count, (int, float, str)) else 0)
-            for update in updates:
+            updates = stream_variations(self.studio, run, count if isinstance(count, (int, float, str)) else 0)
+            async for update in updates:
                 latest[update.number] = update
                 yield variation_grid(latest), variation_lines(latest)
         except StudioError as exc:
