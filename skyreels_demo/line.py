@@ -62,6 +62,7 @@ class _Account:
     waiting: list[Ticket] = field(default_factory=list)
     running: list[Ticket] = field(default_factory=list)
     next_submit_at: float = 0.0
+    last_answer_at: float = float("-inf")  # when the last submit's answer (or error) came
 
 
 class Line:
@@ -200,6 +201,8 @@ class Line:
                 # Next, and sent in a moment: no line to watch (version -1), the wait is this one.
                 yield InLine(elapsed(), ahead=0, estimate_s=wait_s, line_version=-1)
                 _sleep(wait_s, stop)
+            while (late_s := self._since_last_answer(ticket)) > 0:
+                _sleep(late_s, stop)  # the submit before this one took long to answer
             try:
                 return send()
             except RateLimited as exc:
@@ -209,7 +212,25 @@ class Line:
                 log.info("WaveSpeed answered 429 to a submit; waiting %.1f s before sending it again", pause)
                 yield SlowedDown(elapsed(), pause)
                 _sleep(pause, stop)
+            finally:
+                self._answered(ticket)
         raise AssertionError("unreachable")
+
+    def _since_last_answer(self, ticket: Ticket | None) -> float:
+        """Seconds still to wait so that this submit leaves a whole interval after the last one's
+        answer: WaveSpeed counts a submit when it arrives, somewhere before its answer."""
+        if ticket is None:
+            return 0.0
+        with self._changed:
+            line = self._accounts[ticket.account]
+            return line.last_answer_at + line.submit_interval_s - self.clock()
+
+    def _answered(self, ticket: Ticket | None) -> None:
+        if ticket is not None:
+            with self._changed:
+                line = self._accounts[ticket.account]
+                line.last_answer_at = self.clock()
+                line.next_submit_at = max(line.next_submit_at, line.last_answer_at + line.submit_interval_s)
 
     def _submit_turn(self, ticket: Ticket | None) -> float:
         """Reserve the next submit time on the ticket's account; seconds to wait for it."""
