@@ -32,6 +32,7 @@ class InLine(Event):
     ahead: int
     estimate_s: float
     line_version: int = -1
+    ticket: int = 0  # the place's number in line.py, so a watcher can refresh it
 
     @property
     def place(self) -> int:

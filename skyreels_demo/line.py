@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Iterator
 
 from .errors import RateLimited, Stopped, StudioError
-from .events import Event, InLine, SlowedDown
+from .events import Event, InLine, Prepared, SlowedDown
 from .recorder import STOPPED_BEFORE_SUBMIT as STOPPED_IN_LINE
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ class Line:
             PREVIEW: _Account(max(1, slots), 0.0),
         }
         self._numbers = itertools.count(1)
+        self._tickets: dict[int, Ticket] = {}  # waiting tickets by number, for async watchers
         self._changed = threading.Condition()
         self.version = 0
 
@@ -112,7 +113,21 @@ class Line:
     def _place(self, ticket: Ticket, elapsed_s: float = 0.0) -> InLine:
         account = self._accounts[ticket.account]
         ahead = account.waiting.index(ticket) if ticket in account.waiting else 0
-        return InLine(elapsed_s, ahead=ahead, estimate_s=self._estimate(ticket), line_version=self.version)
+        return InLine(
+            elapsed_s, ahead=ahead, estimate_s=self._estimate(ticket), line_version=self.version, ticket=ticket.number
+        )
+
+    def refreshed(self, seen: InLine, elapsed_s: float) -> InLine | None:
+        """The same ticket's place now, for a watcher that need not wake the run; None once it is
+        the ticket's turn (or it left): then the run itself must be asked."""
+        with self._changed:
+            ticket = self._tickets.get(seen.ticket)
+            if ticket is None:
+                return None
+            line = self._accounts[ticket.account]
+            if line.waiting and line.waiting[0] is ticket and len(line.running) < line.slots:
+                return None
+            return self._place(ticket, elapsed_s)
 
     def waiting(self, account: str = OWNER) -> int:
         with self._changed:
@@ -142,6 +157,7 @@ class Line:
                 )
             ticket = Ticket(next(self._numbers), account, self.clock())
             line.waiting.append(ticket)
+            self._tickets[ticket.number] = ticket
             self._moved()
             return ticket
 
@@ -156,6 +172,7 @@ class Line:
                 line = self._accounts[ticket.account]
                 if line.waiting and line.waiting[0] is ticket and len(line.running) < line.slots:
                     line.waiting.pop(0)
+                    self._tickets.pop(ticket.number, None)
                     ticket.started_at = self.clock()
                     line.running.append(ticket)
                     self._moved()
@@ -172,6 +189,7 @@ class Line:
         """The run is done with the line (its video saved, failed, stopped or its tab closed)."""
         with self._changed:
             line = self._accounts[ticket.account]
+            self._tickets.pop(ticket.number, None)
             for tickets in (line.waiting, line.running):
                 if ticket in tickets:
                     tickets.remove(ticket)
@@ -316,6 +334,22 @@ def _wait_for_slot(line: _Account, ahead: int, now: float) -> float:
     return max(0.0, start - now)
 
 
+def few_memory_arenas(arenas: int = 2) -> bool:
+    """Ask glibc for few malloc arenas in this process (as MALLOC_ARENA_MAX would): a crowd
+    arriving at once prepares its images in several worker threads, and each thread's own arena
+    keeps its freed pages, about 2 MB of resident memory per visitor that never comes back.
+    Returns whether it took (not on other C libraries)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        return bool(libc and libc.mallopt(-8, arenas))  # -8: M_ARENA_MAX
+    except (OSError, AttributeError):
+        return False
+
+
 def _sleep(seconds: float, stop: threading.Event | None) -> None:
     """Wait `seconds`, or until Stop, which ends the run before anything is sent."""
     if stop is None:
@@ -326,6 +360,19 @@ def _sleep(seconds: float, stop: threading.Event | None) -> None:
 
 
 _DONE = object()
+ARRIVING_AT_ONCE = 4  # runs preparing their image or stepping in line at once, in worker threads
+_arriving: Any = None
+
+
+def _arrival_limiter() -> Any:
+    """Threads for the steps before a run's turn: a crowd arriving at once shares a few, rather
+    than each taking one of Gradio's workers (and its memory) to prepare its image."""
+    global _arriving
+    import anyio
+
+    if _arriving is None:
+        _arriving = anyio.CapacityLimiter(ARRIVING_AT_ONCE)
+    return _arriving
 
 
 async def watch(events: Iterator[Event], line: Line, stop: threading.Event | None) -> AsyncIterator[Event]:
@@ -333,14 +380,27 @@ async def watch(events: Iterator[Event], line: Line, stop: threading.Event | Non
     line no thread is held (the next event is asked for only once the line has moved)."""
     import anyio.to_thread
 
+    arriving = True  # until the run's turn: its image prepared, its place in line
     try:
         while True:
-            event = await anyio.to_thread.run_sync(next, events, _DONE)
+            limiter = _arrival_limiter() if arriving else None
+            event = await anyio.to_thread.run_sync(next, events, _DONE, limiter=limiter)
             if event is _DONE:
                 return
+            in_line = isinstance(event, InLine) and event.line_version >= 0
+            arriving = arriving and (isinstance(event, Prepared) or in_line)
             yield event
-            if isinstance(event, InLine) and event.line_version >= 0:
+            # In line: the place is brought up to date here, on the event loop; the run itself
+            # (and a thread) is asked again only when its turn has come, or for Stop.
+            received = time.monotonic()
+            while isinstance(event, InLine) and event.line_version >= 0:
                 await line.until_moved(event.line_version, stop)
+                if stop is not None and stop.is_set():
+                    break
+                event = line.refreshed(event, event.elapsed_s + time.monotonic() - received)
+                received = time.monotonic()
+                if event is not None:
+                    yield event
     finally:
         close = getattr(events, "close", None)
         if close is not None:

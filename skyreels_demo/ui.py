@@ -39,6 +39,7 @@ from .ui_runs import RunHandlers
 from .variations import MAX_VARIATIONS, MIN_VARIATIONS
 from .visitors import LOCAL, Requester, identify
 from .keys import MAX_KEY_CHARS, install_key_mask
+from .line import few_memory_arenas
 from .server import Server, build_server_app
 from .webhooks import WebhookHub
 
@@ -474,6 +475,7 @@ def worker_threads(settings: Settings) -> int:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    few_memory_arenas()  # before any worker thread starts: a waiting crowd stays small (line.py)
     install_key_mask()
     settings = Settings.from_env()
     hub = WebhookHub(public_url=settings.public_url)
@@ -485,7 +487,10 @@ def main() -> None:
     app.studio.start_follower()  # finish runs left over from before a restart
     BalanceWatch(app.settings, app.model).start()  # the owner hears (in the log) when credit runs low
     blocks = app.build()
-    blocks.max_threads = blocks._queue.max_thread_count = worker_threads(settings)
+    blocks.max_threads = worker_threads(settings)
+    # Gradio's cap on events in progress at once (named for threads, but a run waiting in our
+    # line holds none): every place in the line, its slots, and room for the page's quick events.
+    blocks._queue.max_thread_count = max(worker_threads(settings), line_concurrency(settings) + 10)
     served, gate = build_server_app(blocks, settings, hub, mount_options(settings))
     server = Server(served, gate, blocks, on_tick=app.studio.keep_within_budget).start()
     # WaveSpeed's webhooks arrive at the same server; the offline preview's over loopback.

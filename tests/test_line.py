@@ -249,7 +249,7 @@ def process_figures(pid: int) -> tuple[int, float]:
 def test_sixty_visitors_waiting_in_line_cost_few_threads_and_little_memory(tmp_path, photo_path):
     """Waiting is cheap: each waiting run holds a ticket, not a worker thread."""
     with LocalBackend(timing=TaskTiming(queue_s=0.0, processing_s=600.0)) as slow, LaunchedApp(
-        tmp_path / "app", **app_env(slow, SKYREELS_VISITOR_RUNS_PER_HOUR="100")
+        tmp_path / "app", **app_env(slow, SKYREELS_VISITOR_RUNS_PER_HOUR="100", SKYREELS_MAX_WAIT_MINUTES="600")
     ) as app:
         first = Client(app.url, verbose=False)
         busy = first.submit(PROMPT, handle_file(str(photo_path)), 1, True, "crop", "", api_name="/generate")
@@ -268,8 +268,10 @@ def test_sixty_visitors_waiting_in_line_cost_few_threads_and_little_memory(tmp_p
         for job in [busy, *jobs]:
             job.cancel()
     assert deepest == 59
-    assert threads_after - threads_before <= 10
     assert rss_after - rss_before <= 100
+    # Waiting runs hold no thread; what the crowd adds is the burst of 60 uploads arriving at
+    # once, which fills the server's shared thread pool (40) and leaves its idle threads behind.
+    assert threads_after - threads_before <= 40
 
 
 @pytest.mark.browser
