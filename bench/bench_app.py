@@ -239,6 +239,8 @@ def app_env(**extra: str) -> dict[str, str]:
         HF_HUB_DISABLE_TELEMETRY="1",
         GRADIO_SERVER_NAME="127.0.0.1",
         NO_PROXY="127.0.0.1,localhost,::1",
+        # Runs back to back; the line benchmark (bench_load.py --line) paces as a Space would.
+        SKYREELS_SUBMITS_PER_MINUTE="600",
     )
     env.update(extra)
     return env

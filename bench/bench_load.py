@@ -1,6 +1,8 @@
 """Load: many visitors at once through one app process, each through its own gradio_client session.
 
     python bench/bench_load.py [--visitors 50] [--single 5]
+    python bench/bench_load.py --line 100      # the line: 100 visitors, 3 slots
+
 
 One local backend in this process (tasks of ~10 s, so the app's own overhead is what shows),
 one `python app.py` with its task cap raised for the run (SKYREELS_MAX_CONCURRENT_TASKS=50,
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import statistics
 import sys
@@ -73,8 +76,15 @@ def main() -> None:
         help="what-if only: set Gradio's worker-thread cap in the app under test "
         "(as shipped it is max(40, task cap + 10))",
     )
+    parser.add_argument("--line", type=int, default=0, metavar="N",
+                        help="instead: N visitors through 3 slots, each one's place and estimate")
+    parser.add_argument("--task-s", type=float, default=6.0,
+                        help="with --line: each task's seconds (a realistic minute, shortened; default 6)")
     args = parser.parse_args()
     loopback_only()
+    if args.line:
+        line_run(args.line, args.task_s)
+        return
 
     from skyreels_demo.local_api import LocalBackend
 
@@ -190,6 +200,71 @@ def report(args, single, loaded, backend, timing, idle_mb, peak_mb, kernel_peak_
     )
     if errors:
         print("\nErrors:", *sorted(set(errors)), sep="\n- ")
+
+
+PLACE = re.compile(r'data-queue-place="(\d+)" data-queue-estimate-s="(\d+)"')
+
+
+def line_run(visitors: int, task_s: float) -> None:
+    """`visitors` press Generate at once on an app with 3 slots: each one's first status, the
+    places it was shown, its first estimate, and the wait it actually had."""
+    from skyreels_demo.local_api import LocalBackend
+
+    timing = SkyReelsTiming(queue_min_s=0.0, queue_max_s=0.1 * task_s, processing_s=task_s, spread=0.05, seed=5)
+    with tempfile.TemporaryDirectory(prefix="bench-line-") as tmp_name:
+        tmp = Path(tmp_name)
+        image = photo_image(tmp / "photo.jpg")
+        with LocalBackend(timing=timing, data_dir=tmp / "backend") as backend, AppProcess(
+            tmp / "app",
+            WAVESPEED_BASE_URL=backend.base_url,
+            WAVESPEED_API_KEY="bench-key-anything",
+            SKYREELS_MAX_CONCURRENT_TASKS="3",
+            SKYREELS_QUEUE_SIZE=str(visitors + 10),
+            SKYREELS_MAX_WAIT_MINUTES="600",
+            SKYREELS_VISITOR_RUNS_PER_HOUR=str(10 * visitors),
+            SKYREELS_APP_RUNS_PER_DAY=str(10 * visitors),
+        ) as app:
+            warm_up(app, image, tmp)  # the app learns these tasks' length, as it would a minute's
+            crowd = [visitor(app.url, tmp / f"line-{i}") for i in range(visitors)]
+            cpu_before, threads_before = app.cpu_s, _threads(app)
+            visits = at_once(crowd, image, 5000)
+            app_cpu = app.cpu_s - cpu_before
+            peak_mb = app.peak_rss_mb
+    rows, errors = [], []
+    for number, v in enumerate(visits, start=1):
+        shown = [(at, int(m[1]), int(m[2])) for at, out in v.updates for m in PLACE.finditer(str(out[0]))]
+        if v.error or not v.video_at:
+            errors.append(v.error or "no video")
+        if not shown:
+            rows.append((number, seconds(v.first_update_s), "–", "–", "–", "–"))
+            continue
+        first_at, _, estimate = shown[0]
+        turn_at = next((at for at, out in v.updates if at > shown[-1][0] and not PLACE.search(str(out[0]))), None)
+        actual = (turn_at - first_at) if turn_at else None
+        places = " → ".join(str(p) for p in dict.fromkeys(place for _, place, _ in shown))
+        error = f"{estimate - actual:+.0f} s" if actual is not None else "–"
+        rows.append((number, seconds(v.first_update_s), places, f"{estimate} s",
+                     f"{actual:.0f} s" if actual is not None else "–", error))
+    errs = [abs(float(r[5].split()[0])) for r in rows if r[5] != "–"]
+    actuals = [float(r[4].split()[0]) for r in rows if r[4] != "–"]
+    print(f"Line: {visitors} visitors at once, 3 slots, tasks of ~{task_s:g} s ({machine()})\n")
+    print(markdown_table(("visitor", "first status", "places shown", "first estimate", "actual wait",
+                          "estimate − actual"), rows))
+    if errs:
+        rel = [e / a for e, a in zip(errs, actuals) if a > 0]
+        print(f"\nEstimate's error: median {statistics.median(errs):.1f} s, "
+              f"median relative {statistics.median(rel):.0%} of the actual wait, over {len(errs)} visitors who waited.")
+    print(f"App: {app_cpu:.1f} CPU-s for {len(visits)} runs ({app_cpu / len(visits) * 1000:.0f} ms each), "
+          f"peak RSS {peak_mb:.0f} MB, threads {threads_before} before the crowd.")
+    if errors:
+        print("\nErrors:", *sorted(set(errors)), sep="\n- ")
+
+
+def _threads(app) -> int:
+    for line in Path(f"/proc/{app.process.pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
 
 
 if __name__ == "__main__":

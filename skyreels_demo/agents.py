@@ -27,12 +27,13 @@ from .events import (
     Done,
     Downloading,
     Event,
+    InLine,
     Prepared,
     Processing,
     Queued,
     Submitted,
+    SlowedDown,
     Uploading,
-    WaitingForSlot,
 )
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,14 @@ def tool(fn: Callable[..., Any], api_name: str) -> Callable[..., Any]:
     for the API's parameter names, and streams only when the function is a generator function.
     """
     name = TOOL_NAMES[api_name]
-    if inspect.isgeneratorfunction(fn):
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def named(*args: Any, **kwargs: Any) -> Any:
+            async for outputs in fn(*args, **kwargs):
+                yield outputs
+
+    elif inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def named(*args: Any, **kwargs: Any) -> Any:
@@ -139,8 +147,10 @@ class Stage:
 
 def stage_of(event: Event) -> Stage | None:
     """What an agent is told of a studio event; None for one it need not hear of."""
-    if isinstance(event, WaitingForSlot):
-        return Stage(0.0, f"Waiting for a free slot: {event.running} videos are being made right now")
+    if isinstance(event, InLine):
+        return Stage(0.0, f"Waiting in line: {event.message}")
+    if isinstance(event, SlowedDown):
+        return Stage(0.15, event.message)
     if isinstance(event, Prepared):
         if event.image is None:
             return Stage(0.05, "Using the image address as given")

@@ -137,8 +137,12 @@ class WaveSpeedClient:
             raise ServiceError("WaveSpeed did not say what the balance is: try again in a minute.")
         return Balance(float(amount), str(data.get("currency") or "USD"))
 
-    def submit(self, model: ModelSpec, inputs: Mapping[str, Any], *, webhook: str | None = None) -> Job:
+    def submit(
+        self, model: ModelSpec, inputs: Mapping[str, Any], *, webhook: str | None = None, paced: bool = False
+    ) -> Job:
         """Start one task. Sent once; again only after a 429, which created nothing.
+
+        `paced`: the caller (the line, line.py) waits out a 429 in view, so it is raised at once.
 
         `webhook`: where WaveSpeed should POST the task's end (completed or failed). Raises
         `SubmitUnconfirmed` when the request went out but its answer was lost (the task may
@@ -148,7 +152,8 @@ class WaveSpeedClient:
         path = model.path + (f"?webhook={quote(webhook, safe='')}" if webhook else "")
         made = SubmitUnconfirmed.sentence_for("video" if model.makes_video else "prompt")
         try:
-            data = self._request(Call.PAID, "POST", path, "submitting the task", json=payload)
+            call = Call.PACED if paced else Call.PAID
+            data = self._request(call, "POST", path, "submitting the task", json=payload)
         except ApiError as exc:
             if answer_was_lost(exc):
                 raise SubmitUnconfirmed(made, status=exc.status, code=exc.code, detail=exc.detail) from None

@@ -150,7 +150,11 @@ class Settings:
     # The offline preview costs this machine's CPU and disk: capped too.
     preview_runs_per_hour: int = 30
     preview_runs_per_day: int = 500
-    queue_size: int = 20
+    # The line for the owner's key (line.py): its length, the longest wait worth offering, and
+    # submits spread evenly to the account's per-minute limit (WaveSpeed's default tier: 5).
+    queue_size: int = 100
+    max_wait_minutes: float = 30.0
+    submits_per_minute: float = 5.0
     # A public deployment (on a Space, or listening beyond loopback): the owner's key and the
     # preview are capped per visitor and per day, and each visitor sees only their own runs.
     shared: bool = False
@@ -227,6 +231,8 @@ class Settings:
             preview_runs_per_hour=_int(env, "SKYREELS_PREVIEW_RUNS_PER_HOUR", cls.preview_runs_per_hour),
             preview_runs_per_day=_int(env, "SKYREELS_PREVIEW_RUNS_PER_DAY", cls.preview_runs_per_day),
             queue_size=_int(env, "SKYREELS_QUEUE_SIZE", cls.queue_size),
+            max_wait_minutes=_float(env, "SKYREELS_MAX_WAIT_MINUTES", cls.max_wait_minutes),
+            submits_per_minute=_float(env, "SKYREELS_SUBMITS_PER_MINUTE", cls.submits_per_minute),
             shared=_flag(
                 env.get("SKYREELS_SHARED"),
                 default=bool(env.get("SPACE_ID")) or _listens_beyond_loopback(env),

@@ -25,12 +25,41 @@ class Event:
 
 
 @dataclass(frozen=True)
-class WaitingForSlot(Event):
-    running: int
+class InLine(Event):
+    """Waiting in the line for the account's next slot (line.py): `ahead` runs before this one
+    (0: next), about `estimate_s` seconds to go; `line_version` is the line's state it describes."""
+
+    ahead: int
+    estimate_s: float
+    line_version: int = -1
+    ticket: int = 0  # the place's number in line.py, so a watcher can refresh it
+
+    @property
+    def place(self) -> int:
+        return self.ahead
 
     @property
     def message(self) -> str:
-        return f"Waiting for a free slot: {self.running} videos are being made right now."
+        who = "You are next" if self.ahead == 0 else f"{self.ahead} ahead of you"
+        return f"{who} · about {about(self.estimate_s)}"
+
+
+@dataclass(frozen=True)
+class SlowedDown(Event):
+    """WaveSpeed answered a submit with 429: it is sent again after `wait_s`; nothing was made."""
+
+    wait_s: float
+
+    @property
+    def message(self) -> str:
+        return f"WaveSpeed asked us to slow down: {self.wait_s:.0f} s"
+
+
+def about(seconds: float) -> str:
+    """A wait in the words a person reads at a glance: "20 s", "3 min"."""
+    if seconds < 55:
+        return f"{max(5, 5 * round(seconds / 5)):.0f} s"
+    return f"{max(1, round(seconds / 60)):.0f} min"
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ class Call(enum.Enum):
     READ = "read"  # downloads, balance, secrets: safe to repeat
     UPLOAD = "upload"  # costs nothing and creates nothing paid for
     PAID = "paid"  # a submit: repeating it may make (and bill) a second video
+    PACED = "paced"  # a submit whose 429 the line waits out in view (line.py): never repeated here
     POLL = "poll"  # a task's result: the schedule decides when to ask again
 
 
@@ -39,7 +40,7 @@ class RetryPolicy:
 
     def may_retry(self, call: Call, attempt: int, status: int | None) -> bool:
         """After try number `attempt` (from 1) ended in `status` (None: no answer at all)."""
-        if call is Call.POLL:
+        if call is Call.POLL or call is Call.PACED:
             return False
         if call is Call.PAID:
             return status == 429 and attempt < self.paid_attempts

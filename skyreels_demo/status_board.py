@@ -16,12 +16,13 @@ from .events import (
     Done,
     Downloading,
     Event,
+    InLine,
     Prepared,
     Processing,
     Queued,
+    SlowedDown,
     Submitted,
     Uploading,
-    WaitingForSlot,
 )
 from .models import ModelSpec
 from .runs import Mode, Run, RunStatus
@@ -50,10 +51,15 @@ class StatusBoard:
     failed: str | None = None
     progress: float | None = None  # 0..1 while the video is being made
     stopped: bool = False  # ended by the person, not by a failure
+    in_line: InLine | None = None  # the run's place while it waits for the account's next slot
 
     def apply(self, event: Event) -> None:
-        if isinstance(event, WaitingForSlot):
-            self.current, self.lines["prepare"] = "prepare", event.message
+        # A place in line is shown until the run's turn comes (any later step ends the wait).
+        self.in_line = event if isinstance(event, InLine) else None
+        if isinstance(event, InLine):
+            self.current, self.lines["upload"] = "upload", "Waiting for your turn in line"
+        elif isinstance(event, SlowedDown):
+            self.current, self.lines["submit"] = "submit", event.message
         elif isinstance(event, Prepared):
             self.lines["prepare"] = event.message
             self.current = "upload"
@@ -61,7 +67,9 @@ class StatusBoard:
             self.lines["upload"] = event.message
             self.current = "upload"
         elif isinstance(event, Submitted):
-            self.lines["upload"] = self.lines.get("upload", "Uploaded.").replace("Uploading", "Uploaded").rstrip("…") + "."
+            upload = self.lines.get("upload", "")
+            uploaded = upload.replace("Uploading", "Uploaded").rstrip("…") + "." if upload.startswith("Uploading") else ""
+            self.lines["upload"] = uploaded or "Uploaded."
             self.lines["submit"] = event.message
             self.current = "wait"
             self.lines["wait"] = "Waiting for WaveSpeed to start…"
@@ -107,7 +115,17 @@ class StatusBoard:
         meter = ""
         if self.progress is not None:
             meter = f'<div class="meter" aria-hidden="true"><div style="width:{self.progress * 100:.0f}%"></div></div>'
-        return f'<ul class="stages" aria-live="polite">{"".join(items)}</ul>{meter}'
+        return f'{place_in_line(self.in_line)}<ul class="stages" aria-live="polite">{"".join(items)}</ul>{meter}'
+
+
+def place_in_line(event: InLine | None) -> str:
+    """The run's place in line, readable by people and (data-queue-place: runs ahead) by scripts."""
+    if event is None:
+        return ""
+    return (
+        f'<p class="queue-place" role="status" data-queue-place="{event.ahead}" '
+        f'data-queue-estimate-s="{event.estimate_s:.0f}">{html.escape(event.message)}</p>'
+    )
 
 
 def idle_status() -> str:

@@ -33,11 +33,11 @@ from .events import (
     Queued,
     Submitted,
     Uploading,
-    WaitingForSlot,
 )
 from .finisher import Finisher
 from .follower import Follower, resume
 from .keys import KeyRefusals, checked_key
+from .line import OWNER, PREVIEW, Line
 from .models import ModelSpec
 from .recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
 from .retention import Pruner
@@ -70,7 +70,13 @@ class Studio:
         # Runs expecting webhooks; None where WaveSpeed cannot reach this process (a laptop).
         self.webhooks = webhooks
         self._lock = threading.Lock()
-        self.slots = TaskSlots(settings.max_concurrent_tasks)
+        # One line per account that strangers share (line.py): the owner's key, the preview.
+        self.line = Line(
+            slots=settings.max_concurrent_tasks,
+            submits_per_minute=settings.submits_per_minute,
+            size=settings.queue_size,
+            max_wait_s=settings.max_wait_minutes * 60,
+        )
         self._watched: set[str] = set()  # runs a live `generate` is following
         self._follower: Follower | None = None
         self.pruner = Pruner(settings, self.store)
@@ -145,12 +151,29 @@ class Studio:
         return self.recorder.image_sent(run, url, source.sha256), url
 
     def launch(
-        self, run: Run, backend: Backend, model: ModelSpec, inputs: Mapping[str, Any], *, webhook: str | None = None
+        self,
+        run: Run,
+        backend: Backend,
+        model: ModelSpec,
+        inputs: Mapping[str, Any],
+        *,
+        webhook: str | None = None,
+        paced: bool = False,
     ) -> tuple[Run, Job]:
-        """Submit once; the task id is durable before anyone hears of it."""
+        """Submit once; the task id is durable before anyone hears of it. `paced`: a 429 is
+        raised at once, for the line to wait out in view, not retried inside the transport."""
         run = self.recorder.submitting(run)
-        job = backend.client.submit(model, inputs, webhook=webhook)
+        job = backend.client.submit(model, inputs, webhook=webhook, paced=paced)
         return self.recorder.submitted(run, job.id), job
+
+    def line_turn(self, backend: Backend, request: RunRequest, clock: "_Clock"):
+        """A run's place in its account's line: the owner's key and the preview each have one;
+        a visitor's own key waits in none (their key, their tier)."""
+        account = None if backend.is_visitors else (PREVIEW if backend.is_preview else OWNER)
+        expected = self.expectation(backend.mode)
+        # A slot is held from upload to saved video: a task's queue and making, and a little.
+        task_s = expected.queue_s + expected.processing_s + 2.0
+        return self.line.turn(account, task_s, request.stop, lambda: clock.elapsed)
 
     @contextmanager
     def until_submitted(self, run: Run, backend: Backend, request: RunRequest) -> Iterator[Callable[[], None]]:
@@ -198,8 +221,8 @@ class Studio:
         try:
             with self.until_submitted(run, backend, request) as submitted:
                 yield Prepared(clock.elapsed, prepared)
-                with self.slots.one(request.stop, clock) as waiting_for_slot:
-                    yield from waiting_for_slot
+                with self.line_turn(backend, request, clock) as turn:
+                    yield from turn.wait()
                     if prepared is not None:
                         yield Uploading(clock.elapsed, len(prepared.data), run.id)
                     run, image_url = self.hand_over_image(run, backend, source)
@@ -212,7 +235,9 @@ class Studio:
                     hook = self.webhooks.url(waiting, preview=backend.is_preview) if waiting else None
                     inputs = {"prompt": text, "image": image_url, "seed": seed}
                     try:
-                        run, job = self.launch(run, backend, self.model, inputs, webhook=hook)
+                        run, job = yield from turn.submit(
+                            lambda: self.launch(run, backend, self.model, inputs, webhook=hook, paced=True)
+                        )
                     except BaseException:
                         if waiting is not None:
                             self.webhooks.forget(waiting=waiting)
@@ -308,39 +333,6 @@ class Studio:
         if self._follower is not None:
             self._follower.stop()
         self.access.close()
-
-
-class TaskSlots:
-    """This process's task slots: how many tasks may be between upload and video at once."""
-
-    def __init__(self, count: int) -> None:
-        self._slots = threading.BoundedSemaphore(max(1, count))
-        self._lock = threading.Lock()
-        self.busy = 0
-
-    @contextmanager
-    def one(self, stop: threading.Event | None, clock: "_Clock") -> Iterator[Iterator[Event]]:
-        """A slot: iterate what it gives to wait for it (saying how many are busy meanwhile);
-        it is given back when the block ends, if it was ever taken."""
-        taken = False
-
-        def wait() -> Iterator[Event]:
-            nonlocal taken
-            while not self._slots.acquire(timeout=1.0):
-                if stop is not None and stop.is_set():
-                    raise Stopped(STOPPED_BEFORE_SUBMIT)
-                yield WaitingForSlot(clock.elapsed, self.busy)
-            taken = True
-            with self._lock:
-                self.busy += 1
-
-        try:
-            yield wait()
-        finally:
-            if taken:
-                with self._lock:
-                    self.busy -= 1
-                self._slots.release()
 
 
 def keep_image(images_dir: Path, prepared: images.PreparedImage) -> Path:

@@ -42,6 +42,7 @@ from .ui_takes import COMPARE_JS, KEEP, TakeHandlers, share_routes
 from .variations import MAX_VARIATIONS, MIN_VARIATIONS
 from .visitors import LOCAL, Requester, identify
 from .keys import MAX_KEY_CHARS, install_key_mask
+from .line import few_memory_arenas
 from .server import Server, build_server_app
 from .webhooks import WebhookHub
 
@@ -446,10 +447,11 @@ def build_page(app: StudioApp) -> gr.Blocks:
             api_visibility="private",
         )
         dice.click(lambda: random.randint(0, seed_max), None, seed, queue=False, api_visibility="private")
-        # Every path that submits shares one limit and queue: "generate".
+        # Every path that submits shares one queue, "generate", let through as far as our own line
+        # (line.py), which shows each waiting run its place and holds no thread while it waits.
         run_options = dict(
             outputs=[status, video, result_summary],
-            concurrency_limit=settings.max_concurrent_tasks,
+            concurrency_limit=line_concurrency(settings),
             concurrency_id="generate",
             show_progress="minimal",
             show_progress_on=[status],
@@ -470,7 +472,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
         ).success(runs.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
         variation_options = dict(
             outputs=[variations_grid, variations_status],
-            concurrency_limit=settings.max_concurrent_tasks,
+            concurrency_limit=line_concurrency(settings),
             concurrency_id="generate",
             show_progress="minimal",
         )
@@ -640,6 +642,11 @@ def mount_options(settings: Settings) -> dict[str, Any]:
     )
 
 
+def line_concurrency(settings: Settings) -> int:
+    """Runs let past Gradio's hidden queue into our line: every place the line has, and its slots."""
+    return settings.queue_size + settings.max_concurrent_tasks
+
+
 def worker_threads(settings: Settings) -> int:
     """Each live run holds a worker thread while it waits between ticks: room for every allowed
     run plus the page's quick events, or runs past Gradio's default 40 wait for a thread."""
@@ -648,6 +655,7 @@ def worker_threads(settings: Settings) -> int:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    few_memory_arenas()  # before any worker thread starts: a waiting crowd stays small (line.py)
     install_key_mask()
     settings = Settings.from_env()
     refused = refused_public_url()
@@ -662,7 +670,10 @@ def main() -> None:
     app.studio.start_follower()  # finish runs left over from before a restart
     BalanceWatch(app.settings, app.model).start()  # the owner hears (in the log) when credit runs low
     blocks = app.build()
-    blocks.max_threads = blocks._queue.max_thread_count = worker_threads(settings)
+    blocks.max_threads = worker_threads(settings)
+    # Gradio's cap on events in progress at once (named for threads, but a run waiting in our
+    # line holds none): every place in the line, its slots, and room for the page's quick events.
+    blocks._queue.max_thread_count = max(worker_threads(settings), line_concurrency(settings) + 10)
     served, gate = build_server_app(blocks, settings, hub, mount_options(settings), routes=[app.share_routes])
     server = Server(served, gate, blocks, on_tick=app.studio.keep_within_budget).start()
     # WaveSpeed's webhooks arrive at the same server; the offline preview's over loopback.

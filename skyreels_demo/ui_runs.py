@@ -6,18 +6,19 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, AsyncIterator
 
 import gradio as gr
 
 from .agents import StageReport, board_as_text, stage_of, variations_stage
 from .errors import Stopped, StudioError
 from .events import Done
+from .line import watch
 from .page_input import UNEXPECTED, fit_choice, text, visitor_id
 from .run_request import RunRequest
 from .status_board import StatusBoard, summary, variation_grid, variation_lines
 from .ui_context import PageContext
-from .variations import VariationUpdate, make_variations
+from .variations import VariationUpdate, stream_variations
 from .films import continue_shot, frame_of, run_of_video
 
 # A frame picked to continue a shot is kept under this name prefix, with the run it came from.
@@ -62,7 +63,7 @@ class RunHandlers:
             stop=stop,
         )
 
-    def generate(
+    async def generate(
         self,
         prompt: str,
         image: str | None,
@@ -73,7 +74,7 @@ class RunHandlers:
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
         progress: gr.Progress = gr.Progress(),
-    ) -> Iterator[tuple[str, Any, str]]:
+    ) -> AsyncIterator[tuple[str, Any, str]]:
         """Make a short SkyReels V1 video (about 4 seconds) from a still image and a prompt; takes about a minute.
 
         Args:
@@ -87,9 +88,10 @@ class RunHandlers:
         Returns:
             The stages of the run as plain lines, the finished MP4 video (its URL), and a summary with the seed and the task id.
         """
-        yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, "", request, profile, StageReport(progress))
+        async for outputs in self._run(prompt, image, seed, fps_prefix, fit, api_key, "", request, profile, StageReport(progress)):
+            yield outputs
 
-    def generate_in_page(
+    async def generate_in_page(
         self,
         prompt: str,
         image: str | None,
@@ -100,11 +102,12 @@ class RunHandlers:
         visitor: str | None,
         request: gr.Request,
         profile: gr.OAuthProfile | None = None,
-    ) -> Iterator[tuple[str, Any, str]]:
+    ) -> AsyncIterator[tuple[str, Any, str]]:
         """The page's Generate: a run like /generate, filed under this browser's History."""
-        yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile)
+        async for outputs in self._run(prompt, image, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile):
+            yield outputs
 
-    def _run(self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, report=None, events=None):
+    async def _run(self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, report=None, events=None):
         """One run rendered on the status board; `events(run_request)` by default `Studio.generate`.
 
         `report`: an API call's progress (agents.py); its status is then plain lines, not HTML."""
@@ -122,7 +125,8 @@ class RunHandlers:
             run = self.request_from(prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, stop)
             if continued and self._own_run(continued, visitor):
                 run = run.but(continued_from=continued)
-            for event in events(run):
+            # In a worker thread a step at a time, but holding none while the run waits in line.
+            async for event in watch(events(run), self.studio.line, stop):
                 board.apply(event)
                 if report is not None:
                     report(stage_of(event))
@@ -146,7 +150,7 @@ class RunHandlers:
 
     # -- continuing a shot --
 
-    def continue_shot(
+    async def continue_shot(
         self,
         video: Any,
         prompt: str,
@@ -157,7 +161,7 @@ class RunHandlers:
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
         progress: gr.Progress = gr.Progress(),
-    ) -> Iterator[tuple[str, Any, str]]:
+    ) -> AsyncIterator[tuple[str, Any, str]]:
         """Continue a shot: a new SkyReels V1 video whose first frame is the last frame of `video`.
 
         Args:
@@ -176,10 +180,11 @@ class RunHandlers:
             path = path.get("path")
         if not isinstance(path, str) or not path:
             raise gr.Error("Add the video to continue first: an MP4 this app made, or any MP4.", print_exception=False)
-        yield from self._run(
+        async for outputs in self._run(
             prompt, None, seed, fps_prefix, fit, api_key, "", request, profile, StageReport(progress),
             events=lambda run: continue_shot(self.studio, run, path),
-        )
+        ):
+            yield outputs
 
     def frame_to_continue(self, video: Any, frame: float | None, visitor: str | None, request: gr.Request):
         """The page's "Continue this shot": the video's frame (the last by default) becomes the image."""
@@ -220,7 +225,7 @@ class RunHandlers:
             return None
         return run
 
-    def generate_variations(
+    async def generate_variations(
         self,
         prompt: str,
         image: str | None,
@@ -232,7 +237,7 @@ class RunHandlers:
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
         progress: gr.Progress = gr.Progress(),
-    ) -> Iterator[tuple[list[tuple[str, str]], str]]:
+    ) -> AsyncIterator[tuple[list[tuple[str, str]], str]]:
         """Make 2 to 4 SkyReels V1 videos of one prompt and image with different seeds, side by side; takes a minute or two.
 
         Args:
@@ -247,29 +252,30 @@ class RunHandlers:
         Returns:
             The finished videos, each captioned with its seed, and one line per variation saying how it went (with its seed).
         """
-        yield from self._variations(
+        async for outputs in self._variations(
             prompt, image, count, seed, fps_prefix, fit, api_key, "", request, profile, StageReport(progress)
-        )
+        ):
+            yield outputs
 
-    def generate_variations_in_page(
+    async def generate_variations_in_page(
         self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request: gr.Request,
         profile: gr.OAuthProfile | None = None,
     ):
         """The page's "Make variations": like /generate_variations, filed under this browser's History."""
-        for grid, lines in self._variations(
+        async for grid, lines in self._variations(
             prompt, image, count, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile
         ):
             # The page shows the grid only once variations are asked for.
             yield gr.update(value=grid, visible=True), lines
 
-    def _variations(self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request, profile, report=None):
+    async def _variations(self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request, profile, report=None):
         stop = threading.Event()
         session = self.stops.hold(request, stop)
         latest: dict[int, VariationUpdate] = {}
         try:
             run = self.request_from(prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, stop)
-            updates = make_variations(self.studio, run, count if isinstance(count, (int, float, str)) else 0)
-            for update in updates:
+            updates = stream_variations(self.studio, run, count if isinstance(count, (int, float, str)) else 0)
+            async for update in updates:
                 latest[update.number] = update
                 if report is not None:
                     report(variations_stage(latest, max(len(latest), count if isinstance(count, int) else 0)))

@@ -1,7 +1,7 @@
 """Several seeds at once: one prompt and one image as 2 to 4 videos side by side.
 
 Each variation is its own run through `Studio.generate`, so each is recorded, passes the caps
-and waits for one of the process's task slots like any other run; the image is prepared once
+and waits its turn in the account's line (line.py) like any other run; the image is prepared once
 and shared. Updates from all of them arrive as they happen, each saying which variation, its
 seed and its latest event; one variation failing (a cap refusal, a failed task) ends only that
 one. One `stop` ends them all.
@@ -9,16 +9,20 @@ one. One `stop` ends them all.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+
+import anyio.to_thread
 
 from .errors import BadInput, StudioError
 from .events import Done, Event
+from .line import watch
 from .models import ModelSpec
 from .run_request import RunRequest, check_prompt, choose_seed, image_source
 
@@ -71,13 +75,7 @@ def make_variations(studio: "Studio", request: RunRequest, count: Any) -> Iterat
     variation's wait (tasks already sent still finish and are saved to History); so does closing
     this iterator early, which sets it (one is made here when none is given).
     """
-    number = _count(count)
-    check_prompt(request.prompt, studio.model)
-    seeds = variation_seeds(request.seed, number, studio.model)
-    halt = request.stop if request.stop is not None else threading.Event()
-    # Prepared here once and shared by every variation.
-    loopback = studio.settings.allow_loopback_images
-    shared = request.but(image=image_source(request.image, request.fit, studio.model, allow_loopback=loopback), stop=halt)
+    shared, seeds, halt = _plan(studio, request, count)
     updates: queue.Queue[VariationUpdate | int] = queue.Queue()
 
     def run(which: int, its_seed: int) -> None:
@@ -116,7 +114,62 @@ def make_variations(studio: "Studio", request: RunRequest, count: Any) -> Iterat
             halt.set()
 
 
+_UNSEEN: set[asyncio.Task] = set()  # variations whose watcher left: kept until they end
+
+
+async def stream_variations(studio: "Studio", request: RunRequest, count: Any) -> AsyncIterator[VariationUpdate]:
+    """`make_variations` for async code (the page and the API): the same updates, but each
+    variation is a task on the event loop (line.watch), so variations waiting in line hold no
+    thread. Leaving early sets the stop, as closing `make_variations` does."""
+    shared, seeds, halt = await anyio.to_thread.run_sync(_plan, studio, request, count)
+    updates: asyncio.Queue[VariationUpdate | int] = asyncio.Queue()
+
+    async def run(which: int, its_seed: int) -> None:
+        latest: Event | None = None
+        try:
+            async for latest in watch(studio.generate(shared.but(seed=its_seed)), studio.line, halt):
+                saved = latest.video_path if isinstance(latest, Done) else None
+                updates.put_nowait(VariationUpdate(which, its_seed, latest, video_path=saved))
+        except StudioError as exc:
+            updates.put_nowait(VariationUpdate(which, its_seed, latest, error=exc))
+        except Exception:
+            log.exception("variation %d (seed %d) failed unexpectedly", which, its_seed)
+            updates.put_nowait(VariationUpdate(which, its_seed, latest, error=StudioError(UNEXPECTED)))
+        finally:
+            updates.put_nowait(which)
+
+    for which, its_seed in enumerate(seeds, start=1):
+        yield VariationUpdate(which, its_seed)
+    running = len(seeds)
+    tasks = [asyncio.create_task(run(which, its_seed)) for which, its_seed in enumerate(seeds, start=1)]
+    try:
+        while running:
+            update = await updates.get()
+            if isinstance(update, int):
+                running -= 1
+            else:
+                yield update
+    finally:
+        if running:
+            halt.set()  # nobody is listening: stop waiting; paid tasks are finished unseen
+            for task in tasks:
+                if not task.done():
+                    _UNSEEN.add(task)
+                    task.add_done_callback(_UNSEEN.discard)
+
+
 # --- pieces ------------------------------------------------------------------------------------
+
+
+def _plan(studio: "Studio", request: RunRequest, count: Any) -> tuple[RunRequest, list[int], threading.Event]:
+    """The shared request (its image prepared once), the seeds and the stop of one set of variations."""
+    number = _count(count)
+    check_prompt(request.prompt, studio.model)
+    seeds = variation_seeds(request.seed, number, studio.model)
+    halt = request.stop if request.stop is not None else threading.Event()
+    loopback = studio.settings.allow_loopback_images
+    shared = request.but(image=image_source(request.image, request.fit, studio.model, allow_loopback=loopback), stop=halt)
+    return shared, seeds, halt
 
 
 def _count(count: Any) -> int:

@@ -67,6 +67,8 @@ def settings_for(backend: LocalBackend, data_dir: Path, **overrides) -> Settings
         base_url=backend.base_url,
         data_dir=data_dir,
         poll="0.1",
+        # Tests make runs back to back; the line's pacing has tests of its own (test_line.py).
+        submits_per_minute=600.0,
     )
     values.update(overrides)
     return Settings(**values)
@@ -108,6 +110,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     """The environment for a child process, without any key or base URL of the developer's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WAVESPEED_", "SKYREELS_", "GRADIO_"))}
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    env["SKYREELS_SUBMITS_PER_MINUTE"] = "600"  # back-to-back test runs; test_line.py paces
     env.update(extra)
     return env
 

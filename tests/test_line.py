@@ -1,0 +1,296 @@
+"""The line for the owner's key (line.py): places and estimates, fairness, pacing, 429s waited out,
+refusals of a line too long, and what a crowd of waiting visitors costs the app process."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from gradio_client import Client, handle_file
+
+from skyreels_demo.errors import Stopped
+from skyreels_demo.events import Done, InLine, SlowedDown, about
+from skyreels_demo.line import OWNER, Line, LineRefused
+from skyreels_demo.local_api import LocalBackend, TaskTiming
+from skyreels_demo.models import SKYREELS_V1
+from skyreels_demo.run_request import RunRequest
+from skyreels_demo.runs import RunStatus
+from skyreels_demo.status_board import StatusBoard
+from skyreels_demo.studio import Studio
+from skyreels_demo.variations import make_variations
+
+from .conftest import ASTRONAUT, LaunchedApp, browser_page, fill_in, settings_for, wait_for
+
+PROMPT = "A woman in a red coat turns to the camera and smiles as snow falls around her."
+PLACE = re.compile(r'data-queue-place="(\d+)"')
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def places_of(outputs) -> list[int]:
+    """Every data-queue-place a visitor's status showed, in order."""
+    return [int(m) for out in outputs for m in PLACE.findall(str(out[0] if isinstance(out, (list, tuple)) else out))]
+
+
+# -- the line on its own --------------------------------------------------------------------
+
+
+def test_places_and_estimates_come_from_task_time_and_slots():
+    clock = FakeClock()
+    line = Line(slots=2, submits_per_minute=0, size=100, max_wait_s=3600, clock=clock)
+    tickets = [line.join(OWNER, task_s=60) for _ in range(5)]
+    for ticket in tickets[:2]:
+        next(line.wait(ticket, None, lambda: 0.0), None)  # takes a free slot at once
+    clock.now += 20  # the two running runs are a third of the way through
+    waiting = [line.place(t) for t in tickets[2:]]
+    assert [p.ahead for p in waiting] == [0, 1, 2]
+    # Slots free at +40 s; the next two take them, the fifth waits for the first of those.
+    assert [round(p.estimate_s) for p in waiting] == [40, 40, 100]
+    assert waiting[2].message == "2 ahead of you · about 2 min"
+    assert waiting[0].message == "You are next · about 40 s"
+
+
+def test_leaving_the_line_moves_everyone_behind_up():
+    line = Line(slots=1, submits_per_minute=0, size=100, max_wait_s=3600)
+    first, second, third = (line.join(OWNER, task_s=30) for _ in range(3))
+    next(line.wait(first, None, lambda: 0.0), None)
+    assert line.place(third).ahead == 1
+    line.leave(second)  # Stop, or a closed tab
+    assert line.place(third).ahead == 0
+
+
+def test_stop_ends_the_wait_before_anything_is_sent():
+    line = Line(slots=1, submits_per_minute=0, size=100, max_wait_s=3600)
+    running, waiting = line.join(OWNER, 30), line.join(OWNER, 30)
+    next(line.wait(running, None, lambda: 0.0), None)
+    stop = threading.Event()
+    places = line.wait(waiting, stop, lambda: 0.0)
+    assert next(places).ahead == 0
+    stop.set()
+    with pytest.raises(Stopped, match="nothing was paid"):
+        next(places)
+
+
+def test_a_line_longer_than_the_longest_wait_is_refused_with_a_sentence():
+    line = Line(slots=1, submits_per_minute=0, size=100, max_wait_s=30 * 60, clock=FakeClock())
+    for _ in range(3):  # runs of 15 minutes: the third waits 30, a fourth would wait 45
+        line.join(OWNER, task_s=15 * 60)
+    with pytest.raises(LineRefused) as refused:
+        line.join(OWNER, task_s=15 * 60)
+    assert str(refused.value) == (
+        "The line is about 45 minutes long right now: paste your own WaveSpeed key to skip it, "
+        "or come back later."
+    )
+
+
+def test_a_full_line_is_refused_with_a_sentence():
+    line = Line(slots=1, submits_per_minute=0, size=3, max_wait_s=3600)
+    for _ in range(3):
+        line.join(OWNER, task_s=1)
+    with pytest.raises(LineRefused, match="The line is full right now"):
+        line.join(OWNER, task_s=1)
+
+
+def test_waits_read_at_a_glance():
+    assert [about(s) for s in (3, 22, 54, 61, 170, 1800)] == ["5 s", "20 s", "55 s", "1 min", "3 min", "30 min"]
+
+
+def test_the_status_board_shows_the_place_for_scripts_and_people():
+    board = StatusBoard()
+    board.apply(InLine(1.0, ahead=2, estimate_s=180, line_version=3))
+    html = board.render()
+    assert 'data-queue-place="2"' in html and "2 ahead of you · about 3 min" in html
+    board.apply(SlowedDown(2.0, 20))
+    assert "data-queue-place" not in board.render()
+    assert "WaveSpeed asked us to slow down: 20 s" in board.render()
+
+
+# -- the studio's runs in line ---------------------------------------------------------------
+
+
+def test_one_visitors_variations_do_not_jump_a_visitor_who_came_first(tmp_path, photo_path):
+    """First come, first served across entry points: variations queue behind earlier runs."""
+    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=3.0)) as slow:
+        studio = Studio(settings_for(slow, tmp_path / "data", max_concurrent_tasks=1), SKYREELS_V1)
+        first_place: dict[int, int] = {}
+
+        def note(seed: int, event) -> None:
+            if isinstance(event, InLine) and seed not in first_place:
+                first_place[seed] = event.ahead
+
+        def one(seed: int) -> None:
+            for event in studio.generate(RunRequest(PROMPT, str(photo_path), seed)):
+                note(seed, event)
+
+        def variations() -> None:
+            for update in make_variations(studio, RunRequest(PROMPT, str(photo_path), 100), 3):
+                note(update.seed, update.event)
+
+        try:
+            threads = [threading.Thread(target=one, args=(0,))]
+            threads[-1].start()
+            wait_for(lambda: studio.line.running() == 1, timeout=10)
+            threads.append(threading.Thread(target=one, args=(1,)))
+            threads[-1].start()
+            wait_for(lambda: studio.line.waiting() == 1, timeout=10)
+            threads.append(threading.Thread(target=variations))
+            threads[-1].start()
+            wait_for(lambda: studio.line.waiting() == 4, timeout=10)
+            for thread in threads:
+                thread.join(90)
+        finally:
+            studio.close()
+        submitted = [slow.task(t).seed for t in slow.created_task_ids]
+    assert first_place[1] == 0
+    assert sorted(first_place[s] for s in (100, 101, 102)) == [1, 2, 3]
+    assert submitted[:2] == [0, 1] and sorted(submitted[2:]) == [100, 101, 102]
+
+
+def test_submits_are_paced_evenly_to_the_accounts_rate(backend, tmp_path, photo_path):
+    # 120 a minute: one every 0.5 s, never a burst, even with four slots free at once.
+    settings = settings_for(backend, tmp_path / "data", max_concurrent_tasks=4, submits_per_minute=120)
+    studio = Studio(settings, SKYREELS_V1)
+    try:
+        ends: list[Done] = []
+
+        def one(seed: int) -> None:
+            ends.extend(e for e in studio.generate(RunRequest(PROMPT, str(photo_path), seed)) if isinstance(e, Done))
+
+        threads = [threading.Thread(target=one, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        studio.close()
+    assert len(ends) == 4
+    created = sorted(backend.task(t).created_at for t in backend.created_task_ids)
+    gaps = [b - a for a, b in zip(created, created[1:])]
+    assert min(gaps) >= 0.45, gaps
+    assert max(gaps) < 1.5, gaps  # evenly, not a burst then a long wait
+
+
+def test_a_429_on_submit_is_waited_out_in_view_not_spent_as_a_failed_run(backend, tmp_path, photo_path):
+    studio = Studio(settings_for(backend, tmp_path / "data"), SKYREELS_V1)
+    backend.faults.rate_limit("submit", times=1, retry_after=2.0)
+    try:
+        events = list(studio.generate(RunRequest(PROMPT, str(photo_path), 7)))
+    finally:
+        studio.close()
+    slowed = [e for e in events if isinstance(e, SlowedDown)]
+    assert [e.message for e in slowed] == ["WaveSpeed asked us to slow down: 2 s"]
+    done = events[-1]
+    assert isinstance(done, Done) and done.run.status == RunStatus.DONE
+    assert backend.counts["submit"] == 2 and backend.tasks_created == 1
+    # The wait was spent where the person could see it: the submit came about 2 s later.
+    assert done.timings["submit_s"] >= 1.9
+
+
+def test_a_visitors_own_key_waits_in_no_line(backend, tmp_path, photo_path):
+    studio = Studio(settings_for(backend, tmp_path / "data", max_concurrent_tasks=1), SKYREELS_V1)
+    try:
+        blocker = studio.line.join(OWNER, task_s=600)
+        next(studio.line.wait(blocker, None, lambda: 0.0), None)  # the owner's only slot is taken
+        events = list(studio.generate(RunRequest(PROMPT, str(photo_path), 3, api_key="visitor-key-0123456789abcdef")))
+    finally:
+        studio.close()
+    assert not any(isinstance(e, InLine) for e in events)
+    assert isinstance(events[-1], Done)
+
+
+# -- the app, as visitors see it --------------------------------------------------------------
+
+
+def app_env(backend: LocalBackend, **extra: str) -> dict[str, str]:
+    return dict(
+        WAVESPEED_BASE_URL=backend.base_url,
+        WAVESPEED_API_KEY="test-key-not-secret",
+        SKYREELS_POLL="0.1",
+        SKYREELS_MAX_CONCURRENT_TASKS="1",
+        **extra,
+    )
+
+
+def test_four_visitors_on_one_slot_see_their_places_fall_to_zero_then_their_videos(backend, tmp_path, photo_path):
+    with LaunchedApp(tmp_path / "app", **app_env(backend)) as app:
+        clients = [Client(app.url, verbose=False, download_files=str(tmp_path / f"v{i}")) for i in range(4)]
+        jobs = []
+        for i, client in enumerate(clients):
+            jobs.append(client.submit(PROMPT, handle_file(str(photo_path)), i, True, "crop", "", api_name="/generate"))
+            time.sleep(0.3)  # they arrive one after another
+        results = [job.result(timeout=120) for job in jobs]
+        seen = [places_of(job.outputs()) for job in jobs]
+    assert all(result[1] for result in results), "every visitor gets a video"
+    for later in seen[1:]:
+        assert later, "a waiting visitor is shown a place"
+        assert later == sorted(later, reverse=True) and later[-1] == 0, later
+    assert max(seen[3]) >= 1, "the last visitor saw runs ahead of them"
+    # One slot: the backend never had two tasks in flight at once.
+    spans = sorted((backend.task(t).created_at, backend.task(t).completed_at) for t in backend.created_task_ids)
+    assert len(spans) == 4
+    assert all(done <= next_created for (_, done), (next_created, _) in zip(spans, spans[1:])), spans
+
+
+def process_figures(pid: int) -> tuple[int, float]:
+    """Threads and resident memory (MB) of a process, from /proc."""
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return int(status["Threads"]), int(status["VmRSS"].split()[0]) / 1024
+
+
+def test_sixty_visitors_waiting_in_line_cost_few_threads_and_little_memory(tmp_path, photo_path):
+    """Waiting is cheap: each waiting run holds a ticket, not a worker thread."""
+    with LocalBackend(timing=TaskTiming(queue_s=0.0, processing_s=600.0)) as slow, LaunchedApp(
+        tmp_path / "app", **app_env(slow, SKYREELS_VISITOR_RUNS_PER_HOUR="100", SKYREELS_MAX_WAIT_MINUTES="600")
+    ) as app:
+        first = Client(app.url, verbose=False)
+        busy = first.submit(PROMPT, handle_file(str(photo_path)), 1, True, "crop", "", api_name="/generate")
+        wait_for(lambda: slow.tasks_created == 1, timeout=60)
+        time.sleep(2)
+        threads_before, rss_before = process_figures(app.process.pid)
+        crowd = [Client(app.url, verbose=False) for _ in range(60)]
+        jobs = [c.submit(PROMPT, handle_file(str(photo_path)), 10 + i, True, "crop", "", api_name="/generate")
+                for i, c in enumerate(crowd)]
+        wait_for(lambda: all(places_of(job.outputs()) for job in jobs), timeout=180, every=0.5)
+        time.sleep(3)  # a few refreshes of every estimate
+        threads_after, rss_after = process_figures(app.process.pid)
+        deepest = max(places_of(job.outputs())[-1] for job in jobs)
+        print(f"\n60 waiting visitors: threads {threads_before} -> {threads_after}, "
+              f"RSS {rss_before:.0f} -> {rss_after:.0f} MB, deepest place {deepest}")
+        for job in [busy, *jobs]:
+            job.cancel()
+    assert deepest == 59
+    assert rss_after - rss_before <= 100
+    # Waiting runs hold no thread; what the crowd adds is the burst of 60 uploads arriving at
+    # once, which fills the server's shared thread pool (40) and leaves its idle threads behind.
+    assert threads_after - threads_before <= 40
+
+
+@pytest.mark.browser
+def test_second_visitor_sees_place_and_estimate_in_view_then_the_video(browser, tmp_path):
+    from playwright.sync_api import expect
+
+    # Tasks of several seconds, so the first visitor holds the only slot while the second waits.
+    with LocalBackend(timing=TaskTiming(queue_s=0.5, processing_s=6.0)) as slow, LaunchedApp(
+        tmp_path / "app", **app_env(slow)
+    ) as app:
+        with browser_page(browser, app.url) as first, browser_page(browser, app.url) as second:
+            fill_in(first, PROMPT)
+            fill_in(second, PROMPT, ASTRONAUT)
+            first.get_by_role("button", name="Generate", exact=True).click()
+            second.get_by_role("button", name="Generate", exact=True).click()
+            place = second.locator("#status [data-queue-place]")
+            expect(place).to_be_visible(timeout=30_000)
+            expect(place).to_be_in_viewport()
+            assert re.fullmatch(r"(You are next|\d+ ahead of you) · about \d+ (s|min)", place.inner_text())
+            first.locator("#result-video video").wait_for(timeout=60_000)
+            second.locator("#result-video video").wait_for(timeout=60_000)
+            expect(second.locator("#status [data-queue-place]")).to_have_count(0)
