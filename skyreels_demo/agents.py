@@ -228,11 +228,12 @@ class _Lines(html.parser.HTMLParser):
         self._item: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "li":
+        # The stages, and the place in line above them.
+        if tag == "li" or (tag == "p" and "queue-place" in (dict(attrs).get("class") or "")):
             self._item = []
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "li" and self._item is not None:
+        if tag in ("li", "p") and self._item is not None:
             self.lines.append(" ".join(part.strip() for part in self._item if part.strip()))
             self._item = None
 
@@ -331,6 +332,9 @@ def _agent_server_class(base: type) -> type:
             # A gallery as one line per video ("Seed 41 (variation 2): <url>"), any other dict
             # or list as JSON text: never a Python repr.
             data = [_as_text(item) if isinstance(item, (dict, list)) and not _is_file(item) else item for item in data]
+            # The status board is HTML for the page and gradio_client (with its place in line
+            # as data-queue-place); an agent reads it as plain lines.
+            data = [board_as_text(item) if _is_board(item) else item for item in data]
             return super().postprocess_output_data(data, root_url)
 
     return AgentMCPServer
@@ -345,6 +349,10 @@ def _as_text(item: Any) -> str:
             lines.append(f"{entry.get('caption') or 'Video'}: {url}")
         return "\n".join(lines) or "No videos were made."
     return json.dumps(item)
+
+
+def _is_board(item: Any) -> bool:
+    return isinstance(item, str) and ('class="stages"' in item or 'class="queue-place"' in item)
 
 
 def _is_file(item: Any) -> bool:

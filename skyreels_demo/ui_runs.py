@@ -10,7 +10,7 @@ from typing import Any, AsyncIterator
 
 import gradio as gr
 
-from .agents import StageReport, board_as_text, stage_of, variations_stage
+from .agents import StageReport, stage_of, variations_stage
 from .errors import Stopped, StudioError
 from .events import Done
 from .line import watch
@@ -112,7 +112,9 @@ class RunHandlers:
 
         `report`: an API call's progress (agents.py); its status is then plain lines, not HTML."""
         board = StatusBoard()
-        shown = (lambda: board_as_text(board.render())) if report is not None else board.render
+        # HTML for the page and gradio_client (the place in line as data-queue-place); MCP
+        # hands agents the same board as plain lines (agents.py).
+        shown = board.render
         yield shown(), None, ""
         stop = threading.Event()
         session = self.stops.hold(request, stop)
