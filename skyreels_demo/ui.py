@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import random
 import re
 import secrets
 import threading
@@ -32,6 +31,9 @@ from .preview import OfflinePreview
 from .prompts import MAX_IDEA_CHARS
 from .status_board import KEY_PAGE, banner, idle_status, price_line
 from .studio import Studio
+from .theme import studio_theme
+from . import ui_polish
+from .ui_polish import SeedInput
 from .ui_assist import AssistHandlers
 from .ui_context import PageContext
 from .ui_history import HistoryHandlers
@@ -67,13 +69,6 @@ PLACEHOLDER = (
     "Describe who is in the picture and how they move, e.g. "
     "\"A woman in a red coat turns to the camera and smiles as snow falls around her.\""
 )
-# Brings the status into view on a phone, where it sits below the controls.
-SHOW_STATUS_JS = """(...inputs) => {
-  const el = document.getElementById('status');
-  const box = el && el.getBoundingClientRect();
-  if (box && (box.top < 0 || box.top > window.innerHeight * 0.6)) el.scrollIntoView({block: 'start'});
-  return inputs;
-}"""
 
 
 class ImageInput(gr.Image):
@@ -194,6 +189,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             sources=["upload", "clipboard", "webcam"],
                             type="filepath",
                             height=210,
+                            elem_id="input-image",
                         )
                         prep_notes = gr.Markdown(elem_classes="prep-notes")
                         prompt = gr.Textbox(
@@ -206,6 +202,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         price = gr.Markdown(price_line(settings, model), elem_classes="prep-notes", elem_id="price")
                         with gr.Row(equal_height=True):
                             idea = gr.Textbox(
+                                label="Optional idea for the prompt writer",  # its accessible name
                                 show_label=False,
                                 container=False,
                                 placeholder='Optional idea: "she laughs", "slow dolly in"',
@@ -214,7 +211,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             )
                             suggest = gr.Button("Write a prompt from my image", size="sm", scale=2)
                         with gr.Row(equal_height=True):
-                            seed = gr.Number(
+                            seed = SeedInput(
                                 value=-1,
                                 label="Seed (-1 = random)",
                                 precision=0,
@@ -222,7 +219,9 @@ def build_page(app: StudioApp) -> gr.Blocks:
                                 maximum=seed_max,
                                 scale=3,
                             )
-                            dice = gr.Button("Random seed", scale=1, size="sm")
+                            randomize = gr.Checkbox(
+                                value=True, label="Randomize seed", scale=1, min_width=150, elem_id="randomize-seed"
+                            )
                         with gr.Accordion("Framing and prompt options", open=False):
                             fit = gr.Radio(
                                 choices=[("Crop to the frame", "crop"), ("Fit the whole picture", "pad")],
@@ -279,7 +278,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             visible=False,
                         )
                         variations_status = gr.Markdown(elem_id="variations-status")
-                gr.Examples(
+                examples = gr.Examples(
                     examples=[[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()],
                     inputs=[image, prompt],
                     label="Examples (click one, then Generate)",
@@ -300,7 +299,9 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         )
                         refresh = gr.Button("Refresh", size="sm")
                     with gr.Column(scale=2):
-                        past_video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
+                        past_video = gr.Video(
+                            label="Video", autoplay=True, loop=True, interactive=False, elem_id="history-video"
+                        )
                         past_details = gr.Markdown("Pick a run to see it here.")
                         with gr.Group(visible=False) as finish_box:
                             finish_key = gr.Textbox(
@@ -330,14 +331,24 @@ def build_page(app: StudioApp) -> gr.Blocks:
             show_progress="hidden",
             api_visibility="private",
         )
-        dice.click(lambda: random.randint(0, seed_max), None, seed, queue=False, api_visibility="private")
+        # Ticked: -1, a new seed every run; unticked: a seed to keep. A seed typed or reused unticks it.
+        randomize.input(
+            lambda checked, value: ui_polish.randomized(checked, value, seed_max),
+            [randomize, seed], seed, queue=False, show_progress="hidden", api_visibility="private",
+        )
+        seed.change(lambda value: value == -1, seed, randomize, queue=False, show_progress="hidden", api_visibility="private")
+        # The status never describes a refusal of inputs that have since changed.
+        gr.on(
+            triggers=[image.change, prompt.change, seed.change, fit.change],
+            fn=None, js=ui_polish.clear_refusal_js(), inputs=[status], outputs=[status], api_visibility="private",
+        )
         # Every path that submits shares one limit and queue: "generate".
         run_options = dict(
             outputs=[status, video, result_summary],
             concurrency_limit=settings.max_concurrent_tasks,
             concurrency_id="generate",
-            show_progress="minimal",
-            show_progress_on=[status],
+            # The status board is the progress: no timer or "Error" badge drawn over its words.
+            show_progress="hidden",
         )
         page_inputs = [prompt, image, seed, fps_prefix, fit, api_key, visitor]
         api_generate.click(
@@ -346,12 +357,15 @@ def build_page(app: StudioApp) -> gr.Blocks:
             api_name="generate",
             **run_options,
         )
-        run_event = go.click(
-            runs.generate_in_page, inputs=page_inputs, js=SHOW_STATUS_JS, api_visibility="private", **run_options
+        # A new run replaces the status at once, in the browser, before the server's first answer.
+        fresh = dict(fn=None, js=ui_polish.fresh_status_js(), outputs=[status], api_visibility="private")
+        run_event = go.click(**fresh).then(
+            runs.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options
         )
+        run_event.then(fn=None, js=ui_polish.after_run_js(), api_visibility="private")
         reroll.click(
             history.reuse_with_new_seed, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private"
-        ).success(runs.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
+        ).success(**fresh).then(runs.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
         variation_options = dict(
             outputs=[variations_grid, variations_status],
             concurrency_limit=settings.max_concurrent_tasks,
@@ -367,7 +381,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
         vary.click(
             runs.generate_variations_in_page,
             inputs=[prompt, image, count, seed, fps_prefix, fit, api_key, visitor],
-            js=SHOW_STATUS_JS.replace("'status'", "'variations'"),
+            js=ui_polish.reveal_js("variations"),
             api_visibility="private",
             **variation_options,
         )
@@ -384,6 +398,10 @@ def build_page(app: StudioApp) -> gr.Blocks:
         )
         gr.on(
             triggers=[api_key.blur, api_key.submit],
+            fn=None, js=ui_polish.checking_key_js(), inputs=[api_key], outputs=[key_check], api_visibility="private",
+        )
+        gr.on(
+            triggers=[api_key.blur, api_key.submit],
             fn=assist.check_key,
             inputs=[api_key],
             outputs=[key_check, price],
@@ -393,7 +411,10 @@ def build_page(app: StudioApp) -> gr.Blocks:
             show_progress="hidden",
             api_visibility="private",
         )
-        halt.click(runs.stop, None, None, queue=False, api_visibility="private")
+        # On a phone Stop sits far above the status: bring the status (and its "Stopped") into view.
+        halt.click(runs.stop, None, None, js=ui_polish.reveal_js("status"), queue=False, api_visibility="private")
+        if examples is not None:
+            examples.load_input_event.then(fn=None, js=ui_polish.reveal_inputs_js(), api_visibility="private")
         history_options = dict(
             fn=history.history, inputs=[visitor], outputs=[gallery, history_ids], queue=False, api_visibility="private"
         )
@@ -404,7 +425,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
             [history_ids, visitor],
             [past_video, past_details, chosen, finish_box],
             api_visibility="private",
-        )
+        ).then(fn=None, js=ui_polish.reveal_js("history-video", low=0.5), api_visibility="private")
         finish_go.click(
             history.finish_with_key,
             [chosen, finish_key, visitor],
@@ -449,8 +470,9 @@ def mount_options(settings: Settings) -> dict[str, Any]:
         run_history=False,
         ssr_mode=False,
         footer_links=["api"],
-        theme=gr.themes.Soft(primary_hue="indigo"),
+        theme=studio_theme(),
         css=CSS_PATH.read_text(encoding="utf-8"),
+        head=ui_polish.ACCESSIBLE_MARKUP_HEAD,
         # Our handlers raise gr.Error with a sentence; anything else must not show its raw text.
         show_error=False,
         # Refused at the door: no upload larger than the app would prepare.

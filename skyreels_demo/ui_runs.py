@@ -71,7 +71,7 @@ class RunHandlers:
         Returns:
             The status of each stage as HTML, the finished MP4 video, and a summary with the seed used.
         """
-        yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, "", request, profile)
+        yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, "", request, profile, raises=True)
 
     def generate_in_page(
         self,
@@ -86,9 +86,12 @@ class RunHandlers:
         profile: gr.OAuthProfile | None = None,
     ) -> Iterator[tuple[str, Any, str]]:
         """The page's Generate: a run like /generate, filed under this browser's History."""
-        yield from self._run(prompt, image, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile)
+        # On the page an error is said once, in the status; an API client gets it as its error.
+        yield from self._run(
+            prompt, image, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile, raises=False
+        )
 
-    def _run(self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile):
+    def _run(self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, *, raises: bool):
         board = StatusBoard()
         yield board.render(), None, ""
         stop = threading.Event()
@@ -105,13 +108,14 @@ class RunHandlers:
             log.info("run ended: %s", exc.sentence)
             board.fail(exc.sentence, stopped=isinstance(exc, Stopped))
             yield board.render(), None, ""
-            if not isinstance(exc, Stopped):
+            if raises and not isinstance(exc, Stopped):
                 raise gr.Error(exc.sentence, print_exception=False) from None
         except Exception:
             log.exception("unexpected failure in a run")
             board.fail(UNEXPECTED)
             yield board.render(), None, ""
-            raise gr.Error(UNEXPECTED, print_exception=False) from None
+            if raises:
+                raise gr.Error(UNEXPECTED, print_exception=False) from None
         finally:
             self.stops.release(session, stop)
 
@@ -148,11 +152,16 @@ class RunHandlers:
         profile: gr.OAuthProfile | None = None,
     ):
         """The page's "Make variations": like /generate_variations, filed under this browser's History."""
-        for grid, lines in self._variations(
-            prompt, image, count, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile
-        ):
-            # The page shows the grid only once variations are asked for.
-            yield gr.update(value=grid, visible=True), lines
+        yield gr.update(value=[], visible=True), "Starting the variations…"  # never the last ones' words
+        try:
+            for grid, lines in self._variations(
+                prompt, image, count, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile
+            ):
+                # The page shows the grid only once variations are asked for.
+                yield gr.update(value=grid, visible=True), lines
+        except gr.Error as exc:
+            # Said once, in the variations' own status line, not also in a pop-up.
+            yield gr.update(), f"✕ {exc.message}"
 
     def _variations(self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request, profile):
         stop = threading.Event()
