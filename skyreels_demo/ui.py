@@ -220,7 +220,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                                 scale=3,
                             )
                             randomize = gr.Checkbox(
-                                value=True, label="Randomize seed", scale=1, min_width=150, elem_id="randomize-seed"
+                                value=True, label="Randomize seed", scale=1, min_width=150, container=False, elem_id="randomize-seed"
                             )
                         with gr.Accordion("Framing and prompt options", open=False):
                             fit = gr.Radio(
