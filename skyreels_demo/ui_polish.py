@@ -69,8 +69,9 @@ def checking_key_js() -> str:
 
 
 # The page's own fixes for Gradio's markup, found by axe-core: the empty player's "Empty value"
-# label on a div with no role (aria-prohibited-attr), and the upload area whose accessible name
-# does not contain the words it shows (label-content-name-mismatch). Applied as Gradio draws.
+# label on a div with no role (aria-prohibited-attr), and buttons (the upload area, History's
+# thumbnails) whose accessible name does not contain the words they show
+# (label-content-name-mismatch): the shown words are put first. Applied as Gradio draws.
 ACCESSIBLE_MARKUP_HEAD = """<script>
 (() => {
   const fix = (root) => {
@@ -78,8 +79,9 @@ ACCESSIBLE_MARKUP_HEAD = """<script>
     root.querySelectorAll('button[aria-label]').forEach((el) => {
       const shown = (el.innerText || '').replace(/\\s+/g, ' ').trim();
       const name = el.getAttribute('aria-label') || '';
-      if (shown.length > 3 && !shown.toLowerCase().includes(name.toLowerCase())
-          && !name.toLowerCase().includes(shown.toLowerCase())) el.removeAttribute('aria-label');
+      // The words shown come first in the name, Gradio's own ("Thumbnail 1 of 3") after them.
+      if (shown.length > 3 && !name.toLowerCase().includes(shown.toLowerCase()))
+        el.setAttribute('aria-label', `${shown} · ${name}`);
     });
   };
   const start = () => {

@@ -135,12 +135,13 @@ def test_the_whole_clip_is_on_the_screen_and_axe_finds_nothing_serious(app, brow
         assert serious_violations(page) == [], "the key box opened"
 
         page.get_by_role("tab", name="History").click()
-        first = page.get_by_role("button", name=re.compile(r"^Thumbnail 1 of \d+"))
+        first = page.get_by_role("button", name=re.compile(r"Thumbnail 1 of \d+"))
         expect(first).to_be_visible(timeout=10_000)
         # Every caption is shown whole (it wraps to two lines), not cut to "done · seed...".
         captions = page.locator("#history-gallery .caption-label")
         assert captions.count() >= 2
-        assert captions.evaluate_all("els => els.every(e => e.scrollHeight <= e.clientHeight + 1)")
+        shot(page, f"{size}-history-grid")
+        assert captions.evaluate_all("els => els.every(e => e.scrollHeight <= e.clientHeight + 1)"), captions.evaluate_all("els => els.map(e => [e.scrollHeight, e.clientHeight, getComputedStyle(e).webkitLineClamp, e.innerText])")
         label, grid = box_of(page, "#history-gallery label"), box_of(page, "#history-gallery .grid-wrap")
         assert label["y"] + label["height"] <= grid["y"] + 1, (label, grid)  # the label is above the first row
         assert serious_violations(page) == [], "History with runs"
@@ -170,7 +171,7 @@ def test_a_refusal_is_said_once_in_the_status_and_cleared_when_an_image_is_chose
 
         page.locator("input[type=file]").first.set_input_files(pictures["square"])
         expect(page.locator("#status")).to_contain_text("press Generate", timeout=5_000)
-        assert "Add an image" not in status_text(page)
+        assert "Add an image first" not in status_text(page)
 
         # An out-of-range seed: the app's sentence, in a fresh status, never Gradio's or the last run's.
         expect(page.get_by_text("Upload size")).to_be_visible(timeout=15_000)
