@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from skyreels_demo.models import SKYREELS_V1
+
 from .conftest import LaunchedApp, fill_in, open_store, wait_for
 
 pytestmark = pytest.mark.browser
