@@ -395,7 +395,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
             api_name="suggest_prompt",
             concurrency_limit=2,
             concurrency_id="suggest",
-        )
+        ).then(fn=None, js=ui_polish.untagged_prompt_js(), inputs=[prompt], outputs=[prompt], api_visibility="private")
         gr.on(
             triggers=[api_key.blur, api_key.submit],
             fn=None, js=ui_polish.checking_key_js(), inputs=[api_key], outputs=[key_check], api_visibility="private",

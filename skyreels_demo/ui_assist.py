@@ -4,7 +4,6 @@ key checked, and how long a run usually takes here."""
 from __future__ import annotations
 
 import logging
-import re
 
 import gradio as gr
 
@@ -19,8 +18,6 @@ from .status_board import duration, price_line
 from .ui_context import PageContext
 
 log = logging.getLogger(__name__)
-# The offline writer marks its stand-in ("[Offline preview suggestion] ..."): a tag, not a prompt.
-_PREVIEW_TAG = re.compile(r"^\s*\[[^\]]{1,60}\]\s*")
 
 
 class AssistHandlers:
@@ -75,9 +72,9 @@ class AssistHandlers:
             log.exception("writing a prompt failed")
             raise gr.Error(UNEXPECTED, print_exception=False) from None
         if suggestion.is_preview:
-            # Said beside the box, not left in the prompt for the visitor to delete before Generate.
+            # The page takes the "[Offline preview suggestion]" tag out of the box (ui_polish) and
+            # says it here instead; an API client keeps the marked text.
             gr.Info("Offline preview: a stand-in prompt made on this machine; edit it, or add a key for a real one.")
-            return _PREVIEW_TAG.sub("", suggestion.text, count=1)
         return suggestion.text
 
     def check_key(self, api_key: str | None, request: gr.Request = None) -> tuple[str, str]:

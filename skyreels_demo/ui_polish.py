@@ -60,6 +60,12 @@ def reveal_inputs_js() -> str:
     return f"() => {{ {_REVEAL} reveal('input-image', 0.3); }}"
 
 
+def untagged_prompt_js() -> str:
+    """The offline writer's "[Offline preview suggestion]" tag out of the prompt box: a tag left
+    there would go to the model unless the visitor deleted it (the pop-up says it instead)."""
+    return r"(prompt) => (typeof prompt === 'string') ? prompt.replace(/^\s*\[[^\]]{1,60}\]\s*/, '') : prompt"
+
+
 CHECKING_KEY = "Checking the key with WaveSpeed…"
 
 
