@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/python-env.sh
 choose_python || exit 1
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -r requirements.txt
-exec "$PYTHON" app.py "$@"
+install_requirements requirements.txt
+# Unbuffered, so "Running on local URL" reaches a log file as soon as it is said.
+PYTHONUNBUFFERED=1 exec "$PYTHON" app.py "$@"

@@ -17,7 +17,7 @@ if ! choose_python; then
   apt_install python3-venv
   choose_python || exit 1
 fi
-"$PYTHON" -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+install_requirements requirements-test.txt
 if ! [ -x /usr/bin/chromium ]; then
   apt_install chromium
 fi

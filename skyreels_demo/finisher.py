@@ -20,7 +20,7 @@ from .access import Access
 from .client import Job, WaveSpeedClient
 from .errors import ApiError, TaskFailed, TaskGone
 from .recorder import RunRecorder
-from .runs import Mode, Run, RunStatus
+from .runs import Mode, Run
 from .schedule import PollSchedule
 from .tasks import Task, TaskState
 from .webhooks import WebhookHub

@@ -3,7 +3,7 @@ cut off for a visitor whose keys WaveSpeed keeps refusing.
 
 A key is used and forgotten: it lives in its run's client only (access.py). These are the
 lines of defence around that: `checked_key` refuses what cannot be a key (whitespace inside,
-control characters, over 200 characters) with a sentence before any request, so a crafted key
+control characters, under 8 or over 200 characters) with a sentence before any request, so a crafted key
 never reaches an HTTP header or an exception message; `KeyMask` masks every key this process
 holds, and anything after "Bearer", in every log record (a second line of defence); and
 `KeyRefusals` counts keys WaveSpeed refused per visitor, so guessing keys costs nothing here.
@@ -20,6 +20,8 @@ from collections import deque
 from .errors import BadInput
 
 MAX_KEY_CHARS = 200
+# WaveSpeed's keys are long; anything this short is a slip, refused before any request.
+MIN_KEY_CHARS = 8
 # After this many keys refused by WaveSpeed (401/403) in an hour, a visitor's own-key runs and
 # key checks are refused before any request.
 REFUSED_KEYS_PER_HOUR = 5
@@ -36,6 +38,11 @@ def checked_key(api_key: str | None) -> str | None:
     key = api_key.strip()
     if not key:
         return None
+    if len(key) < MIN_KEY_CHARS:
+        raise BadInput(
+            f"That is not a WaveSpeed key: it is only {len(key)} character{'s' if len(key) != 1 else ''} long; "
+            "copy the whole key again from your WaveSpeed account."
+        )
     if len(key) > MAX_KEY_CHARS:
         raise BadInput(
             f"That is not a WaveSpeed key: it is {len(key)} characters long, and keys are far "

@@ -48,6 +48,10 @@ from .tasks import TaskState
 from .webhooks import WebhookHub
 
 log = logging.getLogger(__name__)
+STOPPED_IN_PREVIEW = (
+    "Stopped waiting. The offline preview is free and keeps rendering on this machine; its video "
+    "will be saved to your history when it is done."
+)
 
 
 class Studio:
@@ -248,7 +252,13 @@ class Studio:
                     clock.mark("submit_s")
                     self.access.keep(run.id, backend)
                     yield Submitted(clock.elapsed, run.id, job.id, seed)
-                    yield from self._follow(run, job, backend.mode, clock, request)
+                    try:
+                        yield from self._follow(run, job, backend.mode, clock, request)
+                    except Stopped as exc:
+                        if not backend.is_preview:
+                            raise
+                        # The client's words are about WaveSpeed and money; the preview is neither.
+                        raise Stopped(STOPPED_IN_PREVIEW, task_id=exc.task_id) from None
         finally:
             with self._lock:
                 self._watched.discard(run.id)

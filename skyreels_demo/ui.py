@@ -12,10 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import random
 import re
 import secrets
-import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +30,9 @@ from .preview import OfflinePreview
 from .prompts import MAX_IDEA_CHARS
 from .status_board import KEY_PAGE, banner, idle_status, price_line
 from .studio import Studio
+from .theme import studio_theme
+from . import ui_polish
+from .ui_polish import SeedInput
 from .ui_assist import AssistHandlers
 from .ui_context import PageContext
 from .films import MAX_SHOTS, MIN_SHOTS
@@ -71,13 +72,6 @@ PLACEHOLDER = (
     "Describe who is in the picture and how they move, e.g. "
     "\"A woman in a red coat turns to the camera and smiles as snow falls around her.\""
 )
-# Brings the status into view on a phone, where it sits below the controls.
-SHOW_STATUS_JS = """(...inputs) => {
-  const el = document.getElementById('status');
-  const box = el && el.getBoundingClientRect();
-  if (box && (box.top < 0 || box.top > window.innerHeight * 0.6)) el.scrollIntoView({block: 'start'});
-  return inputs;
-}"""
 
 
 # After "Continue this shot": bring the new picture and the emptied prompt into view.
@@ -219,6 +213,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             sources=["upload", "clipboard", "webcam"],
                             type="filepath",
                             height=210,
+                            elem_id="input-image",
                         )
                         prep_notes = gr.Markdown(elem_classes="prep-notes")
                         prompt = gr.Textbox(
@@ -240,7 +235,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             )
                             suggest = gr.Button("Write a prompt from my image", size="sm", scale=2)
                         with gr.Row(equal_height=True):
-                            seed = gr.Number(
+                            seed = SeedInput(
                                 value=-1,
                                 label="Seed (-1 = random)",
                                 precision=0,
@@ -248,7 +243,9 @@ def build_page(app: StudioApp) -> gr.Blocks:
                                 maximum=seed_max,
                                 scale=3,
                             )
-                            dice = gr.Button("Random seed", scale=1, size="sm")
+                            randomize = gr.Checkbox(
+                                value=True, label="Randomize seed", scale=1, min_width=150, container=False, elem_id="randomize-seed"
+                            )
                         with gr.Accordion("Framing and prompt options", open=False):
                             fit = gr.Radio(
                                 choices=[("Crop to the frame", "crop"), ("Fit the whole picture", "pad")],
@@ -315,7 +312,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         )
                         variations_status = gr.Markdown(label="How each variation went", elem_id="variations-status")
                         compare_variations = gr.Button("Compare these side by side", size="sm", visible=False)
-                gr.Examples(
+                examples = gr.Examples(
                     examples=[[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()],
                     inputs=[image, prompt],
                     label="Examples (click one, then Generate)",
@@ -342,7 +339,9 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         )
                         refresh = gr.Button("Refresh", size="sm")
                     with gr.Column(scale=2):
-                        past_video = gr.Video(label="Video", autoplay=True, loop=True, interactive=False)
+                        past_video = gr.Video(
+                            label="Video", autoplay=True, loop=True, interactive=False, elem_id="history-video"
+                        )
                         past_details = gr.Markdown("Pick a run to see it here.")
                         with gr.Group(visible=False) as finish_box:
                             finish_key = gr.Textbox(
@@ -446,15 +445,25 @@ def build_page(app: StudioApp) -> gr.Blocks:
             show_progress="hidden",
             api_visibility="private",
         )
-        dice.click(lambda: random.randint(0, seed_max), None, seed, queue=False, api_visibility="private")
+        # Ticked: -1, a new seed every run; unticked: a seed to keep. A seed typed or reused unticks it.
+        randomize.input(
+            lambda checked, value: ui_polish.randomized(checked, value, seed_max),
+            [randomize, seed], seed, queue=False, show_progress="hidden", api_visibility="private",
+        )
+        seed.change(lambda value: value == -1, seed, randomize, queue=False, show_progress="hidden", api_visibility="private")
+        # The status never describes a refusal of inputs that have since changed.
+        gr.on(
+            triggers=[image.change, prompt.change, seed.change, fit.change],
+            fn=None, js=ui_polish.clear_refusal_js(), inputs=[status], outputs=[status], api_visibility="private",
+        )
         # Every path that submits shares one queue, "generate", let through as far as our own line
         # (line.py), which shows each waiting run its place and holds no thread while it waits.
         run_options = dict(
             outputs=[status, video, result_summary],
             concurrency_limit=line_concurrency(settings),
             concurrency_id="generate",
-            show_progress="minimal",
-            show_progress_on=[status],
+            # The status board is the progress: no timer or "Error" badge drawn over its words.
+            show_progress="hidden",
         )
         page_inputs = [prompt, image, seed, fps_prefix, fit, api_key, visitor]
         # MCP tools are named after their function (agents.py): the API names stay /generate etc.
@@ -464,12 +473,15 @@ def build_page(app: StudioApp) -> gr.Blocks:
             api_name="generate",
             **run_options,
         )
-        run_event = go.click(
-            runs.generate_in_page, inputs=page_inputs, js=SHOW_STATUS_JS, api_visibility="private", **run_options
+        # A new run replaces the status at once, in the browser, before the server's first answer.
+        fresh = dict(fn=None, js=ui_polish.fresh_status_js(), outputs=[status], api_visibility="private")
+        run_event = go.click(**fresh).then(
+            runs.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options
         )
+        run_event.then(fn=None, js=ui_polish.after_run_js(), api_visibility="private")
         reroll.click(
             history.reuse_with_new_seed, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private"
-        ).success(runs.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
+        ).success(**fresh).then(runs.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
         variation_options = dict(
             outputs=[variations_grid, variations_status],
             concurrency_limit=line_concurrency(settings),
@@ -485,7 +497,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
         vary.click(
             runs.generate_variations_in_page,
             inputs=[prompt, image, count, seed, fps_prefix, fit, api_key, visitor],
-            js=SHOW_STATUS_JS.replace("'status'", "'variations'"),
+            js=ui_polish.reveal_js("variations"),
             api_visibility="private",
             **variation_options,
         )
@@ -499,6 +511,10 @@ def build_page(app: StudioApp) -> gr.Blocks:
             api_name="suggest_prompt",
             concurrency_limit=2,
             concurrency_id="suggest",
+        ).then(fn=None, js=ui_polish.untagged_prompt_js(), inputs=[prompt], outputs=[prompt], api_visibility="private")
+        gr.on(
+            triggers=[api_key.blur, api_key.submit],
+            fn=None, js=ui_polish.checking_key_js(), inputs=[api_key], outputs=[key_check], api_visibility="private",
         )
         gr.on(
             triggers=[api_key.blur, api_key.submit],
@@ -511,7 +527,10 @@ def build_page(app: StudioApp) -> gr.Blocks:
             show_progress="hidden",
             api_visibility="private",
         )
-        halt.click(runs.stop, None, None, queue=False, api_visibility="private")
+        # On a phone Stop sits far above the status: bring the status (and its "Stopped") into view.
+        halt.click(runs.stop, None, None, js=ui_polish.reveal_js("status"), queue=False, api_visibility="private")
+        if examples is not None:
+            examples.load_input_event.then(fn=None, js=ui_polish.reveal_inputs_js(), api_visibility="private")
         history_options = dict(
             fn=takes.history,  # History's gallery, found by words and kept (ui_takes.py)
             inputs=[visitor, find_words, kept_only],
@@ -526,7 +545,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
             [history_ids, visitor],
             [past_video, past_details, chosen, finish_box],
             api_visibility="private",
-        )
+        ).then(fn=None, js=ui_polish.reveal_js("history-video", low=0.5), api_visibility="private")
         finish_go.click(
             history.finish_with_key,
             [chosen, finish_key, visitor],
@@ -631,8 +650,9 @@ def mount_options(settings: Settings) -> dict[str, Any]:
         run_history=False,
         ssr_mode=False,
         footer_links=["api"],
-        theme=gr.themes.Soft(primary_hue="indigo"),
+        theme=studio_theme(),
         css=CSS_PATH.read_text(encoding="utf-8"),
+        head=ui_polish.ACCESSIBLE_MARKUP_HEAD,
         # Our handlers raise gr.Error with a sentence; anything else must not show its raw text.
         show_error=False,
         # Refused at the door: no upload larger than the app would prepare.

@@ -71,6 +71,10 @@ class AssistHandlers:
         except Exception:
             log.exception("writing a prompt failed")
             raise gr.Error(UNEXPECTED, print_exception=False) from None
+        if suggestion.is_preview:
+            # The page takes the "[Offline preview suggestion]" tag out of the box (ui_polish) and
+            # says it here instead; an API client keeps the marked text.
+            gr.Info("Offline preview: a stand-in prompt made on this machine; edit it, or add a key for a real one.")
         return suggestion.text
 
     def check_key(self, api_key: str | None, request: gr.Request = None) -> tuple[str, str]:

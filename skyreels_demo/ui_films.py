@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import gradio as gr
 
 from .errors import Stopped, StudioError
-from .films import MAX_SHOTS, FilmUpdate, carry_on, film_price, make_film
+from .films import FilmUpdate, carry_on, film_price, make_film
 from .page_input import UNEXPECTED, fit_choice, text, visitor_id
 from .run_request import RunRequest
 from .ui_context import PageContext

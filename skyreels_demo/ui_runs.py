@@ -88,7 +88,9 @@ class RunHandlers:
         Returns:
             The stages of the run as plain lines, the finished MP4 video (its URL), and a summary with the seed and the task id.
         """
-        async for outputs in self._run(prompt, image, seed, fps_prefix, fit, api_key, "", request, profile, StageReport(progress)):
+        async for outputs in self._run(
+            prompt, image, seed, fps_prefix, fit, api_key, "", request, profile, StageReport(progress), raises=True
+        ):
             yield outputs
 
     async def generate_in_page(
@@ -104,13 +106,20 @@ class RunHandlers:
         profile: gr.OAuthProfile | None = None,
     ) -> AsyncIterator[tuple[str, Any, str]]:
         """The page's Generate: a run like /generate, filed under this browser's History."""
-        async for outputs in self._run(prompt, image, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile):
+        # On the page an error is said once, in the status; an API client gets it as its error.
+        async for outputs in self._run(
+            prompt, image, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile, raises=False
+        ):
             yield outputs
 
-    async def _run(self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, report=None, events=None):
+    async def _run(
+        self, prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, report=None, events=None,
+        *, raises: bool = True,
+    ):
         """One run rendered on the status board; `events(run_request)` by default `Studio.generate`.
 
-        `report`: an API call's progress (agents.py); its status is then plain lines, not HTML."""
+        `report`: an API call's progress (agents.py). `raises`: an API client gets a failure as
+        its error; on the page it is said once, in the status."""
         board = StatusBoard()
         # HTML for the page and gradio_client (the place in line as data-queue-place); MCP
         # hands agents the same board as plain lines (agents.py).
@@ -140,13 +149,14 @@ class RunHandlers:
             log.info("run ended: %s", exc.sentence)
             board.fail(exc.sentence, stopped=isinstance(exc, Stopped))
             yield shown(), None, ""
-            if not isinstance(exc, Stopped):
+            if raises and not isinstance(exc, Stopped):
                 raise gr.Error(exc.sentence, print_exception=False) from None
         except Exception:
             log.exception("unexpected failure in a run")
             board.fail(UNEXPECTED)
             yield shown(), None, ""
-            raise gr.Error(UNEXPECTED, print_exception=False) from None
+            if raises:
+                raise gr.Error(UNEXPECTED, print_exception=False) from None
         finally:
             self.stops.release(session, stop)
 
@@ -264,11 +274,16 @@ class RunHandlers:
         profile: gr.OAuthProfile | None = None,
     ):
         """The page's "Make variations": like /generate_variations, filed under this browser's History."""
-        async for grid, lines in self._variations(
-            prompt, image, count, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile
-        ):
-            # The page shows the grid only once variations are asked for.
-            yield gr.update(value=grid, visible=True), lines
+        yield gr.update(value=[], visible=True), "Starting the variations…"  # never the last ones' words
+        try:
+            async for grid, lines in self._variations(
+                prompt, image, count, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile
+            ):
+                # The page shows the grid only once variations are asked for.
+                yield gr.update(value=grid, visible=True), lines
+        except gr.Error as exc:
+            # Said once, in the variations' own status line, not also in a pop-up.
+            yield gr.update(), f"✕ {exc.message}"
 
     async def _variations(self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request, profile, report=None):
         stop = threading.Event()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import requests

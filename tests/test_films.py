@@ -3,13 +3,10 @@ into one, made, stopped, resumed and refused against the built-in backend."""
 
 from __future__ import annotations
 
-import io
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import av
@@ -18,7 +15,7 @@ import pytest
 from PIL import Image
 
 from skyreels_demo.errors import BadInput, QuotaExceeded
-from skyreels_demo.films import carry_on, carry_on_all, continue_run, cut_film, frame_of, make_film
+from skyreels_demo.films import carry_on, continue_run, cut_film, frame_of, make_film
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.run_request import RunRequest

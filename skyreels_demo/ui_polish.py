@@ -1,0 +1,121 @@
+"""What keeps the page pleasant for a stranger: a status that is always fresh, an error said once,
+what a click changed brought into view, and a seed box that answers in the app's own words.
+
+The browser-side steps here are tiny JavaScript functions that Gradio runs without a round trip
+(`fn=None, js=...`): the status must change the instant Generate is pressed, not when the
+server's first answer arrives, and a scroll is the page's business, not the server's.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import gradio as gr
+
+from .status_board import StatusBoard, idle_status
+
+# A helper every snippet shares: brings an element into view when it is mostly out of it.
+_REVEAL = """const reveal = (id, low = 0.6) => {
+  const el = document.getElementById(id);
+  const box = el && el.getBoundingClientRect();
+  if (box && (box.top < 0 || box.top > window.innerHeight * low)) el.scrollIntoView({block: 'start'});
+};"""
+
+
+def fresh_status_js() -> str:
+    """On Generate: the status shows a new run at once (never the last run's words), in view."""
+    starting = json.dumps(StatusBoard().render())
+    return f"() => {{ {_REVEAL} reveal('status'); return {starting}; }}"
+
+
+def clear_refusal_js() -> str:
+    """When the inputs change after a refusal or failure, the status stops describing it."""
+    idle = json.dumps(idle_status())
+    return f"(shown) => (typeof shown === 'string' && shown.includes('class=\"failed\"')) ? {idle} : shown"
+
+
+def reveal_js(element_id: str, *, low: float = 0.6) -> str:
+    """Brings `element_id` into view (its top on the screen), passing the event's inputs through."""
+    return f"(...inputs) => {{ {_REVEAL} reveal({json.dumps(element_id)}, {low}); return inputs; }}"
+
+
+def after_run_js() -> str:
+    """After a run: a failure is brought into view (said once, in the status, never only in a
+    pop-up), and a finished clip is shown whole, its controls included."""
+    return (
+        f"() => {{ {_REVEAL} const status = document.getElementById('status');"
+        " if (status && status.querySelector('li.failed')) { reveal('status', 0.8); return; }"
+        " const video = document.querySelector('#result-video video'); if (!video) return;"
+        " const whole = () => { const box = video.getBoundingClientRect();"
+        " if (box.bottom > window.innerHeight || box.top < 0)"
+        " document.getElementById('result-video').scrollIntoView({block: 'nearest'}); };"
+        # Its size is known once its metadata is: a clip just handed over has none yet.
+        " if (video.readyState >= 1) whole(); else video.addEventListener('loadedmetadata', whole, {once: true}); }"
+    )
+
+
+def reveal_inputs_js() -> str:
+    """After an example is chosen: the image and prompt it filled in, in view."""
+    return f"() => {{ {_REVEAL} reveal('input-image', 0.3); }}"
+
+
+def untagged_prompt_js() -> str:
+    """The offline writer's "[Offline preview suggestion]" tag out of the prompt box: a tag left
+    there would go to the model unless the visitor deleted it (the pop-up says it instead)."""
+    return r"(prompt) => (typeof prompt === 'string') ? prompt.replace(/^\s*\[[^\]]{1,60}\]\s*/, '') : prompt"
+
+
+CHECKING_KEY = "Checking the key with WaveSpeed…"
+
+
+def checking_key_js() -> str:
+    """While a key is checked: a sentence, not Gradio's timer (the check takes a second or two)."""
+    return f"(key) => (typeof key === 'string' && key.trim()) ? {json.dumps(CHECKING_KEY)} : ''"
+
+
+# The page's own fixes for Gradio's markup, found by axe-core: the empty player's "Empty value"
+# label on a div with no role (aria-prohibited-attr), and buttons (the upload area, History's
+# thumbnails) whose accessible name does not contain the words they show
+# (label-content-name-mismatch): the shown words are put first. Applied as Gradio draws.
+ACCESSIBLE_MARKUP_HEAD = """<script>
+(() => {
+  const fix = (root) => {
+    root.querySelectorAll('div[aria-label]:not([role])').forEach((el) => el.setAttribute('role', 'img'));
+    root.querySelectorAll('button[aria-label]').forEach((el) => {
+      const shown = (el.innerText || '').replace(/\\s+/g, ' ').trim();
+      const name = el.getAttribute('aria-label') || '';
+      // The words shown come first in the name, Gradio's own ("Thumbnail 1 of 3") after them.
+      if (shown.length > 3 && !name.toLowerCase().includes(shown.toLowerCase()))
+        el.setAttribute('aria-label', `${shown} · ${name}`);
+    });
+  };
+  const start = () => {
+    let due = false;
+    const soon = () => { if (!due) { due = true; requestAnimationFrame(() => { due = false; fix(document); }); } };
+    fix(document);
+    new MutationObserver(soon).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-label']});
+  };
+  if (document.body) start(); else document.addEventListener('DOMContentLoaded', start);
+})();
+</script>"""
+
+
+class SeedInput(gr.Number):
+    """The seed box, handing the number on as typed: the run's own check (run_request.choose_seed)
+    answers an out-of-range seed with the app's sentence, in the status, instead of Gradio's
+    "Value 99999999999999 is greater than maximum value 2147483647" raised before any handler."""
+
+    is_template = True  # drawn by gr.Number's own front end
+
+    def preprocess(self, payload: float | None) -> float | int | None:
+        if payload is None:
+            return None
+        return self.round_to_precision(payload, self.precision)
+
+
+def randomized(checked: bool, seed: float | None, seed_max: int) -> float | int:
+    """The "Randomize seed" box, ticked or not: -1 (a new seed every run), or a seed to keep."""
+    if checked:
+        return -1
+    return seed if isinstance(seed, (int, float)) and seed >= 0 else random.randint(0, seed_max)
