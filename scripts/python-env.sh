@@ -78,7 +78,7 @@ choose_python() {
 install_requirements() {
   local file="$1" prefix stamp wanted
   prefix="$("$PYTHON" -c 'import sys; print(sys.prefix)')"
-  stamp="$prefix/.skyreels-$(basename "$file").sha256"
+  stamp="$prefix/.skyreels-${file##*/}.sha256"  # bash alone: a fresh machine may lack coreutils' extras
   wanted="$(requirements_hash "$file")"
   if [ -f "$stamp" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
     return 0
@@ -86,7 +86,7 @@ install_requirements() {
   say "Installing the packages in $file into $prefix (the first time takes a few minutes; later starts skip this)."
   # pip's own lines show progress; "already satisfied" lines are only noise here.
   "$PYTHON" -m pip install --disable-pip-version-check --progress-bar off -r "$file" 2>&1 \
-    | { grep -v '^Requirement already satisfied' || true; } >&2
+    | while IFS= read -r line; do [[ "$line" == "Requirement already satisfied"* ]] || printf '%s\n' "$line"; done >&2
   printf '%s\n' "$wanted" >"$stamp" 2>/dev/null || true
   say "Installed; the next start goes straight to the app."
 }

@@ -375,17 +375,37 @@ def _arrival_limiter() -> Any:
     return _arriving
 
 
+def _close_when_idle(close, wait_s: float = 30.0) -> None:
+    """Close a generator that another thread may still be running a step of."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            close()
+            return
+        except ValueError:  # "generator already executing": its step ends soon, stop is set
+            if time.monotonic() > deadline:
+                log.warning("a run's events could not be closed: its step did not end")
+                return
+            time.sleep(0.05)
+
+
 async def watch(events: Iterator[Event], line: Line, stop: threading.Event | None) -> AsyncIterator[Event]:
     """A run's events, for async code: each step runs in a worker thread, but while the run is in
     line no thread is held (the next event is asked for only once the line has moved)."""
     import anyio.to_thread
 
     arriving = True  # until the run's turn: its image prepared, its place in line
+    left = True  # the watcher went away (a closed tab, a cancelled call) rather than the run ending
     try:
         while True:
             limiter = _arrival_limiter() if arriving else None
-            event = await anyio.to_thread.run_sync(next, events, _DONE, limiter=limiter)
+            try:
+                event = await anyio.to_thread.run_sync(next, events, _DONE, limiter=limiter)
+            except Exception:
+                left = False  # the run itself ended, with its error
+                raise
             if event is _DONE:
+                left = False
                 return
             in_line = isinstance(event, InLine) and event.line_version >= 0
             arriving = arriving and (isinstance(event, Prepared) or in_line)
@@ -404,5 +424,11 @@ async def watch(events: Iterator[Event], line: Line, stop: threading.Event | Non
     finally:
         close = getattr(events, "close", None)
         if close is not None:
-            # A closed tab or Stop: the run leaves the line (its generator's blocks unwind).
-            await anyio.to_thread.run_sync(close)
+            if left and stop is not None:
+                # Nobody watches any more: the run stops waiting (a paid task is finished unseen).
+                stop.set()
+            # A closed tab or Stop: the run leaves the line (its generator's blocks unwind), once
+            # the step running in a worker thread, if any, has heard the stop. Shielded: a
+            # cancelled watcher must still let the run record where it stands.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_close_when_idle, close)

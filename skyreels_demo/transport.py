@@ -110,6 +110,7 @@ class Transport:
         # keeps a slow answer from becoming an unconfirmed run; an upload may carry megabytes.
         self.timeouts = {
             Call.PAID: (settings.connect_timeout_s, settings.submit_timeout_s),
+            Call.PACED: (settings.connect_timeout_s, settings.submit_timeout_s),
             Call.UPLOAD: (settings.connect_timeout_s, settings.upload_timeout_s),
         }
         session = requests.Session()

@@ -226,7 +226,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         price = gr.Markdown(price_line(settings, model), elem_classes="prep-notes", elem_id="price")
                         with gr.Row(equal_height=True):
                             idea = gr.Textbox(
-                                label="Idea (optional)",
+                                label="Optional idea for the prompt writer",  # its accessible name
                                 show_label=False,
                                 container=False,
                                 placeholder='Optional idea: "she laughs", "slow dolly in"',

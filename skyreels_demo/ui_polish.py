@@ -111,6 +111,8 @@ class SeedInput(gr.Number):
     def preprocess(self, payload: float | None) -> float | int | None:
         if payload is None:
             return None
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)):
+            return payload  # not a number: the run's check says so in a sentence
         return self.round_to_precision(payload, self.precision)
 
 

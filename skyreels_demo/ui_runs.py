@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from pathlib import Path
@@ -141,6 +142,9 @@ class RunHandlers:
                 board.apply(event)
                 if report is not None:
                     report(stage_of(event))
+                    if isinstance(event, Done):
+                        # Gradio sends progress every 10 ms: let "Done" (1.0) leave before the result.
+                        await asyncio.sleep(0.05)
                 if isinstance(event, Done):
                     yield shown(), str(event.video_path), summary(event.run, event, self.model)
                 else:
