@@ -545,7 +545,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
             [history_ids, visitor],
             [past_video, past_details, chosen, finish_box],
             api_visibility="private",
-        ).then(fn=None, js=ui_polish.reveal_js("history-video", low=0.5), api_visibility="private")
+        ).then(fn=None, js=ui_polish.whole_video_js("history-video"), api_visibility="private")
         finish_go.click(
             history.finish_with_key,
             [chosen, finish_key, visitor],

@@ -55,6 +55,20 @@ def after_run_js() -> str:
     )
 
 
+def whole_video_js(element_id: str) -> str:
+    """A video (in the block `element_id`) shown whole, its controls included, once its size is known."""
+    target = json.dumps(element_id)
+    return (
+        f"() => {{ const block = document.getElementById({target}); if (!block) return;"
+        " const show = () => { const video = block.querySelector('video'); if (!video) return;"
+        " const whole = () => { const box = video.getBoundingClientRect();"
+        " if (box.bottom > window.innerHeight || box.top < 0) block.scrollIntoView({block: 'nearest'}); };"
+        " if (video.readyState >= 1) whole(); else video.addEventListener('loadedmetadata', whole, {once: true}); };"
+        # The picked take's video arrives a moment after the click.
+        " setTimeout(show, 50); setTimeout(show, 600); }"
+    )
+
+
 def reveal_inputs_js() -> str:
     """After an example is chosen: the image and prompt it filled in, in view."""
     return f"() => {{ {_REVEAL} reveal('input-image', 0.3); }}"
