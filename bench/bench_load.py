@@ -120,6 +120,38 @@ def main() -> None:
             )
             peak_mb, kernel_peak_mb = app.peak_rss_mb, app.kernel_peak_rss_mb
             report(args, single, loaded, backend, timing, idle_mb, peak_mb, kernel_peak_mb, single_cpu_s, burst)
+            app_share(app, loaded, 1000, burst, idle_mb, peak_mb, threads_idle=_threads(app))
+
+
+ARRIVED = re.compile(r"run arrived: seed (-?\d+)(?:\.0)? at (\d+\.\d+)")
+
+
+def app_share(app, loaded: list[Visit], first_seed: int, burst: "Burst", idle_mb: float, peak_mb: float, threads_idle: int) -> None:
+    """The app's own share of the crowd's wait, apart from the driver's: when each run reached
+    the app's handler (its INFO line "run arrived", wall clock) against the driver's click and
+    the first status the driver received; the app's CPU from /proc/<pid>/stat."""
+    arrived = {int(m[1]): float(m[2]) for m in ARRIVED.finditer(app.log_path.read_text(errors="replace"))}
+    to_app, in_app = [], []
+    for i, v in enumerate(loaded):
+        at = arrived.get(first_seed + i)  # at_once gives visitor i the seed first_seed + i
+        if at is None or not v.updates:
+            continue
+        to_app.append(at - v.clicked_at)
+        in_app.append(v.updates[0][0] - at)
+    n = len(loaded)
+    rows = [
+        ("runs matched to the app's log", f"{len(to_app)}/{n}", "–"),
+        ("click → run at the app's handler (driver send + Gradio's queue), median", seconds(statistics.median(to_app)) if to_app else "–", "both"),
+        ("click → run at the app's handler, p95", high(to_app) if to_app else "–", "both"),
+        ("run at the handler → first status at the driver, median", seconds(statistics.median(in_app)) if in_app else "–", "app (+ delivery)"),
+        ("run at the handler → first status at the driver, p95", high(in_app) if in_app else "–", "app (+ delivery)"),
+        ("app CPU per run (/proc/<pid>/stat)", seconds(burst.app_cpu_s / n), "app"),
+        ("driver CPU per run (gradio_client sessions + local backend)", seconds(burst.visitors_cpu_s / n), "driver"),
+        ("app RSS, MB (idle / peak under load)", f"{idle_mb:.0f} / {peak_mb:.0f}", "app"),
+        ("app threads after the crowd", str(threads_idle), "app"),
+    ]
+    print(f"\nThe app's own share, {n} visitors at once:\n")
+    print(markdown_table(("figure", "value", "whose"), rows))
 
 
 @dataclass(frozen=True)
