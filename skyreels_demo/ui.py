@@ -574,7 +574,9 @@ def build_page(app: StudioApp) -> gr.Blocks:
             api_name="continue_shot",
             **run_options,
         )
-        film_options = dict(concurrency_limit=settings.max_concurrent_tasks, concurrency_id="generate")
+        # A queue of its own: Gradio gives events of one concurrency id the lowest limit among
+        # them, and the films' would otherwise hold every run's to the task cap, before our line.
+        film_options = dict(concurrency_limit=settings.max_concurrent_tasks, concurrency_id="film")
         api_film.click(
             agents.tool(film.make_film, "make_film"), inputs=[image, api_shots, seed, api_key], outputs=[film_video, film_status],
             api_name="make_film", **film_options,
