@@ -92,7 +92,13 @@ def test_an_own_key_run_cut_off_by_a_crash_is_finished_from_history(browser, tmp
             store = open_store(data)
             cut_off = [r for r in store.recent() if r.prompt.endswith("boat")][0]
             assert cut_off.is_unfinished_task and cut_off.key_source == "visitor"
-            page.reload()
+            # The visitor comes back in the same browser (its storage, so its History id). The
+            # old tab may have been torn down while its server was gone: then a new one.
+            try:
+                page.reload()
+            except Exception:
+                page = context.new_page()
+                page.goto(again.url)
             open_history(page)
             page.get_by_role("button", name="Thumbnail 1 of 1").click()
             key_box = page.get_by_label("This run was made with your own key")

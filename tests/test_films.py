@@ -303,7 +303,8 @@ def test_the_film_tab_fills_its_timeline_then_plays_the_film(film_app, browser, 
         film = page.locator("#film-video video")
         expect(film).to_be_visible(timeout=90_000)
         expect(page.locator("#film-status")).to_contain_text("The film is cut")
-        assert page.evaluate("() => document.querySelector('#film-video video').duration") > 7.5
+        # Its length is known once the browser has read the film's metadata.
+        wait_for(lambda: (page.evaluate("() => document.querySelector('#film-video video').duration") or 0) > 7.5, timeout=30)
         film.scroll_into_view_if_needed()
         page.screenshot(path=str(ROOT / "tests" / "screenshots" / f"film-{name}.png"), full_page=False)
         context.close()
