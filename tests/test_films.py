@@ -306,7 +306,9 @@ def test_the_film_tab_fills_its_timeline_then_plays_the_film(film_app, browser, 
         # Its length is known once the browser has read the film's metadata.
         wait_for(lambda: (page.evaluate("() => document.querySelector('#film-video video').duration") or 0) > 7.5, timeout=30)
         film.scroll_into_view_if_needed()
-        page.screenshot(path=str(ROOT / "tests" / "screenshots" / f"film-{name}.png"), full_page=False)
+        shots = ROOT / "tests" / "screenshots"  # git-ignored: for a person to look at
+        shots.mkdir(exist_ok=True)
+        page.screenshot(path=str(shots / f"film-{name}.png"), full_page=False)
         context.close()
 
 
