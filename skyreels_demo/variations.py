@@ -82,13 +82,9 @@ def make_variations(studio: "Studio", request: RunRequest, count: Any) -> Iterat
         latest: Event | None = None
         try:
             for latest in studio.generate(shared.but(seed=its_seed)):
-                saved = latest.video_path if isinstance(latest, Done) else None
-                updates.put(VariationUpdate(which, its_seed, latest, video_path=saved))
-        except StudioError as exc:
-            updates.put(VariationUpdate(which, its_seed, latest, error=exc))
-        except Exception:
-            log.exception("variation %d (seed %d) failed unexpectedly", which, its_seed)
-            updates.put(VariationUpdate(which, its_seed, latest, error=StudioError(UNEXPECTED)))
+                updates.put(_seen(which, its_seed, latest))
+        except Exception as exc:
+            updates.put(_ended(which, its_seed, latest, exc))
         finally:
             updates.put(which)  # this variation sends nothing more
 
@@ -114,6 +110,19 @@ def make_variations(studio: "Studio", request: RunRequest, count: Any) -> Iterat
             halt.set()
 
 
+def _seen(which: int, seed: int, event: Event) -> VariationUpdate:
+    """A variation's latest event, with its video once it is saved."""
+    return VariationUpdate(which, seed, event, video_path=event.video_path if isinstance(event, Done) else None)
+
+
+def _ended(which: int, seed: int, latest: Event | None, exc: Exception) -> VariationUpdate:
+    """A variation that ended without a video: its sentence, or ours for an unexpected failure."""
+    if isinstance(exc, StudioError):
+        return VariationUpdate(which, seed, latest, error=exc)
+    log.error("variation %d (seed %d) failed unexpectedly", which, seed, exc_info=exc)
+    return VariationUpdate(which, seed, latest, error=StudioError(UNEXPECTED))
+
+
 _UNSEEN: set[asyncio.Task] = set()  # variations whose watcher left: kept until they end
 
 
@@ -128,13 +137,9 @@ async def stream_variations(studio: "Studio", request: RunRequest, count: Any) -
         latest: Event | None = None
         try:
             async for latest in watch(studio.generate(shared.but(seed=its_seed)), studio.line, halt):
-                saved = latest.video_path if isinstance(latest, Done) else None
-                updates.put_nowait(VariationUpdate(which, its_seed, latest, video_path=saved))
-        except StudioError as exc:
-            updates.put_nowait(VariationUpdate(which, its_seed, latest, error=exc))
-        except Exception:
-            log.exception("variation %d (seed %d) failed unexpectedly", which, its_seed)
-            updates.put_nowait(VariationUpdate(which, its_seed, latest, error=StudioError(UNEXPECTED)))
+                updates.put_nowait(_seen(which, its_seed, latest))
+        except Exception as exc:
+            updates.put_nowait(_ended(which, its_seed, latest, exc))
         finally:
             updates.put_nowait(which)
 
