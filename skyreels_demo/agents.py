@@ -13,6 +13,7 @@ the app's MCP server an `AgentMCPServer`, which renders those updates, errors an
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html.parser
 import inspect
@@ -289,11 +290,13 @@ def _agent_server_class(base: type) -> type:
             return progress_words(update)
 
         async def _execute_tool_without_progress(self, job: Any) -> list[Any]:
-            from anyio.to_thread import run_sync
             from gradio_client.exceptions import AppError
 
             try:
-                result = await run_sync(job.result)
+                # Awaited on the event loop, not in a worker thread: an agent's run may wait in
+                # line for minutes, and a thread held meanwhile would be one the run itself, or
+                # the page, needs from the app's small shared pool (server.py).
+                result = await asyncio.wrap_future(job.future)
             except AppError as exc:
                 raise RuntimeError(_sentence(str(exc))) from None
             # One item per output, as with progress: never the repr of a tuple.

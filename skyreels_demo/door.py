@@ -22,7 +22,6 @@ timer. `session_limits()` holds the Gradio settings that bound session memory.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Mapping
 
+import anyio.to_thread
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from .visitors import identify
@@ -375,11 +375,11 @@ class Door:
         budget = self.limits.upload_folder_bytes
         used = self._known_folder_bytes()
         if used is None:
-            used = await asyncio.to_thread(self.folder_bytes)
+            used = await anyio.to_thread.run_sync(self.folder_bytes)
         if used + size <= budget:
             return
-        await asyncio.to_thread(self.sweep)
-        if await asyncio.to_thread(self.folder_bytes, True) + size > budget:
+        await anyio.to_thread.run_sync(self.sweep)
+        if await anyio.to_thread.run_sync(self.folder_bytes, True) + size > budget:
             raise Refusal(507, "This app's upload space is full; try again in a few minutes.")
 
     # -- the upload folder --

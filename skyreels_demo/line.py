@@ -361,18 +361,21 @@ def _sleep(seconds: float, stop: threading.Event | None) -> None:
 
 _DONE = object()
 ARRIVING_AT_ONCE = 4  # runs preparing their image or stepping in line at once, in worker threads
-_arriving: Any = None
+RUNNING_AT_ONCE = 1000  # runs past their turn: bounded by the line's slots and visitors' caps
+_limiters: dict[str, Any] = {}
 
 
-def _arrival_limiter() -> Any:
-    """Threads for the steps before a run's turn: a crowd arriving at once shares a few, rather
-    than each taking one of Gradio's workers (and its memory) to prepare its image."""
-    global _arriving
+def _limiter(name: str) -> Any:
+    """The worker threads a run's steps take, apart from the small pool the server and Gradio
+    share for uploads and quick events (server.py), so that runs never starve those:
+    "arriving" (preparing an image, joining the line) shares a few, so a crowd arriving at once
+    does not take a thread (and its memory) each; "running" (submitting and following a task,
+    about one thread per task in flight) is as many as there are runs past their turn."""
     import anyio
 
-    if _arriving is None:
-        _arriving = anyio.CapacityLimiter(ARRIVING_AT_ONCE)
-    return _arriving
+    if name not in _limiters:
+        _limiters[name] = anyio.CapacityLimiter(ARRIVING_AT_ONCE if name == "arriving" else RUNNING_AT_ONCE)
+    return _limiters[name]
 
 
 def _close_when_idle(close, wait_s: float = 30.0) -> None:
@@ -398,7 +401,7 @@ async def watch(events: Iterator[Event], line: Line, stop: threading.Event | Non
     left = True  # the watcher went away (a closed tab, a cancelled call) rather than the run ending
     try:
         while True:
-            limiter = _arrival_limiter() if arriving else None
+            limiter = _limiter("arriving" if arriving else "running")
             try:
                 event = await anyio.to_thread.run_sync(next, events, _DONE, limiter=limiter)
             except Exception:
@@ -431,4 +434,4 @@ async def watch(events: Iterator[Event], line: Line, stop: threading.Event | Non
             # the step running in a worker thread, if any, has heard the stop. Shielded: a
             # cancelled watcher must still let the run record where it stands.
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_close_when_idle, close)
+                await anyio.to_thread.run_sync(_close_when_idle, close, limiter=_limiter("running"))

@@ -8,11 +8,13 @@ before our code sees it), so SKYREELS_PROXY_HOPS is the only setting that trusts
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from typing import Any, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
+import anyio.to_thread
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI
@@ -34,13 +36,15 @@ def build_server_app(
     hub: WebhookHub | None,
     mount: dict[str, Any],
     routes: Sequence[Callable[[FastAPI], None]] = (),
+    threads: int | None = None,
 ) -> tuple[Any, door.Door]:
     """The ASGI app to serve: the door, in front of FastAPI with the webhook route, any other
-    `routes` (each adds its own, e.g. shared takes: ui_takes.py) and Gradio."""
+    `routes` (each adds its own, e.g. shared takes: ui_takes.py) and Gradio. `threads` bounds
+    the worker threads the server and Gradio share (None: anyio's default 40)."""
     door.apply_session_limits(blocks)
     if not settings.shared:
         blocks.delete_cache = (600, 3600)  # a laptop keeps an upload an hour, as before
-    api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=thread_bound(threads))
     if hub is not None:
         add_route(api, hub)  # before the mount: Gradio at "/" would take every path
     for add in routes:
@@ -54,6 +58,22 @@ def build_server_app(
         text_limits=door.text_limits(blocks),
     )
     return gate, gate
+
+
+def thread_bound(threads: int | None) -> Callable[[Any], Any]:
+    """A lifespan that sizes the event loop's default thread limiter, which starlette (uploads,
+    files) and Gradio (its steps, when blocks.max_threads is its own 40) share. It must be set
+    on the serving loop itself: the limiter belongs to the loop. Without it a crowd arriving at
+    once (60 uploads) grows the pool to anyio's 40 threads, each with its stack and arena."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Any) -> AsyncIterator[None]:
+        if threads is not None:
+            anyio.to_thread.current_default_thread_limiter().total_tokens = max(1, threads)
+            log.info("worker threads shared by the server and Gradio: at most %d", threads)
+        yield
+
+    return lifespan
 
 
 def address(env: dict[str, str] | None = None) -> tuple[str, int]:

@@ -669,10 +669,18 @@ def line_concurrency(settings: Settings) -> int:
     return settings.queue_size + settings.max_concurrent_tasks
 
 
+QUICK_EVENT_THREADS = 4  # uploads, previews, History, files: steps of milliseconds
+
+
 def worker_threads(settings: Settings) -> int:
-    """Each live run holds a worker thread while it waits between ticks: room for every allowed
-    run plus the page's quick events, or runs past Gradio's default 40 wait for a thread."""
-    return max(40, settings.max_concurrent_tasks + 10)
+    """The worker threads the server and Gradio share (server.py): uploads, files and Gradio's
+    sync handlers. Runs take theirs elsewhere (line.py: a few for a crowd arriving, one per run
+    past its turn), and a run waiting in line holds none. What may hold one of these for long is
+    capped at the task cap each (a film, a finish) or at 2 (a key check, a prompt suggestion):
+    room for the first two and a few quick events, so that a crowd's burst of uploads cannot
+    grow the pool to anyio's default 40. At worst, quick events wait their turn behind a key
+    check or a suggestion (seconds); none of them waits on another."""
+    return 2 * settings.max_concurrent_tasks + QUICK_EVENT_THREADS
 
 
 def main() -> None:
@@ -692,11 +700,15 @@ def main() -> None:
     app.studio.start_follower()  # finish runs left over from before a restart
     BalanceWatch(app.settings, app.model).start()  # the owner hears (in the log) when credit runs low
     blocks = app.build()
-    blocks.max_threads = worker_threads(settings)
+    # Gradio's own 40 means "the serving loop's shared limiter" (Blocks.create_limiter), so its
+    # steps and the server's (uploads, files) share the one pool build_server_app sizes.
+    blocks.max_threads = 40
     # Gradio's cap on events in progress at once (named for threads, but a run waiting in our
     # line holds none): every place in the line, its slots, and room for the page's quick events.
     blocks._queue.max_thread_count = max(worker_threads(settings), line_concurrency(settings) + 10)
-    served, gate = build_server_app(blocks, settings, hub, mount_options(settings), routes=[app.share_routes])
+    served, gate = build_server_app(
+        blocks, settings, hub, mount_options(settings), routes=[app.share_routes], threads=worker_threads(settings)
+    )
     server = Server(served, gate, blocks, on_tick=app.studio.keep_within_budget).start()
     # WaveSpeed's webhooks arrive at the same server; the offline preview's over loopback.
     hub.local_url = server.url.rstrip("/")
