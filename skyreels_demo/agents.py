@@ -221,7 +221,8 @@ def variations_stage(updates: dict[int, Any], count: int) -> Stage:
 
 
 class _Lines(html.parser.HTMLParser):
-    """The text of each list item of the status board, one line each."""
+    """The text of each line of a status, one line each: the status board's stages and its place
+    in line, or the paragraphs of a film's or the variations' status (status_board.status_lines)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -229,8 +230,8 @@ class _Lines(html.parser.HTMLParser):
         self._item: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        # The stages, and the place in line above them.
-        if tag == "li" or (tag == "p" and "queue-place" in (dict(attrs).get("class") or "")):
+        # The stages, and the place in line above them; a status's lines.
+        if tag in ("li", "p") and self._item is None:
             self._item = []
 
     def handle_endtag(self, tag: str) -> None:
@@ -244,7 +245,7 @@ class _Lines(html.parser.HTMLParser):
 
 
 def board_as_text(board_html: str) -> str:
-    """The status board as plain lines ("✓ Uploaded the image (74 KB)."), for API clients."""
+    """A status as plain lines ("✓ Uploaded the image (74 KB)."), for agents."""
     parser = _Lines()
     parser.feed(board_html)
     return "\n".join(parser.lines)
@@ -355,7 +356,9 @@ def _as_text(item: Any) -> str:
 
 
 def _is_board(item: Any) -> bool:
-    return isinstance(item, str) and ('class="stages"' in item or 'class="queue-place"' in item)
+    return isinstance(item, str) and any(
+        mark in item for mark in ('class="stages"', 'class="queue-place"', 'class="status-lines"')
+    )
 
 
 def _is_file(item: Any) -> bool:

@@ -10,6 +10,7 @@ import html
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from .config import Settings
 from .events import (
@@ -118,13 +119,14 @@ class StatusBoard:
         return f'{place_in_line(self.in_line)}<ul class="stages" aria-live="polite">{"".join(items)}</ul>{meter}'
 
 
-def place_in_line(event: InLine | None) -> str:
-    """The run's place in line, readable by people and (data-queue-place: runs ahead) by scripts."""
+def place_in_line(event: InLine | None, tag: str = "p") -> str:
+    """The run's place in line, readable by people and (data-queue-place: runs ahead) by scripts;
+    `tag` "span" for a place within a line of text (a film's shot)."""
     if event is None:
         return ""
     return (
-        f'<p class="queue-place" role="status" data-queue-place="{event.ahead}" '
-        f'data-queue-estimate-s="{event.estimate_s:.0f}">{html.escape(event.message)}</p>'
+        f'<{tag} class="queue-place" role="status" data-queue-place="{event.ahead}" '
+        f'data-queue-estimate-s="{event.estimate_s:.0f}">{html.escape(event.message)}</{tag}>'
     )
 
 
@@ -219,9 +221,29 @@ def variation_grid(latest: dict[int, VariationUpdate]) -> list[tuple[str, str]]:
     ]
 
 
+def status_lines(lines: Iterable[str]) -> str:
+    """A status made of lines (a film's shots, the variations), each already HTML, one paragraph
+    each: the page shows it as it is, a place in line keeping its data-queue-place (a Markdown
+    block would strip it), and an agent reads it as plain lines (agents.board_as_text)."""
+    return '<div class="status-lines">' + "".join(f"<p>{line}</p>" for line in lines) + "</div>"
+
+
+def status_line(words: str) -> str:
+    """A status of one line of plain words."""
+    return status_lines([html.escape(words)])
+
+
+def event_words(event: Event | None, otherwise: str) -> str:
+    """What a run is doing now, as HTML: its place in line, marked up as on the status board."""
+    if isinstance(event, InLine):
+        return place_in_line(event, "span")
+    return html.escape(event.message if event is not None else otherwise)
+
+
 def variation_lines(latest: dict[int, VariationUpdate]) -> str:
     lines = []
     for number, update in sorted(latest.items()):
         mark = "✓" if update.video_path else ("✕" if update.error else "●")
-        lines.append(f"{mark} **{number}** · seed {update.seed} · {update.message}")
-    return "\n\n".join(lines)
+        words = html.escape(update.error.sentence) if update.error is not None else event_words(update.event, update.message)
+        lines.append(f"{mark} <strong>{number}</strong> · seed {update.seed} · {words}")
+    return status_lines(lines)

@@ -174,10 +174,13 @@ class Studio:
         """A run's place in its account's line: the owner's key and the preview each have one;
         a visitor's own key waits in none (their key, their tier)."""
         account = None if backend.is_visitors else (PREVIEW if backend.is_preview else OWNER)
-        expected = self.expectation(backend.mode)
-        # A slot is held from upload to saved video: a task's queue and making, and a little.
-        task_s = expected.queue_s + expected.processing_s + 2.0
-        return self.line.turn(account, task_s, request.stop, lambda: clock.elapsed)
+        return self.line.turn(account, self.slot_s(backend.mode), request.stop, lambda: clock.elapsed)
+
+    def slot_s(self, mode: Mode | None = None) -> float:
+        """How long a run usually holds its slot in the line, from upload to saved video: a
+        task's queue and making, and a little."""
+        expected = self.expectation(mode)
+        return expected.queue_s + expected.processing_s + 2.0
 
     @contextmanager
     def until_submitted(self, run: Run, backend: Backend, request: RunRequest) -> Iterator[Callable[[], None]]:

@@ -28,7 +28,7 @@ from .models import SKYREELS_V1, ModelSpec
 from .page_input import new_visitor
 from .preview import OfflinePreview
 from .prompts import MAX_IDEA_CHARS
-from .status_board import KEY_PAGE, banner, idle_status, price_line
+from .status_board import KEY_PAGE, banner, idle_status, price_line, status_line
 from .studio import Studio
 from .theme import studio_theme
 from . import ui_polish
@@ -310,7 +310,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             elem_id="variations",
                             visible=False,
                         )
-                        variations_status = gr.Markdown(label="How each variation went", elem_id="variations-status")
+                        variations_status = gr.HTML(label="How each variation went", elem_id="variations-status")
                         compare_variations = gr.Button("Compare these side by side", size="sm", visible=False)
                 examples = gr.Examples(
                     examples=[[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()],
@@ -409,8 +409,9 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             film_go = gr.Button("Make the film", variant="primary", scale=3)
                             film_halt = gr.Button("Stop", variant="stop", scale=1)
                     with gr.Column(scale=1, min_width=320):
-                        film_status = gr.Markdown(
-                            "Each shot appears here as it is made.", label="Each shot, as it is made", elem_id="film-status"
+                        film_status = gr.HTML(
+                            status_line("Each shot appears here as it is made."), label="Each shot, as it is made",
+                            elem_id="film-status",
                         )
                         film_shots = gr.Gallery(
                             label="Shots so far", columns=3, height="auto", object_fit="contain",
@@ -576,7 +577,9 @@ def build_page(app: StudioApp) -> gr.Blocks:
         )
         # A queue of its own: Gradio gives events of one concurrency id the lowest limit among
         # them, and the films' would otherwise hold every run's to the task cap, before our line.
-        film_options = dict(concurrency_limit=settings.max_concurrent_tasks, concurrency_id="film")
+        # The timeline is the progress, and a place in Gradio's queue is said there (ui_polish.py):
+        # no timer or spinner drawn over either.
+        film_options = dict(concurrency_limit=settings.max_concurrent_tasks, concurrency_id="film", show_progress="hidden")
         api_film.click(
             agents.tool(film.make_film, "make_film"), inputs=[image, api_shots, seed, api_key], outputs=[film_video, film_status],
             api_name="make_film", **film_options,
@@ -646,15 +649,17 @@ def _write_secret(path: Path) -> str:
     return value
 
 
-def mount_options(settings: Settings) -> dict[str, Any]:
-    """How Gradio is mounted: no run history in the browser, no SSR, our theme and CSS."""
+def mount_options(settings: Settings, run_s: float = 60.0) -> dict[str, Any]:
+    """How Gradio is mounted: no run history in the browser, no SSR, our theme, CSS and scripts
+    (`run_s`: what a run usually takes, for a place in Gradio's own queue: ui_polish.py)."""
     return dict(
         run_history=False,
         ssr_mode=False,
         footer_links=["api"],
         theme=studio_theme(),
         css=CSS_PATH.read_text(encoding="utf-8"),
-        head=ui_polish.ACCESSIBLE_MARKUP_HEAD,
+        head=ui_polish.ACCESSIBLE_MARKUP_HEAD
+        + ui_polish.queue_place_head(run_s, settings.max_concurrent_tasks, settings.queue_size),
         # Our handlers raise gr.Error with a sentence; anything else must not show its raw text.
         show_error=False,
         # Refused at the door: no upload larger than the app would prepare.
@@ -664,9 +669,28 @@ def mount_options(settings: Settings) -> dict[str, Any]:
     )
 
 
+REFUSALS_AT_ONCE = 20  # runs past a full line, let in to be refused at once with the line's sentence
+
+
 def line_concurrency(settings: Settings) -> int:
-    """Runs let past Gradio's hidden queue into our line: every place the line has, and its slots."""
-    return settings.queue_size + settings.max_concurrent_tasks
+    """Runs let past Gradio's queue into our line: every place the line has, its slots, and room
+    for a burst beyond them, which the line refuses at once ("The line is full right now…")
+    rather than Gradio holding it in a queue of its own, out of the line's count."""
+    return settings.queue_size + settings.max_concurrent_tasks + REFUSALS_AT_ONCE
+
+
+def events_at_once(blocks: gr.Blocks, default_limit: int) -> int:
+    """Gradio's cap on events in progress at once (its queue's max_thread_count, named for
+    threads though a run waiting in our line holds none): every concurrency group's own limit,
+    so that no event waits in Gradio's queue while its own group has room."""
+    groups: dict[str, int] = {}
+    for fn in blocks.fns.values():
+        if not fn.queue:
+            continue
+        limit = default_limit if fn.concurrency_limit == "default" else fn.concurrency_limit
+        limit = QUICK_EVENT_THREADS if limit is None else limit
+        groups[fn.concurrency_id] = min(groups.get(fn.concurrency_id, limit), limit)
+    return sum(groups.values())
 
 
 QUICK_EVENT_THREADS = 4  # uploads, previews, History, files: steps of milliseconds
@@ -703,11 +727,9 @@ def main() -> None:
     # Gradio's own 40 means "the serving loop's shared limiter" (Blocks.create_limiter), so its
     # steps and the server's (uploads, files) share the one pool build_server_app sizes.
     blocks.max_threads = 40
-    # Gradio's cap on events in progress at once (named for threads, but a run waiting in our
-    # line holds none): every place in the line, its slots, and room for the page's quick events.
-    blocks._queue.max_thread_count = max(worker_threads(settings), line_concurrency(settings) + 10)
+    blocks._queue.max_thread_count = events_at_once(blocks, settings.max_concurrent_tasks)
     served, gate = build_server_app(
-        blocks, settings, hub, mount_options(settings), routes=[app.share_routes], threads=worker_threads(settings)
+        blocks, settings, hub, mount_options(settings, app.studio.slot_s()), routes=[app.share_routes], threads=worker_threads(settings)
     )
     server = Server(served, gate, blocks, on_tick=app.studio.keep_within_budget).start()
     # WaveSpeed's webhooks arrive at the same server; the offline preview's over loopback.

@@ -3,6 +3,7 @@ from the last frame of the one before, on a timeline as they arrive, then cut in
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
 from typing import Any, Iterator
@@ -13,6 +14,7 @@ from .errors import Stopped, StudioError
 from .films import FilmUpdate, carry_on, film_price, make_film
 from .page_input import UNEXPECTED, fit_choice, text, visitor_id
 from .run_request import RunRequest
+from .status_board import event_words, status_line, status_lines
 from .ui_context import PageContext
 
 log = logging.getLogger(__name__)
@@ -120,7 +122,7 @@ class FilmHandlers:
         timeline: dict[int, FilmUpdate] = {}
         last: FilmUpdate | None = None
         try:
-            yield None, "Checking the storyboard…", [], ""
+            yield None, status_line("Checking the storyboard…"), [], ""
             for update in updates_of(film_request):
                 last = update
                 if update.shot is not None:
@@ -149,22 +151,23 @@ def _gallery(timeline: dict[int, FilmUpdate]) -> list[tuple[str, str]]:
 
 
 def _timeline_lines(latest: FilmUpdate, timeline: dict[int, FilmUpdate]) -> str:
+    """The film's shots, a line each (HTML: a shot waiting in line shows its place, marked up)."""
     film = latest.film
-    lines = [f"**Film `{film.id}`** · {len(film.shots)} shots · {film.status}"]
+    lines = [f"<strong>Film <code>{html.escape(film.id)}</code></strong> · {len(film.shots)} shots · {html.escape(film.status)}"]
     for number, shot in enumerate(film.shots):
         update = timeline.get(number)
         if update is None:
             mark, words = "○", "waiting for the shot before"
         elif update.error is not None:
-            mark, words = "✕", update.error.sentence
+            mark, words = "✕", html.escape(update.error.sentence)
         elif update.video_path is not None:
             mark, words = "✓", "made"
         else:
-            mark, words = "●", update.event.message if update.event is not None else "starting…"
+            mark, words = "●", event_words(update.event, "starting…")
         prompt = shot["prompt"] if len(shot["prompt"]) <= 60 else shot["prompt"][:59] + "…"
-        lines.append(f"{mark} **Shot {number + 1}** · seed {shot['seed']} · {prompt} — {words}")
+        lines.append(f"{mark} <strong>Shot {number + 1}</strong> · seed {shot['seed']} · {html.escape(prompt)} — {words}")
     if latest.shot is None and latest.video_path is not None:
-        lines.append("\n**The film is cut:** every shot in one video, below.")
+        lines.append("<strong>The film is cut:</strong> every shot in one video, below.")
     elif latest.error is not None and not isinstance(latest.error, Stopped):
-        lines.append(f"\nMake shot {latest.shot + 1} again (same or new seed) below; the shots before it are kept.")
-    return "\n\n".join(lines)
+        lines.append(f"Make shot {latest.shot + 1} again (same or new seed) below; the shots before it are kept.")
+    return status_lines(lines)

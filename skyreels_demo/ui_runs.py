@@ -18,7 +18,7 @@ from .events import Done
 from .line import watch
 from .page_input import UNEXPECTED, fit_choice, text, visitor_id
 from .run_request import RunRequest
-from .status_board import StatusBoard, summary, variation_grid, variation_lines
+from .status_board import StatusBoard, status_line, summary, variation_grid, variation_lines
 from .ui_context import PageContext
 from .variations import VariationUpdate, stream_variations
 from .films import continue_shot, frame_of, run_of_video
@@ -282,7 +282,7 @@ class RunHandlers:
         profile: gr.OAuthProfile | None = None,
     ):
         """The page's "Make variations": like /generate_variations, filed under this browser's History."""
-        yield gr.update(value=[], visible=True), "Starting the variations…"  # never the last ones' words
+        yield gr.update(value=[], visible=True), status_line("Starting the variations…")  # never the last ones' words
         try:
             async for grid, lines in self._variations(
                 prompt, image, count, seed, fps_prefix, fit, api_key, visitor_id(visitor), request, profile
@@ -291,7 +291,7 @@ class RunHandlers:
                 yield gr.update(value=grid, visible=True), lines
         except gr.Error as exc:
             # Said once, in the variations' own status line, not also in a pop-up.
-            yield gr.update(), f"✕ {exc.message}"
+            yield gr.update(), status_line(f"✕ {exc.message}")
 
     async def _variations(self, prompt, image, count, seed, fps_prefix, fit, api_key, visitor, request, profile, report=None):
         stop = threading.Event()

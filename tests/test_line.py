@@ -22,7 +22,7 @@ from skyreels_demo.status_board import StatusBoard
 from skyreels_demo.studio import Studio
 from skyreels_demo.variations import make_variations
 
-from .conftest import ASTRONAUT, LaunchedApp, browser_page, fill_in, settings_for, wait_for
+from .conftest import ASTRONAUT, ROOT, LaunchedApp, browser_page, fill_in, settings_for, wait_for
 
 PROMPT = "A woman in a red coat turns to the camera and smiles as snow falls around her."
 PLACE = re.compile(r'data-queue-place="(\d+)"')
@@ -283,6 +283,29 @@ def test_sixty_visitors_waiting_in_line_cost_few_threads_and_little_memory(tmp_p
     assert threads_after - threads_before <= 10
 
 
+def test_a_run_past_a_full_line_is_told_at_once_not_held_out_of_sight(tmp_path, photo_path):
+    """A line of 2 on one slot, full: the next visitor hears so from the line in seconds, rather
+    than waiting unseen in Gradio's queue behind it."""
+    with LocalBackend(timing=TaskTiming(queue_s=0.0, processing_s=600.0)) as slow, LaunchedApp(
+        tmp_path / "app", **app_env(slow, SKYREELS_QUEUE_SIZE="2", SKYREELS_MAX_WAIT_MINUTES="600")
+    ) as app:
+        clients = [Client(app.url, verbose=False) for _ in range(4)]
+        jobs = [clients[0].submit(PROMPT, handle_file(str(photo_path)), 1, True, "crop", "", api_name="/generate")]
+        wait_for(lambda: slow.tasks_created == 1, timeout=60)
+        for i, client in enumerate(clients[1:3], start=2):
+            jobs.append(client.submit(PROMPT, handle_file(str(photo_path)), i, True, "crop", "", api_name="/generate"))
+        wait_for(lambda: all(places_of(job.outputs()) for job in jobs[1:]), timeout=60, every=0.2)
+        started = time.monotonic()
+        late = clients[3].submit(PROMPT, handle_file(str(photo_path)), 4, True, "crop", "", api_name="/generate")
+        wait_for(late.done, timeout=30, every=0.2)
+        told_s, made = time.monotonic() - started, slow.tasks_created
+        for job in jobs:
+            job.cancel()
+    assert "The line is full right now (2 runs waiting)" in str(late.exception())
+    assert told_s < 15
+    assert made == 1
+
+
 def test_runs_following_their_tasks_leave_the_servers_threads_to_everyone_else(tmp_path, photo_path):
     """Twelve visitors on their own keys, each following a long task, are more than the server's
     shared threads (6 at a task cap of 1): a newcomer's upload and run still get through."""
@@ -329,3 +352,67 @@ def test_second_visitor_sees_place_and_estimate_in_view_then_the_video(browser, 
             first.locator("#result-video video").wait_for(timeout=60_000)
             second.locator("#result-video video").wait_for(timeout=60_000)
             expect(second.locator("#status [data-queue-place]")).to_have_count(0)
+
+
+@pytest.mark.browser
+def test_a_film_held_in_gradios_queue_shows_its_place_in_the_lines_words(browser, tmp_path):
+    """A second film waits in Gradio's own queue (films are made one at a time on a task cap of
+    1) before its handler runs: its status says its place all the same, then the film is made."""
+    from playwright.sync_api import expect
+
+    shots = ROOT / "tests" / "screenshots"  # git-ignored: for a person to look at
+    shots.mkdir(exist_ok=True)
+    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=3.0)) as slow, LaunchedApp(
+        tmp_path / "app", **app_env(slow)
+    ) as app:
+        pages = []
+        for viewport in ({"width": 1366, "height": 768}, {"width": 390, "height": 844}):
+            context = browser.new_context(viewport=viewport)
+            context.set_default_timeout(60_000)
+            page = context.new_page()
+            page.goto(app.url)
+            page.get_by_role("tab", name="Film").click()
+            page.locator("#film-image input[type=file]").set_input_files(ASTRONAUT)
+            page.get_by_label("Shot 1", exact=True).fill("a woman smiles at the camera")
+            page.get_by_label("Shot 2", exact=True).fill("she turns to look out of the window")
+            pages.append((context, page))
+        (_, first), (_, second) = pages
+        first.get_by_role("button", name="Make the film").click()
+        expect(first.locator("#film-status")).to_contain_text("Shot 1", timeout=30_000)
+        second.get_by_role("button", name="Make the film").click()
+        place = second.locator("#film-status [data-queue-place]")
+        expect(place).to_be_visible(timeout=30_000)
+        assert place.get_attribute("data-queue-place") == "0"
+        assert re.fullmatch(r"You are next · about \d+ (s|min)", place.inner_text())
+        place.scroll_into_view_if_needed()
+        second.screenshot(path=str(shots / "film-held-phone.png"))
+        expect(first.locator("#film-video video")).to_be_visible(timeout=90_000)
+        # Its turn: the place gives way to the film's own timeline, and then its film.
+        expect(second.locator("#film-status [data-queue-place]")).to_have_count(0, timeout=30_000)
+        expect(second.locator("#film-video video")).to_be_visible(timeout=90_000)
+        for context, _ in pages:
+            context.close()
+
+
+@pytest.mark.browser
+def test_a_films_shot_waiting_for_the_slot_shows_its_place_in_the_timeline(browser, tmp_path):
+    from playwright.sync_api import expect
+
+    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=4.0)) as slow, LaunchedApp(
+        tmp_path / "app", **app_env(slow)
+    ) as app:
+        with browser_page(browser, app.url) as runner, browser_page(browser, app.url) as director:
+            fill_in(runner, PROMPT)
+            runner.get_by_role("button", name="Generate", exact=True).click()
+            wait_for(lambda: slow.tasks_created == 1, timeout=30)
+            director.get_by_role("tab", name="Film").click()
+            director.locator("#film-image input[type=file]").set_input_files(ASTRONAUT)
+            director.get_by_label("Shot 1", exact=True).fill("a woman smiles at the camera")
+            director.get_by_label("Shot 2", exact=True).fill("she turns to look out of the window")
+            director.get_by_role("button", name="Make the film").click()
+            place = director.locator("#film-status [data-queue-place]")
+            expect(place).to_be_visible(timeout=30_000)
+            assert place.get_attribute("data-queue-place") == "0"
+            assert re.fullmatch(r"You are next · about \d+ (s|min)", place.inner_text())
+            expect(director.locator("#film-status")).to_contain_text("Shot 1")
+            expect(director.locator("#film-video video")).to_be_visible(timeout=90_000)
