@@ -111,7 +111,8 @@ GUARD = "import sys; sys.path.insert(0, 'bench'); from bench_app import loopback
 def guarded_app(max_threads: int | None = None) -> str:
     """The app's own process: the same guard, then app.py exactly as `python app.py` runs it.
 
-    `max_threads` (for what-if runs only) raises Gradio's worker-thread cap from its 40.
+    `max_threads` (for what-if runs only) sizes the worker threads the server and Gradio share
+    (as shipped: ui.worker_threads).
     """
     patch = ""
     if max_threads is not None:

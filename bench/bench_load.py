@@ -2,6 +2,7 @@
 
     python bench/bench_load.py [--visitors 50] [--single 5]
     python bench/bench_load.py --line 100      # the line: 100 visitors, 3 slots
+    python bench/bench_load.py --waiting 60    # what 60 visitors waiting in line cost the app
 
 
 One local backend in this process (tasks of ~10 s, so the app's own overhead is what shows),
@@ -73,17 +74,23 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=5, help="single-visitor runs for the baseline (default 5)")
     parser.add_argument(
         "--gradio-max-threads", type=int, default=None,
-        help="what-if only: set Gradio's worker-thread cap in the app under test "
-        "(as shipped it is max(40, task cap + 10))",
+        help="what-if only: size the worker threads the server and Gradio share in the app under "
+        "test (as shipped: 2 x task cap + 4)",
     )
     parser.add_argument("--line", type=int, default=0, metavar="N",
                         help="instead: N visitors through 3 slots, each one's place and estimate")
     parser.add_argument("--task-s", type=float, default=6.0,
                         help="with --line: each task's seconds (a realistic minute, shortened; default 6)")
+    parser.add_argument("--waiting", type=int, default=0, metavar="N",
+                        help="instead: N visitors waiting in line on one busy slot, the threads and memory they add")
+    parser.add_argument("--repeats", type=int, default=3, help="with --waiting: runs of each setup (default 3)")
     args = parser.parse_args()
     loopback_only()
     if args.line:
         line_run(args.line, args.task_s)
+        return
+    if args.waiting:
+        waiting_run(args.waiting, args.repeats)
         return
 
     from skyreels_demo.local_api import LocalBackend
@@ -290,6 +297,60 @@ def line_run(visitors: int, task_s: float) -> None:
           f"peak RSS {peak_mb:.0f} MB, threads {threads_before} before the crowd.")
     if errors:
         print("\nErrors:", *sorted(set(errors)), sep="\n- ")
+
+
+def waiting_run(visitors: int, repeats: int) -> None:
+    """`visitors` wait in line behind one long task on one slot: the threads and resident memory
+    they add to the app once every one of them has been shown a place, as shipped and, side by
+    side, with the pool the server and Gradio share left at anyio's 40 (as before 8515c6e)."""
+    from skyreels_demo.local_api import LocalBackend, TaskTiming
+
+    setups = (("as shipped (shared pool: 2 x task cap + 4 = 6)", None), ("what-if: shared pool of 40", 40))
+    figures: dict[str, list[tuple[int, float, float]]] = {name: [] for name, _ in setups}
+    with tempfile.TemporaryDirectory(prefix="bench-waiting-") as tmp_name:
+        tmp = Path(tmp_name)
+        image = photo_image(tmp / "photo.jpg")
+        for repeat in range(repeats):
+            for name, pool in setups:
+                with LocalBackend(timing=TaskTiming(queue_s=0.0, processing_s=3600.0)) as backend, AppProcess(
+                    tmp / f"app-{repeat}-{pool}",
+                    max_threads=pool,
+                    WAVESPEED_BASE_URL=backend.base_url,
+                    WAVESPEED_API_KEY="bench-key-anything",
+                    SKYREELS_MAX_CONCURRENT_TASKS="1",
+                    SKYREELS_VISITOR_RUNS_PER_HOUR=str(10 * visitors),
+                    SKYREELS_MAX_WAIT_MINUTES="6000",
+                ) as app:
+                    busy = visitor(app.url, tmp / "busy")
+                    jobs = [start_visit(busy, image, seed=1)[0]]
+                    while backend.tasks_created < 1:
+                        time.sleep(0.05)
+                    time.sleep(2)
+                    threads_before, rss_before = _threads(app), app.rss_mb
+                    crowd = [visitor(app.url, tmp / f"waiting-{i}") for i in range(visitors)]
+                    started = time.monotonic()
+                    jobs += [start_visit(client, image, seed=10 + i)[0] for i, client in enumerate(crowd)]
+                    while not all(any(PLACE.search(str(out[0])) for out in job.outputs()) for job in jobs[1:]):
+                        if time.monotonic() - started > 300:
+                            raise RuntimeError("not every visitor was shown a place within 300 s")
+                        time.sleep(0.2)
+                    placed_s = time.monotonic() - started
+                    time.sleep(3)  # a few refreshes of every estimate
+                    figures[name].append((_threads(app) - threads_before, app.rss_mb - rss_before, placed_s))
+                    for job in jobs:
+                        job.cancel()
+    print(f"\n{visitors} visitors waiting in line on one busy slot ({machine()}), {repeats} runs of each, alternated\n")
+    rows = []
+    for name, _ in setups:
+        runs = figures[name]
+        rows.append([
+            name,
+            ", ".join(f"+{t}" for t, _, _ in runs) + f" (median +{statistics.median(t for t, _, _ in runs):.0f})",
+            ", ".join(f"+{m:.0f}" for _, m, _ in runs) + f" (median +{statistics.median(m for _, m, _ in runs):.0f})",
+            f"{statistics.median(s for _, _, s in runs):.1f} s",
+        ])
+    print(markdown_table(["setup", "threads added (target ≤ 10)", "RSS added, MB (target ≤ 100)",
+                          "all placed, median"], rows))
 
 
 def _threads(app) -> int:
