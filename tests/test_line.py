@@ -306,6 +306,26 @@ def test_a_run_past_a_full_line_is_told_at_once_not_held_out_of_sight(tmp_path, 
     assert made == 1
 
 
+def test_variations_waiting_in_line_show_their_places_then_their_videos(tmp_path, photo_path):
+    """Two variations behind one run on one slot: their status lines carry their places (the
+    second behind the first, not beside it), which fall as the line moves, then both are made."""
+    with LocalBackend(timing=TaskTiming(queue_s=0.0, processing_s=1.5)) as backend, LaunchedApp(
+        tmp_path / "app", **app_env(backend)
+    ) as app:
+        first = Client(app.url, verbose=False)
+        busy = first.submit(PROMPT, handle_file(str(photo_path)), 1, True, "crop", "", api_name="/generate")
+        wait_for(lambda: backend.tasks_created == 1, timeout=60)
+        varied = Client(app.url, verbose=False, download_files=str(tmp_path / "v"))
+        job = varied.submit(PROMPT, handle_file(str(photo_path)), 2, 20, True, "crop", "", api_name="/generate_variations")
+        grid, _lines = job.result(timeout=120)
+        busy.result(timeout=60)
+    seen = [[int(m) for m in PLACE.findall(str(out[1]))] for out in job.outputs()]
+    places = sorted({tuple(p) for p in seen if p})
+    assert any(len(p) == 2 and p[0] != p[1] for p in places), places  # two places, one behind the other
+    assert any(0 in p for p in places)
+    assert len(grid) == 2
+
+
 def test_runs_following_their_tasks_leave_the_servers_threads_to_everyone_else(tmp_path, photo_path):
     """Twelve visitors on their own keys, each following a long task, are more than the server's
     shared threads (6 at a task cap of 1): a newcomer's upload and run still get through."""
