@@ -621,7 +621,8 @@ def build_page(app: StudioApp) -> gr.Blocks:
         like_it.click(takes.make_one_like_it, [shared_token], create_fields, queue=False, **private)
         demo.load(takes.open_shared, None, [shared_view, shared_take, shared_token, like_it], queue=False, **private)
         demo.load(new_visitor, [visitor], [visitor], queue=False, api_visibility="private")
-        demo.load(assist.expectations, None, expectations, queue=False, api_visibility="private")
+        # A line of text filled in as the page opens: never dimmed by a loading state meanwhile.
+        demo.load(assist.expectations, None, expectations, queue=False, api_visibility="private", show_progress="hidden")
     # api_open=False: every call goes through the queue and its limits, never around them (/run).
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrent_tasks, api_open=False)
     return demo
