@@ -24,7 +24,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
 from .errors import RateLimited, Stopped, StudioError
 from .events import Event, InLine, Prepared, SlowedDown
@@ -392,9 +392,26 @@ def _close_when_idle(close, wait_s: float = 30.0) -> None:
             time.sleep(0.05)
 
 
-async def watch(events: Iterator[Event], line: Line, stop: threading.Event | None) -> AsyncIterator[Event]:
+T = TypeVar("T")
+
+
+def _itself(item: Any) -> Any:
+    return item
+
+
+async def watch(
+    events: Iterator[T],
+    line: Line,
+    stop: threading.Event | None,
+    *,
+    event_of: Callable[[T], Event | None] = _itself,
+    with_place: Callable[[T, InLine], T] = lambda _item, place: place,  # type: ignore[assignment, return-value]
+) -> AsyncIterator[T]:
     """A run's events, for async code: each step runs in a worker thread, but while the run is in
-    line no thread is held (the next event is asked for only once the line has moved)."""
+    line no thread is held (the next event is asked for only once the line has moved).
+
+    The items may wrap a run's events (a film's updates: `event_of` finds the event in one, and
+    `with_place` makes the same item with its place brought up to date)."""
     import anyio.to_thread
 
     arriving = True  # until the run's turn: its image prepared, its place in line
@@ -403,16 +420,17 @@ async def watch(events: Iterator[Event], line: Line, stop: threading.Event | Non
         while True:
             limiter = _limiter("arriving" if arriving else "running")
             try:
-                event = await anyio.to_thread.run_sync(next, events, _DONE, limiter=limiter)
+                item = await anyio.to_thread.run_sync(next, events, _DONE, limiter=limiter)
             except Exception:
                 left = False  # the run itself ended, with its error
                 raise
-            if event is _DONE:
+            if item is _DONE:
                 left = False
                 return
+            event = event_of(item)
             in_line = isinstance(event, InLine) and event.line_version >= 0
             arriving = arriving and (isinstance(event, Prepared) or in_line)
-            yield event
+            yield item
             # In line: the place is brought up to date here, on the event loop; the run itself
             # (and a thread) is asked again only when its turn has come, or for Stop.
             received = time.monotonic()
@@ -423,7 +441,7 @@ async def watch(events: Iterator[Event], line: Line, stop: threading.Event | Non
                 event = line.refreshed(event, event.elapsed_s + time.monotonic() - received)
                 received = time.monotonic()
                 if event is not None:
-                    yield event
+                    yield with_place(item, event)
     finally:
         close = getattr(events, "close", None)
         if close is not None:

@@ -699,11 +699,12 @@ QUICK_EVENT_THREADS = 4  # uploads, previews, History, files: steps of milliseco
 
 def worker_threads(settings: Settings) -> int:
     """The worker threads the server and Gradio share (server.py): uploads, files and Gradio's
-    sync handlers. Runs take theirs elsewhere (line.py: a few for a crowd arriving, one per run
-    past its turn), and a run waiting in line holds none. What may hold one of these for long is
-    capped at the task cap each (a film, a finish) or at 2 (a key check, a prompt suggestion):
-    room for the first two and a few quick events, so that a crowd's burst of uploads cannot
-    grow the pool to anyio's default 40. At worst, quick events wait their turn behind a key
+    sync handlers. Runs and films take theirs elsewhere (line.py: a few for a crowd arriving,
+    one per run past its turn), and one waiting in line holds none. What may hold one of these
+    for long is capped at the task cap (History's "Finish with my key") or at 2 (a key check, a
+    prompt suggestion, a frame to continue from): room for the finishes, as many again for those
+    others, and a few quick events, so that a crowd's burst of uploads cannot grow the pool to
+    anyio's default 40. At worst, quick events wait their turn behind a key
     check or a suggestion (seconds); none of them waits on another."""
     return 2 * settings.max_concurrent_tasks + QUICK_EVENT_THREADS
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 import html
 import logging
 import threading
-from typing import Any, Iterator
+from dataclasses import replace
+from typing import Any, AsyncIterator
 
 import gradio as gr
 
 from .errors import Stopped, StudioError
 from .films import FilmUpdate, carry_on, film_price, make_film
+from .line import watch
 from .page_input import UNEXPECTED, fit_choice, text, visitor_id
 from .run_request import RunRequest
 from .status_board import event_words, status_line, status_lines
@@ -37,7 +39,7 @@ class FilmHandlers:
             return "Write 2 to 6 shots; each is made from the last frame of the one before."
         return film_price(self.studio, shots) + ("" if shots >= 2 else " A film needs at least 2 shots.")
 
-    def make_film(
+    async def make_film(
         self,
         image: str | None,
         shots: str,
@@ -45,7 +47,7 @@ class FilmHandlers:
         api_key: str | None = None,
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
-    ) -> Iterator[tuple[Any, str]]:
+    ) -> AsyncIterator[tuple[Any, str]]:
         """Make a film longer than one clip: 2 to 6 shots, each continued from the last frame of the one before, cut into one video.
 
         Args:
@@ -59,12 +61,12 @@ class FilmHandlers:
         """
         lines = [line.strip() for line in text(shots).splitlines() if line.strip()]
         first = -1 if seed is None else seed
-        for film_video, timeline, _gallery, _film_id in self._make(
+        async for film_video, timeline, _gallery, _film_id in self._make(
             image, [(p, first) for p in lines], api_key, "", request, profile, follow_seed=True
         ):
             yield film_video, timeline
 
-    def make_film_in_page(
+    async def make_film_in_page(
         self, image, fit, api_key, visitor, p1, p2, p3, p4, p5, p6, s1, s2, s3, s4, s5, s6,
         request: gr.Request, profile: gr.OAuthProfile | None = None,
     ):
@@ -73,9 +75,10 @@ class FilmHandlers:
         # the six shot boxes and six seeds are named one by one for that reason.
         prompts, seeds = (p1, p2, p3, p4, p5, p6), (s1, s2, s3, s4, s5, s6)
         shots = [(text(p), -1 if s is None else s) for p, s in zip(prompts, seeds) if text(p).strip()]
-        yield from self._make(image, shots, api_key, visitor_id(visitor), request, profile, fit=fit)
+        async for outputs in self._make(image, shots, api_key, visitor_id(visitor), request, profile, fit=fit):
+            yield outputs
 
-    def make_shot_again(self, film_id: str, shot: float | None, seed: float | None, api_key, visitor, request: gr.Request,
+    async def make_shot_again(self, film_id: str, shot: float | None, seed: float | None, api_key, visitor, request: gr.Request,
                         profile: gr.OAuthProfile | None = None):
         """Make one shot of a film again (a failed one, or one not liked), then the rest, and re-cut."""
         try:
@@ -87,7 +90,9 @@ class FilmHandlers:
         number = int(shot) if isinstance(shot, (int, float)) and float(shot).is_integer() else 0
         again_seed = None if seed is None or seed == -2 else seed
         request_ = self._request(None, "crop", api_key, visitor_id(visitor), request, profile, threading.Event())
-        yield from self._render(lambda run: carry_on(self.studio, film, run, again=number - 1, seed=again_seed), request_, request)
+        updates = self._render(lambda run: carry_on(self.studio, film, run, again=number - 1, seed=again_seed), request_, request)
+        async for outputs in updates:
+            yield outputs
 
     # -- pieces --
 
@@ -102,7 +107,7 @@ class FilmHandlers:
             stop=stop,
         )
 
-    def _make(self, image, shots, api_key, visitor, request, profile, *, fit="crop", follow_seed=False):
+    async def _make(self, image, shots, api_key, visitor, request, profile, *, fit="crop", follow_seed=False):
         if follow_seed and shots:
             first = shots[0][1]
             try:
@@ -114,16 +119,23 @@ class FilmHandlers:
                 shots = [(prompt, (first_value + n) % top) for n, (prompt, _) in enumerate(shots)]
         stop = threading.Event()
         film_request = self._request(image, fit, api_key, visitor, request, profile, stop)
-        yield from self._render(lambda run: make_film(self.studio, run, shots), film_request, request)
+        async for outputs in self._render(lambda run: make_film(self.studio, run, shots), film_request, request):
+            yield outputs
 
-    def _render(self, updates_of, film_request: RunRequest, request) -> Iterator[tuple[Any, str, list, str]]:
-        """(the cut film once there is one, the timeline in words, the shots made, the film's id)."""
+    async def _render(self, updates_of, film_request: RunRequest, request) -> AsyncIterator[tuple[Any, str, list, str]]:
+        """(the cut film once there is one, the timeline in words, the shots made, the film's id).
+
+        A step at a time in a worker thread, but holding none while a shot waits in line."""
         session = self.stops.hold(request, film_request.stop)
         timeline: dict[int, FilmUpdate] = {}
         last: FilmUpdate | None = None
         try:
             yield None, status_line("Checking the storyboard…"), [], ""
-            for update in updates_of(film_request):
+            updates = watch(
+                updates_of(film_request), self.studio.line, film_request.stop,
+                event_of=lambda update: update.event, with_place=lambda update, place: replace(update, event=place),
+            )
+            async for update in updates:
                 last = update
                 if update.shot is not None:
                     timeline[update.shot] = update
