@@ -309,6 +309,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             allow_preview=False,
                             elem_id="variations",
                             visible=False,
+                            interactive=False,  # the app's videos, to pick from: no upload area
                         )
                         variations_status = gr.HTML(label="How each variation went", elem_id="variations-status")
                         compare_variations = gr.Button("Compare these side by side", size="sm", visible=False)
@@ -415,7 +416,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         )
                         film_shots = gr.Gallery(
                             label="Shots so far", columns=3, height="auto", object_fit="contain",
-                            allow_preview=False, elem_id="film-timeline",
+                            allow_preview=False, elem_id="film-timeline", interactive=False,
                         )
                         film_video = gr.Video(
                             label="The film", interactive=False, buttons=["download"], elem_id="film-video"
