@@ -256,6 +256,18 @@ def browser_page(browser, url: str) -> Iterator:
         context.close()
 
 
+FILM_SHOTS = ("a woman smiles at the camera", "she turns to look out of the window")
+
+
+def write_storyboard(page, shots=FILM_SHOTS, image: str = ASTRONAUT) -> None:
+    """On the Film tab: the first shot's picture and each shot's prompt, ready for "Make the film"."""
+    page.get_by_role("tab", name="Film").click()
+    page.get_by_role("button", name="Make the film").wait_for()
+    page.locator("#film-image input[type=file]").set_input_files(image)
+    for number, prompt in enumerate(shots, start=1):
+        page.get_by_label(f"Shot {number}", exact=True).fill(prompt)
+
+
 def fill_in(page, prompt: str, image: str = ASTRONAUT) -> None:
     """Drop in a picture, wait for its prepared frame, type a prompt."""
     from playwright.sync_api import expect

@@ -284,18 +284,14 @@ def test_the_api_continues_a_shot_and_makes_a_film(film_app, photo_path):
 def test_the_film_tab_fills_its_timeline_then_plays_the_film(film_app, browser, tmp_path):
     from playwright.sync_api import expect
 
-    from .conftest import ASTRONAUT
+    from .conftest import write_storyboard
 
     for name, viewport in (("desktop", {"width": 1366, "height": 768}), ("phone", {"width": 390, "height": 844})):
         context = browser.new_context(viewport=viewport)
         context.set_default_timeout(60_000)
         page = context.new_page()
         page.goto(film_app.url)
-        page.get_by_role("tab", name="Film").click()
-        page.get_by_role("button", name="Make the film").wait_for()
-        page.locator("#film-image input[type=file]").set_input_files(ASTRONAUT)
-        page.get_by_label("Shot 1", exact=True).fill("a woman smiles at the camera")
-        page.get_by_label("Shot 2", exact=True).fill("she turns to look out of the window")
+        write_storyboard(page)
         expect(page.locator("#film-price")).to_contain_text("2 shots")
         page.get_by_role("button", name="Make the film").click()
         expect(page.locator("#film-status")).to_contain_text("Shot 1", timeout=30_000)

@@ -22,7 +22,7 @@ from skyreels_demo.status_board import StatusBoard
 from skyreels_demo.studio import Studio
 from skyreels_demo.variations import make_variations
 
-from .conftest import ASTRONAUT, ROOT, LaunchedApp, browser_page, fill_in, settings_for, wait_for
+from .conftest import ASTRONAUT, ROOT, LaunchedApp, browser_page, fill_in, settings_for, wait_for, write_storyboard
 
 PROMPT = "A woman in a red coat turns to the camera and smiles as snow falls around her."
 PLACE = re.compile(r'data-queue-place="(\d+)"')
@@ -391,10 +391,7 @@ def test_a_film_held_in_gradios_queue_shows_its_place_in_the_lines_words(browser
             context.set_default_timeout(60_000)
             page = context.new_page()
             page.goto(app.url)
-            page.get_by_role("tab", name="Film").click()
-            page.locator("#film-image input[type=file]").set_input_files(ASTRONAUT)
-            page.get_by_label("Shot 1", exact=True).fill("a woman smiles at the camera")
-            page.get_by_label("Shot 2", exact=True).fill("she turns to look out of the window")
+            write_storyboard(page)
             pages.append((context, page))
         (_, first), (_, second) = pages
         first.get_by_role("button", name="Make the film").click()
@@ -425,10 +422,7 @@ def test_a_films_shot_waiting_for_the_slot_shows_its_place_in_the_timeline(brows
             fill_in(runner, PROMPT)
             runner.get_by_role("button", name="Generate", exact=True).click()
             wait_for(lambda: slow.tasks_created == 1, timeout=30)
-            director.get_by_role("tab", name="Film").click()
-            director.locator("#film-image input[type=file]").set_input_files(ASTRONAUT)
-            director.get_by_label("Shot 1", exact=True).fill("a woman smiles at the camera")
-            director.get_by_label("Shot 2", exact=True).fill("she turns to look out of the window")
+            write_storyboard(director)
             director.get_by_role("button", name="Make the film").click()
             place = director.locator("#film-status [data-queue-place]")
             expect(place).to_be_visible(timeout=30_000)
