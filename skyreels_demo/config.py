@@ -203,6 +203,12 @@ class Settings:
         """Where prepared images are kept, one file per distinct picture."""
         return self.data_dir / "images"
 
+    @property
+    def served_dirs(self) -> tuple[Path, ...]:
+        """The folders the page serves files from (and a client may name a file in): videos,
+        prepared images and films, each kept once and served where it is."""
+        return (self.videos_dir, self.images_dir, self.films_dir)
+
     def with_key(self, api_key: str | None) -> "Settings":
         return replace(self, api_key=api_key or None)
 

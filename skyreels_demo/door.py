@@ -10,9 +10,10 @@ the mounted Gradio app that, in shared mode:
   visitor's bytes past their hourly allowance (429) and a full upload folder (507), mid-stream
   if need be; Gradio itself then deletes every temporary file of the refused request;
 - refuses any other body over a megabyte (413), by Content-Length or by counting chunks;
-- refuses a queue join or direct call whose text input is longer than its Textbox's
-  `max_length` (413), before Gradio keeps it in session state;
-- refuses deep links (404), in every mode: they write a session's values to disk.
+- refuses deep links (404), in every mode: they write a session's values to disk;
+- in every mode, refuses a queue join or direct call whose inputs break their event's rules
+  (event_inputs.py: a text over its box's limit, a value over its kind's few bytes, a file
+  this app does not hold), before Gradio keeps it in session state or opens a file.
 
 A laptop (shared mode off) passes everything else through unchanged. Who a visitor is comes
 from the function the app passes in (by default `visitors.identify` on what the server sees).
@@ -36,6 +37,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 import anyio.to_thread
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
+from .event_inputs import EventInputs
 from .visitors import identify
 
 log = logging.getLogger(__name__)
@@ -46,9 +48,6 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-# fn_index (int) or api_name (str) -> {input position: most characters}; "v2:<api_name>" keys
-# hold {parameter name: most characters} for /call/v2, which names its inputs.
-TextLimits = Mapping[int | str, Mapping[int | str, int]]
 
 # Matched at the end of the path, so Gradio may be mounted under any prefix.
 UPLOAD = re.compile(r"/gradio_api/upload/?$")
@@ -99,32 +98,6 @@ def upload_folder() -> Path:
     return Path(get_upload_folder())
 
 
-def text_limits(blocks: Any) -> dict[int | str, dict[int | str, int]]:
-    """Each event's text inputs that have a `max_length` (gr.Textbox), by position.
-
-    Keys are the event's fn_index (what a queue join names) and its api_name (what /call and
-    /run name). A direct call may number inputs with or without the ones the API skips (state),
-    so its positions take the smaller limit of either numbering: never looser than the box.
-    """
-    limits: dict[int | str, dict[int | str, int]] = {}
-    for fn_index, fn in blocks.fns.items():
-        full = {i: c.max_length for i, c in enumerate(fn.inputs) if _char_limit(c) is not None}
-        if not full:
-            continue
-        limits[fn_index] = dict(full)
-        if not fn.api_name:
-            continue
-        shown = [i for i, c in enumerate(fn.inputs) if not getattr(c, "skip_api", False)]
-        by_api = {j: full[i] for j, i in enumerate(shown) if i in full}
-        limits[str(fn.api_name).strip("/")] = {
-            p: min(v for v in (full.get(p), by_api.get(p)) if v is not None) for p in set(full) | set(by_api)
-        }
-        names = _parameter_names(blocks, str(fn.api_name).strip("/"))
-        if len(names) == len(shown):
-            limits["v2:" + str(fn.api_name).strip("/")] = {names[j]: by_api[j] for j in by_api}
-    return limits
-
-
 def session_limits(*, sessions: int = 1000, keep_uploads_s: int = 900) -> dict[str, dict[str, Any]]:
     """Gradio settings that bound what it keeps per page session: kwargs for each call.
 
@@ -173,7 +146,7 @@ class Door:
         limits: DoorLimits,
         *,
         visitor: Callable[[Scope], str] | None = None,
-        text_limits: TextLimits | None = None,
+        inputs: EventInputs | None = None,
         held: Callable[[], Iterable[str | os.PathLike]] | None = None,
         folder: Path | None = None,
         clock: Callable[[], float] = time.time,
@@ -181,7 +154,7 @@ class Door:
         self.app = app
         self.limits = limits
         self.visitor = visitor or visitor_by_address(0)
-        self.text_limits: TextLimits = text_limits or {}
+        self.inputs = inputs
         self.held = held or (lambda: set())
         self.folder = Path(os.path.abspath(folder if folder is not None else upload_folder()))
         self.clock = clock
@@ -203,11 +176,10 @@ class Door:
             log.info("refused a deep link: it would write a session's values to disk")
             await _answer(send, 404, "Deep links are turned off in this app.")
             return
-        if not self.limits.shared:
-            await self.app(scope, receive, send)
-            return
         try:
-            if UPLOAD.search(path) and scope.get("method") == "POST":
+            if not self.limits.shared:
+                await self._checked(scope, receive, send)
+            elif UPLOAD.search(path) and scope.get("method") == "POST":
                 await self._upload(scope, receive, send)
             else:
                 await self._bounded(scope, receive, send)
@@ -236,34 +208,49 @@ class Door:
                 return
             if not message.get("more_body", False):
                 break
-        if scope.get("method") == "POST":
-            self._check_text(scope.get("path", ""), bytes(body))
-        await self.app(scope, _replay(bytes(body), receive), send)
+        checked = self._check_inputs(scope, bytes(body)) if scope.get("method") == "POST" else bytes(body)
+        await self.app(scope, _replay(checked, receive), send)
 
-    def _check_text(self, path: str, body: bytes) -> None:
+    def _check_inputs(self, scope: Scope, body: bytes) -> bytes:
+        """Refuse a call whose inputs break their event's rules (event_inputs.py); the body to
+        hand on (re-encoded only when the door read its fn_index in another spelling)."""
+        path = scope.get("path", "")
         join, direct = JOIN.search(path), DIRECT.search(path)
-        if not (join or direct) or not self.text_limits:
-            return
+        if not (join or direct) or self.inputs is None or (join and not path.rstrip("/").endswith("queue/join")):
+            return body
         try:
             payload = json.loads(body)
         except ValueError:
-            return  # Gradio answers a body that is not JSON itself
-        if not isinstance(payload, dict):
+            return body  # Gradio answers a body that is not JSON itself
+        before = payload.get("fn_index") if isinstance(payload, dict) else None
+        route = "join" if join else direct["route"]
+        refused = self.inputs.check(route, direct["api_name"] if direct else None, payload)
+        if refused is not None:
+            log.info("refused a call to %s: %s", path, refused.sentence)
+            raise Refusal(refused.status, refused.sentence)
+        if isinstance(payload, dict) and payload.get("fn_index") is not before:
+            body = json.dumps(payload).encode()
+            scope["headers"] = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
+            scope["headers"].append((b"content-length", str(len(body)).encode()))
+        return body
+
+    # -- a laptop: nothing bounded but what a call may name --
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope.get("method") != "POST" or not (JOIN.search(path) or DIRECT.search(path)):
+            await self.app(scope, receive, send)
             return
-        if direct and direct["route"] == "call/v2":
-            limits = self.text_limits.get("v2:" + direct["api_name"]) or {}
-            fields = payload.items()  # /call/v2 takes the inputs by name, as the body's keys
-        else:
-            fn_index = payload.get("fn_index")
-            key = fn_index if isinstance(fn_index, int) else (direct["api_name"] if direct else None)
-            limits = (self.text_limits.get(key) or {}) if key is not None else {}
-            data = payload.get("data")
-            fields = enumerate(data) if isinstance(data, list) else ()
-        for position, value in fields:
-            most = limits.get(position)
-            if most is not None and _chars(value) > most:
-                log.info("refused an input of %d characters (at most %d) at %s", _chars(value), most, path)
-                raise Refusal(413, f"That text is too long: at most {most} characters.")
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        checked = self._check_inputs(scope, bytes(body))
+        await self.app(scope, _replay(checked, receive), send)
 
     # -- uploads: counted as they stream --
 
@@ -585,32 +572,6 @@ async def _answer(
         headers.append((b"connection", b"close"))  # the rest of the body is not read: hang up
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
-
-
-def _char_limit(component: Any) -> int | None:
-    most = getattr(component, "max_length", None)  # gr.Textbox's, in characters
-    return most if isinstance(most, int) and not isinstance(most, bool) and most >= 0 else None
-
-
-def _chars(value: Any) -> int:
-    """Characters of text in an input's value, nested ones too (a box may be sent a list)."""
-    if isinstance(value, str):
-        return len(value)
-    if isinstance(value, dict):
-        return sum(_chars(k) + _chars(v) for k, v in value.items())
-    if isinstance(value, list):
-        return sum(_chars(v) for v in value)
-    return 0
-
-
-def _parameter_names(blocks: Any, api_name: str) -> list[str]:
-    """The names /call/v2 gives an event's inputs, from Gradio's own API description."""
-    try:
-        info = blocks.get_api_info()
-        parameters = info["named_endpoints"]["/" + api_name]["parameters"]
-        return [p.get("parameter_name") for p in parameters]
-    except Exception:  # no description for private or unnamed events: /call/v2 refuses them too
-        return []
 
 
 def _tree_bytes(folder: Path) -> int:

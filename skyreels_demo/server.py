@@ -19,7 +19,8 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 
-from . import agents, door
+from . import agents, door, gradio_compat
+from .event_inputs import EventInputs, events_of
 from .config import Settings
 from .webhooks import WebhookHub, add_route
 
@@ -50,12 +51,13 @@ def build_server_app(
     for add in routes:
         add(api)
     gr.mount_gradio_app(api, blocks, path="", **mount)
+    gradio_compat.guard_file_inputs(blocks)
     agents.adopt(blocks)  # the MCP server, when GRADIO_MCP_SERVER=True, as agents need it
     gate = door.Door(
         api,
         door.DoorLimits.from_settings(settings),
         visitor=door.visitor_by_address(settings.proxy_hops),
-        text_limits=door.text_limits(blocks),
+        inputs=EventInputs(events_of(blocks), roots=[door.upload_folder(), *settings.served_dirs]),
     )
     return gate, gate
 

@@ -147,7 +147,7 @@ class StudioApp:
         self.model = studio.model if studio is not None else model
         self.preview = OfflinePreview(self.settings, self.model)
         self.studio = studio or Studio(self.settings, self.model, start_preview=self.preview, webhooks=webhooks)
-        served = [self.settings.videos_dir, self.settings.images_dir, self.settings.films_dir]
+        served = list(self.settings.served_dirs)
         for folder in served:
             folder.mkdir(parents=True, exist_ok=True)
         # Gradio serves videos, images and films from where they are kept: one copy each, never a
@@ -667,7 +667,7 @@ def mount_options(settings: Settings, run_s: float = 60.0) -> dict[str, Any]:
         # Refused at the door: no upload larger than the app would prepare.
         max_file_size=images.MAX_BYTES,
         # Videos and images are served in place from these (gr.Video also asks for permission).
-        allowed_paths=[str(settings.videos_dir), str(settings.images_dir), str(settings.films_dir)],
+        allowed_paths=[str(folder) for folder in settings.served_dirs],
     )
 
 

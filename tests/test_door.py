@@ -24,9 +24,9 @@ from skyreels_demo.door import (
     DoorLimits,
     _PartCount,
     session_limits,
-    text_limits,
     visitor_by_address,
 )
+from skyreels_demo.event_inputs import EventInputs, events_of
 
 SHARED = DoorLimits(shared=True, upload_bytes_per_hour=2 * MB, upload_folder_bytes=1000 * MB)
 
@@ -73,7 +73,8 @@ def studio(tmp_path_factory):
         app = gr.mount_gradio_app(FastAPI(), demo, path="/")
         clock = Clock()
         door = Door(
-            app, SHARED, visitor=visitor_by_address(1), text_limits=text_limits(demo), folder=folder, clock=clock
+            app, SHARED, visitor=visitor_by_address(1), inputs=EventInputs(events_of(demo), [folder]), folder=folder,
+            clock=clock,
         )
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(door, host="127.0.0.1", port=port, log_level="warning"))
@@ -285,9 +286,19 @@ def test_text_within_its_limit_is_echoed(studio, door):
 
 
 def test_text_limits_come_from_each_textbox_max_length(studio):
-    limits = text_limits(studio.demo)
-    assert limits[echo_index(studio)] == {0: 20}
-    assert limits["echo"] == {0: 20}
+    events = events_of(studio.demo)
+    assert events[echo_index(studio)].rules[0].most == 20
+    assert events["api:echo"].rules[0].most == 20
+
+
+@pytest.mark.parametrize("spelling", ["{n}", "{n}.0", "0{n}"])
+def test_a_long_text_is_refused_however_the_event_is_spelled(studio, door, spelling):
+    fn_index = spelling.format(n=echo_index(studio))
+    body = {"data": ["c" * 100_000], "fn_index": fn_index if spelling != "{n}.0" else float(fn_index),
+            "session_hash": "spelled"}
+    answer = requests.post(studio.base + "/gradio_api/queue/join", json=body, timeout=10)
+    assert answer.status_code == 413
+    assert "at most 20 characters" in answer.json()["detail"]
 
 
 def test_session_limits_bound_gradio_sessions():
