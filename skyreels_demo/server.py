@@ -4,6 +4,8 @@ beside the page, Gradio mounted at the root, and uvicorn's settings, all in one 
 Who a visitor is is decided by `visitors.py` alone: uvicorn is told to trust no forwarded
 header (it would otherwise rewrite the client address from X-Forwarded-For for loopback peers,
 before our code sees it), so SKYREELS_PROXY_HOPS is the only setting that trusts a proxy.
+Connections are bounded before any request exists, per address and by a head timeout
+(`connections.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from . import agents, door, gradio_compat
+from .connections import ConnectionLimits, guarded_protocol, raise_open_files_limit
 from .event_inputs import EventInputs, events_of
 from .config import Settings
 from .webhooks import WebhookHub, add_route
@@ -27,6 +30,9 @@ from .webhooks import WebhookHub, add_route
 log = logging.getLogger(__name__)
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
+# Requests served at once before uvicorn answers 503; every open connection counts, so one
+# address is held far below it (connections.py), and the open-files limit is raised above it.
+LIMIT_CONCURRENCY = 1000
 # How often uploads no run holds are swept, and the data directory pruned, in the background.
 SWEEP_EVERY_S = 60.0
 
@@ -89,7 +95,15 @@ def address(env: dict[str, str] | None = None) -> tuple[str, int]:
 class Server:
     """uvicorn serving the app in a thread, with the background sweeps; `wait()` blocks."""
 
-    def __init__(self, app: Any, gate: door.Door, blocks: gr.Blocks, *, on_tick=lambda: None) -> None:
+    def __init__(
+        self,
+        app: Any,
+        gate: door.Door,
+        blocks: gr.Blocks,
+        *,
+        on_tick=lambda: None,
+        connections: ConnectionLimits = ConnectionLimits(),
+    ) -> None:
         host, port = address()
         self.host, self.port = host, port
         self.blocks = blocks
@@ -105,8 +119,11 @@ class Server:
             forwarded_allow_ips="",
             # A slow client cannot hold a connection open for ever.
             timeout_keep_alive=10,
-            limit_concurrency=1000,
+            limit_concurrency=LIMIT_CONCURRENCY,
+            # At most a few connections per address, each with seconds to send its head.
+            http=guarded_protocol(connections),
         )
+        raise_open_files_limit(LIMIT_CONCURRENCY + 200)  # 200: the app's own files, and margin
         self.server = uvicorn.Server(config)
         self._halt = threading.Event()
 

@@ -44,6 +44,7 @@ from .variations import MAX_VARIATIONS, MIN_VARIATIONS
 from .visitors import LOCAL, Requester, identify
 from .keys import MAX_KEY_CHARS, install_key_mask
 from .line import few_memory_arenas
+from .connections import ConnectionLimits
 from .server import Server, build_server_app
 from .webhooks import WebhookHub
 
@@ -734,7 +735,9 @@ def main() -> None:
     served, gate = build_server_app(
         blocks, settings, hub, mount_options(settings, app.studio.slot_s()), routes=[app.share_routes], threads=worker_threads(settings)
     )
-    server = Server(served, gate, blocks, on_tick=app.studio.keep_within_budget).start()
+    server = Server(
+        served, gate, blocks, on_tick=app.studio.keep_within_budget, connections=ConnectionLimits.from_settings(settings)
+    ).start()
     # WaveSpeed's webhooks arrive at the same server; the offline preview's over loopback.
     hub.local_url = server.url.rstrip("/")
     server.wait()
