@@ -14,6 +14,8 @@ the app's MCP server an `AgentMCPServer`, which renders those updates, errors an
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import functools
 import html.parser
 import inspect
@@ -23,6 +25,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import gradio as gr
+from gradio_client import handle_file
+
+from .images import MAX_BYTES as MAX_IMAGE_BYTES
+from .visitors import CALLER_HEADER, seal
 
 from .events import (
     Done,
@@ -254,16 +260,22 @@ def board_as_text(board_html: str) -> str:
 # --- the MCP server ---------------------------------------------------------------------------
 
 
-def adopt(blocks: gr.Blocks) -> None:
+def adopt(blocks: gr.Blocks, caller: Callable[[Any], Any] | None = None, uploads: Any = None) -> None:
     """Make the app's MCP server (made by gr.mount_gradio_app, which offers no hook for a
     subclass) an `AgentMCPServer`, and name its tools without the Space's prefix: the names
-    already say whose they are, and are then the same on a laptop and on a Space."""
+    already say whose they are, and are then the same on a laptop and on a Space.
+
+    `caller(request)` decides who an MCP request is from (its own connection, as the page's
+    caller is decided); `uploads` (the door) keeps a picture sent inline as that caller's upload.
+    """
     server = getattr(blocks, "mcp_server_obj", None)
     if server is None:
         return
     server.__class__ = _agent_server_class(type(server))
     server.tool_prefix = ""
     server.tool_to_endpoint = server.get_tool_to_endpoint()
+    server.skyreels_caller = caller
+    server.skyreels_uploads = uploads
 
 
 @functools.lru_cache(maxsize=None)
@@ -277,14 +289,49 @@ def _agent_server_class(base: type) -> type:
         def _file_data_tool_description(self) -> str:
             return IMAGE_FORMS
 
+        def _caller(self) -> Any:
+            decide = getattr(self, "skyreels_caller", None)
+            request = self.mcp_server.request_context.request
+            return decide(request) if decide is not None and request is not None else None
+
+        def _prepare_tool_call_args(self, name: str, arguments: dict[str, Any]) -> Any:
+            endpoint, args, headers, block_fn = super()._prepare_tool_call_args(name, arguments)
+            # Gradio calls the app's own queue over loopback for the tool: the caller it acts for
+            # rides along sealed (visitors.seal), and a header of that name from the client goes.
+            headers = {k: v for k, v in headers.items() if k.lower() != CALLER_HEADER}
+            caller = self._caller()
+            if caller is not None:
+                headers[CALLER_HEADER] = seal(caller)
+            return endpoint, args, headers, block_fn
+
         def convert_strings_to_filedata(self, value: Any, filedata_positions: list[list[str | int]]) -> Any:
+            inline = {tuple(p) for p in filedata_positions if isinstance(_at(value, p), str) and _at(value, p).startswith("data:")}
+            kept = {p: self._keep_inline(_at(value, list(p))) for p in inline}
+            rest = [p for p in filedata_positions if tuple(p) not in inline]
             try:
-                return super().convert_strings_to_filedata(value, filedata_positions)
+                converted = super().convert_strings_to_filedata(value, rest)
             except ValueError:
                 raise ValueError(
                     "The image must be an https address of the picture or a data URI "
                     "(data:image/jpeg;base64,...): a file path is not read by this server."
                 ) from None
+            for position, path in kept.items():
+                converted = _put(converted, list(position), handle_file(str(path)))
+            return converted
+
+        def _keep_inline(self, uri: str) -> Any:
+            """A picture sent inline, kept as the caller's upload: counted against their hourly
+            allowance and the upload folder's budget, and swept with the other uploads (Gradio
+            would write it to its temporary folder, counted by nothing and never swept)."""
+            uploads = getattr(self, "skyreels_uploads", None)
+            data = _inline_bytes(uri)
+            caller = self._caller()
+            if uploads is None:
+                raise ValueError("inline pictures are not kept by this server")
+            try:
+                return uploads.keep_upload(caller.key if caller is not None else "local", data, "image")
+            except Exception as refusal:  # the door's Refusal: its sentence is the answer
+                raise InlineRefused(getattr(refusal, "sentence", None) or NO_SENTENCE) from None
 
         @staticmethod
         def _format_progress_message(update: Any) -> str | None:
@@ -342,6 +389,41 @@ def _agent_server_class(base: type) -> type:
             return super().postprocess_output_data(data, root_url)
 
     return AgentMCPServer
+
+
+class InlineRefused(RuntimeError):
+    """A picture sent inline that the app will not keep; its message is the sentence."""
+
+
+def _inline_bytes(uri: str) -> bytes:
+    """The bytes of a `data:...;base64,` picture, refused with a sentence past the image limit
+    before it is decoded."""
+    header, _, payload = uri.partition(",")
+    if ";base64" not in header or not payload:
+        raise InlineRefused("A data URI picture must be base64 (data:image/jpeg;base64,...).")
+    if len(payload) * 3 // 4 > MAX_IMAGE_BYTES:
+        raise InlineRefused(f"That picture is over {MAX_IMAGE_BYTES // (1024 * 1024)} MB: send a smaller one.")
+    try:
+        return base64.b64decode(payload, validate=False)
+    except (binascii.Error, ValueError):
+        raise InlineRefused("That data URI is not valid base64: send the picture again.") from None
+
+
+def _at(value: Any, path: list[str | int]) -> Any:
+    for step in path:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return value
+
+
+def _put(value: Any, path: list[str | int], new: Any) -> Any:
+    if not path:
+        return new
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _put(copy[path[0]], path[1:], new)
+    return copy
 
 
 def _as_text(item: Any) -> str:

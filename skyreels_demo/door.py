@@ -23,6 +23,7 @@ timer. `session_limits()` holds the Gradio settings that bound session memory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -56,6 +57,7 @@ JOIN = re.compile(r"/gradio_api/(?:queue/join|stream/[^/]+)/?$")
 DIRECT = re.compile(r"/gradio_api/(?P<route>call/v2|call|run|api)/(?P<api_name>[^/]+)/?$")
 
 HOUR_S = 3600.0
+MCP_REUPLOAD = "mcp-reupload"  # not a visitor: the bytes were counted when the caller sent them
 SCAN_EVERY_S = 5.0  # the upload folder is walked at most this often; bytes since are added
 
 
@@ -256,6 +258,10 @@ class Door:
 
     async def _upload(self, scope: Scope, receive: Receive, send: Send) -> None:
         who = self.visitor(scope)
+        if _mcp_reupload(scope):
+            # Gradio's MCP server uploading a picture its caller sent inline, which keep_upload
+            # already counted against that caller: only the folder's budget counts it again.
+            who = MCP_REUPLOAD
         declared = _content_length(scope)
         now = self.clock()
         left = self.limits.upload_bytes_per_hour - self._spent_in_hour(who, now)
@@ -324,19 +330,23 @@ class Door:
                 raise self._over_hourly(who, now)
         await self._make_room(size)
         with self._lock:
+            self._added_since_scan += size
+            if who == MCP_REUPLOAD:
+                return
             buckets = self._spent.setdefault(who, deque())
             minute = now // 60 * 60
             if buckets and buckets[-1][0] == minute:
                 buckets[-1][1] += size
             else:
                 buckets.append([minute, size])
-            self._added_since_scan += size
 
     def _spent_in_hour(self, who: str, now: float) -> int:
         with self._lock:
             return self._spent_in_hour_locked(who, now)
 
     def _spent_in_hour_locked(self, who: str, now: float) -> int:
+        if who == MCP_REUPLOAD:
+            return 0
         buckets = self._spent.get(who)
         if not buckets:
             return 0
@@ -387,6 +397,33 @@ class Door:
         with self._lock:
             self._scanned_at, self._scanned_bytes, self._added_since_scan = now, total, 0
             return total
+
+    def keep_upload(self, who: str, data: bytes, name: str) -> Path:
+        """Write `data` (a picture an MCP caller sent inline) into the upload folder as an upload
+        of `who`'s: counted against their hourly allowance and the folder's budget like one sent
+        to the upload route, and swept with the others. Runs on the event loop, so it never
+        walks the folder: the last walk plus the bytes since."""
+        now = self.clock()
+        with self._lock:
+            if self.limits.shared:
+                if self._spent_in_hour_locked(who, now) + len(data) > self.limits.upload_bytes_per_hour:
+                    raise self._over_hourly(who, now)
+                if self._scanned_bytes + self._added_since_scan + len(data) > self.limits.upload_folder_bytes:
+                    raise Refusal(507, "This app's upload space is full; try again in a few minutes.")
+            buckets = self._spent.setdefault(who, deque())
+            minute = now // 60 * 60
+            if buckets and buckets[-1][0] == minute:
+                buckets[-1][1] += len(data)
+            else:
+                buckets.append([minute, len(data)])
+            self._added_since_scan += len(data)
+        folder = self.folder / ("inline-" + hashlib.sha256(data).hexdigest()[:40])
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".")[-60:] or "image")
+        path.write_bytes(data)
+        with self._lock:
+            self._uploads[os.path.abspath(path)] = now
+        return path
 
     def _record_uploads(self, body: bytes) -> None:
         try:
@@ -540,6 +577,12 @@ def _headers(scope: Scope) -> dict[str, str]:
         name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return headers
+
+
+def _mcp_reupload(scope: Scope) -> bool:
+    """An upload by Gradio's own MCP client (gradio/mcp.py: `x-gradio-user: mcp`) over loopback."""
+    peer = (scope.get("client") or ("",))[0] or ""
+    return _headers(scope).get("x-gradio-user") == "mcp" and (peer.startswith("127.") or peer == "::1")
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -25,6 +25,7 @@ from . import agents, door, gradio_compat
 from .connections import ConnectionLimits, guarded_protocol, raise_open_files_limit
 from .event_inputs import EventInputs, events_of
 from .config import Settings
+from .visitors import LOCAL, Requester, identify
 from .webhooks import WebhookHub, add_route
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,25 @@ def build_server_app(
         add(api)
     gr.mount_gradio_app(api, blocks, path="", **mount)
     gradio_compat.guard_file_inputs(blocks)
-    agents.adopt(blocks)  # the MCP server, when GRADIO_MCP_SERVER=True, as agents need it
     gate = door.Door(
         api,
         door.DoorLimits.from_settings(settings),
         visitor=door.visitor_by_address(settings.proxy_hops),
         inputs=EventInputs(events_of(blocks), roots=[door.upload_folder(), *settings.served_dirs]),
     )
+    # The MCP server, when GRADIO_MCP_SERVER=True, as agents need it; each MCP caller is who
+    # its own connection says, as a page's visitor is.
+    agents.adopt(blocks, caller=lambda request: _caller(request, settings), uploads=gate)
     return gate, gate
+
+
+def _caller(request: Any, settings: Settings) -> Requester:
+    if not settings.shared:
+        return Requester(LOCAL)
+    client = getattr(request, "client", None)
+    return identify(
+        username=None, peer=getattr(client, "host", None), headers=dict(request.headers), proxy_hops=settings.proxy_hops
+    )
 
 
 def thread_bound(threads: int | None) -> Callable[[Any], Any]:

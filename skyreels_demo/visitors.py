@@ -7,15 +7,26 @@ client's address counts, as the last trusted proxy saw it: behind a Space's prox
 entry the proxy appended to X-Forwarded-For (a client may put any entries of its own before
 it); with no proxy, the TCP peer. IPv6 addresses count per /64, the block one household or
 server is given, so rotating through it does not make a new visitor.
+
+One caller arrives over loopback on another's behalf: Gradio's MCP server calls the app's own
+queue for each tool call. It carries the MCP caller's identity, decided from the MCP request's
+own connection, in a header sealed with a secret that lives only in this process
+(`seal`); `identify` believes that header only from a loopback peer and with a good seal, so
+no client can write one.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
+import secrets
 from dataclasses import dataclass
 from typing import Mapping
 
 LOCAL = "local"
+CALLER_HEADER = "x-skyreels-caller"  # the MCP caller's sealed identity, on the app's own loopback call
+_SEAL_KEY = secrets.token_bytes(32)  # made anew by each process, never written anywhere
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,11 @@ def identify(
     proxy_hops: int,
 ) -> Requester:
     """The requester for one call. `proxy_hops`: trusted proxies in front of the app."""
+    sealed = _header(headers or {}, CALLER_HEADER)
+    if sealed and _loopback(peer):
+        caller = unseal(sealed)
+        if caller is not None:
+            return caller
     if username and username.strip():
         return Requester(f"hf:{username.strip().lower()}", signed_in=True)
     address = client_address(peer, headers or {}, proxy_hops)
@@ -54,6 +70,32 @@ def client_address(peer: str | None, headers: Mapping[str, str], proxy_hops: int
             entries.pop()
         candidate = entries[-proxy_hops] if len(entries) >= proxy_hops else None
     return _normalised(candidate)
+
+
+def seal(requester: Requester) -> str:
+    """`requester` as a header value only this process can have written (see the docstring)."""
+    body = f"{requester.key}|{int(requester.signed_in)}"
+    return f"{body}|{_mac(body)}"
+
+
+def unseal(value: str) -> Requester | None:
+    """The requester a sealed header names, or None when its seal is not this process's."""
+    body, _, mac = value.strip().rpartition("|")
+    if not body or not hmac.compare_digest(mac, _mac(body)):
+        return None
+    key, _, signed_in = body.rpartition("|")
+    return Requester(key, signed_in=signed_in == "1") if key else None
+
+
+def _mac(body: str) -> str:
+    return hmac.new(_SEAL_KEY, body.encode(), hashlib.sha256).hexdigest()
+
+
+def _loopback(peer: str | None) -> bool:
+    try:
+        return ipaddress.ip_address((peer or "").strip("[]").split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 _INTERNAL = tuple(

@@ -132,3 +132,98 @@ def test_an_event_named_in_another_spelling_is_bounded_as_its_number(space):
         answer = requests.post(space.url + "gradio_api/queue/join", json=body, timeout=10)
         assert answer.status_code == 413, spelling
         assert "at most 2000 characters" in answer.json()["detail"]
+
+
+# --- MCP callers: each is who its own connection says, and an inline picture is an upload ------
+
+
+@pytest.fixture(scope="module")
+def mcp_space(tmp_path_factory):
+    root = tmp_path_factory.mktemp("closed-mcp")
+    uploads = root / "gradio-cache"
+    with LaunchedApp(
+        root / "data",
+        GRADIO_MCP_SERVER="True",
+        SKYREELS_SHARED="1",
+        SKYREELS_PROXY_HOPS="0",
+        SKYREELS_PREVIEW_RUNS_PER_HOUR="1",
+        SKYREELS_UPLOAD_MB_PER_HOUR="1",
+        SKYREELS_PREVIEW_TIMING="0.1,0.3",
+        GRADIO_TEMP_DIR=str(uploads),
+    ) as app:
+        app.uploads = uploads
+        yield app
+
+
+def call_tool_from(app, source: str, name: str, arguments: dict):
+    """One MCP tool call with the official client, its connections made from `source`."""
+    import asyncio
+
+    import httpx
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def run():
+        transport = httpx.AsyncHTTPTransport(local_address=source)
+        async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(60, read=120)) as http:
+            async with streamable_http_client(app.url + "gradio_api/mcp/", http_client=http) as (read, write, _):
+                async with ClientSession(read, write) as session:
+                    await session.initialize()
+                    return await session.call_tool(name, arguments)
+
+    return asyncio.run(run())
+
+
+def inline_picture(seed: int) -> str:
+    import base64
+
+    from .conftest import jpeg_bytes, photo
+
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(photo(1500, 1100, seed=seed))).decode()
+
+
+def words(result) -> str:
+    return " ".join(item.text for item in result.content if item.type == "text")
+
+
+def test_two_mcp_callers_from_two_addresses_are_two_visitors(mcp_space):
+    picture = inline_picture(1)
+    first = call_tool_from(mcp_space, "127.0.0.2", "skyreels_generate_video", {"prompt": "a cat", "image": picture})
+    assert not first.isError, words(first)
+    again = call_tool_from(mcp_space, "127.0.0.2", "skyreels_generate_video", {"prompt": "a cat", "image": picture})
+    assert again.isError and "preview" in words(again).lower()  # one preview an hour each, in the caps' words
+    other = call_tool_from(mcp_space, "127.0.0.3", "skyreels_generate_video", {"prompt": "a dog", "image": picture})
+    assert not other.isError, words(other)  # before: every MCP caller was 127.0.0.1, one visitor
+
+
+def test_inline_pictures_count_against_the_callers_upload_allowance(mcp_space):
+    """Each inline picture is kept as the caller's upload (before, each went to Gradio's temporary
+    folder, counted by nothing and never swept: 1.2 GB a minute)."""
+    sizes = []
+    outcomes = []
+    before = sum(p.stat().st_size for p in files_under(mcp_space.uploads))
+    for n in range(8):
+        picture = inline_picture(10 + n)
+        sizes.append(len(picture) * 3 // 4)
+        # An empty prompt: refused by the run, but only after the picture was kept as an upload.
+        result = call_tool_from(mcp_space, "127.0.0.4", "skyreels_generate_video", {"prompt": " ", "image": picture})
+        outcomes.append(words(result))
+        if "uploaded" in outcomes[-1]:
+            break
+    assert all(200_000 < size < 700_000 for size in sizes), sizes  # a body under the 1 MB limit
+    assert "Write a prompt first" in outcomes[0]
+    assert outcomes[-1].startswith("You have uploaded 1 MB this hour"), outcomes
+    grown = sum(p.stat().st_size for p in files_under(mcp_space.uploads)) - before
+    # Kept once as the caller's upload and once as Gradio's own copy of it: twice the allowance.
+    assert grown <= 2 * 1024 * 1024 + 2 * max(sizes)
+
+
+def test_a_caller_header_a_client_writes_makes_no_one_else():
+    from skyreels_demo.visitors import CALLER_HEADER, Requester, identify, seal
+
+    forged = {CALLER_HEADER: "ip:127.0.0.9|0|" + "0" * 64}
+    assert identify(username=None, peer="127.0.0.5", headers=forged, proxy_hops=0).key == "ip:127.0.0.5"
+    sealed = {CALLER_HEADER: seal(Requester("ip:127.0.0.9"))}
+    assert identify(username=None, peer="127.0.0.1", headers=sealed, proxy_hops=0).key == "ip:127.0.0.9"
+    # A sealed header is believed from the app's own loopback call only.
+    assert identify(username=None, peer=None, headers=sealed, proxy_hops=0).key != "ip:127.0.0.9"
