@@ -27,7 +27,7 @@ from . import takes
 from .errors import StudioError
 from .page_input import text
 from .runs import Run
-from .status_board import caption, shown
+from .status_board import caption, picture_of, shown
 from .ui_context import PageContext
 from .ui_history import HistoryHandlers
 
@@ -101,7 +101,7 @@ class TakeHandlers:
             if shown(run)
         ]
         items = [
-            (run.video_path if run.has_video else run.image_path, ("★ " if run.kept else "") + caption(run, self.model))
+            (picture_of(run), ("★ " if run.kept else "") + caption(run, self.model))
             for run in runs
         ]
         choices = [(self._choice_label(run), run.id) for run in runs if run.has_video]
