@@ -14,7 +14,6 @@ import html
 import logging
 import re
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, urlsplit
@@ -142,10 +141,10 @@ class TakeHandlers:
 
     def download(self, run_id: str, visitor: str | None, request: gr.Request):
         run = self._own(run_id, visitor)
-        # Into the page's upload folder, which Gradio and the door clean up after it.
-        folder = Path(gr.utils.get_upload_folder()) / "takes" / uuid.uuid4().hex
+        # Made once, named by the run, kept in the data directory (counted and swept there) and
+        # served from where it is: clicking again hands out the same file.
         try:
-            path = takes.export_take(run, self.model, folder / f"{takes.folder_name(run)}.zip")
+            path = takes.take_zip(run, self.model, self.settings.takes_dir)
         except StudioError as exc:
             raise gr.Error(exc.sentence, print_exception=False) from None
         return gr.update(value=str(path), visible=True)
