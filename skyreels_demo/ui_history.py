@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from .errors import StudioError
-from .page_input import text, visitor_id
+from .page_input import may_touch, text, visitor_id
 from .runs import Run
 from .status_board import caption, details, picture_of, shown
 from .ui_context import PageContext
@@ -93,7 +93,5 @@ class HistoryHandlers:
             run = self.studio.store.get(run_id)
         except KeyError:
             return None
-        if self.settings.shared and (not visitor_id(visitor) or run.visitor != visitor_id(visitor)):
-            return None
-        return run
+        return run if may_touch(self.settings.shared, run, visitor) else None
 

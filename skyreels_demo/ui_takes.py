@@ -1,8 +1,8 @@
 """History's takes: found by prompt words, kept with a star, compared side by side, shared by a
 link of their own, downloaded as a zip and made again; and the read-only view a share link opens.
 
-Who may touch a take is `HistoryHandlers._run_for_visitor`'s rule (in shared mode, only the
-browser whose History holds it). The shared view (`?take=<token>`) shows one take's video,
+Who may touch a take is the one rule every handler asks (`page_input.may_touch`: in shared
+mode, only the browser whose History holds it). The shared view (`?take=<token>`) shows one take's video,
 prompt and seed, and nothing else: no other run, no key, no server path (its video is served
 under the token at `/takes/<token>/video.mp4`, the API's answer at `/takes/<token>`).
 """
@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from . import takes
 from .errors import StudioError
-from .page_input import text
+from .page_input import NOT_YOURS, text
 from .runs import Run
 from .status_board import caption, picture_of, shown
 from .ui_context import PageContext
@@ -214,9 +214,11 @@ class TakeHandlers:
     # -- helpers --
 
     def _own(self, run_id: str, visitor: str | None) -> Run:
+        if not text(run_id):
+            raise gr.Error("Pick a take in the history first.", print_exception=False)
         run = self.visits._run_for_visitor(text(run_id), visitor)
         if run is None:
-            raise gr.Error("Pick a take in the history first.", print_exception=False)
+            raise gr.Error(NOT_YOURS, print_exception=False)
         return run
 
     def _choice_label(self, run: Run) -> str:

@@ -18,6 +18,7 @@ import pytest
 from skyreels_demo import takes
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1
+from skyreels_demo.page_input import NOT_YOURS
 from skyreels_demo.retention import disk_use, prune
 from skyreels_demo.runs import RunStatus, RunStore
 from skyreels_demo.ui_context import PageContext
@@ -307,7 +308,7 @@ def test_in_shared_mode_only_the_takes_own_visitor_can_share_keep_export_or_with
             lambda: handlers.download(run.id, stranger, _Request()),
             lambda: handlers.share(run.id, None, _Request()),
         ):
-            with pytest.raises(gr.Error, match="Pick a take"):
+            with pytest.raises(gr.Error, match=NOT_YOURS):
                 attempt()
         assert studio.store.live_share(run.id) is None and not studio.store.get(run.id).kept
         compared = None
