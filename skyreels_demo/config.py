@@ -204,10 +204,44 @@ class Settings:
         return self.data_dir / "images"
 
     @property
+    def frames_dir(self) -> Path:
+        """Where a frame picked to continue a shot is kept, named by its run (or its clip)."""
+        return self.data_dir / "frames"
+
+    @property
+    def takes_dir(self) -> Path:
+        """Where a take's export zip is kept, one folder per run, made once and reused."""
+        return self.data_dir / "takes"
+
+    @property
+    def sweeps_dir(self) -> Path:
+        """Where `sweep` writes its reports, one folder per sweep."""
+        return self.data_dir / "sweeps"
+
+    @property
+    def preview_dir(self) -> Path:
+        """The offline preview backend's own files: its tasks, uploads and renders."""
+        return self.data_dir / "preview-backend"
+
+    @property
+    def browser_secret_path(self) -> Path:
+        """The key that encrypts each browser's History id."""
+        return self.data_dir / "browser-state.secret"
+
+    @property
     def served_dirs(self) -> tuple[Path, ...]:
-        """The folders the page serves files from (and a client may name a file in): videos,
-        prepared images and films, each kept once and served where it is."""
-        return (self.videos_dir, self.images_dir, self.films_dir)
+        """The folders the page serves files from, in place (names unguessable)."""
+        return (self.videos_dir, self.images_dir, self.films_dir, self.frames_dir, self.takes_dir)
+
+    @property
+    def written_paths(self) -> tuple[Path, ...]:
+        """Every file and folder the app writes in the data directory: all of it is counted in
+        the disk budget, and everything but the records is swept by retention.py."""
+        db = self.runs_db
+        return (
+            db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"), self.browser_secret_path,
+            *self.served_dirs, self.sweeps_dir, self.preview_dir,
+        )
 
     def with_key(self, api_key: str | None) -> "Settings":
         return replace(self, api_key=api_key or None)

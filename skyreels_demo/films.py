@@ -34,7 +34,7 @@ from .errors import BadInput, QuotaExceeded, Stopped, StudioError
 from .events import Done, Event
 from .run_request import RunRequest, check_prompt, choose_seed, image_source
 from .runs import Film, FilmStatus, Mode, Run, RunStatus
-from .studio import Studio, keep_image
+from .studio import Studio
 from .visitors import LOCAL, Requester
 
 log = logging.getLogger(__name__)
@@ -199,19 +199,20 @@ def make_film(studio: Studio, request: RunRequest, shots: Sequence[Any]) -> Iter
             else f"This film needs {len(planned)} videos, but only {room} more fit in your allowance right now: "
             "paste your own WaveSpeed key, or wait a while."
         )
-    start_path = keep_image(studio.settings.images_dir, start)
+    # The starting picture is kept by its first shot, once uploaded: a film refused at that
+    # upload (a made-up key, say) keeps nothing on disk.
     film = studio.store.create_film(
         model=studio.model.name,
         shots=planned,
         key_source=backend.key_source,
-        image_path=str(start_path),
+        image_path=None,
         fit=request.fit,
         fps_prefix=request.fps_prefix,
         visitor=request.visitor,
         requester=request.requester.key,
     )
     log.info("film %s: %d shots", film.id, len(planned))
-    yield from carry_on(studio, film, request)
+    yield from carry_on(studio, film, request, start=start)
 
 
 def carry_on(
@@ -221,6 +222,7 @@ def carry_on(
     *,
     again: int | None = None,
     seed: int | float | str | None = None,
+    start: images.PreparedImage | None = None,
 ) -> Iterator[FilmUpdate]:
     """Take a film to its cut: skip the shots already made, finish one whose task was submitted
     before (never sending it twice), make the rest in turn, then cut.
@@ -228,6 +230,7 @@ def carry_on(
     `request` carries who asks, their key and the stop switch (by default: the owner's key or
     the preview, as `resume` runs). `again`: a shot to make again (a failed one, or one whose
     take was not liked), with `seed` (None: the same seed); the shots after it follow from it.
+    `start`: a new film's starting picture, not kept yet (its first shot keeps it).
     """
     request = request or RunRequest("", None, requester=_requester_of(film))
     planned = film.shots
@@ -259,7 +262,11 @@ def carry_on(
                     "then make the shot again if it is not there."
                 )
             else:
-                run = yield from _make_shot(studio, film, index, shot, request, made[-1] if made else None)
+                try:
+                    run = yield from _make_shot(studio, film, index, shot, request, made[-1] if made else None, start)
+                finally:
+                    if index == 0:
+                        film = _starting_picture_kept(studio, film)
         except StudioError as exc:
             status = FilmStatus.STOPPED if isinstance(exc, Stopped) else FilmStatus.FAILED
             film = studio.store.update_film(film.id, status=status, error_message=exc.sentence)
@@ -274,12 +281,18 @@ def carry_on(
     yield FilmUpdate(film, None, video_path=dest)
 
 
-def _make_shot(studio: Studio, film: Film, index: int, shot: dict, request: RunRequest, before: Run | None):
+def _make_shot(
+    studio: Studio, film: Film, index: int, shot: dict, request: RunRequest, before: Run | None,
+    start: images.PreparedImage | None = None,
+):
     """One shot as an ordinary run; yields its updates, returns its run."""
     if before is None:
-        if not film.image_path or not Path(film.image_path).is_file():
+        if start is not None:
+            image: Any = start
+        elif film.image_path and Path(film.image_path).is_file():
+            image = film.image_path
+        else:
             raise StudioError("The film's starting picture is no longer kept: start the film again.")
-        image: Any = film.image_path
         continued = None
     else:
         image, continued = frame_of(before.video_path), before.id
@@ -301,6 +314,16 @@ def _make_shot(studio: Studio, film: Film, index: int, shot: dict, request: RunR
             done = event
     assert done is not None
     return done.run
+
+
+def _starting_picture_kept(studio: Studio, film: Film) -> Film:
+    """The film names the picture its first shot kept (once uploaded), for shots made again."""
+    first = _latest_try(studio, film.id, 0)
+    if first is None or not first.image_path or first.image_path == film.image_path:
+        return film
+    if not Path(first.image_path).is_file():
+        return film
+    return studio.store.update_film(film.id, image_path=first.image_path)
 
 
 def _latest_try(studio: Studio, film_id: str, index: int) -> Run | None:

@@ -36,3 +36,25 @@ def text(value: object) -> str:
 
 def fit_choice(value: object) -> str:
     return value if value in images.FITS else "crop"
+
+
+# The one sentence for a run or film that is not this browser's (the same whether it exists).
+NOT_YOURS = "That take is not in this browser's History: pick one of your own takes."
+
+
+def may_touch(shared: bool, record: object, visitor: object, requester: str = "") -> bool:
+    """May this browser touch this run or film: continue it, share, keep, download or reuse it?
+
+    The one rule every handler asks. On a laptop, yes: one person owns everything. On a shared
+    app, only the browser whose History holds it (its private id, never a name a client sends);
+    a run an API client made (no browser, no History) only by the same requester as the server
+    decided it (their signed-in account, else their address)."""
+    if not shared:
+        return True
+    owner = getattr(record, "visitor", None)
+    if not isinstance(owner, str):
+        return False
+    browser = visitor_id(visitor)
+    if browser:
+        return owner == browser
+    return not owner and bool(requester) and getattr(record, "requester", None) == requester

@@ -29,7 +29,7 @@ class OfflinePreview:
                 queue_s, processing_s = self.settings.preview_timing
                 self._backend = LocalBackend(
                     timing=TaskTiming(queue_s=queue_s, processing_s=processing_s),
-                    data_dir=self.settings.data_dir / "preview-backend",
+                    data_dir=self.settings.preview_dir,
                     models=(self.model,),
                 ).start()
             return self._backend.base_url

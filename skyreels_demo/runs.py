@@ -577,16 +577,28 @@ class RunStore:
             tuple(str(status) for status in FINISHED),
         )
 
-    def images_in_use(self) -> set[str]:
-        """Image files that unfinished runs still point at."""
+    def in_flight(self) -> list[Run]:
+        """Runs not finished yet (being prepared, sent, made or saved), oldest first."""
         placeholders = ",".join("?" * len(FINISHED))
+        return self._all(
+            f"SELECT * FROM runs WHERE status NOT IN ({placeholders}) ORDER BY created_at",
+            tuple(str(status) for status in FINISHED),
+        )
+
+    def films_with_files(self) -> list[Film]:
+        """Every film that may still have its starting picture or its cut on disk, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT DISTINCT image_path FROM runs WHERE image_path IS NOT NULL AND status NOT IN"
-                f" ({placeholders})",
-                tuple(str(status) for status in FINISHED),
+                "SELECT * FROM films WHERE image_path IS NOT NULL OR film_path IS NOT NULL ORDER BY created_at"
             ).fetchall()
-        return {row["image_path"] for row in rows}
+        return [_film(row) for row in rows]
+
+    def image_users(self, image_path: str) -> int:
+        """How many runs and films name this image file."""
+        with self._lock:
+            runs = self._db.execute("SELECT COUNT(*) FROM runs WHERE image_path = ?", (image_path,)).fetchone()[0]
+            films = self._db.execute("SELECT COUNT(*) FROM films WHERE image_path = ?", (image_path,)).fetchone()[0]
+        return runs + films
 
     def durations(self, model: str, api_host: str, limit: int = 50) -> Durations:
         """How long this model's recent finished tasks on this host queued and processed."""

@@ -134,8 +134,24 @@ def idle_status() -> str:
     return '<p class="status-empty">Add an image and a prompt, then press Generate.</p>'
 
 
+# History's picture for a made run whose video and image were pruned (retention.py): the run
+# stays listed, with its prompt, seed and task id.
+PRUNED_PICTURE = Path(__file__).resolve().parent.parent / "assets" / "pruned.png"
+
+
 def shown(run: Run) -> bool:
-    return (run.status == RunStatus.DONE and run.has_video) or bool(run.image_path and Path(run.image_path).exists())
+    """Whether History lists the run: every made run (its files pruned or not), and any other
+    that still has its picture."""
+    return run.status == RunStatus.DONE or bool(run.image_path and Path(run.image_path).exists())
+
+
+def picture_of(run: Run) -> str:
+    """What History shows for a run: its video, else its picture, else the pruned placeholder."""
+    if run.has_video:
+        return run.video_path
+    if run.image_path and Path(run.image_path).exists():
+        return run.image_path
+    return str(PRUNED_PICTURE)
 
 
 def caption(run: Run, model: ModelSpec) -> str:

@@ -40,9 +40,9 @@ from .keys import KeyRefusals, checked_key
 from .line import OWNER, PREVIEW, Line
 from .models import ModelSpec
 from .recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
-from .retention import Pruner
+from .retention import Pruner, forget_image
 from .run_request import RunRequest, check_prompt, choose_seed, image_source
-from .runs import Mode, Run, RunStore
+from .runs import Mode, Run, RunStatus, RunStore
 from .schedule import Expectation, PollSchedule, schedule_from_setting
 from .tasks import TaskState
 from .webhooks import WebhookHub
@@ -197,10 +197,18 @@ class Studio:
             yield submitted
         except BaseException as exc:
             if not handed_over:
-                self.recorder.not_submitted(run, exc)
+                ended = self.recorder.not_submitted(run, exc)
+                if ended.status == RunStatus.REFUSED and (isinstance(exc, AuthError) or backend.is_visitors):
+                    self.forget_image(ended)
             if isinstance(exc, AuthError) and backend.is_visitors:
                 self.key_refusals.refused(request.requester.key)
             raise
+
+    def forget_image(self, run: Run) -> None:
+        """A run refused for its key (or on a visitor's own key) keeps nothing: its picture goes,
+        unless another run or film uses it too."""
+        if run.image_path and forget_image(self.store, run.image_path):
+            self.store.update(run.id, image_path=None)
 
     # -- one run --
 

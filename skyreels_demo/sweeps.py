@@ -167,7 +167,7 @@ def run_sweep(
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sweep") as pool:
         cells = tuple(pool.map(lambda ps: one(*ps), grid))
 
-    out_dir = Path(out_dir) if out_dir else studio.settings.data_dir / "sweeps" / key
+    out_dir = Path(out_dir) if out_dir else studio.settings.sweeps_dir / key
     out_dir.mkdir(parents=True, exist_ok=True)
     report = SweepReport(key, out_dir / "report.html", out_dir / "report.csv", cells)
     _write_csv(report)

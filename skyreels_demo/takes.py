@@ -18,8 +18,11 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import secrets
+import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
@@ -111,14 +114,34 @@ def export_take(run: Run, model: ModelSpec, out: Path | str) -> Path:
         raise BadInput(f"Name the export file with .zip at the end, not {out.name}.")
     out.parent.mkdir(parents=True, exist_ok=True)
     folder = folder_name(run)
-    partial = out.with_name(out.name + ".part")
-    with zipfile.ZipFile(partial, "w") as zf:
-        # JSON compressed; the JPEG and MP4 are compressed already, so stored as they are.
-        zf.writestr(f"{folder}/{TAKE_JSON}", json.dumps(take_record(run, model), indent=2), zipfile.ZIP_DEFLATED)
-        zf.write(image, f"{folder}/{IMAGE}", zipfile.ZIP_STORED)
-        zf.write(video, f"{folder}/{VIDEO}", zipfile.ZIP_STORED)
-    partial.replace(out)
+    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".part")
+    os.close(fd)
+    partial = Path(name)
+    try:
+        with zipfile.ZipFile(partial, "w") as zf:
+            # JSON compressed; the JPEG and MP4 are compressed already, so stored as they are.
+            zf.writestr(f"{folder}/{TAKE_JSON}", json.dumps(take_record(run, model), indent=2), zipfile.ZIP_DEFLATED)
+            zf.write(image, f"{folder}/{IMAGE}", zipfile.ZIP_STORED)
+            zf.write(video, f"{folder}/{VIDEO}", zipfile.ZIP_STORED)
+        partial.chmod(0o644)  # served like the videos
+        partial.replace(out)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return out
+
+
+_zipping = threading.Lock()
+
+
+def take_zip(run: Run, model: ModelSpec, takes_dir: Path) -> Path:
+    """The take's export zip in the data directory (`<takes_dir>/<run id>/`): made the first time
+    it is asked for, then the same file every time (made again only once it was pruned)."""
+    out = takes_dir / run.id / f"{folder_name(run)}.zip"
+    with _zipping:
+        if out.is_file():
+            return out
+        return export_take(run, model, out)
 
 
 def find_run(store: RunStore, run_or_task_id: str) -> Run:

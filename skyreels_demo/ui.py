@@ -28,7 +28,7 @@ from .models import SKYREELS_V1, ModelSpec
 from .page_input import new_visitor
 from .preview import OfflinePreview
 from .prompts import MAX_IDEA_CHARS
-from .status_board import KEY_PAGE, banner, idle_status, price_line, status_line
+from .status_board import KEY_PAGE, PRUNED_PICTURE, banner, idle_status, price_line, status_line
 from .studio import Studio
 from .theme import studio_theme
 from . import ui_polish
@@ -151,9 +151,11 @@ class StudioApp:
         served = list(self.settings.served_dirs)
         for folder in served:
             folder.mkdir(parents=True, exist_ok=True)
-        # Gradio serves videos, images and films from where they are kept: one copy each, never a
-        # copy per render. Only these folders (names unguessable) are served, not the run store.
-        gr.set_static_paths(served)
+        # Gradio serves videos, images, films, continue frames and take zips from where they are
+        # kept: one copy each, never a copy per render. Only these folders (names unguessable)
+        # are served, not the run store; and the one picture History shows for a run whose files
+        # were pruned.
+        gr.set_static_paths([*served, PRUNED_PICTURE])
         context = PageContext(self.settings, self.studio, self.requester)
         self.runs = RunHandlers(context)
         self.assist = AssistHandlers(context)
@@ -633,7 +635,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
 def browser_secret(settings: Settings) -> str:
     """The key that encrypts each browser's History id: made once, kept in the data directory,
     so History survives a restart (Gradio would pick a new random one every start)."""
-    path = settings.data_dir / "browser-state.secret"
+    path = settings.browser_secret_path
     try:
         return path.read_text(encoding="utf-8").strip() or _write_secret(path)
     except FileNotFoundError:
@@ -668,7 +670,7 @@ def mount_options(settings: Settings, run_s: float = 60.0) -> dict[str, Any]:
         # Refused at the door: no upload larger than the app would prepare.
         max_file_size=images.MAX_BYTES,
         # Videos and images are served in place from these (gr.Video also asks for permission).
-        allowed_paths=[str(folder) for folder in settings.served_dirs],
+        allowed_paths=[*(str(folder) for folder in settings.served_dirs), str(PRUNED_PICTURE)],
     )
 
 

@@ -14,7 +14,7 @@ import gradio as gr
 from .errors import Stopped, StudioError
 from .films import FilmUpdate, carry_on, film_price, make_film
 from .line import watch
-from .page_input import UNEXPECTED, fit_choice, text, visitor_id
+from .page_input import UNEXPECTED, fit_choice, may_touch, text, visitor_id
 from .run_request import RunRequest
 from .status_board import event_words, status_line, status_lines
 from .ui_context import PageContext
@@ -85,7 +85,7 @@ class FilmHandlers:
             film = self.studio.store.film(text(film_id))
         except KeyError:
             raise gr.Error("Make a film first: then any of its shots can be made again.", print_exception=False) from None
-        if self.settings.shared and film.visitor != visitor_id(visitor):
+        if not may_touch(self.settings.shared, film, visitor):
             raise gr.Error("Make a film first: then any of its shots can be made again.", print_exception=False)
         number = int(shot) if isinstance(shot, (int, float)) and float(shot).is_integer() else 0
         again_seed = None if seed is None or seed == -2 else seed

@@ -9,9 +9,9 @@ from pathlib import Path
 import gradio as gr
 
 from .errors import StudioError
-from .page_input import text, visitor_id
+from .page_input import may_touch, text, visitor_id
 from .runs import Run
-from .status_board import caption, details, shown
+from .status_board import caption, details, picture_of, shown
 from .ui_context import PageContext
 
 HISTORY_SIZE = 40
@@ -27,10 +27,7 @@ class HistoryHandlers:
 
     def history(self, visitor: str | None, request: gr.Request):
         runs = [run for run in self._visible_runs(visitor) if shown(run)]
-        items = []
-        for run in runs:
-            path = run.video_path if run.has_video else run.image_path
-            items.append((path, caption(run, self.model)))
+        items = [(picture_of(run), caption(run, self.model)) for run in runs]
         return items, [run.id for run in runs]
 
     def pick(self, run_ids: list[str], visitor: str | None, request: gr.Request, evt: gr.SelectData):
@@ -96,7 +93,5 @@ class HistoryHandlers:
             run = self.studio.store.get(run_id)
         except KeyError:
             return None
-        if self.settings.shared and (not visitor_id(visitor) or run.visitor != visitor_id(visitor)):
-            return None
-        return run
+        return run if may_touch(self.settings.shared, run, visitor) else None
 

@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -16,26 +19,45 @@ from .agents import StageReport, stage_of, variations_stage
 from .errors import Stopped, StudioError
 from .events import Done
 from .line import watch
-from .page_input import UNEXPECTED, fit_choice, text, visitor_id
+from .page_input import NOT_YOURS, UNEXPECTED, fit_choice, may_touch, text, visitor_id
 from .run_request import RunRequest
+from .runs import Run
 from .status_board import StatusBoard, status_line, summary, variation_grid, variation_lines
 from .ui_context import PageContext
 from .variations import VariationUpdate, stream_variations
 from .films import continue_shot, frame_of, run_of_video
 
-# A frame picked to continue a shot is kept under this name prefix, with the run it came from.
-CONTINUE_PREFIX = "continue-"
-
-
-def continued_from_frame(image_path: str) -> str | None:
-    """The run id a continue frame names ("continue-<run id>-last.png"), if the image is one."""
-    name = Path(image_path).name
-    if not name.startswith(CONTINUE_PREFIX):
-        return None
-    run_id = name[len(CONTINUE_PREFIX):].split("-", 1)[0]
-    return run_id if run_id and run_id.isalnum() else None
-
 log = logging.getLogger(__name__)
+
+# A frame picked to continue a shot is kept in the data directory's frames/ folder, named by the
+# run it came from ("<run id>-last.png", "<run id>-12.png"), or, for a clip that is not one of
+# this app's, by the clip's own bytes ("clip-<sha-256>-last.png"): never a name two visitors
+# could share, so one visitor's frame is never another's picture.
+_RUN_FRAME = re.compile(r"([0-9a-f]{32})-(?:last|[0-9]{1,6})\.png")
+
+
+def frame_name(run: Run | None, clip: Path, index: int | None) -> str:
+    """The file name of a continue frame: by its run, else by its clip's bytes."""
+    which = "last" if index is None else str(index)
+    if run is not None:
+        return f"{run.id}-{which}.png"
+    digest = hashlib.sha256()
+    with open(clip, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return f"clip-{digest.hexdigest()[:40]}-{which}.png"
+
+
+def continued_from_frame(image_path: str, frames_dir: Path) -> str | None:
+    """The run id a continue frame names, if the image is one of frames/ named by a run."""
+    path = Path(image_path)
+    try:
+        if path.parent.resolve() != frames_dir.resolve():
+            return None
+    except OSError:
+        return None
+    match = _RUN_FRAME.fullmatch(path.name)
+    return match[1] if match else None
 
 
 class RunHandlers:
@@ -47,6 +69,7 @@ class RunHandlers:
         self.requester = context.requester
         self.stops = context.stops
         self.videos_dir = context.settings.videos_dir
+        self.frames_dir = context.settings.frames_dir
         self.shared = context.settings.shared
 
     def request_from(
@@ -135,7 +158,7 @@ class RunHandlers:
         events = events or self.studio.generate
         try:
             if isinstance(image, str) and image:
-                continued = continued_from_frame(image)
+                continued = continued_from_frame(image, self.frames_dir)
             else:
                 continued = None
             run = self.request_from(prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, stop)
@@ -200,6 +223,9 @@ class RunHandlers:
             path = path.get("path")
         if not isinstance(path, str) or not path:
             raise gr.Error("Add the video to continue first: an MP4 this app made, or any MP4.", print_exception=False)
+        source = run_of_video(self.studio, path)
+        if source is not None and not may_touch(self.shared, source, "", self.requester(request, profile).key):
+            raise gr.Error(NOT_YOURS, print_exception=False)
         async for outputs in self._run(
             prompt, None, seed, fps_prefix, fit, api_key, "", request, profile, StageReport(progress),
             events=lambda run: continue_shot(self.studio, run, path),
@@ -212,17 +238,28 @@ class RunHandlers:
         if not isinstance(path, str) or not path:
             raise gr.Error("Make a video first: the next shot starts from its last frame.", print_exception=False)
         run = run_of_video(self.studio, path)
-        if run is None or (self.shared and run.visitor != visitor_id(visitor)):
-            run = self._run_by_task(Path(path).stem, visitor_id(visitor))
+        if run is not None and not may_touch(self.shared, run, visitor):
+            raise gr.Error(NOT_YOURS, print_exception=False)  # another visitor's take
+        if run is None:
+            run = self._run_by_task(Path(path).stem, visitor)  # this browser's take, from a copy
         source = run.video_path if run is not None and run.has_video else path
         try:
-            index = None if frame is None or frame < 0 else int(frame)
+            index = None if not isinstance(frame, (int, float)) or frame < 0 else int(frame)
             picture = frame_of(source, index)
+            name = frame_name(run, Path(source), index)
         except StudioError as exc:
             raise gr.Error(exc.sentence, print_exception=False) from None
-        name = f"{CONTINUE_PREFIX}{run.id if run else 'clip'}-{'last' if index is None else index}.png"
-        dest = self.studio.settings.images_dir / name
-        picture.save(dest, "PNG")
+        except OSError:
+            raise gr.Error("That video could not be read: make a video first, then continue it.", print_exception=False) from None
+        dest = self.frames_dir / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole, then put in place: a frame is never read half written.
+        part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
+        try:
+            picture.save(part, "PNG")
+            part.replace(dest)
+        finally:
+            part.unlink(missing_ok=True)
         seed_note = f" (seed {run.seed})" if run else ""
         note = (
             f"What happens next? Continuing from {'the last frame' if index is None else f'frame {index}'} "
@@ -237,13 +274,11 @@ class RunHandlers:
             run = self.studio.store.get(run_id)
         except KeyError:
             return False
-        return not self.shared or run.visitor == visitor
+        return may_touch(self.shared, run, visitor)
 
-    def _run_by_task(self, task_id: str, visitor: str):
+    def _run_by_task(self, task_id: str, visitor: str | None):
         run = self.studio.store.by_task(task_id)
-        if run is None or (self.shared and run.visitor != visitor):
-            return None
-        return run
+        return run if run is not None and may_touch(self.shared, run, visitor) else None
 
     async def generate_variations(
         self,

@@ -1,8 +1,8 @@
 """History's takes: found by prompt words, kept with a star, compared side by side, shared by a
 link of their own, downloaded as a zip and made again; and the read-only view a share link opens.
 
-Who may touch a take is `HistoryHandlers._run_for_visitor`'s rule (in shared mode, only the
-browser whose History holds it). The shared view (`?take=<token>`) shows one take's video,
+Who may touch a take is the one rule every handler asks (`page_input.may_touch`: in shared
+mode, only the browser whose History holds it). The shared view (`?take=<token>`) shows one take's video,
 prompt and seed, and nothing else: no other run, no key, no server path (its video is served
 under the token at `/takes/<token>/video.mp4`, the API's answer at `/takes/<token>`).
 """
@@ -14,7 +14,6 @@ import html
 import logging
 import re
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, urlsplit
@@ -25,9 +24,9 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from . import takes
 from .errors import StudioError
-from .page_input import text
+from .page_input import NOT_YOURS, text
 from .runs import Run
-from .status_board import caption, shown
+from .status_board import caption, picture_of, shown
 from .ui_context import PageContext
 from .ui_history import HistoryHandlers
 
@@ -101,7 +100,7 @@ class TakeHandlers:
             if shown(run)
         ]
         items = [
-            (run.video_path if run.has_video else run.image_path, ("★ " if run.kept else "") + caption(run, self.model))
+            (picture_of(run), ("★ " if run.kept else "") + caption(run, self.model))
             for run in runs
         ]
         choices = [(self._choice_label(run), run.id) for run in runs if run.has_video]
@@ -142,10 +141,10 @@ class TakeHandlers:
 
     def download(self, run_id: str, visitor: str | None, request: gr.Request):
         run = self._own(run_id, visitor)
-        # Into the page's upload folder, which Gradio and the door clean up after it.
-        folder = Path(gr.utils.get_upload_folder()) / "takes" / uuid.uuid4().hex
+        # Made once, named by the run, kept in the data directory (counted and swept there) and
+        # served from where it is: clicking again hands out the same file.
         try:
-            path = takes.export_take(run, self.model, folder / f"{takes.folder_name(run)}.zip")
+            path = takes.take_zip(run, self.model, self.settings.takes_dir)
         except StudioError as exc:
             raise gr.Error(exc.sentence, print_exception=False) from None
         return gr.update(value=str(path), visible=True)
@@ -215,9 +214,11 @@ class TakeHandlers:
     # -- helpers --
 
     def _own(self, run_id: str, visitor: str | None) -> Run:
+        if not text(run_id):
+            raise gr.Error("Pick a take in the history first.", print_exception=False)
         run = self.visits._run_for_visitor(text(run_id), visitor)
         if run is None:
-            raise gr.Error("Pick a take in the history first.", print_exception=False)
+            raise gr.Error(NOT_YOURS, print_exception=False)
         return run
 
     def _choice_label(self, run: Run) -> str:

@@ -18,7 +18,8 @@ import pytest
 from skyreels_demo import takes
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.retention import prune
+from skyreels_demo.page_input import NOT_YOURS
+from skyreels_demo.retention import disk_use, prune
 from skyreels_demo.runs import RunStatus, RunStore
 from skyreels_demo.ui_context import PageContext
 from skyreels_demo.ui_takes import TakeHandlers
@@ -223,23 +224,23 @@ def test_a_kept_take_is_never_pruned_but_counts_against_the_budget(settings):
     settings.videos_dir.mkdir(parents=True)
     settings.images_dir.mkdir(parents=True)
     old = time.time() - 90 * 86400  # far past the age limit
+    saved = {"kept": old, "other": old, "recent": time.time() - 2 * 3600, "fresh": time.time()}
     paths = {}
-    for name in ("kept", "other", "newest"):
+    for name, finished_at in saved.items():
         video, image = settings.videos_dir / f"{name}.mp4", settings.images_dir / f"{name}.jpg"
         video.write_bytes(b"v" * 400_000)
         image.write_bytes(b"i" * 100_000)
         run = _done_run(store, name)
-        store.update(run.id, video_path=str(video), image_path=str(image),
-                     finished_at=old if name != "newest" else time.time())
+        store.update(run.id, video_path=str(video), image_path=str(image), finished_at=finished_at)
         paths[name] = (run, video, image)
     store.keep(paths["kept"][0].id)
-    # 1.5 MB on disk, a 0.9 MB budget: the kept take's 0.5 MB still counts, so once the old
-    # take's files are gone the newest video must go too, young as it is.
+    # 2 MB on disk, a 0.9 MB budget: the kept take's 0.5 MB still counts, so once the old take's
+    # files are gone the recent one's go too, young as it is; the one saved just now stays.
     pruned = prune(replace(settings, disk_budget_mb=0.9), store)
     assert paths["kept"][1].exists() and paths["kept"][2].exists()
-    assert not paths["other"][1].exists() and not paths["other"][2].exists()
-    assert not paths["newest"][1].exists() and paths["newest"][2].exists()
-    assert pruned.kept_bytes == 600_000
+    assert not any(path.exists() for name in ("other", "recent") for path in paths[name][1:])
+    assert paths["fresh"][1].exists() and paths["fresh"][2].exists()
+    assert pruned.files == 4 and pruned.kept_bytes == disk_use(settings) > 1_000_000
 
 
 # --- share links ----------------------------------------------------------------------------
@@ -307,7 +308,7 @@ def test_in_shared_mode_only_the_takes_own_visitor_can_share_keep_export_or_with
             lambda: handlers.download(run.id, stranger, _Request()),
             lambda: handlers.share(run.id, None, _Request()),
         ):
-            with pytest.raises(gr.Error, match="Pick a take"):
+            with pytest.raises(gr.Error, match=NOT_YOURS):
                 attempt()
         assert studio.store.live_share(run.id) is None and not studio.store.get(run.id).kept
         compared = None

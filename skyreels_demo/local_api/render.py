@@ -101,10 +101,20 @@ class PreviewRenders:
             if mine:
                 job = self._jobs[digest] = Future()
         if not mine:
-            return job.result()
+            made = job.result()
+            try:
+                os.utime(made)  # used again now: an app sweeping old files by their age keeps it
+                return made
+            except FileNotFoundError:  # swept since: made again
+                with self._lock:
+                    if self._jobs.get(digest) is job:
+                        del self._jobs[digest]
+                return self.render_once(image, model)
         dest = self.folder / f"{digest}.mp4"
         try:
-            if not dest.is_file():
+            try:
+                os.utime(dest)  # used again now: an app sweeping old files by their age keeps it
+            except FileNotFoundError:
                 render_preview(image, dest, model)
         except BaseException as exc:
             with self._lock:
