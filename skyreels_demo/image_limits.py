@@ -236,10 +236,13 @@ def check_metadata(metadata: Metadata) -> int:
             f"{PngImagePlugin.MAX_TEXT_CHUNK / 1e6:.0f} MB of memory, more than this app "
             f"reads; {remedy}"
         )
-    if metadata.complete:  # rounded up, never "8 MB, beyond the 8 MB limit"
-        amount = f"{math.ceil(metadata.held / 100_000) / 10:g} MB"
-    else:  # counting stopped past the limit
-        amount = f"over {math.floor(metadata.held / 100_000) / 10:g} MB"
+    # Tenths under 10 MB: rounded up, never "8 MB, beyond the 8 MB limit"; or, when counting
+    # stopped past the limit, down after "over".
+    held, step = metadata.held / 1e6, (10 if metadata.held < 10_000_000 else 1)
+    if metadata.complete:
+        amount = f"{math.ceil(held * step) / step:g} MB"
+    else:
+        amount = f"over {math.floor(held * step) / step:g} MB"
     raise ImageRejected(
         f"This picture carries {what} that would take {amount} of memory to read, beyond "
         f"this app's {MAX_METADATA_BYTES / 1e6:.0f} MB limit for what a picture holds beside "
