@@ -189,11 +189,13 @@ def _png_inflated(kind: bytes, data: bytes, limit: int, *, keep: bool) -> tuple[
 
 def _raw_profile_exif(value: bytes) -> int:
     """What Pillow reads for a PNG's "Raw profile type exif" text: its lines, the hex, the tags."""
+    # Pillow joins the lines after the third and reads them as hex; the same here, without
+    # splitting the text into a string a line (which Pillow does: a pointer and a string each).
+    lines = value.split(b"\n", 3)
     try:
-        blob = bytes.fromhex("".join(value.decode("latin-1").split("\n")[3:]))
+        blob = bytes.fromhex(lines[3].replace(b"\n", b"").decode("latin-1")) if len(lines) > 3 else b""
     except ValueError:
         return 0
-    # Splitting the text into lines keeps a pointer and, at worst, a string per line.
     return 8 * value.count(b"\n") + len(blob) + directory_bytes(blob, _EXIF_DECODED)
 
 
