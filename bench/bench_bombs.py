@@ -1,11 +1,12 @@
-"""Seven image bombs at once: what `images.prepare` answers and how much memory it takes.
+"""Nine image bombs at once: what `images.prepare` answers and how much memory it takes.
 
-Run from the repository: `python bench/bench_bombs.py` (about half a minute on two cores).
-It makes the seven bomb kinds of tests/test_image_bombs.py (a progressive 4:4:4 JPEG near
-80 MP, PNGs with tRNS in RGB, L and P, a 65500x1087 JPEG, an animated WebP of large frames,
-an AVIF if this Pillow writes AVIF), prepares each alone and then all at once on threads, as
-the app's workers do, each run in a fresh process, and prints a markdown table with the growth
-of the process's peak RSS beside the +500 MB target. `--root PATH` measures another checkout
+Run from the repository: `python bench/bench_bombs.py` (about a minute on two cores).
+It makes the bomb kinds of tests/test_image_bombs.py (a progressive 4:4:4 JPEG near 80 MP,
+PNGs with tRNS in RGB, L and P, a 65500x1087 JPEG, an animated WebP of large frames, an AVIF
+if this Pillow writes AVIF, and two that bomb with metadata: a PNG of 70 zTXt text chunks and
+a JPEG whose 5,000 EXIF entries name the same 60 kB), prepares each alone and then all at once
+on threads, as the app's workers do, each run in a fresh process, and prints a markdown table
+with the growth of the process's peak RSS beside the +500 MB target. `--root PATH` measures another checkout
 (an older commit, for a before-and-after) with the same bombs.
 """
 

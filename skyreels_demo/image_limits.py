@@ -2,8 +2,9 @@
 
 Limits are set for a public app on a small machine: file size, pixel count, the bytes a decode
 really takes at its peak (the decoded picture as Pillow stores it, its decoder's own buffers,
-and the full-size copies that transparency, palettes and 16-bit or float greyscale cause), and
-a process-wide budget of bytes being decoded at once, so a crowd of large pictures waits its
+and the full-size copies that transparency, palettes and 16-bit or float greyscale cause), what
+Pillow keeps beside the pixels (text, colour profiles, EXIF: `image_metadata.py`), and
+process-wide budgets of bytes being decoded at once, so a crowd of large pictures waits its
 turn instead of running the app out of memory.
 """
 
@@ -16,9 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from .errors import ImageRejected
+from .image_metadata import Metadata
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,22 @@ _COEFFICIENT_BYTES = 2
 # One picture may take as much as decoding an 80-megapixel RGB picture takes in Pillow.
 MAX_DECODED_BYTES = MAX_MEGAPIXELS * 1_000_000 * _STORED_DEFAULT
 # All pictures being decoded at once, in this process: room for the largest picture and some
-# smaller ones, and within the +500 MB the app may grow by when a crowd sends pictures at once.
-DECODE_BUDGET_BYTES = 400_000_000
+# smaller ones. With the metadata budget below, 400 MB: within the +500 MB the app may grow by
+# when a crowd sends pictures at once.
+DECODE_BUDGET_BYTES = 352_000_000
+
+# What one picture may carry beside its pixels, in bytes Pillow would keep for it: text, colour
+# profiles, EXIF (with what parsing its directory reads) and other application blocks. A phone
+# photo carries about 100 kB, a PNG with an AI tool's workflow a few hundred; more than this is
+# a bomb or a file an editor has bloated.
+MAX_METADATA_BYTES = 8_000_000
+# Peak bytes per byte of metadata while a picture is opened and prepared: Pillow reads each
+# block, keeps it (a JPEG's XMP and ICC twice) and turns PNG text into strings. Measured.
+_METADATA_PEAK = 3
+# Metadata of all pictures being opened at once: room for two at the limit, or hundreds of
+# ordinary ones. Held from before a picture is opened until it is prepared, and always taken
+# before the decode budget, never while holding it, so no two waits can close a cycle.
+METADATA_BUDGET_BYTES = 48_000_000
 
 
 def footprint(mode: str, pixels: int, *, transparent: bool = False) -> int:
@@ -195,6 +211,43 @@ class DecodeBudget:
 
 
 DECODE_BUDGET = DecodeBudget(DECODE_BUDGET_BYTES)
+METADATA_BUDGET = DecodeBudget(METADATA_BUDGET_BYTES)
+
+_METADATA_WORDS = {
+    "text": "hidden text",
+    "icc": "a colour profile",
+    "exif": "camera data (EXIF)",
+    "other": "hidden data",
+}
+
+
+def check_metadata(metadata: Metadata) -> int:
+    """Bytes to hold for a picture's metadata; refuses the absurd, saying what to do."""
+    if not metadata.oversized and metadata.held <= MAX_METADATA_BYTES:
+        return metadata.held * _METADATA_PEAK
+    what = _METADATA_WORDS[metadata.largest]
+    remedy = (
+        "save it again without metadata (an editor's “Export” or “Save for web” leaves it "
+        "out) and try again."
+    )
+    if metadata.oversized:
+        raise ImageRejected(
+            f"This picture carries {what} in one block that unpacks to over "
+            f"{PngImagePlugin.MAX_TEXT_CHUNK / 1e6:.0f} MB of memory, more than this app "
+            f"reads; {remedy}"
+        )
+    # Tenths under 10 MB: rounded up, never "8 MB, beyond the 8 MB limit"; or, when counting
+    # stopped past the limit, down after "over".
+    held, step = metadata.held / 1e6, (10 if metadata.held < 10_000_000 else 1)
+    if metadata.complete:
+        amount = f"{math.ceil(held * step) / step:g} MB"
+    else:
+        amount = f"over {math.floor(held * step) / step:g} MB"
+    raise ImageRejected(
+        f"This picture carries {what} that would take {amount} of memory to read, beyond "
+        f"this app's {MAX_METADATA_BYTES / 1e6:.0f} MB limit for what a picture holds beside "
+        f"its pixels; {remedy}"
+    )
 
 
 def check_file_size(size: int) -> None:

@@ -33,16 +33,20 @@ from PIL import (
     features,
 )
 
+from . import image_metadata
 from .errors import ImageRejected
 from .image_limits import (  # noqa: F401 (the limits are part of this module's surface)
     DECODE_BUDGET,
     MAX_BYTES,
     MAX_DECODED_BYTES,
+    MAX_METADATA_BYTES,
     MAX_MEGAPIXELS,
+    METADATA_BUDGET,
     MIN_SIDE,
     bomb,
     check_dimensions,
     check_file_size,
+    check_metadata,
     damaged,
     unidentified,
     unreadable,
@@ -200,14 +204,30 @@ def _prepare_path(path: str | bytes, fit: str, frames: Frames) -> PreparedImage:
 def _prepare_file(file: BinaryIO, file_size: int, fit: str, frames: Frames) -> PreparedImage:
     head = file.read(32)
     file.seek(0)
+    # What Pillow would keep beside the pixels, from the file's own headers, before it reads any.
+    try:
+        metadata = image_metadata.measure(file, head, stop_at=MAX_METADATA_BYTES)
+    except _DECODE_ERRORS as exc:
+        log.info("Image metadata could not be walked: %r", exc)
+        raise damaged(exc) from exc
+    # Held until the picture is prepared, and taken before the decode budget (image_limits.py).
+    with METADATA_BUDGET.hold(check_metadata(metadata)):
+        image = _open(file, head, file_size)
+        with image:
+            return _prepare_image(image, fit=fit, frames=frames, owned=True, file_size=file_size)
+
+
+def _open(file: BinaryIO, head: bytes, file_size: int) -> Image.Image:
     try:
         image = Image.open(file, formats=READABLE_FORMATS)
         if image.format == "PNG":
             # Pillow skips the checksums of PNG picture data, so damage there would decode
             # silently as a glitched picture; checking them first costs a CRC pass.
             image.verify()
+            del image  # and what it kept (its text, say) before the second opening keeps it again
             file.seek(0)
             image = Image.open(file, formats=("PNG",))
+        return image
     except Image.DecompressionBombError as exc:
         log.info("Pillow refused a decompression bomb: %s", exc)
         raise bomb(None, file_size) from exc
@@ -217,8 +237,6 @@ def _prepare_file(file: BinaryIO, file_size: int, fit: str, frames: Frames) -> P
     except _DECODE_ERRORS as exc:
         log.info("Image header could not be parsed: %r", exc)
         raise damaged(exc) from exc
-    with image:
-        return _prepare_image(image, fit=fit, frames=frames, owned=True, file_size=file_size)
 
 
 # --- preparing -----------------------------------------------------------------------------
@@ -299,6 +317,8 @@ def _decode_and_frame(
         if reducible:
             image.load()
         icc_profile = image.info.get("icc_profile")
+        if owned:
+            _forget_metadata(image)
         if orientation != 1:
             if owned:
                 ImageOps.exif_transpose(image, in_place=True)
@@ -339,6 +359,24 @@ def _decode_and_frame(
         notes=tuple(notes),
         fit=fit,
     )
+
+
+# Metadata Pillow keeps that preparing never reads once the orientation and colour profile are
+# taken: PNG text (every text value is a str), XMP, EXIF, comments, Photoshop's blocks. Dropped,
+# so ImageOps.exif_transpose neither re-encodes every EXIF tag into Python values nor rewrites
+# the XMP for a frame that keeps none of it (the orientation stays in the picture's parsed EXIF).
+_UNREAD_METADATA = frozenset(
+    {"exif", "Raw profile type exif", "xmp", "XML:com.adobe.xmp", "comment", "photoshop", "flashpix"}
+)
+
+
+def _forget_metadata(image: Image.Image) -> None:
+    png = image.format == "PNG"
+    for key in [
+        key for key, value in image.info.items()
+        if key in _UNREAD_METADATA or (png and isinstance(value, str))
+    ]:
+        del image.info[key]
 
 
 def _orientation(image: Image.Image) -> int:
