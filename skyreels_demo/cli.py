@@ -274,6 +274,13 @@ def _resume(args: argparse.Namespace, settings: Settings, status: StatusLines) -
         if not args.task_id:
             from .films import carry_on_all
 
+            # A lost submit's task found again is finished below like any other (a shot's by its film).
+            for run in studio.recover_lost():
+                count += 1
+                if run.task_id is None:
+                    status.say(f"run {run.id}: {run.error_message or run.note}")
+                else:
+                    status.say(f"run {run.id}: its lost submit's task {run.task_id} was found again")
             for film, end in carry_on_all(studio):
                 count += 1
                 if end.error is not None:
@@ -330,12 +337,20 @@ def _runs(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
     store = RunStore(settings.runs_db)
     runs = store.recent(model=args.model.name, limit=args.limit, words=" ".join(args.find or ()), kept=args.kept)
     if args.json:
-        print(json.dumps([{**run.__dict__, "note": run.note} for run in runs], default=str))
+        noted = [{**run.__dict__, "note": run.note or _recovered(store, run)} for run in runs]
+        print(json.dumps(noted, default=str))
     elif runs:
         print(format_runs(runs))
     else:
         status.say(f"No runs yet in {settings.data_dir}.")
     return EXIT_OK
+
+
+def _recovered(store, run: Run) -> str:
+    """What History says of a run whose lost submit's task was found again, else ""."""
+    from .runs import RECOVERED_NOTE, was_recovered
+
+    return RECOVERED_NOTE if run.task_id and was_recovered(store.statuses(run.id)) else ""
 
 
 def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:

@@ -1,6 +1,7 @@
 """Finishing runs nobody watches: stopped, abandoned, or left from before a restart.
 
-`resume` finishes one task or every unfinished run (the command line's `resume`); `Follower` is
+`resume` finishes one task or every unfinished run (the command line's `resume`, after
+`recover_lost` has looked again for the tasks of `unconfirmed` runs); `Follower` is
 the app's background thread that does it with a bounded crew of pollers. Both hand each run to
 the one `Finisher` (finisher.py) the studio uses too; neither knows the studio.
 """
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
 from .errors import BadInput, Stopped, StudioError
-from .finisher import Finisher
+from .finisher import API_RETENTION_S, Finisher
 from .runs import Run, RunStatus, RunStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,17 @@ def resume(
             yield run, finisher.finish(run, deadline_s=deadline_s)
         except StudioError as exc:
             yield run, exc
+
+
+def recover_lost(finisher: Finisher, store: RunStore, model: str) -> Iterator[Run]:
+    """Look again for the task of every `unconfirmed` run of `model` younger than WaveSpeed's
+    seven days whose key is at hand (a visitor's is not kept), yielding each as it then is:
+    `submitted` with its task, found (for `resume` to finish), or still `unconfirmed`."""
+    for run in store.unconfirmed(model=model, since=time.time() - API_RETENTION_S):
+        client = finisher.access.client_for_run(run)
+        if client is None:
+            continue
+        yield finisher.recover(run, client)
 
 
 class Follower(threading.Thread):

@@ -26,7 +26,7 @@ from .events import (
     Uploading,
 )
 from .models import ModelSpec
-from .runs import Mode, Run, RunStatus
+from .runs import RECOVERED_NOTE, Mode, Run, RunStatus, was_recovered
 from .variations import VariationUpdate
 
 KEY_PAGE = "https://wavespeed.ai/accesskey"
@@ -169,6 +169,8 @@ def details(run: Run, statuses: list[tuple[float, str]]) -> str:
         lines.append(f"\nTask `{run.task_id}`")
     if run.note:
         lines.append(f"\n{run.note}")
+    if was_recovered(statuses):
+        lines.append(f"\n{RECOVERED_NOTE}")
     if run.error_message and run.error_message != run.note:
         lines.append(f"\n{run.error_message}")
     if run.inference_ms:

@@ -160,12 +160,11 @@ def test_submit_envelope_error_is_not_retried(studio, backend, photo_path):
     assert backend.counts["submit"] == 1
 
 
-def test_truncated_submit_answer_is_not_retried(studio, backend, photo_path):
+def test_truncated_submit_answer_is_not_retried_and_its_task_is_found_again(studio, backend, photo_path):
     backend.faults.truncate("submit")
-    with pytest.raises(ServiceError) as caught:
-        run_to_end(studio, photo_path)
-    assert backend.counts["submit"] == 1
-    assert "may" in str(caught.value)
+    done = run_to_end(studio, photo_path)
+    assert backend.counts["submit"] == 1 and backend.counts["predictions"] == 1
+    assert done.run.status == DONE and done.run.task_id == backend.created_task_ids[0]
 
 
 def test_rate_limit_that_persists_on_submit_gives_up_with_a_sentence(studio, backend, photo_path):
