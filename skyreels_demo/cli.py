@@ -173,7 +173,7 @@ def _film(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
         planned = check_shots(shots, studio)  # bad shots are refused before the question
         if not settings.has_key:
             status.say(PREVIEW_NOTICE)
-        if not _agree_to_spend(len(planned), settings, args.model, args.yes, status):
+        if not _agree_to_spend(len(planned), settings, studio, args.yes, status):
             raise BadInput("The film was not started, so nothing was spent.")
         last = None
         for update in make_film(studio, RunRequest("", str(path), fit=args.fit), [(s["prompt"], s["seed"]) for s in planned]):
@@ -374,7 +374,7 @@ def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) ->
             concurrency=args.concurrency,
             out_dir=Path(args.out) if args.out else None,
             progress=status.out,
-            confirm=lambda new: _agree_to_spend(new, settings, args.model, args.yes, status),
+            confirm=lambda new: _agree_to_spend(new, settings, studio, args.yes, status),
         )
     finally:
         studio.close()
@@ -384,12 +384,13 @@ def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) ->
     return EXIT_OK if report.failed == 0 else EXIT_TASK_FAILED
 
 
-def _agree_to_spend(videos: int, settings: Settings, model: ModelSpec, yes: bool, status: StatusLines) -> bool:
-    """Say what a sweep costs; ask before spending more than the setting allows."""
+def _agree_to_spend(videos: int, settings: Settings, studio: Studio, yes: bool, status: StatusLines) -> bool:
+    """Say what a sweep or a film costs (at WaveSpeed's price for the key); ask before spending
+    more than the setting allows."""
     if not settings.has_key:
         status.say(f"{videos} new offline previews: free, made on this machine.")
         return True
-    cost = videos * model.price_usd
+    cost = videos * studio.prices.owner(studio.model)
     status.say(f"{videos} new videos, about ${cost:.2f} on your WaveSpeed key.")
     if yes or cost <= settings.confirm_above_usd:
         return True

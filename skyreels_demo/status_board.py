@@ -181,11 +181,12 @@ def details(run: Run, statuses: list[tuple[float, str]]) -> str:
     return "\n".join(lines)
 
 
-def banner(settings: Settings, model: ModelSpec) -> str:
+def banner(settings: Settings, model: ModelSpec, price: float | None = None) -> str:
+    """What the page runs on; `price`: a run's, as WaveSpeed answers it (default: the listed one)."""
     if settings.has_key:
         return (
             f"<div class='mode-banner live'>Live: videos are made by {html.escape(model.title)} on WaveSpeedAI "
-            f"(about ${model.price_usd:.2f} each, paid by this app's key"
+            f"(about ${model.price_usd if price is None else price:.2f} each, paid by this app's key"
             + (", a few per visitor each hour; paste your own key for more" if settings.shared else "")
             + ").</div>"
         )
@@ -205,13 +206,14 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} minutes"
 
 
-def price_line(settings: Settings, model: ModelSpec, *, own_key: bool = False) -> str:
-    """What one video costs, and whose credit pays, beside Generate."""
-    price = f"${model.price_usd:.2f}"
+def price_line(settings: Settings, model: ModelSpec, *, own_key: bool = False, price: float | None = None) -> str:
+    """What one video costs, and whose credit pays, beside Generate; `price`: as WaveSpeed
+    answers it for the key that pays (pricing.py), else the model's listed price."""
+    each = f"${model.price_usd if price is None else price:.2f}"
     if own_key or (settings.has_key and not settings.shared):
-        return f"Each video uses about {price} of your WaveSpeed credit."
+        return f"Each video uses about {each} of your WaveSpeed credit."
     if settings.has_key:
-        return f"Each video uses about {price} of this Space's credit; paste your own key for more."
+        return f"Each video uses about {each} of this Space's credit; paste your own key for more."
     return "Offline preview: free, made on this machine."
 
 

@@ -39,6 +39,7 @@ from .follower import Follower, recover_lost, resume
 from .keys import KeyRefusals, checked_key
 from .line import OWNER, PREVIEW, Line
 from .models import ModelSpec
+from .pricing import Prices
 from .recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
 from .retention import Pruner
 from .run_request import RunRequest, check_prompt, choose_seed, image_source
@@ -71,6 +72,8 @@ class Studio:
         self.store = store or RunStore(settings.runs_db)
         self.recorder = RunRecorder(self.store)
         self.access = Access(settings, start_preview=start_preview)
+        # What a run costs on the owner's key, as WaveSpeed answers it (pricing.py).
+        self.prices = Prices(self.access)
         # Runs expecting webhooks; None where WaveSpeed cannot reach this process (a laptop).
         self.webhooks = webhooks
         self._lock = threading.Lock()
