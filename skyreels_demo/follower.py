@@ -50,11 +50,14 @@ def resume(
             yield run, exc
 
 
-def recover_lost(finisher: Finisher, store: RunStore, model: str) -> Iterator[Run]:
+def recover_lost(finisher: Finisher, store: RunStore, model: str, *, skip: set[str] = frozenset()) -> Iterator[Run]:
     """Look again for the task of every `unconfirmed` run of `model` younger than WaveSpeed's
     seven days whose key is at hand (a visitor's is not kept), yielding each as it then is:
-    `submitted` with its task, found (for `resume` to finish), or still `unconfirmed`."""
+    `submitted` with its task, found (for `resume` to finish), or still `unconfirmed`. `skip`:
+    runs a live generate is looking after itself."""
     for run in store.unconfirmed(model=model, since=time.time() - API_RETENTION_S):
+        if run.id in skip:
+            continue
         client = finisher.access.client_for_run(run)
         if client is None:
             continue
@@ -96,6 +99,7 @@ class Follower(threading.Thread):
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def run(self) -> None:
+        self._recover_lost()
         while not self._halt.is_set():
             self._wake.clear()
             try:
@@ -103,6 +107,18 @@ class Follower(threading.Thread):
             except Exception:  # the follower must outlive any one bad run
                 log.exception("follower pass failed")
             self._wake.wait(self.idle_s)
+
+    def _recover_lost(self) -> None:
+        """Once, as the app starts: look again for the tasks of `unconfirmed` runs (a restart
+        leaves a run whose submit was on its way so), as `resume` does; a task found is then
+        finished like any other run left behind."""
+        watched = self.watched()
+        try:
+            for run in recover_lost(self.finisher, self.store, self.model, skip=watched):
+                if run.task_id is not None:
+                    log.info("follower found run %s's task again", run.id)
+        except Exception:  # the follower must outlive any one bad run
+            log.exception("looking for lost tasks failed")
 
     def _pick_up(self) -> None:
         watched = self.watched()

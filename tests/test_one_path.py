@@ -22,7 +22,7 @@ from skyreels_demo.studio import Studio
 from skyreels_demo.tasks import Task, TaskState
 from skyreels_demo.visitors import Requester
 
-from .conftest import FAST, ROOT, clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts
+from .conftest import FAST, ROOT, clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts, wait_for
 
 UNKNOWN = "WaveSpeed may have made this video; it is not known"
 VISITOR = Requester("ip:203.0.113.50")
@@ -292,6 +292,28 @@ def test_resume_finds_an_older_unconfirmed_runs_task_and_saves_its_video(tmp_pat
         assert backend.counts["submit"] == 1
         again = run_cli("resume", env=env)  # nothing more to do, and nothing sent
         assert again.returncode == 0 and "Nothing to resume" in again.stderr
+        assert backend.counts["submit"] == 1
+
+
+def test_the_apps_follower_finds_an_unconfirmed_runs_task_as_it_starts(tmp_path, photo_path):
+    with LocalBackend(timing=FAST, render=False, retired=("predictions",)) as backend:
+        settings = settings_for(backend, tmp_path / "data")
+        before = Studio(settings, SKYREELS_V1)
+        try:
+            backend.faults.drop("submit")
+            with pytest.raises(SubmitUnconfirmed):
+                list(before.generate(RunRequest("a man waves", str(photo_path), 3)))
+        finally:
+            before.close()
+        backend.retired.discard("predictions")
+        after = Studio(settings, SKYREELS_V1)  # the app, started again
+        try:
+            after.start_follower()
+            [run] = after.store.recent()
+            wait_for(lambda: after.store.get(run.id).status == RunStatus.DONE, timeout=30)
+            assert after.store.get(run.id).task_id == backend.created_task_ids[0]
+        finally:
+            after.close()
         assert backend.counts["submit"] == 1
 
 
