@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator
+from typing import Callable, Container, Iterator
 
 from .errors import BadInput, Stopped, StudioError
 from .finisher import API_RETENTION_S, Finisher
@@ -50,7 +50,7 @@ def resume(
             yield run, exc
 
 
-def recover_lost(finisher: Finisher, store: RunStore, model: str, *, skip: set[str] = frozenset()) -> Iterator[Run]:
+def recover_lost(finisher: Finisher, store: RunStore, model: str, *, skip: Container[str] = frozenset()) -> Iterator[Run]:
     """Look again for the task of every `unconfirmed` run of `model` younger than WaveSpeed's
     seven days whose key is at hand (a visitor's is not kept), yielding each as it then is:
     `submitted` with its task, found (for `resume` to finish), or still `unconfirmed`. `skip`:

@@ -178,7 +178,11 @@ class Studio:
         is looked for in the list of predictions (recovery.py) and, found, followed as if the
         answer had come. Not found: `SubmitUnconfirmed` with a sentence saying why not."""
         run = self.recorder.not_submitted(self.store.get(run.id), lost)
-        run = self.finisher.recover(run, backend.client, original=lost.sentence)
+        try:
+            run = self.finisher.recover(run, backend.client, original=lost.sentence)
+        except Exception:  # looking must never turn a maybe-paid run into a refused one
+            log.exception("run %s: looking for its lost task failed", run.id)
+            raise lost from None
         if run.task_id is None:
             raise SubmitUnconfirmed(
                 run.error_message or lost.sentence, status=lost.status, code=lost.code, detail=lost.detail
