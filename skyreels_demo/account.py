@@ -2,8 +2,9 @@
 warning for the owner.
 
 A balance costs nothing to ask for, so a key a visitor pastes is checked at once: they learn
-whether it works and roughly how many videos it pays for before they press Generate. The
-owner's balance is never shown to visitors; it only reaches the log, when it runs low.
+whether it works and roughly how many videos it pays for, at the price WaveSpeed answers for
+that key (pricing.py), before they press Generate. The owner's balance is never shown to
+visitors; it only reaches the log, when it runs low.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 from .client import WaveSpeedClient
 from .config import Settings
 from .errors import AuthError, StudioError
 from .keys import checked_key
 from .models import ModelSpec
+from .pricing import ask_price
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +35,12 @@ class KeyCheck:
     currency: str = "USD"
     videos: int | None = None  # how many videos the balance pays for
     refused: bool = False  # WaveSpeed refused the key itself (401/403)
+    price: float | None = None  # what a video costs on this key, as WaveSpeed answers it
 
 
-def videos_for(amount: float, model: ModelSpec) -> int:
-    return max(0, math.floor(amount / model.price_usd + 1e-9)) if model.price_usd else 0
+def videos_for(amount: float, price: float) -> int:
+    """How many videos at `price` a balance of `amount` pays for."""
+    return max(0, math.floor(amount / price + 1e-9)) if price > 0 else 0
 
 
 def check_key(settings: Settings, api_key: str | None, model: ModelSpec) -> KeyCheck:
@@ -49,12 +54,13 @@ def check_key(settings: Settings, api_key: str | None, model: ModelSpec) -> KeyC
     try:
         with WaveSpeedClient(settings.with_key(key)) as client:
             balance = client.balance()
+            cost, _ = ask_price(client, model)  # this key's own price
     except AuthError as exc:
         return KeyCheck(False, exc.sentence, refused=True)
     except StudioError as exc:
         return KeyCheck(False, exc.sentence)
-    videos = videos_for(balance.amount, model)
-    price = f"${model.price_usd:.2f}"
+    videos = videos_for(balance.amount, cost)
+    price = f"${cost:.2f}"
     if videos == 0:
         sentence = (
             f"This key works, but its credit (${balance.amount:.2f}) does not pay for a video "
@@ -65,16 +71,20 @@ def check_key(settings: Settings, api_key: str | None, model: ModelSpec) -> KeyC
             f"This key works: ${balance.amount:.2f} of credit, about {videos} "
             f"video{'s' if videos != 1 else ''} at {price} each."
         )
-    return KeyCheck(True, sentence, balance.amount, balance.currency, videos)
+    return KeyCheck(True, sentence, balance.amount, balance.currency, videos, price=cost)
 
 
 class BalanceWatch(threading.Thread):
     """Logs a warning at start-up, then at most once a day, while the owner's credit is low."""
 
-    def __init__(self, settings: Settings, model: ModelSpec, *, every_s: float = DAY_S) -> None:
+    def __init__(
+        self, settings: Settings, model: ModelSpec, *, every_s: float = DAY_S, price: Callable[[], float] | None = None
+    ) -> None:
         super().__init__(name="skyreels-balance", daemon=True)
         self.settings = settings
         self.model = model
+        # What a video costs the owner (the studio's `Prices.owner`), else the listed price.
+        self.price = price or (lambda: model.price_usd)
         self.every_s = every_s
         # Not `_stop`: that would shadow Thread._stop, which join() calls.
         self._halt = threading.Event()
@@ -93,7 +103,7 @@ class BalanceWatch(threading.Thread):
             log.warning(
                 "the owner's WaveSpeed credit is low: $%.2f, about %d videos; top it up to keep "
                 "the Space running (warning below $%.2f, SKYREELS_LOW_BALANCE_USD)",
-                balance.amount, videos_for(balance.amount, self.model), self.settings.low_balance_usd,
+                balance.amount, videos_for(balance.amount, self.price()), self.settings.low_balance_usd,
             )
         return balance.amount
 

@@ -173,7 +173,7 @@ def _film(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
         planned = check_shots(shots, studio)  # bad shots are refused before the question
         if not settings.has_key:
             status.say(PREVIEW_NOTICE)
-        if not _agree_to_spend(len(planned), settings, args.model, args.yes, status):
+        if not _agree_to_spend(len(planned), settings, studio, args.yes, status):
             raise BadInput("The film was not started, so nothing was spent.")
         last = None
         for update in make_film(studio, RunRequest("", str(path), fit=args.fit), [(s["prompt"], s["seed"]) for s in planned]):
@@ -274,6 +274,13 @@ def _resume(args: argparse.Namespace, settings: Settings, status: StatusLines) -
         if not args.task_id:
             from .films import carry_on_all
 
+            # A lost submit's task found again is finished below like any other (a shot's by its film).
+            for run in studio.recover_lost():
+                count += 1
+                if run.task_id is None:
+                    status.say(f"run {run.id}: {run.error_message or run.note}")
+                else:
+                    status.say(f"run {run.id}: its lost submit's task {run.task_id} was found again")
             for film, end in carry_on_all(studio):
                 count += 1
                 if end.error is not None:
@@ -330,12 +337,20 @@ def _runs(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
     store = RunStore(settings.runs_db)
     runs = store.recent(model=args.model.name, limit=args.limit, words=" ".join(args.find or ()), kept=args.kept)
     if args.json:
-        print(json.dumps([{**run.__dict__, "note": run.note} for run in runs], default=str))
+        noted = [{**run.__dict__, "note": run.note or _recovered(store, run)} for run in runs]
+        print(json.dumps(noted, default=str))
     elif runs:
         print(format_runs(runs))
     else:
         status.say(f"No runs yet in {settings.data_dir}.")
     return EXIT_OK
+
+
+def _recovered(store, run: Run) -> str:
+    """What History says of a run whose lost submit's task was found again, else ""."""
+    from .runs import RECOVERED_NOTE, was_recovered
+
+    return RECOVERED_NOTE if run.task_id and was_recovered(store.statuses(run.id)) else ""
 
 
 def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
@@ -359,7 +374,7 @@ def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) ->
             concurrency=args.concurrency,
             out_dir=Path(args.out) if args.out else None,
             progress=status.out,
-            confirm=lambda new: _agree_to_spend(new, settings, args.model, args.yes, status),
+            confirm=lambda new: _agree_to_spend(new, settings, studio, args.yes, status),
         )
     finally:
         studio.close()
@@ -369,12 +384,13 @@ def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) ->
     return EXIT_OK if report.failed == 0 else EXIT_TASK_FAILED
 
 
-def _agree_to_spend(videos: int, settings: Settings, model: ModelSpec, yes: bool, status: StatusLines) -> bool:
-    """Say what a sweep costs; ask before spending more than the setting allows."""
+def _agree_to_spend(videos: int, settings: Settings, studio: Studio, yes: bool, status: StatusLines) -> bool:
+    """Say what a sweep or a film costs (at WaveSpeed's price for the key); ask before spending
+    more than the setting allows."""
     if not settings.has_key:
         status.say(f"{videos} new offline previews: free, made on this machine.")
         return True
-    cost = videos * model.price_usd
+    cost = videos * studio.prices.owner(studio.model)
     status.say(f"{videos} new videos, about ${cost:.2f} on your WaveSpeed key.")
     if yes or cost <= settings.confirm_above_usd:
         return True

@@ -1,4 +1,5 @@
-"""WaveSpeed REST client: upload, submit, result, follow, download, balance; HTTP and nothing else.
+"""WaveSpeed REST client: upload, submit, result, follow, download, balance, the list of
+predictions and a run's price; HTTP and nothing else.
 
 The HTTP itself (sessions, the retry policy, errors built once from an answer) is `Transport`'s
 (transport.py), handing the image over is `ImageUploads`' (uploads.py). When to poll is decided
@@ -9,11 +10,13 @@ again only after a 429, which created nothing.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 from urllib.parse import quote
@@ -46,12 +49,26 @@ log = logging.getLogger(__name__)
 TICK_S = 1.0
 # While a webhook may wake a follow, Stop is checked at least this often.
 STOP_CHECK_S = 0.2
+# The list of predictions is read this many at a time (as WaveSpeed's desktop client asks), and
+# no further than this many pages: a window around one submit holds a handful of tasks.
+LIST_PAGE_SIZE = 20
+LIST_MAX_PAGES = 10
 
 
 @dataclass(frozen=True)
 class Balance:
     amount: float
     currency: str = "USD"
+
+
+@dataclass(frozen=True)
+class PredictionsPage:
+    """One page of the account's list of predictions: its tasks (no inputs: only the model,
+    status, outputs and creation time), and how many fit in all (None when not said)."""
+
+    tasks: tuple[Task, ...]
+    page: int
+    total: int | None
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,65 @@ class WaveSpeedClient:
         if isinstance(amount, bool) or not isinstance(amount, (int, float)):
             raise ServiceError("WaveSpeed did not say what the balance is: try again in a minute.")
         return Balance(float(amount), str(data.get("currency") or "USD"))
+
+    def price(self, model: ModelSpec, inputs: Mapping[str, Any]) -> float:
+        """What one run of `model` with `inputs` costs this key, in USD, as WaveSpeed answers it."""
+        data = self._request(
+            Call.READ, "POST", "/api/v3/model/pricing", "asking the price of a run",
+            json={"model_id": model.name, "inputs": dict(inputs)},
+        )
+        price = data.get("unit_price")
+        if isinstance(price, bool) or not isinstance(price, (int, float)) or not math.isfinite(price) or price < 0:
+            raise ServiceError("WaveSpeed did not say what a run costs: try again in a minute.")
+        return float(price)
+
+    def list_predictions(
+        self,
+        *,
+        model: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        status: str | None = None,
+        page: int = 1,
+        page_size: int = LIST_PAGE_SIZE,
+    ) -> PredictionsPage:
+        """One page of the account's predictions, newest first (times: seconds since the epoch)."""
+        body: dict[str, Any] = {"page": page, "page_size": page_size}
+        for name, moment in (("created_after", created_after), ("created_before", created_before)):
+            if moment is not None:
+                body[name] = iso_time(moment)
+        if model:
+            body["model"] = model
+        if status:
+            body["status"] = status
+        data = self._request(Call.READ, "POST", "/api/v3/predictions", "looking through the list of predictions", json=body)
+        items, total = data.get("items"), data.get("total")
+        if not isinstance(items, list):
+            raise ServiceError("WaveSpeed's list of predictions could not be read: try again in a minute.")
+        tasks = tuple(Task.from_data(item) for item in items if isinstance(item, Mapping) and item.get("id"))
+        known = isinstance(total, int) and not isinstance(total, bool) and total >= 0
+        return PredictionsPage(tasks, page, total if known else None)
+
+    def find_tasks(self, model: str, created_after: float, created_before: float) -> list[Task]:
+        """Every task of `model` created between the two moments, across pages, each once.
+
+        What the list answers is checked again here (its model, its creation time), so a list
+        that ignores a filter cannot bring in a task from elsewhere; a task whose creation time
+        cannot be read is left out. Raises `ServiceError` when the window holds more than
+        `LIST_MAX_PAGES` pages, and what the transport raises (a 404: no such list here).
+        """
+        found: dict[str, Task] = {}
+        for page in range(1, LIST_MAX_PAGES + 1):
+            listed = self.list_predictions(
+                model=model, created_after=created_after, created_before=created_before, page=page
+            )
+            for task in listed.tasks:
+                made = task.created_s
+                if (not task.model or task.model == model) and made is not None and created_after <= made <= created_before:
+                    found.setdefault(task.id, task)
+            if len(listed.tasks) < LIST_PAGE_SIZE or (listed.total is not None and page * LIST_PAGE_SIZE >= listed.total):
+                return list(found.values())
+        raise ServiceError("WaveSpeed lists too many tasks around then to tell which one it is.")
 
     def submit(
         self, model: ModelSpec, inputs: Mapping[str, Any], *, webhook: str | None = None, paced: bool = False
@@ -307,6 +383,12 @@ class WaveSpeedClient:
             ) from None
         if size == 0:
             raise DownloadFailed("The finished video came back empty: resume the run to try again.")
+
+
+def iso_time(moment: float) -> str:
+    """Seconds since the epoch as WaveSpeed writes a time: UTC, milliseconds, a Z."""
+    when = datetime.fromtimestamp(moment, tz=timezone.utc)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def answer_was_lost(exc: ApiError) -> bool:

@@ -88,9 +88,15 @@ class Submitted(Event):
     run_id: str
     task_id: str
     seed: int
+    recovered: bool = False  # the submit's answer was lost; its task was found again
 
     @property
     def message(self) -> str:
+        if self.recovered:
+            return (
+                f"Submitted task {self.task_id} (seed {self.seed}): its answer was lost, and the task "
+                "was found again in WaveSpeed's list."
+            )
         return f"Submitted task {self.task_id} (seed {self.seed})."
 
 

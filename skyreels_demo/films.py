@@ -172,7 +172,8 @@ def film_price(studio: Studio, shots: int) -> str:
     """What a film costs before anything is spent, in words."""
     if studio.access.default_mode == Mode.PREVIEW:
         return f"{shots} shots · offline preview: free, made on this machine."
-    return f"{shots} shots · about ${shots * studio.model.price_usd:.2f} ({shots} videos at ${studio.model.price_usd:.2f})."
+    price = studio.prices.owner(studio.model)  # WaveSpeed's, for the owner's key (pricing.py)
+    return f"{shots} shots · about ${shots * price:.2f} ({shots} videos at ${price:.2f})."
 
 
 def make_film(studio: Studio, request: RunRequest, shots: Sequence[Any]) -> Iterator[FilmUpdate]:

@@ -3,14 +3,16 @@ History's "Finish with my key".
 
 `follow` walks a submitted task's updates, recording each (recorder.py) as it passes them on;
 `save` records completion and downloads the video at once (WaveSpeed's URLs expire); `finish`
-does both for a run nobody is watching. `release` lets a finished run's key and webhook secret
-leave memory.
+does both for a run nobody is watching; `recover` finds the task of a run whose submit's answer
+was lost (recovery.py), so it can be followed as the run it was. `release` lets a finished run's
+key and webhook secret leave memory.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -20,7 +22,8 @@ from .access import Access
 from .client import Job, WaveSpeedClient
 from .errors import ApiError, TaskFailed, TaskGone
 from .recorder import RunRecorder
-from .runs import Mode, Run
+from .recovery import search, unknown
+from .runs import Mode, Run, RunStatus
 from .schedule import PollSchedule
 from .tasks import Task, TaskState
 from .webhooks import WebhookHub
@@ -140,6 +143,21 @@ class Finisher:
             if exc.status == 404 and time.time() - run.created_at > API_RETENTION_S:
                 return self.recorder.lost(run, TaskGone.SENTENCE)
             raise
+
+    def recover(self, run: Run, client: WaveSpeedClient, *, original: str | None = None) -> Run:
+        """An `unconfirmed` run: its task, if the list of predictions tells it apart, recorded
+        (the run is then `submitted` with it, to be followed as usual); else the run stays
+        `unconfirmed` with a sentence saying why not. `original`: the sentence to keep when this
+        API offers no list."""
+        if run.status != RunStatus.UNCONFIRMED or run.task_id is not None:
+            return run
+        found = search(self.recorder.store, client, run, original=original)
+        if found.task is None:
+            return self.recorder.still_unconfirmed(run, found.sentence)
+        try:
+            return self.recorder.recovered(run, found.task.id, found.sent_at)
+        except sqlite3.IntegrityError:  # another run took that task a moment before
+            return self.recorder.still_unconfirmed(run, unknown("its task may be another run's"))
 
     def release(self, run: Run) -> None:
         """A finished run's key and webhook secret leave memory."""

@@ -1,6 +1,7 @@
 """Finishing runs nobody watches: stopped, abandoned, or left from before a restart.
 
-`resume` finishes one task or every unfinished run (the command line's `resume`); `Follower` is
+`resume` finishes one task or every unfinished run (the command line's `resume`, after
+`recover_lost` has looked again for the tasks of `unconfirmed` runs); `Follower` is
 the app's background thread that does it with a bounded crew of pollers. Both hand each run to
 the one `Finisher` (finisher.py) the studio uses too; neither knows the studio.
 """
@@ -9,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator
+from typing import Callable, Container, Iterator
 
 from .errors import BadInput, Stopped, StudioError
-from .finisher import Finisher
+from .finisher import API_RETENTION_S, Finisher
 from .runs import Run, RunStatus, RunStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,20 @@ def resume(
             yield run, finisher.finish(run, deadline_s=deadline_s)
         except StudioError as exc:
             yield run, exc
+
+
+def recover_lost(finisher: Finisher, store: RunStore, model: str, *, skip: Container[str] = frozenset()) -> Iterator[Run]:
+    """Look again for the task of every `unconfirmed` run of `model` younger than WaveSpeed's
+    seven days whose key is at hand (a visitor's is not kept), yielding each as it then is:
+    `submitted` with its task, found (for `resume` to finish), or still `unconfirmed`. `skip`:
+    runs a live generate is looking after itself."""
+    for run in store.unconfirmed(model=model, since=time.time() - API_RETENTION_S):
+        if run.id in skip:
+            continue
+        client = finisher.access.client_for_run(run)
+        if client is None:
+            continue
+        yield finisher.recover(run, client)
 
 
 class Follower(threading.Thread):
@@ -83,6 +99,7 @@ class Follower(threading.Thread):
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def run(self) -> None:
+        self._recover_lost()
         while not self._halt.is_set():
             self._wake.clear()
             try:
@@ -90,6 +107,18 @@ class Follower(threading.Thread):
             except Exception:  # the follower must outlive any one bad run
                 log.exception("follower pass failed")
             self._wake.wait(self.idle_s)
+
+    def _recover_lost(self) -> None:
+        """Once, as the app starts: look again for the tasks of `unconfirmed` runs (a restart
+        leaves a run whose submit was on its way so), as `resume` does; a task found is then
+        finished like any other run left behind."""
+        watched = self.watched()
+        try:
+            for run in recover_lost(self.finisher, self.store, self.model, skip=watched):
+                if run.task_id is not None:
+                    log.info("follower found run %s's task again", run.id)
+        except Exception:  # the follower must outlive any one bad run
+            log.exception("looking for lost tasks failed")
 
     def _pick_up(self) -> None:
         watched = self.watched()

@@ -4,7 +4,9 @@ The studio, the finisher, the follower, prompt suggestions and variations ask th
 none of them writes a status itself. Its rules are the product's promises: a run is recorded
 (within the caps) before anything is spent; a task id is durable the moment submit returns; a
 submit whose answer was lost is `unconfirmed`, never `refused` (it counts against the caps,
-since it may have been paid for); a start is timed only when it was seen as it happened.
+since it may have been paid for) until its task is found again in WaveSpeed's list of
+predictions (recovery.py), when it is `submitted` with that task, as if the answer had come; a
+start is timed only when it was seen as it happened.
 """
 
 from __future__ import annotations
@@ -90,6 +92,19 @@ class RunRecorder:
             return self._end(run, RunStatus.UNCONFIRMED, error_message=exc.sentence)
         reason = exc.sentence if isinstance(exc, StudioError) else STOPPED_BEFORE_SUBMIT
         return self._end(run, RunStatus.REFUSED, error_message=reason)
+
+    def recovered(self, run: Run, task_id: str, sent_at: float) -> Run:
+        """An `unconfirmed` run's task, found again: the run is `submitted` with it, as it would
+        have been had the answer come (`sent_at`: when its submit went out)."""
+        log.info("run %s: its lost submit's task %s was found again", run.id, task_id)
+        return self.store.update(
+            run.id, task_id=task_id, status=RunStatus.SUBMITTED, submitted_at=sent_at, finished_at=None,
+            error_message=None,
+        )
+
+    def still_unconfirmed(self, run: Run, reason: str) -> Run:
+        """Its task was looked for and not told apart: why, in a sentence; it stays `unconfirmed`."""
+        return self.store.update(run.id, error_message=reason)
 
     # -- following the task --
 

@@ -63,6 +63,14 @@ class KeySource(_Word):
 FINISHED = frozenset({RunStatus.DONE, RunStatus.FAILED, RunStatus.REFUSED, RunStatus.UNCONFIRMED, RunStatus.LOST})
 # What a person reads beside a run in History and `runs --json`, where the status alone says too little.
 NOTES = {RunStatus.UNCONFIRMED: "WaveSpeed may have made this video; it is not known."}
+# What History says of a run whose submit's answer was lost and whose task was found again.
+RECOVERED_NOTE = "Its submit's answer was lost; its task was found again in WaveSpeed's list of predictions."
+
+
+def was_recovered(statuses: Iterable[tuple[float, str]]) -> bool:
+    """Whether a run's status history shows it recovered: unconfirmed, then submitted after all."""
+    words = [status for _, status in statuses]
+    return str(RunStatus.UNCONFIRMED) in words and str(RunStatus.SUBMITTED) in words[words.index(str(RunStatus.UNCONFIRMED)):]
 
 # Each step takes the schema from version i to i + 1; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -458,6 +466,31 @@ class RunStore:
             query += " AND model = ?"
             args.append(model)
         return self._all(query + " ORDER BY created_at", args)
+
+    def unconfirmed(self, *, model: str, since: float) -> list[Run]:
+        """Runs of `model` since `since` whose submit's answer was lost, oldest first."""
+        return self._all(
+            "SELECT * FROM runs WHERE status = ? AND task_id IS NULL AND model = ? AND created_at >= ?"
+            " ORDER BY created_at",
+            (str(RunStatus.UNCONFIRMED), model, since),
+        )
+
+    def unanswered_submits(self, run: Run, since: float, until: float) -> list[Run]:
+        """Other runs of `run`'s model and account (host and key; a visitor's: the same
+        requester) whose submit went out between `since` and `until` and has no task id yet:
+        sending now, or their answer lost too. Any of them could own a task found for `run`."""
+        query = (
+            "SELECT DISTINCT runs.* FROM runs JOIN run_statuses AS sent ON sent.run_id = runs.id"
+            " WHERE sent.status = ? AND sent.at BETWEEN ? AND ? AND runs.task_id IS NULL"
+            " AND runs.status IN (?, ?) AND runs.model = ? AND runs.api_host = ? AND runs.key_source = ?"
+            " AND runs.id != ?"
+        )
+        args: list[Any] = [str(RunStatus.SUBMITTING), since, until, str(RunStatus.SUBMITTING),
+                           str(RunStatus.UNCONFIRMED), run.model, run.api_host, str(run.key_source), run.id]
+        if run.key_source == KeySource.VISITOR:
+            query += " AND runs.requester = ?"
+            args.append(run.requester)
+        return self._all(query, args)
 
     # -- films --
 

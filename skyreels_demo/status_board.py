@@ -26,7 +26,7 @@ from .events import (
     Uploading,
 )
 from .models import ModelSpec
-from .runs import Mode, Run, RunStatus
+from .runs import RECOVERED_NOTE, Mode, Run, RunStatus, was_recovered
 from .variations import VariationUpdate
 
 KEY_PAGE = "https://wavespeed.ai/accesskey"
@@ -185,6 +185,8 @@ def details(run: Run, statuses: list[tuple[float, str]]) -> str:
         lines.append(f"\nTask `{run.task_id}`")
     if run.note:
         lines.append(f"\n{run.note}")
+    if was_recovered(statuses):
+        lines.append(f"\n{RECOVERED_NOTE}")
     if run.error_message and run.error_message != run.note:
         lines.append(f"\n{run.error_message}")
     if run.inference_ms:
@@ -195,11 +197,12 @@ def details(run: Run, statuses: list[tuple[float, str]]) -> str:
     return "\n".join(lines)
 
 
-def banner(settings: Settings, model: ModelSpec) -> str:
+def banner(settings: Settings, model: ModelSpec, price: float | None = None) -> str:
+    """What the page runs on; `price`: a run's, as WaveSpeed answers it (default: the listed one)."""
     if settings.has_key:
         return (
             f"<div class='mode-banner live'>Live: videos are made by {html.escape(model.title)} on WaveSpeedAI "
-            f"(about ${model.price_usd:.2f} each, paid by this app's key"
+            f"(about ${model.price_usd if price is None else price:.2f} each, paid by this app's key"
             + (", a few per visitor each hour; paste your own key for more" if settings.shared else "")
             + ").</div>"
         )
@@ -219,13 +222,14 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} minutes"
 
 
-def price_line(settings: Settings, model: ModelSpec, *, own_key: bool = False) -> str:
-    """What one video costs, and whose credit pays, beside Generate."""
-    price = f"${model.price_usd:.2f}"
+def price_line(settings: Settings, model: ModelSpec, *, own_key: bool = False, price: float | None = None) -> str:
+    """What one video costs, and whose credit pays, beside Generate; `price`: as WaveSpeed
+    answers it for the key that pays (pricing.py), else the model's listed price."""
+    each = f"${model.price_usd if price is None else price:.2f}"
     if own_key or (settings.has_key and not settings.shared):
-        return f"Each video uses about {price} of your WaveSpeed credit."
+        return f"Each video uses about {each} of your WaveSpeed credit."
     if settings.has_key:
-        return f"Each video uses about {price} of this Space's credit; paste your own key for more."
+        return f"Each video uses about {each} of this Space's credit; paste your own key for more."
     return "Offline preview: free, made on this machine."
 
 

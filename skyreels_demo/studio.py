@@ -23,7 +23,7 @@ from .access import Access, Backend
 from .caps import limits_for
 from .client import Job
 from .config import Settings
-from .errors import AuthError, Stopped
+from .errors import AuthError, Stopped, SubmitUnconfirmed
 from .events import (
     Done,
     Downloading,
@@ -35,10 +35,11 @@ from .events import (
     Uploading,
 )
 from .finisher import Finisher
-from .follower import Follower, resume
+from .follower import Follower, recover_lost, resume
 from .keys import KeyRefusals, checked_key
 from .line import OWNER, PREVIEW, Line
 from .models import ModelSpec
+from .pricing import Prices
 from .recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
 from .retention import Pruner, forget_image
 from .run_request import RunRequest, check_prompt, choose_seed, image_source
@@ -71,6 +72,8 @@ class Studio:
         self.store = store or RunStore(settings.runs_db)
         self.recorder = RunRecorder(self.store)
         self.access = Access(settings, start_preview=start_preview)
+        # What a run costs on the owner's key, as WaveSpeed answers it (pricing.py).
+        self.prices = Prices(self.access)
         # Runs expecting webhooks; None where WaveSpeed cannot reach this process (a laptop).
         self.webhooks = webhooks
         self._lock = threading.Lock()
@@ -170,6 +173,22 @@ class Studio:
         job = backend.client.submit(model, inputs, webhook=webhook, paced=paced)
         return self.recorder.submitted(run, job.id), job
 
+    def recover(self, run: Run, backend: Backend, lost: SubmitUnconfirmed) -> tuple[Run, Job]:
+        """A submit's answer was lost: the run is `unconfirmed` (durably, first), then its task
+        is looked for in the list of predictions (recovery.py) and, found, followed as if the
+        answer had come. Not found: `SubmitUnconfirmed` with a sentence saying why not."""
+        run = self.recorder.not_submitted(self.store.get(run.id), lost)
+        try:
+            run = self.finisher.recover(run, backend.client, original=lost.sentence)
+        except Exception:  # looking must never turn a maybe-paid run into a refused one
+            log.exception("run %s: looking for its lost task failed", run.id)
+            raise lost from None
+        if run.task_id is None:
+            raise SubmitUnconfirmed(
+                run.error_message or lost.sentence, status=lost.status, code=lost.code, detail=lost.detail
+            ) from None
+        return run, backend.client.job(run.task_id)
+
     def line_turn(self, backend: Backend, request: RunRequest, clock: "_Clock"):
         """A run's place in its account's line: the owner's key and the preview each have one;
         a visitor's own key waits in none (their key, their tier)."""
@@ -249,10 +268,15 @@ class Studio:
                     )
                     hook = self.webhooks.url(waiting, preview=backend.is_preview) if waiting else None
                     inputs = {"prompt": text, "image": image_url, "seed": seed}
+                    recovered = False
                     try:
-                        run, job = yield from turn.submit(
-                            lambda: self.launch(run, backend, self.model, inputs, webhook=hook, paced=True)
-                        )
+                        try:
+                            run, job = yield from turn.submit(
+                                lambda: self.launch(run, backend, self.model, inputs, webhook=hook, paced=True)
+                            )
+                        except SubmitUnconfirmed as lost:
+                            run, job = self.recover(run, backend, lost)
+                            recovered = True
                     except BaseException:
                         if waiting is not None:
                             self.webhooks.forget(waiting=waiting)
@@ -262,7 +286,7 @@ class Studio:
                         self.webhooks.submitted(waiting, job.id)
                     clock.mark("submit_s")
                     self.access.keep(run.id, backend)
-                    yield Submitted(clock.elapsed, run.id, job.id, seed)
+                    yield Submitted(clock.elapsed, run.id, job.id, seed, recovered=recovered)
                     try:
                         yield from self._follow(run, job, backend.mode, clock, request)
                     except Stopped as exc:
@@ -349,6 +373,10 @@ class Studio:
     def resume(self, task_id: str | None = None, *, deadline_s: float | None = None):
         """Finish unfinished runs (or one task): see follower.resume."""
         return resume(self.finisher, self.store, self.model.name, task_id, deadline_s=deadline_s)
+
+    def recover_lost(self):
+        """Look again for the tasks of this model's `unconfirmed` runs: see follower.recover_lost."""
+        return recover_lost(self.finisher, self.store, self.model.name)
 
     def close(self) -> None:
         if self._follower is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, Mapping
 
 
@@ -74,6 +75,11 @@ class Task:
     def is_nsfw(self) -> bool:
         return any(self.nsfw)
 
+    @property
+    def created_s(self) -> float | None:
+        """When WaveSpeed created it, in seconds since the epoch; None when it did not say."""
+        return epoch_seconds(self.created_at)
+
     @classmethod
     def queued(cls, task_id: str, model: str = "") -> "Task":
         return cls(id=task_id, state=TaskState.QUEUED, model=model, api_status="created")
@@ -98,6 +104,19 @@ class Task:
             api_status=str(data.get("status") or "created"),
             raw=dict(data),
         )
+
+
+def epoch_seconds(text: str) -> float | None:
+    """An ISO 8601 time (a Z, an offset, or none: UTC) in seconds since the epoch, else None."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
 
 
 def _integer(value: object) -> int | None:

@@ -28,7 +28,7 @@ from .models import SKYREELS_V1, ModelSpec
 from .page_input import new_visitor
 from .preview import OfflinePreview
 from .prompts import MAX_IDEA_CHARS
-from .status_board import KEY_PAGE, PRUNED_PICTURE, banner, idle_status, price_line, status_line
+from .status_board import KEY_PAGE, PRUNED_PICTURE, banner, idle_status, status_line
 from .studio import Studio
 from .theme import studio_theme
 from . import ui_polish
@@ -201,7 +201,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
             )
             if sign_in:
                 gr.LoginButton(size="sm", scale=0, min_width=180)
-        gr.HTML(banner(settings, model))
+        gr.HTML(banner(settings, model, app.studio.prices.owner(model)))  # asked of WaveSpeed at start-up
         # -- a shared take, opened by its link (?take=<token>): read-only (ui_takes.py) --
         shared_token = gr.State("")
         with gr.Column(visible=False, elem_id="shared-view") as shared_view:
@@ -226,7 +226,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         with gr.Row(equal_height=True):
                             go = gr.Button("Generate", variant="primary", scale=3)
                             halt = gr.Button("Stop", variant="stop", scale=1)
-                        price = gr.Markdown(price_line(settings, model), elem_classes="prep-notes", elem_id="price")
+                        price = gr.Markdown(assist.price_now(), elem_classes="prep-notes", elem_id="price")
                         with gr.Row(equal_height=True):
                             idea = gr.Textbox(
                                 label="Optional idea for the prompt writer",  # its accessible name
@@ -627,6 +627,8 @@ def build_page(app: StudioApp) -> gr.Blocks:
         demo.load(new_visitor, [visitor], [visitor], queue=False, api_visibility="private")
         # A line of text filled in as the page opens: never dimmed by a loading state meanwhile.
         demo.load(assist.expectations, None, expectations, queue=False, api_visibility="private", show_progress="hidden")
+        # The price as WaveSpeed answers it now (kept, asked again now and then: pricing.py).
+        demo.load(assist.price_now, None, price, queue=False, api_visibility="private", show_progress="hidden")
     # api_open=False: every call goes through the queue and its limits, never around them (/run).
     demo.queue(max_size=settings.queue_size, default_concurrency_limit=settings.max_concurrent_tasks, api_open=False)
     return demo
@@ -728,7 +730,8 @@ def main() -> None:
         log.info("closed %d runs that a previous process left before their submit", closed)
     app.studio.keep_within_budget()  # the first call prunes at once
     app.studio.start_follower()  # finish runs left over from before a restart
-    BalanceWatch(app.settings, app.model).start()  # the owner hears (in the log) when credit runs low
+    # The owner hears (in the log) when credit runs low, counted in videos at WaveSpeed's price.
+    BalanceWatch(app.settings, app.model, price=lambda: app.studio.prices.owner(app.model)).start()
     blocks = app.build()
     # Gradio's own 40 means "the serving loop's shared limiter" (Blocks.create_limiter), so its
     # steps and the server's (uploads, files) share the one pool build_server_app sizes.

@@ -81,17 +81,23 @@ class AssistHandlers:
         """Whether a pasted key works and what it pays for, before anything is spent."""
         key = text(api_key).strip()
         if not key:
-            return "", price_line(self.settings, self.model)
+            return "", self.price_now()
         who = self.requester(request, None).key
         try:
             self.studio.key_refusals.check(who)  # not even a balance check once cut off
         except StudioError as exc:
-            return f"⚠️ {exc.sentence}", price_line(self.settings, self.model)
+            return f"⚠️ {exc.sentence}", self.price_now()
         result = check_key(self.settings, key, self.model)
         if result.refused:
             self.studio.key_refusals.refused(who)
         mark = "✓" if result.ok else "⚠️"
-        return f"{mark} {result.sentence}", price_line(self.settings, self.model, own_key=result.ok)
+        if not result.ok:
+            return f"{mark} {result.sentence}", self.price_now()
+        return f"{mark} {result.sentence}", price_line(self.settings, self.model, own_key=True, price=result.price)
+
+    def price_now(self) -> str:
+        """What a video costs on the owner's key now, as WaveSpeed answers it (the page's line)."""
+        return price_line(self.settings, self.model, price=self.studio.prices.owner(self.model))
 
     def expectations(self) -> str:
         """How long a run usually takes here, learned from the runs this app has made."""

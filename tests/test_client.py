@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 
 import pytest
 
-from skyreels_demo.client import WaveSpeedClient
+from skyreels_demo.client import LIST_PAGE_SIZE, WaveSpeedClient
 from skyreels_demo.errors import (
     AuthError,
     BadInput,
@@ -159,12 +160,11 @@ def test_submit_envelope_error_is_not_retried(studio, backend, photo_path):
     assert backend.counts["submit"] == 1
 
 
-def test_truncated_submit_answer_is_not_retried(studio, backend, photo_path):
+def test_truncated_submit_answer_is_not_retried_and_its_task_is_found_again(studio, backend, photo_path):
     backend.faults.truncate("submit")
-    with pytest.raises(ServiceError) as caught:
-        run_to_end(studio, photo_path)
-    assert backend.counts["submit"] == 1
-    assert "may" in str(caught.value)
+    done = run_to_end(studio, photo_path)
+    assert backend.counts["submit"] == 1 and backend.counts["predictions"] == 1
+    assert done.run.status == DONE and done.run.task_id == backend.created_task_ids[0]
 
 
 def test_rate_limit_that_persists_on_submit_gives_up_with_a_sentence(studio, backend, photo_path):
@@ -279,3 +279,55 @@ def test_download_is_atomic_when_it_fails(settings, backend, tmp_path):
         client.download(f"{backend.base_url}/files/outputs/{'0' * 32}.mp4", dest)
     assert not dest.exists()
     assert list(dest.parent.iterdir()) == []
+
+
+# --- the list of predictions and the price ------------------------------------------------
+
+
+class HandClock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_find_tasks_reads_every_page_and_keeps_only_the_window(tmp_path):
+    clock = HandClock()
+    with LocalBackend(render=False, timing=FAST, clock=clock) as backend:
+        client = WaveSpeedClient(settings_for(backend, tmp_path / "data"))
+        image = client.upload(jpeg_bytes(photo(64, 64)))
+        inputs = {"prompt": "a fox", "image": image, "seed": 1}
+        start = clock.now
+        clock.now = start - 1000  # two tasks long before
+        before = [client.submit(SKYREELS_V1, inputs).id for _ in range(2)]
+        made = []
+        for second in range(LIST_PAGE_SIZE + 3):  # more than a page, a second apart
+            clock.now = start + second
+            made.append(client.submit(SKYREELS_V1, inputs).id)
+        found = client.find_tasks(SKYREELS_V1.name, start - 1, start + 30)
+        assert sorted(task.id for task in found) == sorted(made) and not set(before) & {t.id for t in found}
+        assert backend.counts["predictions"] == 2  # two pages of 20
+        assert all(task.model == SKYREELS_V1.name and task.created_s is not None for task in found)
+        assert client.find_tasks("someone-else/another-model", start - 1, start + 30) == []
+        backend.retired.add("predictions")
+        with pytest.raises(ServiceError) as gone:
+            client.find_tasks(SKYREELS_V1.name, start - 1, start + 30)
+        assert gone.value.status == 404
+        client.close()
+
+
+def test_the_price_is_the_pricing_routes_and_a_nonsense_one_is_refused(backend, settings):
+    client = WaveSpeedClient(settings)
+    assert client.price(SKYREELS_V1, {"seed": -1}) == SKYREELS_V1.price_usd
+    backend.prices[SKYREELS_V1.name] = 0.35
+    assert client.price(SKYREELS_V1, {"seed": -1}) == 0.35
+    for nonsense in ("cheap", -1, True, [0.2]):
+        backend.prices[SKYREELS_V1.name] = nonsense
+        with pytest.raises(ServiceError, match="did not say what a run costs"):
+            client.price(SKYREELS_V1, {})
+    backend.retired.add("pricing")
+    with pytest.raises(ServiceError) as gone:
+        client.price(SKYREELS_V1, {})
+    assert gone.value.status == 404
+    client.close()

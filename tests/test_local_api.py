@@ -662,6 +662,86 @@ def test_fault_for_an_unknown_kind_is_a_mistake(quick_backend: LocalBackend) -> 
         quick_backend.faults.rate_limit("download")
 
 
+# --- the list of predictions and the price --------------------------------------------------
+
+
+LIST_PATH, PRICING_PATH = "/api/v3/predictions", "/api/v3/model/pricing"
+
+
+def iso(moment: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(moment, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_the_list_of_predictions_finds_tasks_by_model_status_and_time_newest_first_in_pages(
+    start_backend: Callable[..., LocalBackend]
+) -> None:
+    clock = HandClock()
+    backend = start_backend(render=False, timing=QUICK, clock=clock)
+    api = Api(backend)
+    image_url = api.upload(picture(32, 32))
+    made = {}
+    for step in range(3):  # three tasks, 100 s apart
+        made[clock.now] = api.start_task(image_url, seed=step)
+        clock.advance(100)
+    first, second, third = (made[at] for at in sorted(made))
+    clock.advance(-99.95)  # the newest is still "created"; the others are done
+
+    def listed(**body: Any) -> dict[str, Any]:
+        answer = api.http.post(api.base + LIST_PATH, json=body, timeout=10)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["code"] == 200
+        return answer.json()["data"]
+
+    everything = listed()  # no dates: the last 24 hours
+    assert [item["id"] for item in everything["items"]] == [third, second, first]
+    assert everything["total"] == 3 and everything["page"] == 1
+    item = everything["items"][1]
+    assert set(item) == {"id", "model", "status", "outputs", "created_at", "execution_time", "has_nsfw_contents"}
+    assert item["model"] == SKYREELS_V1.name and item["status"] == "completed" and ISO_MS.fullmatch(item["created_at"])
+    assert item["outputs"] == [f"{backend.base_url}/files/outputs/{second}.mp4"]
+    t0 = min(made)
+    middle = listed(created_after=iso(t0 + 50), created_before=iso(t0 + 150), model=SKYREELS_V1.name)
+    assert [item["id"] for item in middle["items"]] == [second]
+    assert [item["id"] for item in listed(status="created")["items"]] == [third]
+    assert listed(model="someone-else/another-model")["items"] == []
+    pages = [listed(page=page, page_size=2) for page in (1, 2, 3)]
+    assert [[item["id"] for item in page["items"]] for page in pages] == [[third, second], [first], []]
+    assert {page["total"] for page in pages} == {3}
+    refused = api.http.post(api.base + LIST_PATH, json={"created_after": "last tuesday"}, timeout=10)
+    assert refused.status_code == 400 and refused.json()["code"] == 1401
+    assert backend.counts["predictions"] == 8
+
+
+def test_a_task_past_its_seven_days_leaves_the_list(start_backend: Callable[..., LocalBackend]) -> None:
+    backend = start_backend(render=False, timing=QUICK)
+    api = Api(backend)
+    api.start_task(api.upload(picture(32, 32)))
+    backend.retention_s = 0.0
+    answer = api.http.post(api.base + LIST_PATH, json={}, timeout=10).json()["data"]
+    assert answer["items"] == [] and answer["total"] == 0
+
+
+def test_the_price_of_a_run_is_what_the_backend_is_told_to_answer(quick_api: Api, quick_backend: LocalBackend) -> None:
+    def asked(model_id: str = SKYREELS_V1.name) -> requests.Response:
+        return quick_api.http.post(
+            quick_api.base + PRICING_PATH, json={"model_id": model_id, "inputs": {"seed": -1}}, timeout=10
+        )
+
+    assert asked().json()["data"]["unit_price"] == SKYREELS_V1.price_usd  # the listed price by default
+    quick_backend.prices[SKYREELS_V1.name] = 0.35
+    answer = asked()
+    assert answer.status_code == 200 and answer.json()["code"] == 200
+    assert answer.json()["data"] == {"model_id": SKYREELS_V1.name, "unit_price": 0.35, "currency": "USD"}
+    assert asked("someone-else/another-model").status_code == 404
+    no_model = quick_api.http.post(quick_api.base + PRICING_PATH, json={"inputs": {}}, timeout=10)
+    assert no_model.status_code == 400 and no_model.json()["code"] == 1400
+    quick_backend.retired.add("pricing")
+    assert asked().status_code == 404  # as if WaveSpeed had taken the route away
+    assert quick_backend.counts["pricing"] == 5
+
+
 # --- counting ---------------------------------------------------------------------------------
 
 

@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from skyreels_demo.client import WaveSpeedClient
 from skyreels_demo.errors import ApiError, QuotaExceeded, ServiceError, SubmitUnconfirmed, TaskFailed
+from skyreels_demo.events import Submitted
+from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1, DurationPrior, ModelSpec
 from skyreels_demo.recorder import RunRecorder
 from skyreels_demo.run_request import RunRequest
@@ -19,7 +22,7 @@ from skyreels_demo.studio import Studio
 from skyreels_demo.tasks import Task, TaskState
 from skyreels_demo.visitors import Requester
 
-from .conftest import ROOT, clean_env, run_cli, settings_for, video_facts
+from .conftest import FAST, ROOT, clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts, wait_for
 
 UNKNOWN = "WaveSpeed may have made this video; it is not known"
 VISITOR = Requester("ip:203.0.113.50")
@@ -38,6 +41,10 @@ def opened(recorder: RunRecorder):
         prompt="FPS-24, a fox", seed=7, model=SKYREELS_V1.name, mode=Mode.API, api_host="h",
         key_source=KeySource.OWNER, requester="ip:192.0.2.1",
     )
+
+
+def recorder_of(studio: Studio) -> RunRecorder:
+    return studio.recorder
 
 
 def words(recorder: RunRecorder, run) -> list[str]:
@@ -102,72 +109,212 @@ def test_a_call_with_no_video_is_done_once_answered(recorder):
 # --- a submit whose answer is lost, end to end -----------------------------------------------
 
 
-LOST_ANSWERS = {
+LOST_WITH_ITS_TASK = {
     "dropped connection": lambda faults: faults.drop("submit"),
     "read timeout": lambda faults: faults.slow("submit", 3.0),
-    "HTTP 500": lambda faults: faults.server_errors("submit", (500,)),
-    "HTTP 504": lambda faults: faults.server_errors("submit", (504,)),
     "unreadable body": lambda faults: faults.truncate("submit"),
 }
+LOST_WITH_NO_TASK = {  # the 5xx came before a task was made; the app cannot tell that apart
+    "HTTP 500": lambda faults: faults.server_errors("submit", (500,)),
+    "HTTP 504": lambda faults: faults.server_errors("submit", (504,)),
+}
+RECOVERED = "its task was found again in WaveSpeed's list of predictions"
 
 
-@pytest.mark.parametrize("fault", LOST_ANSWERS.values(), ids=LOST_ANSWERS.keys())
-def test_a_lost_submit_answer_is_unconfirmed_counted_and_never_sent_again(fault, backend, tmp_path, photo_path):
+def lost_answer_studio(backend, tmp_path) -> Studio:
     settings = settings_for(
         backend, tmp_path / "data", shared=True, visitor_runs_per_hour=1, read_timeout_s=1.0, submit_timeout_s=1.0
     )
-    studio = Studio(settings, SKYREELS_V1)
+    return Studio(settings, SKYREELS_V1)
+
+
+@pytest.mark.parametrize("fault", LOST_WITH_ITS_TASK.values(), ids=LOST_WITH_ITS_TASK.keys())
+def test_a_lost_submit_answer_whose_task_was_made_is_found_again_and_followed_to_its_video(
+    fault, backend, tmp_path, photo_path
+):
+    studio = lost_answer_studio(backend, tmp_path)
     try:
         fault(backend.faults)
-        with pytest.raises(SubmitUnconfirmed, match=UNKNOWN):
+        events = list(studio.generate(RunRequest("a man waves", str(photo_path), 3, requester=VISITOR)))
+        [submitted] = [event for event in events if isinstance(event, Submitted)]
+        assert submitted.recovered and "found again" in submitted.message
+        [run] = studio.store.recent()
+        assert run.status == RunStatus.DONE and Path(run.video_path).exists()
+        assert run.task_id == backend.created_task_ids[0] == events[-1].run.task_id
+        assert run.error_message is None and run.seed == 3
+        statuses = words(recorder_of(studio), run)
+        assert statuses[:4] == ["preparing", "submitting", "unconfirmed", "submitted"] and statuses[-1] == "done"
+        assert RECOVERED in details(run, studio.store.statuses(run.id))  # what History shows
+        # Paid for: the visitor's one video this hour is used up.
+        with pytest.raises(QuotaExceeded):
+            list(studio.generate(RunRequest("a man waves again", str(photo_path), 4, requester=VISITOR)))
+    finally:
+        studio.close()
+    assert backend.counts["submit"] == 1 and backend.tasks_created == 1
+
+
+@pytest.mark.parametrize("fault", LOST_WITH_NO_TASK.values(), ids=LOST_WITH_NO_TASK.keys())
+def test_a_lost_submit_answer_with_no_task_to_find_is_unconfirmed_counted_and_never_sent_again(
+    fault, backend, tmp_path, photo_path
+):
+    studio = lost_answer_studio(backend, tmp_path)
+    try:
+        fault(backend.faults)
+        with pytest.raises(SubmitUnconfirmed, match=UNKNOWN) as caught:
             list(studio.generate(RunRequest("a man waves", str(photo_path), 3, requester=VISITOR)))
+        assert "no task made around then was found" in caught.value.sentence
         [run] = studio.store.recent()
         assert run.status == RunStatus.UNCONFIRMED and run.note.startswith(UNKNOWN)
+        assert run.error_message == caught.value.sentence
         assert UNKNOWN in details(run, studio.store.statuses(run.id))  # what History shows
         # It may have been paid for: the visitor's one video this hour is used up.
         with pytest.raises(QuotaExceeded):
             list(studio.generate(RunRequest("a man waves again", str(photo_path), 4, requester=VISITOR)))
     finally:
         studio.close()
-    assert backend.counts["submit"] == 1
+    assert backend.counts["submit"] == 1 and backend.counts["predictions"] == 1
 
 
-NOTHING_MADE = {
-    "HTTP 503": lambda faults: faults.server_errors("submit", (503,)),
-    "HTTP 400": lambda faults: faults.server_errors("submit", (400,)),
-}
+def test_a_backend_without_the_list_of_predictions_leaves_a_lost_answer_unconfirmed_as_before(tmp_path, photo_path):
+    with LocalBackend(timing=FAST, render=False, retired=("predictions",)) as backend:
+        studio = lost_answer_studio(backend, tmp_path)
+        try:
+            backend.faults.drop("submit")
+            with pytest.raises(SubmitUnconfirmed) as caught:
+                list(studio.generate(RunRequest("a man waves", str(photo_path), 3, requester=VISITOR)))
+            assert caught.value.sentence == SubmitUnconfirmed.sentence_for("video")
+            [run] = studio.store.recent()
+            assert run.status == RunStatus.UNCONFIRMED and run.error_message == caught.value.sentence
+        finally:
+            studio.close()
+        assert backend.counts["submit"] == 1 and backend.counts["predictions"] == 1
 
 
-@pytest.mark.parametrize("fault", NOTHING_MADE.values(), ids=NOTHING_MADE.keys())
-def test_an_answer_that_says_nothing_was_made_is_refused_and_not_counted(fault, backend, tmp_path, photo_path):
-    studio = Studio(settings_for(backend, tmp_path / "data", shared=True, visitor_runs_per_hour=1), SKYREELS_V1)
+def stray_task(backend) -> str:
+    """A task of the same model on the same account that no stored run owns (made elsewhere)."""
+    with WaveSpeedClient(settings_for(backend, Path("/nonexistent"))) as client:
+        image = client.upload(jpeg_bytes(photo(64, 64)))
+        return client.submit(SKYREELS_V1, {"prompt": "made elsewhere", "image": image, "seed": 1}).id
+
+
+def test_two_tasks_that_could_each_be_the_lost_one_leave_the_run_unconfirmed_with_a_sentence(
+    backend, tmp_path, photo_path
+):
+    studio = lost_answer_studio(backend, tmp_path)
     try:
-        fault(backend.faults)
-        with pytest.raises(ApiError) as refused:
+        stray = stray_task(backend)
+        backend.faults.drop("submit")
+        with pytest.raises(SubmitUnconfirmed, match="2 tasks made around then could each be it") as caught:
             list(studio.generate(RunRequest("a man waves", str(photo_path), 3, requester=VISITOR)))
-        assert not isinstance(refused.value, SubmitUnconfirmed)
-        assert studio.store.recent()[0].status == RunStatus.REFUSED
-        # Nothing was paid for, so the visitor's allowance is still there.
-        events = list(studio.generate(RunRequest("a man waves", str(photo_path), 3, requester=VISITOR)))
-        assert Path(events[-1].video_path).exists()
+        assert caught.value.sentence.startswith(UNKNOWN) and "check your WaveSpeed history" in caught.value.sentence
+        [run] = studio.store.recent()
+        assert run.status == RunStatus.UNCONFIRMED and run.task_id is None
+        assert run.error_message == caught.value.sentence
+        assert caught.value.sentence in details(run, studio.store.statuses(run.id))
+        assert studio.store.by_task(stray) is None
+    finally:
+        studio.close()
+    assert backend.counts["submit"] == 2  # the stray task's, and this run's once
+
+
+def test_another_run_sent_at_the_same_time_with_no_answer_yet_could_own_the_task(backend, tmp_path, photo_path):
+    studio = lost_answer_studio(backend, tmp_path)
+    try:
+        # Another run of the same account whose submit is on its way, its answer not yet back.
+        recorder = recorder_of(studio)
+        sending = recorder.submitting(recorder.open(
+            prompt="FPS-24, another", seed=1, model=SKYREELS_V1.name, mode=Mode.API, api_host=studio.access.api_host,
+            key_source=KeySource.OWNER, requester="ip:192.0.2.9",
+        ))
+        backend.faults.drop("submit")
+        with pytest.raises(SubmitUnconfirmed, match="another video sent at the same time has no answer either"):
+            list(studio.generate(RunRequest("a man waves", str(photo_path), 3, requester=VISITOR)))
+        assert studio.store.get(sending.id).task_id is None
     finally:
         studio.close()
 
 
-def test_the_command_line_says_a_lost_answer_in_a_sentence_and_exits_3(backend, tmp_path, photo_path):
+def test_the_command_line_finds_a_lost_answers_task_again_and_exits_0(backend, tmp_path, photo_path):
     env = clean_env(
         WAVESPEED_API_KEY="test-key-not-secret", WAVESPEED_BASE_URL=backend.base_url,
         SKYREELS_DATA_DIR=str(tmp_path / "data"), SKYREELS_POLL="0.1",
     )
     backend.faults.drop("submit")
     made = run_cli("generate", "--prompt", "a man waves", "--image", str(photo_path), "--json", env=env)
+    assert made.returncode == 0, made.stderr
+    assert "found again" in made.stderr and "Traceback" not in made.stderr
+    result = json.loads(made.stdout.splitlines()[-1])
+    assert result["status"] == "completed" and result["task_id"] == backend.created_task_ids[0]
+    assert video_facts(result["video_path"])["frames"] == SKYREELS_V1.frame_count
+    listed = run_cli("runs", "--json", env=env)
+    [run] = json.loads(listed.stdout)
+    assert run["status"] == "done" and run["note"].startswith("Its submit's answer was lost")
+    assert backend.counts["submit"] == 1
+
+
+def test_the_command_line_says_an_unknown_lost_answer_in_a_sentence_and_exits_3(backend, tmp_path, photo_path):
+    env = clean_env(
+        WAVESPEED_API_KEY="test-key-not-secret", WAVESPEED_BASE_URL=backend.base_url,
+        SKYREELS_DATA_DIR=str(tmp_path / "data"), SKYREELS_POLL="0.1",
+    )
+    stray_task(backend)
+    backend.faults.drop("submit")
+    made = run_cli("generate", "--prompt", "a man waves", "--image", str(photo_path), "--json", env=env)
     assert made.returncode == 3
-    assert UNKNOWN in made.stderr and "Traceback" not in made.stderr
+    assert UNKNOWN in made.stderr and "could each be it" in made.stderr and "Traceback" not in made.stderr
     assert json.loads(made.stdout.splitlines()[-1])["status"] == "error"
     listed = run_cli("runs", "--json", env=env)
     [run] = json.loads(listed.stdout)
     assert run["status"] == "unconfirmed" and run["note"].startswith(UNKNOWN)
-    assert backend.counts["submit"] == 1
+    assert backend.counts["submit"] == 2  # the stray task's, and this run's once
+
+
+def test_resume_finds_an_older_unconfirmed_runs_task_and_saves_its_video(tmp_path, photo_path):
+    with LocalBackend(timing=FAST, render=False, retired=("predictions",)) as backend:
+        env = clean_env(
+            WAVESPEED_API_KEY="test-key-not-secret", WAVESPEED_BASE_URL=backend.base_url,
+            SKYREELS_DATA_DIR=str(tmp_path / "data"), SKYREELS_POLL="0.1",
+        )
+        backend.faults.drop("submit")
+        made = run_cli("generate", "--prompt", "a man waves", "--image", str(photo_path), env=env)
+        assert made.returncode == 3  # no list to look in then: unconfirmed, as before
+        [lost] = json.loads(run_cli("runs", "--json", env=env).stdout)
+        assert lost["status"] == "unconfirmed" and lost["task_id"] is None
+        backend.retired.discard("predictions")  # the list is there now
+
+        resumed = run_cli("resume", env=env)
+
+        assert resumed.returncode == 0, resumed.stderr
+        assert "was found again" in resumed.stderr
+        [run] = json.loads(run_cli("runs", "--json", env=env).stdout)
+        assert run["id"] == lost["id"] and run["status"] == "done"
+        assert run["task_id"] == backend.created_task_ids[0] and Path(run["video_path"]).exists()
+        assert backend.counts["submit"] == 1
+        again = run_cli("resume", env=env)  # nothing more to do, and nothing sent
+        assert again.returncode == 0 and "Nothing to resume" in again.stderr
+        assert backend.counts["submit"] == 1
+
+
+def test_the_apps_follower_finds_an_unconfirmed_runs_task_as_it_starts(tmp_path, photo_path):
+    with LocalBackend(timing=FAST, render=False, retired=("predictions",)) as backend:
+        settings = settings_for(backend, tmp_path / "data")
+        before = Studio(settings, SKYREELS_V1)
+        try:
+            backend.faults.drop("submit")
+            with pytest.raises(SubmitUnconfirmed):
+                list(before.generate(RunRequest("a man waves", str(photo_path), 3)))
+        finally:
+            before.close()
+        backend.retired.discard("predictions")
+        after = Studio(settings, SKYREELS_V1)  # the app, started again
+        try:
+            after.start_follower()
+            [run] = after.store.recent()
+            wait_for(lambda: after.store.get(run.id).status == RunStatus.DONE, timeout=30)
+            assert after.store.get(run.id).task_id == backend.created_task_ids[0]
+        finally:
+            after.close()
+        assert backend.counts["submit"] == 1
 
 
 # --- the model is one value ------------------------------------------------------------------

@@ -41,7 +41,9 @@ class LocalBackend:
     kept before its result answers `deleted` (WaveSpeed's 7 days; settable while serving, so a
     test can age tasks). `sync_wait_s` bounds how long a submit with `enable_sync_mode` waits
     for its task to end before answering it as still processing (WaveSpeed's sync timeout).
-    `retired` names kinds of request (e.g. "ticket", "upload", "balance") whose routes answer 404.
+    `retired` names kinds of request (e.g. "ticket", "upload", "balance", "predictions",
+    "pricing") whose routes answer 404. `prices` is what the pricing route answers per model
+    (default: each model's listed price), settable while serving.
     Tasks are kept in `data_dir/tasks/`; on start it answers for the tasks stored there by an
     earlier backend (they are not counted in `created_task_ids`, which is this one's own).
     """
@@ -61,6 +63,7 @@ class LocalBackend:
         clock: Callable[[], float] = time.time,
         retention_s: float = RETENTION_S,
         sync_wait_s: float = 120.0,
+        prices: dict[str, float] | None = None,
     ) -> None:
         self.clock = clock
         self.retention_s = retention_s
@@ -73,6 +76,9 @@ class LocalBackend:
         # Kinds of request whose route answers 404, as if WaveSpeed had taken it away.
         self.retired: set[str] = set(retired)
         self.balance = balance  # the account's credit in USD, as the balance routes report it
+        # A run's price in USD per model, as the pricing route answers it.
+        self.prices: dict[str, float] = {spec.name: spec.price_usd for spec in models}
+        self.prices.update(prices or {})
         self._timing = timing
         if data_dir is None:
             data_dir = Path(tempfile.mkdtemp(prefix="skyreels-local-"))
@@ -208,6 +214,11 @@ class LocalBackend:
 
     def find_task(self, task_id: str) -> TaskRecord | None:
         return self._tasks.get(task_id)
+
+    def all_tasks(self) -> list[TaskRecord]:
+        """Every task it answers for (its own and restored ones), for the list of predictions."""
+        with self._lock:
+            return list(self._tasks.values())
 
     @property
     def tasks_created(self) -> int:

@@ -13,13 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from skyreels_demo.local_api.routes import account, files, llm, media, tasks, uploads, webhook_secret
+from skyreels_demo.local_api.routes import account, files, llm, media, predictions, tasks, uploads, webhook_secret
 from skyreels_demo.local_api.routes.common import error_response, success
 
 if TYPE_CHECKING:
     from skyreels_demo.local_api.backend import LocalBackend
 
-GROUPS = (media, uploads, tasks, files, llm, account, webhook_secret)
+GROUPS = (media, uploads, tasks, files, llm, account, webhook_secret, predictions)
 # Every kind of request a route counts and a fault switch can target, group by group.
 KINDS: tuple[str, ...] = tuple(kind for group in GROUPS for kind in group.KINDS)
 
