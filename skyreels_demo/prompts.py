@@ -19,6 +19,7 @@ from . import images
 from .errors import BadInput, ServiceError, TaskFailed, TimedOut
 from .models import VISION_LLM, ModelSpec
 from .run_request import RunRequest, image_source
+from .remote_images import ImageAddress
 from .schedule import Expectation, schedule_from_setting
 from .tasks import Task
 
@@ -98,6 +99,8 @@ def suggest_prompt(studio: "Studio", request: RunRequest) -> Suggestion:
     run, backend = studio.open_run(request, VISION_LLM, prompt=wish, seed=-1)  # a prompt has no seed
     try:
         with studio.until_submitted(run, backend, request) as submitted:
+            if isinstance(source, ImageAddress):  # fetched only now, the call admitted by its caps
+                source = studio.fetch_admitted(source, studio.model, request)
             if isinstance(source, images.PreparedImage):
                 # Sent, not kept: a suggestion leaves no image on disk.
                 image_url = backend.client.upload(source.data, source.filename, source.content_type)

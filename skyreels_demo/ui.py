@@ -9,21 +9,17 @@ only groups a browser's History.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import re
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import gradio as gr
 
 from . import agents, images, remote_images
 from .account import BalanceWatch
 from .config import Settings, refused_public_url
-from .errors import StudioError
 from .models import SKYREELS_V1, ModelSpec
 from .page_input import new_visitor
 from .preview import OfflinePreview
@@ -90,15 +86,17 @@ class ImageInput(gr.Image):
     An API or MCP client may name the picture by its web address instead. Gradio would download
     that itself before `preprocess` (Blocks.preprocess_data -> processing_utils.
     async_move_files_to_cache -> this block's async_move_resource_to_block_cache ->
-    async_ssrf_protected_download), with no size cap and 100.64.0.0/10 or 6to4 taken as public;
-    so the address is kept as it is there, and fetched in `preprocess` by `remote_images`.
+    async_ssrf_protected_download), with no size cap, before any cap is checked and on the pool
+    the server and Gradio share; so the address is kept as it is there, and handed to the
+    handler as a `remote_images.ImageAddress`, which the studio fetches by our rules only once
+    the run's caps have let it go (Studio.fetch_admitted), on a small pool of its own.
     """
 
     is_template = True  # drawn by gr.Image's own front end
 
     async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
         if images.is_remote_url(url_or_file_path):
-            return str(url_or_file_path)  # not downloaded by Gradio: `preprocess` fetches it
+            return str(url_or_file_path)  # not downloaded by Gradio: the studio fetches it, admitted
         return await super().async_move_resource_to_block_cache(url_or_file_path)
 
     def move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
@@ -108,29 +106,10 @@ class ImageInput(gr.Image):
 
     def preprocess(self, payload):
         if payload is not None and images.is_remote_url(payload.path):
-            return self._fetched(payload.path)
+            return remote_images.ImageAddress(payload.path)  # nothing fetched here
         if payload is None or (payload.url and payload.url.startswith("data:")):
             return super().preprocess(payload)
         return str(payload.path)
-
-    def _fetched(self, url: str) -> str:
-        """The picture at `url`, fetched by our rules into Gradio's cache as an upload would be."""
-        try:
-            data = remote_images.fetch_image(url, allow_loopback=Settings.from_env().allow_loopback_images)
-        except StudioError as exc:
-            raise gr.Error(exc.sentence, print_exception=False) from None
-        except Exception:  # an API client must get a sentence, never Gradio's hidden "Error"
-            log.exception("fetching an image address failed")
-            raise gr.Error(
-                "The image address could not be fetched: check it, or upload the file instead.", print_exception=False
-            ) from None
-        folder = Path(self.GRADIO_CACHE) / hashlib.sha256(data).hexdigest()[:40]
-        folder.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(urlsplit(url.strip()).path).name)[-100:]
-        path = folder / (name.lstrip(".") or "image")
-        path.write_bytes(data)
-        self.temp_files.add(str(path))  # deleted with the rest of the page's cache
-        return str(path)
 
 
 class StudioApp:

@@ -16,7 +16,7 @@ from .agents import StageReport, stage_of, variations_stage
 from .errors import Stopped, StudioError
 from .events import Done
 from .line import watch
-from .page_input import UNEXPECTED, fit_choice, text, visitor_id
+from .page_input import UNEXPECTED, fit_choice, picture, text, visitor_id
 from .run_request import RunRequest
 from .status_board import StatusBoard, status_line, summary, variation_grid, variation_lines
 from .ui_context import PageContext
@@ -55,7 +55,7 @@ class RunHandlers:
         """A run request from what a page or an API client sent (checked shapes, server-side identity)."""
         return RunRequest(
             text(prompt),
-            image if isinstance(image, str) else None,
+            picture(image),
             -1 if seed is None else seed,
             fit=fit_choice(fit),
             fps_prefix=fps_prefix is not False,
