@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .client import WaveSpeedClient
 from .config import Settings
 from .errors import AuthError, StudioError
-from .keys import checked_key
+from .keys import checked_key, in_use
 from .models import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,8 @@ def check_key(settings: Settings, api_key: str | None, model: ModelSpec) -> KeyC
     if not key:
         return KeyCheck(False, "Paste a WaveSpeed API key to check it.")
     try:
-        with WaveSpeedClient(settings.with_key(key)) as client:
+        # Masked in the log while the check uses it, then forgotten with its client (keys.py).
+        with in_use(key), WaveSpeedClient(settings.with_key(key)) as client:
             balance = client.balance()
     except AuthError as exc:
         return KeyCheck(False, exc.sentence, refused=True)

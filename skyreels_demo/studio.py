@@ -39,7 +39,7 @@ from .events import (
 )
 from .finisher import Finisher
 from .follower import Follower, resume
-from .keys import KeyRefusals, checked_key
+from .keys import KeyRefusals, checked_key, in_use
 from .line import OWNER, PREVIEW, Line
 from .models import ModelSpec
 from .recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
@@ -225,6 +225,12 @@ class Studio:
     # -- one run --
 
     def generate(self, request: RunRequest) -> Iterator[Event]:
+        """Walk one run from input to saved video, yielding what the person should see (below);
+        a visitor's key is masked in the log while the run uses it, then forgotten (keys.py)."""
+        with in_use(request.api_key):
+            yield from self._generate(request)
+
+    def _generate(self, request: RunRequest) -> Iterator[Event]:
         """Walk one run from input to saved video, yielding what the person should see.
 
         Raises a `StudioError` with its sentence on any failure. Input is checked, and the image
