@@ -1,7 +1,8 @@
 """The Gradio app: layout first, then wiring; handlers only render `Studio` events.
 
 No HTTP here. A visitor's own key lives only in this process's memory for the length of a run:
-never in the page's config, the browser (run history is off), the run store or a log line.
+never in the page's config, Gradio's session state (KeyBox), the browser (run history is off),
+the run store or a log line.
 Who a visitor is for caps is decided here from what the server sees (a signed-in account, else
 the client's address: visitors.py), never from a value the page sends; the page's private id
 only groups a browser's History.
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio.data_classes import GradioRootModel
+from pydantic import model_serializer
 
 from . import agents, images, remote_images
 from .account import BalanceWatch
@@ -110,6 +113,40 @@ class ImageInput(gr.Image):
         if payload is None or (payload.url and payload.url.startswith("data:")):
             return super().preprocess(payload)
         return str(payload.path)
+
+
+class _KeyPayload(GradioRootModel):
+    """What a key box sends: the handler gets it (`root`); what Gradio keeps of it is nothing."""
+
+    root: Any = None
+
+    @model_serializer
+    def _kept(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "_KeyPayload(hidden)"
+
+    __str__ = __repr__
+
+
+class KeyBox(gr.Textbox):
+    """A password box for a WaveSpeed key that Gradio's session state never keeps.
+
+    Gradio keeps the last value of every input of every event in the page's session
+    (Blocks.preprocess_data -> SessionState._update_value_in_config, until the session is
+    evicted, never when a page closes): a pasted key sat there after its run, once per event that
+    took it. Gradio keeps what the box's `data_model` dumps, and hands `preprocess` the model
+    itself: this box's model dumps to nothing, so the handler gets the key and the session keeps
+    None. Its API, its page and its limits are a gr.Textbox's.
+    """
+
+    is_template = True  # drawn by gr.Textbox's own front end
+    data_model = _KeyPayload
+
+    def preprocess(self, payload: Any) -> str | None:
+        value = payload.root if isinstance(payload, _KeyPayload) else payload
+        return value if isinstance(value, str) else None
 
 
 class StudioApp:
@@ -251,7 +288,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             "Your own WaveSpeed key" + (" (optional)" if settings.has_key else ""),
                             open=False,
                         ):
-                            api_key = gr.Textbox(
+                            api_key = KeyBox(
                                 label="WaveSpeed API key",
                                 type="password",
                                 max_length=MAX_KEY_CHARS,  # refused at the door beyond this
@@ -324,7 +361,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         )
                         past_details = gr.Markdown("Pick a run to see it here.")
                         with gr.Group(visible=False) as finish_box:
-                            finish_key = gr.Textbox(
+                            finish_key = KeyBox(
                                 label="This run was made with your own key: paste it again to fetch its video",
                                 type="password",
                                 max_length=MAX_KEY_CHARS,
