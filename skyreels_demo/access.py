@@ -6,12 +6,13 @@ by the entry points (the app, the command line), which hand over a function that
 first use and returns its base URL: nothing here imports it.
 
 A visitor's key lives only in this process's memory, in their run's client, for as long as the
-run needs it.
+run needs it (and in the log mask for as long: keys.in_use).
 """
 
 from __future__ import annotations
 
 import threading
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 from .client import WaveSpeedClient
 from .config import Settings
 from .errors import BadInput
-from .keys import checked_key, remember
+from .keys import checked_key, in_use, remember
 from .runs import KeySource, Mode, Run
 
 PREVIEW_HOST = "offline-preview"
@@ -56,6 +57,7 @@ class Access:
         self._owner: WaveSpeedClient | None = None
         self._preview: WaveSpeedClient | None = None
         self._visitors: dict[str, WaveSpeedClient] = {}  # run id -> client; memory only
+        self._masked: dict[str, ExitStack] = {}  # run id -> its key's hold on the log mask
         if settings.api_key:
             remember(settings.api_key)  # masked in every log line
 
@@ -101,15 +103,24 @@ class Access:
     def keep(self, run_id: str, backend: Backend) -> None:
         """Remember a visitor's client while their run may still need following."""
         if backend.is_visitors:
+            masked = ExitStack()
+            masked.enter_context(in_use(backend.client.settings.api_key))  # masked while kept
             with self._lock:
                 self._visitors[run_id] = backend.client
+                previous = self._masked.pop(run_id, None)
+                self._masked[run_id] = masked
+            if previous is not None:
+                previous.close()
 
     def forget(self, run_id: str) -> None:
-        """Drop a visitor's key from memory: their run no longer needs it."""
+        """Drop a visitor's key from memory (and from the log mask): their run no longer needs it."""
         with self._lock:
             client = self._visitors.pop(run_id, None)
+            masked = self._masked.pop(run_id, None)
         if client is not None:
             client.close()
+        if masked is not None:
+            masked.close()
 
     def client_with_key(self, run: Run, api_key: str) -> WaveSpeedClient:
         """A client for a visitor's own run, from the key they pasted again (memory only)."""
@@ -136,5 +147,9 @@ class Access:
         with self._lock:
             clients = [c for c in (self._owner, self._preview, *self._visitors.values()) if c]
             self._visitors.clear()
+            masks = list(self._masked.values())
+            self._masked.clear()
         for client in clients:
             client.close()
+        for masked in masks:
+            masked.close()

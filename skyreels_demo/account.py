@@ -18,7 +18,7 @@ from typing import Callable
 from .client import WaveSpeedClient
 from .config import Settings
 from .errors import AuthError, StudioError
-from .keys import checked_key
+from .keys import checked_key, in_use
 from .models import ModelSpec
 from .pricing import ask_price
 
@@ -52,7 +52,8 @@ def check_key(settings: Settings, api_key: str | None, model: ModelSpec) -> KeyC
     if not key:
         return KeyCheck(False, "Paste a WaveSpeed API key to check it.")
     try:
-        with WaveSpeedClient(settings.with_key(key)) as client:
+        # Masked in the log while the check uses it, then forgotten with its client (keys.py).
+        with in_use(key), WaveSpeedClient(settings.with_key(key)) as client:
             balance = client.balance()
             cost, _ = ask_price(client, model)  # this key's own price
     except AuthError as exc:

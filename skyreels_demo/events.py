@@ -63,6 +63,15 @@ def about(seconds: float) -> str:
 
 
 @dataclass(frozen=True)
+class Fetching(Event):
+    """The picture named by its address is being fetched: the run's caps have let it go."""
+
+    @property
+    def message(self) -> str:
+        return "Fetching the picture from its address…"
+
+
+@dataclass(frozen=True)
 class Prepared(Event):
     image: PreparedImage | None  # None when the image is a URL passed on as it is
 

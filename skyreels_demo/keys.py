@@ -7,6 +7,10 @@ control characters, under 8 or over 200 characters) with a sentence before any r
 never reaches an HTTP header or an exception message; `KeyMask` masks every key this process
 holds, and anything after "Bearer", in every log record (a second line of defence); and
 `KeyRefusals` counts keys WaveSpeed refused per visitor, so guessing keys costs nothing here.
+
+The mask holds the owner's key for the life of the process (`remember`), and a visitor's key
+only while a run or a check uses it (`in_use`): once the last one ends, the mask forgets it
+too, so a pasted key outlives its run nowhere in this process.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import re
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
+from typing import Iterator
 
 from .errors import BadInput
 
@@ -53,7 +59,6 @@ def checked_key(api_key: str | None) -> str | None:
             "That is not a WaveSpeed key: it has spaces, line breaks or other invisible characters "
             "inside; copy the key again from your WaveSpeed account."
         )
-    remember(key)
     return key
 
 
@@ -61,20 +66,41 @@ def checked_key(api_key: str | None) -> str | None:
 
 _held_lock = threading.Lock()
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s'\",;]+")
-# Keys to mask, newest last; only the mask holds them here, never a log or a file.
-_held: dict[str, None] = {}
+FOR_GOOD = -1
+# Keys to mask: how many runs and checks use each now, or FOR_GOOD (the owner's). Only the mask
+# holds them here, never a log or a file.
+_held: dict[str, int] = {}
 
 
 def remember(key: str) -> None:
-    """Mask this key in every log line from now on (the owner's key and every pasted one)."""
+    """Mask this key in every log line for the life of the process (the owner's key)."""
     if len(key) < 8:
         return  # too short to mask without masking ordinary words
     with _held_lock:
-        _held.pop(key, None)
-        _held[key] = None
-        # Bounded: the newest thousand keys are masked.
-        while len(_held) > 1000:
-            _held.pop(next(iter(_held)))
+        _held[key] = FOR_GOOD
+
+
+@contextmanager
+def in_use(api_key: str | None) -> Iterator[None]:
+    """Mask a visitor's key in every log line while the block runs (their run, or a check of
+    the key); when the last block using it ends, the mask forgets it."""
+    key = api_key.strip() if isinstance(api_key, str) else ""
+    if len(key) < 8:
+        yield  # no key, or too short to be one: nothing to mask
+        return
+    with _held_lock:
+        if _held.get(key) != FOR_GOOD:
+            _held[key] = _held.get(key, 0) + 1
+    try:
+        yield
+    finally:
+        with _held_lock:
+            uses = _held.get(key)
+            if uses is not None and uses != FOR_GOOD:
+                if uses > 1:
+                    _held[key] = uses - 1
+                else:
+                    del _held[key]
 
 
 def mask(text: str) -> str:

@@ -8,6 +8,7 @@ import re
 import gradio as gr
 
 from . import images
+from .remote_images import ImageAddress
 
 UNEXPECTED = "Something went wrong on our side: try again, and if it keeps happening, report it."
 # A browser's private History id, as `new_visitor` makes them.
@@ -32,6 +33,12 @@ def session_of(request: gr.Request | None) -> str:
 
 def text(value: object) -> str:
     return value if isinstance(value, str) else ""
+
+
+def picture(value: object) -> str | ImageAddress | None:
+    """What an image box handed over: a file's path, an address (ImageInput: fetched only once
+    the run is admitted), or None for anything else."""
+    return value if isinstance(value, (str, ImageAddress)) and value else None
 
 
 def fit_choice(value: object) -> str:

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from . import images
 from .errors import BadInput, ServiceError, TaskFailed, TimedOut
+from .keys import in_use
 from .models import VISION_LLM, ModelSpec
 from .run_request import RunRequest, image_source
+from .remote_images import ImageAddress
 from .schedule import Expectation, schedule_from_setting
 from .tasks import Task
 
@@ -86,7 +88,13 @@ def suggest_prompt(studio: "Studio", request: RunRequest) -> Suggestion:
     `request.prompt` is the visitor's idea to steer it (may be empty); its image, framing, key
     and requester are a run's. The idea and the image are checked, and the call recorded within
     the caps, before anything is sent. Raises a `StudioError` with its sentence on any failure.
+    A visitor's key is masked in the log while the call uses it, then forgotten (keys.py).
     """
+    with in_use(request.api_key):
+        return _suggest(studio, request)
+
+
+def _suggest(studio: "Studio", request: RunRequest) -> Suggestion:
     wish = check_idea(request.prompt)
     source = image_source(
         request.image,
@@ -98,6 +106,8 @@ def suggest_prompt(studio: "Studio", request: RunRequest) -> Suggestion:
     run, backend = studio.open_run(request, VISION_LLM, prompt=wish, seed=-1)  # a prompt has no seed
     try:
         with studio.until_submitted(run, backend, request) as submitted:
+            if isinstance(source, ImageAddress):  # fetched only now, the call admitted by its caps
+                source = studio.fetch_admitted(source, studio.model, request)
             if isinstance(source, images.PreparedImage):
                 # Sent, not kept: a suggestion leaves no image on disk.
                 image_url = backend.client.upload(source.data, source.filename, source.content_type)

@@ -8,6 +8,12 @@ redirect is checked again the same way, and the body is capped in bytes and in t
 
 Each refusal is an `ImageRejected` with one sentence; the detail goes to the log, which never
 holds the address's query string or credentials.
+
+An address an API or MCP client names arrives as an `ImageAddress`, and nothing is fetched until
+the run it belongs to has been admitted by the caps (the studio asks for it then): then it is
+fetched, and made into the model's frame, on a small pool of threads of its own
+(`FETCHES_AT_ONCE`), never on the pool the server and Gradio share, and once however many runs
+share it (variations).
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import urllib3
@@ -44,6 +52,8 @@ TIMEOUT_S = 20.0
 CHUNK_BYTES = 64 * 1024
 SCHEMES = {"http": 80, "https": 443}
 REDIRECTS = {301, 302, 303, 307, 308}
+# Pictures fetched by address at once, each within TIMEOUT_S and MAX_BYTES; more wait their turn.
+FETCHES_AT_ONCE = 3
 
 Resolver = Callable[..., Sequence[tuple]]  # socket.getaddrinfo's shape
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -255,6 +265,56 @@ def fetch_image(
         MAX_REDIRECTS,
         _shown(url),
     )
+
+
+# --- an address, fetched once its run may go ---------------------------------------------------
+
+_UNFETCHED = "The image address could not be fetched: check it, or upload the file instead."
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _fetch_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=FETCHES_AT_ONCE, thread_name_prefix="image-address")
+        return _pool
+
+
+class ImageAddress:
+    """A picture an API or MCP client named by its http(s) address, not fetched yet.
+
+    `fetch` is asked for only once the run is admitted (caps.py, in the studio); the first call
+    starts the fetch (and `then`, the frame's preparation) on this module's own pool and every
+    later call gets the same `Future`, so the variations of one request fetch the picture once.
+    Its repr, like the log, never holds the address's query string or credentials.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url.strip()
+        self._lock = threading.Lock()
+        self._future: Future | None = None
+
+    def __repr__(self) -> str:
+        return f"ImageAddress({_shown(self.url)!r})"
+
+    def fetch(self, then: Callable[[bytes], Any], *, allow_loopback: bool = False) -> Future:
+        """The `Future` of `then(picture bytes)`: `ImageRejected` with a sentence on a refusal."""
+        with self._lock:
+            if self._future is None:
+                self._future = _fetch_pool().submit(self._fetch_then, then, allow_loopback)
+            return self._future
+
+    def _fetch_then(self, then: Callable[[bytes], Any], allow_loopback: bool) -> Any:
+        try:
+            data = fetch_image(self.url, allow_loopback=allow_loopback)
+        except ImageRejected:
+            raise
+        except Exception:  # an API client must get a sentence, never a traceback
+            log.exception("fetching the image address %s failed", _shown(self.url))
+            raise ImageRejected(_UNFETCHED) from None
+        return then(data)
 
 
 def _shown(url: str) -> str:

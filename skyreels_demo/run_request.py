@@ -2,7 +2,7 @@
 
 Every kind of run (one take, a variation, a prompt suggestion, a sweep's cell, a film's shot)
 is a `RunRequest`: the prompt as typed, the image (a path, bytes, a Pillow image, an http(s) URL
-or an already `PreparedImage`), the seed, the framing, the prompt prefix, the visitor's own key
+passed on, an `ImageAddress` to fetch once admitted, or an already `PreparedImage`), the seed, the framing, the prompt prefix, the visitor's own key
 (memory only), who asks as the server decided it, the browser's History id and a stop switch.
 The checks here raise `BadInput` with a sentence; nothing is sent before they pass.
 """
@@ -75,11 +75,17 @@ def choose_seed(seed: int | float | str | None, model: ModelSpec) -> int:
 
 def image_source(
     image: Any, fit: str, model: ModelSpec, *, missing: str | None = None, allow_loopback: bool = False
-) -> images.PreparedImage | str:
-    """The image as the model's frame, or an http(s) URL passed on as it is; refused if neither."""
+) -> images.PreparedImage | str | remote_images.ImageAddress:
+    """The image as the model's frame, an http(s) URL passed on as it is, or an address this
+    server fetches itself once the run is admitted (`ImageAddress`); refused if none of these."""
     if image is None or (isinstance(image, str) and not image.strip()):
         raise BadInput(missing or "Add an image first: drop in a photo of the scene to animate.")
     if isinstance(image, images.PreparedImage):
+        return image
+    if isinstance(image, remote_images.ImageAddress):
+        # Refused now if it names a private address outright (no network); fetched only once
+        # the caps have admitted its run (Studio.fetch_admitted).
+        remote_images.refuse_inward_literal(image.url, allow_loopback=allow_loopback)
         return image
     if isinstance(image, str) and images.is_remote_url(image):
         # Passed on for WaveSpeed to fetch from its own network; an address that names a

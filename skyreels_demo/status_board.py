@@ -17,6 +17,7 @@ from .events import (
     Done,
     Downloading,
     Event,
+    Fetching,
     InLine,
     Prepared,
     Processing,
@@ -61,6 +62,8 @@ class StatusBoard:
             self.current, self.lines["upload"] = "upload", "Waiting for your turn in line"
         elif isinstance(event, SlowedDown):
             self.current, self.lines["submit"] = "submit", event.message
+        elif isinstance(event, Fetching):
+            self.lines["prepare"] = event.message
         elif isinstance(event, Prepared):
             self.lines["prepare"] = event.message
             self.current = "upload"

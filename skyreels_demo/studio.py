@@ -14,12 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from . import images
 from .access import Access, Backend
+from .remote_images import ImageAddress
 from .caps import limits_for
 from .client import Job
 from .config import Settings
@@ -28,6 +30,7 @@ from .events import (
     Done,
     Downloading,
     Event,
+    Fetching,
     Prepared,
     Processing,
     Queued,
@@ -36,7 +39,7 @@ from .events import (
 )
 from .finisher import Finisher
 from .follower import Follower, recover_lost, resume
-from .keys import KeyRefusals, checked_key
+from .keys import KeyRefusals, checked_key, in_use
 from .line import OWNER, PREVIEW, Line
 from .models import ModelSpec
 from .pricing import Prices
@@ -49,6 +52,7 @@ from .tasks import TaskState
 from .webhooks import WebhookHub
 
 log = logging.getLogger(__name__)
+FETCH_STOP_CHECK_S = 0.5  # how soon a run waiting for its picture's fetch hears Stop
 STOPPED_IN_PREVIEW = (
     "Stopped waiting. The offline preview is free and keeps rendering on this machine; its video "
     "will be saved to your history when it is done."
@@ -147,6 +151,22 @@ class Studio:
             raise
         return run, backend
 
+    def fetch_admitted(self, address: ImageAddress, model: ModelSpec, request: RunRequest) -> images.PreparedImage:
+        """The model's frame from a picture named by its address, for a run the caps have just
+        admitted (`open_run`): fetched and prepared on the address pool (remote_images.py),
+        within its time and size bounds, once for every run that shares the address; Stop ends
+        the wait (the fetch itself ends within its bounds)."""
+        future = address.fetch(
+            lambda data: images.prepare(data, fit=request.fit, frames=model.frames),
+            allow_loopback=self.settings.allow_loopback_images,
+        )
+        while True:
+            try:
+                return future.result(timeout=FETCH_STOP_CHECK_S)
+            except FutureTimeout:
+                if request.stop is not None and request.stop.is_set():
+                    raise Stopped(STOPPED_BEFORE_SUBMIT) from None
+
     def hand_over_image(self, run: Run, backend: Backend, source: images.PreparedImage | str) -> tuple[Run, str]:
         """The image's URL for the submit: the prepared frame uploaded, then kept (a run refused
         at the upload, for its key say, keeps nothing), or a URL as given."""
@@ -232,11 +252,18 @@ class Studio:
     # -- one run --
 
     def generate(self, request: RunRequest) -> Iterator[Event]:
+        """Walk one run from input to saved video, yielding what the person should see (below);
+        a visitor's key is masked in the log while the run uses it, then forgotten (keys.py)."""
+        with in_use(request.api_key):
+            yield from self._generate(request)
+
+    def _generate(self, request: RunRequest) -> Iterator[Event]:
         """Walk one run from input to saved video, yielding what the person should see.
 
         Raises a `StudioError` with its sentence on any failure. Input is checked, and the image
         prepared, before anything is sent or paid for; the run is recorded within its caps
-        before it waits for a slot.
+        before it waits for a slot. A picture named by its address (`ImageAddress`) is fetched
+        only after that, once the caps have let the run go.
         """
         clock = _Clock()
         text = self.model.with_prefix(check_prompt(request.prompt, self.model), request.fps_prefix)
@@ -254,6 +281,11 @@ class Studio:
         job: Job | None = None
         try:
             with self.until_submitted(run, backend, request) as submitted:
+                if isinstance(source, ImageAddress):
+                    # Only now, the run admitted by its caps, is a picture fetched by its address.
+                    yield Fetching(clock.elapsed)
+                    source = prepared = self.fetch_admitted(source, self.model, request)
+                    clock.mark("prepare_s")
                 yield Prepared(clock.elapsed, prepared)
                 with self.line_turn(backend, request, clock) as turn:
                     yield from turn.wait()

@@ -1,7 +1,8 @@
 """The Gradio app: layout first, then wiring; handlers only render `Studio` events.
 
 No HTTP here. A visitor's own key lives only in this process's memory for the length of a run:
-never in the page's config, the browser (run history is off), the run store or a log line.
+never in the page's config, Gradio's session state (KeyBox), the browser (run history is off),
+the run store or a log line.
 Who a visitor is for caps is decided here from what the server sees (a signed-in account, else
 the client's address: visitors.py), never from a value the page sends; the page's private id
 only groups a browser's History.
@@ -9,21 +10,19 @@ only groups a browser's History.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import re
 import secrets
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import gradio as gr
+from gradio.data_classes import GradioRootModel
+from pydantic import model_serializer
 
 from . import agents, images, remote_images
 from .account import BalanceWatch
 from .config import Settings, refused_public_url
-from .errors import StudioError
 from .models import SKYREELS_V1, ModelSpec
 from .page_input import new_visitor
 from .preview import OfflinePreview
@@ -91,15 +90,17 @@ class ImageInput(gr.Image):
     An API or MCP client may name the picture by its web address instead. Gradio would download
     that itself before `preprocess` (Blocks.preprocess_data -> processing_utils.
     async_move_files_to_cache -> this block's async_move_resource_to_block_cache ->
-    async_ssrf_protected_download), with no size cap and 100.64.0.0/10 or 6to4 taken as public;
-    so the address is kept as it is there, and fetched in `preprocess` by `remote_images`.
+    async_ssrf_protected_download), with no size cap, before any cap is checked and on the pool
+    the server and Gradio share; so the address is kept as it is there, and handed to the
+    handler as a `remote_images.ImageAddress`, which the studio fetches by our rules only once
+    the run's caps have let it go (Studio.fetch_admitted), on a small pool of its own.
     """
 
     is_template = True  # drawn by gr.Image's own front end
 
     async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
         if images.is_remote_url(url_or_file_path):
-            return str(url_or_file_path)  # not downloaded by Gradio: `preprocess` fetches it
+            return str(url_or_file_path)  # not downloaded by Gradio: the studio fetches it, admitted
         return await super().async_move_resource_to_block_cache(url_or_file_path)
 
     def move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
@@ -109,29 +110,44 @@ class ImageInput(gr.Image):
 
     def preprocess(self, payload):
         if payload is not None and images.is_remote_url(payload.path):
-            return self._fetched(payload.path)
+            return remote_images.ImageAddress(payload.path)  # nothing fetched here
         if payload is None or (payload.url and payload.url.startswith("data:")):
             return super().preprocess(payload)
         return str(payload.path)
 
-    def _fetched(self, url: str) -> str:
-        """The picture at `url`, fetched by our rules into Gradio's cache as an upload would be."""
-        try:
-            data = remote_images.fetch_image(url, allow_loopback=Settings.from_env().allow_loopback_images)
-        except StudioError as exc:
-            raise gr.Error(exc.sentence, print_exception=False) from None
-        except Exception:  # an API client must get a sentence, never Gradio's hidden "Error"
-            log.exception("fetching an image address failed")
-            raise gr.Error(
-                "The image address could not be fetched: check it, or upload the file instead.", print_exception=False
-            ) from None
-        folder = Path(self.GRADIO_CACHE) / hashlib.sha256(data).hexdigest()[:40]
-        folder.mkdir(parents=True, exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(urlsplit(url.strip()).path).name)[-100:]
-        path = folder / (name.lstrip(".") or "image")
-        path.write_bytes(data)
-        self.temp_files.add(str(path))  # deleted with the rest of the page's cache
-        return str(path)
+
+class _KeyPayload(GradioRootModel):
+    """What a key box sends: the handler gets it (`root`); what Gradio keeps of it is nothing."""
+
+    root: Any = None
+
+    @model_serializer
+    def _kept(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return "_KeyPayload(hidden)"
+
+    __str__ = __repr__
+
+
+class KeyBox(gr.Textbox):
+    """A password box for a WaveSpeed key that Gradio's session state never keeps.
+
+    Gradio keeps the last value of every input of every event in the page's session
+    (Blocks.preprocess_data -> SessionState._update_value_in_config, until the session is
+    evicted, never when a page closes): a pasted key sat there after its run, once per event that
+    took it. Gradio keeps what the box's `data_model` dumps, and hands `preprocess` the model
+    itself: this box's model dumps to nothing, so the handler gets the key and the session keeps
+    None. Its API, its page and its limits are a gr.Textbox's.
+    """
+
+    is_template = True  # drawn by gr.Textbox's own front end
+    data_model = _KeyPayload
+
+    def preprocess(self, payload: Any) -> str | None:
+        value = payload.root if isinstance(payload, _KeyPayload) else payload
+        return value if isinstance(value, str) else None
 
 
 class StudioApp:
@@ -275,7 +291,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             "Your own WaveSpeed key" + (" (optional)" if settings.has_key else ""),
                             open=False,
                         ):
-                            api_key = gr.Textbox(
+                            api_key = KeyBox(
                                 label="WaveSpeed API key",
                                 type="password",
                                 max_length=MAX_KEY_CHARS,  # refused at the door beyond this
@@ -348,7 +364,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         )
                         past_details = gr.Markdown("Pick a run to see it here.")
                         with gr.Group(visible=False) as finish_box:
-                            finish_key = gr.Textbox(
+                            finish_key = KeyBox(
                                 label="This run was made with your own key: paste it again to fetch its video",
                                 type="password",
                                 max_length=MAX_KEY_CHARS,

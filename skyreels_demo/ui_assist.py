@@ -10,7 +10,7 @@ import gradio as gr
 from . import images
 from .account import check_key
 from .errors import StudioError
-from .page_input import UNEXPECTED, fit_choice, text
+from .page_input import UNEXPECTED, fit_choice, picture, text
 from .prompts import suggest_prompt
 from .run_request import RunRequest
 from .runs import Mode
@@ -30,7 +30,8 @@ class AssistHandlers:
         self.requester = context.requester
 
     def show_prepared(self, image_path: str | None, fit: str):
-        """The frame the model will receive, as soon as an image is chosen."""
+        """The frame the model will receive, as soon as an image is chosen (a file: an address,
+        which the page never sends, is fetched for no preview)."""
         if not image_path or not isinstance(image_path, str):
             return None, ""
         try:
@@ -61,10 +62,10 @@ class AssistHandlers:
         Returns:
             A prompt of one or two sentences: who is in the frame, their expression and motion, the camera and the light.
         """
-        if not isinstance(image, str) or not image:
+        if picture(image) is None:
             raise gr.Error("Add an image first: the prompt is written from the picture.", print_exception=False)
         try:
-            ask = RunRequest(text(idea), image, api_key=text(api_key) or None, requester=self.requester(request, profile))
+            ask = RunRequest(text(idea), picture(image), api_key=text(api_key) or None, requester=self.requester(request, profile))
             suggestion = suggest_prompt(self.studio, ask)
         except StudioError as exc:
             raise gr.Error(exc.sentence, print_exception=False) from None

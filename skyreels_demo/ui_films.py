@@ -14,7 +14,7 @@ import gradio as gr
 from .errors import Stopped, StudioError
 from .films import FilmUpdate, carry_on, film_price, make_film
 from .line import watch
-from .page_input import UNEXPECTED, fit_choice, may_touch, text, visitor_id
+from .page_input import UNEXPECTED, fit_choice, may_touch, picture, text, visitor_id
 from .run_request import RunRequest
 from .status_board import event_words, status_line, status_lines
 from .ui_context import PageContext
@@ -99,7 +99,7 @@ class FilmHandlers:
     def _request(self, image, fit, api_key, visitor, request, profile, stop) -> RunRequest:
         return RunRequest(
             "",
-            image if isinstance(image, str) else None,
+            picture(image),
             fit=fit_choice(fit),
             api_key=text(api_key) or None,
             requester=self.requester(request, profile),

@@ -9,6 +9,7 @@ from pathlib import Path
 import gradio as gr
 
 from .errors import StudioError
+from .keys import in_use
 from .page_input import may_touch, text, visitor_id
 from .runs import Run
 from .status_board import caption, details, picture_of, shown
@@ -47,11 +48,12 @@ class HistoryHandlers:
         if not run.is_unfinished_task:
             return (run.video_path if run.has_video else None), details(run, self.studio.store.statuses(run.id)), ""
         try:
-            client = self.studio.access.client_with_key(run, text(api_key))
-            try:
-                run = self.studio.finisher.finish(run, client=client)
-            finally:
-                client.close()  # the key is forgotten with it
+            with in_use(text(api_key)):  # masked in the log while used, then forgotten (keys.py)
+                client = self.studio.access.client_with_key(run, text(api_key))
+                try:
+                    run = self.studio.finisher.finish(run, client=client)
+                finally:
+                    client.close()  # the key is forgotten with it
         except StudioError as exc:
             raise gr.Error(exc.sentence, print_exception=False) from None
         return (run.video_path if run.has_video else None), details(run, self.studio.store.statuses(run.id)), ""

@@ -19,7 +19,7 @@ from .agents import StageReport, stage_of, variations_stage
 from .errors import Stopped, StudioError
 from .events import Done
 from .line import watch
-from .page_input import NOT_YOURS, UNEXPECTED, fit_choice, may_touch, text, visitor_id
+from .page_input import NOT_YOURS, UNEXPECTED, fit_choice, may_touch, picture, text, visitor_id
 from .run_request import RunRequest
 from .runs import Run
 from .status_board import StatusBoard, status_line, summary, variation_grid, variation_lines
@@ -78,7 +78,7 @@ class RunHandlers:
         """A run request from what a page or an API client sent (checked shapes, server-side identity)."""
         return RunRequest(
             text(prompt),
-            image if isinstance(image, str) else None,
+            picture(image),
             -1 if seed is None else seed,
             fit=fit_choice(fit),
             fps_prefix=fps_prefix is not False,

@@ -7,6 +7,7 @@ connect beyond loopback, so no test sends traffic anywhere else or looks up a pu
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import ipaddress
 import logging
@@ -456,7 +457,7 @@ def test_https_address_is_verified_against_its_name_while_connected_to_the_check
     assert tls_server.hosts == [f"pics.test:{port}"]
 
 
-# --- through Gradio: an API client's {"url": ...} reaches our fetcher, never Gradio's -------------
+# --- through Gradio: an API client's {"url": ...} reaches the handler unfetched -----------------
 
 
 @pytest.fixture(scope="module")
@@ -475,14 +476,13 @@ def image_app():
 
     processing_utils.async_ssrf_protected_download = recorded
 
-    def size(image: str) -> str:
-        with open(image, "rb") as file:
-            return f"{len(file.read())} bytes"
+    def handed(image) -> str:
+        return f"{type(image).__name__} {getattr(image, 'url', image)}"
 
     with gr.Blocks(analytics_enabled=False) as demo:
         image = ImageInput(type="filepath")
         answer = gr.Textbox()
-        image.change(size, image, answer, api_name="size")
+        image.change(handed, image, answer, api_name="handed")
     _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, show_error=False, quiet=True)
     try:
         yield url, gradio_downloads
@@ -491,25 +491,97 @@ def image_app():
         processing_utils.async_ssrf_protected_download = original
 
 
-def test_api_client_image_address_is_fetched_by_our_rules_not_gradios(image_app, server, monkeypatch):
+def test_api_client_image_address_reaches_the_handler_unfetched(image_app, server, monkeypatch):
+    """Neither Gradio's downloader nor ours touches the address in the image box: the studio
+    fetches it, once the run's caps have let it go (tests below, against the launched app)."""
     from gradio_client import Client, handle_file
 
     app_url, gradio_downloads = image_app
     monkeypatch.setenv("SKYREELS_ALLOW_LOOPBACK_IMAGES", "1")
-    answer = Client(app_url, verbose=False).predict(handle_file(server.url("/photo.jpg")), api_name="/size")
-    assert answer == f"{len(PICTURE)} bytes"
-    assert server.requests == ["/photo.jpg"]
+    answer = Client(app_url, verbose=False).predict(handle_file(server.url("/photo.jpg")), api_name="/handed")
+    assert answer == f"ImageAddress {server.url('/photo.jpg')}"
+    assert server.requests == []
     assert gradio_downloads == []
 
 
-def test_api_client_loopback_image_address_is_refused_with_our_sentence(image_app, server, monkeypatch):
+def test_an_address_naming_this_machine_is_refused_with_our_sentence_before_any_fetch(server):
+    from skyreels_demo.remote_images import ImageAddress
+    from skyreels_demo.run_request import image_source
+
+    address = ImageAddress(server.url("/photo.jpg"))
+    with pytest.raises(ImageRejected, match="points to this server itself"):
+        image_source(address, "crop", SKYREELS_V1)
+    assert image_source(address, "crop", SKYREELS_V1, allow_loopback=True) is address
+    assert server.requests == []
+
+
+def test_an_address_is_fetched_once_however_many_runs_ask(server):
+    from skyreels_demo.remote_images import ImageAddress
+
+    address = ImageAddress(server.url("/photo.jpg?token=s3cret"))
+    futures = [address.fetch(len, allow_loopback=True) for _ in range(4)]
+    assert {future.result(timeout=30) for future in futures} == {len(PICTURE)}
+    assert server.requests == ["/photo.jpg?token=s3cret"]
+    assert "s3cret" not in repr(address)
+
+
+# --- caps before work: a launched shared app fetches an address only for a run that may go ------
+
+CAPS_SENTENCE = "This Space has made all the videos it can today on its owner's key"
+
+
+@contextlib.contextmanager
+def shared_app(tmp_path, **env):
+    from skyreels_demo.local_api import LocalBackend, TaskTiming
+
+    from .conftest import LaunchedApp
+
+    with LocalBackend(timing=TaskTiming(0.2, 0.4)) as backend, LaunchedApp(
+        tmp_path / "space",
+        WAVESPEED_BASE_URL=backend.base_url,
+        WAVESPEED_API_KEY="fake-owner-key-not-secret",
+        SKYREELS_SHARED="1",
+        SKYREELS_ALLOW_LOOPBACK_IMAGES="1",
+        SKYREELS_PREVIEW_TIMING="0.2,0.4",
+        **env,
+    ) as app:
+        yield app, backend
+
+
+def test_at_a_daily_cap_of_zero_an_address_is_refused_in_the_caps_words_and_never_fetched(server, tmp_path):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    app_url, gradio_downloads = image_app
-    monkeypatch.delenv("SKYREELS_ALLOW_LOOPBACK_IMAGES", raising=False)
-    with pytest.raises(AppError) as refused:
-        Client(app_url, verbose=False).predict(handle_file(server.url("/photo.jpg")), api_name="/size")
-    assert "points to this server itself" in str(refused.value)
-    assert server.requests == []
-    assert gradio_downloads == []
+    with shared_app(tmp_path, SKYREELS_APP_RUNS_PER_DAY="0") as (app, backend):
+        client = Client(app.url, verbose=False)
+        picture = handle_file(server.url("/photo.jpg"))
+        for attempt in range(3):
+            with pytest.raises(AppError, match=CAPS_SENTENCE):
+                client.predict(f"a woman smiles, take {attempt}", picture, attempt, api_name="/generate")
+        with pytest.raises(AppError, match=CAPS_SENTENCE):
+            client.predict(picture, "she laughs", "", api_name="/suggest_prompt")
+        grid, lines = client.predict("a woman smiles", picture, 2, 5, api_name="/generate_variations")
+        assert lines.count("has made all the videos it can today") == 2
+        assert server.requests == []  # the picture server never heard from the app
+        assert backend.tasks_created == 0
+
+
+def test_with_room_under_the_caps_an_address_is_fetched_once_per_request(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from .conftest import video_facts
+
+    with shared_app(tmp_path) as (app, backend):
+        client = Client(app.url, verbose=False)
+        picture = handle_file(server.url("/photo.jpg"))
+        job = client.submit("a woman smiles", picture, 7, api_name="/generate")
+        statuses = [status for status, video, summary in job]
+        status, video, summary = job.result()
+        assert "Seed 7" in summary and video_facts(video)["frames"] == 97
+        assert any("Fetching the picture from its address" in shown for shown in statuses)
+        assert server.requests == ["/photo.jpg"]
+        # Two variations of one request: one fetch between them.
+        grid, lines = client.predict("a man nods", picture, 2, 40, api_name="/generate_variations")
+        assert lines.count("✓") == 2
+        assert server.requests == ["/photo.jpg"] * 2
+        assert backend.tasks_created == 3
