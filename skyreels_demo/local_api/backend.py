@@ -22,7 +22,7 @@ from skyreels_demo.local_api.clock import RETENTION_S, RenderDone, TaskFailure, 
 from skyreels_demo.local_api.faults import Faults
 from skyreels_demo.local_api.fetch import ImageUnavailable, fetch_image, refuse_address
 from skyreels_demo.local_api.pusher import Pusher
-from skyreels_demo.local_api.render import NotAnImage, PreviewRenders
+from skyreels_demo.local_api.render import NotAnImage, PreviewRenders, camera_move
 from skyreels_demo.local_api.routes.llm import Answers
 from skyreels_demo.local_api.storage import Storage
 from skyreels_demo.models import VIDEO_MODELS, ModelSpec
@@ -276,10 +276,12 @@ class LocalBackend:
         return fetch_image(url, self.storage, self._http, own_port=self.port, restored=restored)
 
     def _make_video(self, record: TaskRecord, restored: bool = False) -> None:
-        """Worker: fetch the task's image and render (or reuse) its preview."""
+        """Worker: fetch the task's image and render (or reuse) its preview, the camera moving as
+        its seed and prompt say (render.camera_move)."""
         try:
             image = self.fetch_image(record.image_url, restored=restored)
-            video = self._renders.render_once(image, self.model_of(record))
+            move = camera_move(record.seed, record.prompt)
+            video = self._renders.render_once(image, self.model_of(record), move)
         except ImageUnavailable as exc:
             record.failure = TaskFailure(1402, str(exc), at=self.clock())
         except NotAnImage:
