@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps, ImageStat, UnidentifiedImageError
 
 from skyreels_demo.models import ModelSpec
 
@@ -44,6 +44,9 @@ MARK_TEXT = "OFFLINE PREVIEW · not SkyReels output"
 # little larger than the frame (SOURCE_MARGIN) so the zoomed-in end stays sharp.
 ZOOM_RANGE = (1.08, 1.28)
 SOURCE_MARGIN = 1.15
+# A frame decoded from the preview differs from the same frame rendered again by H.264's loss
+# alone: about 1 on average (0 to 255). Another move over the picture differs by 8 or more.
+MATCH_WITHIN = 4.0
 # One keyframe every two seconds: browsers can seek without bloating a clip of a few seconds.
 GOP_SECONDS = 2
 
@@ -199,6 +202,28 @@ def preview_frame(
         raise ValueError(f"the preview has frames 0 to {frames - 1}, not {index}")
     source, width, height = _source(image_bytes, model, None)
     return _frame(source, width, height, move, index / max(frames - 1, 1))
+
+
+def clean_frame(
+    image_bytes: bytes, model: ModelSpec, move: CameraMove, seen: Image.Image, index: int | None = None
+) -> Image.Image | None:
+    """`seen` (frame `index` of a clip, None: the last) without the corner label, when the clip
+    is this preview of these bytes with `move`: everywhere but the label it must match the frame
+    rendered again (within what H.264 changes). None when it does not, or the bytes are no
+    picture: then the clip is something else (SkyReels output, another move), and `seen` stands.
+    """
+    try:
+        clean = preview_frame(image_bytes, model, move, index)
+    except (NotAnImage, ValueError):
+        return None
+    if clean.size != seen.size:
+        return None
+    difference = ImageChops.difference(clean, seen.convert("RGB"))
+    left, top = _mark(*clean.size)[1]
+    difference.paste((0, 0, 0), (left, top, clean.width, clean.height))  # the label's corner
+    outside = clean.width * clean.height - (clean.width - left) * (clean.height - top)
+    mean = sum(ImageStat.Stat(difference).sum) / 3 / outside
+    return clean if mean < MATCH_WITHIN else None
 
 
 class PreviewRenders:
