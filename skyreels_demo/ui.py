@@ -46,7 +46,7 @@ from .visitors import LOCAL, Requester, identify
 from .keys import MAX_KEY_CHARS, install_key_mask
 from .line import few_memory_arenas
 from .connections import ConnectionLimits
-from .server import Server, build_server_app
+from .server import Server, build_server_app, ready_note
 from .webhooks import WebhookHub
 
 log = logging.getLogger(__name__)
@@ -740,7 +740,8 @@ def main() -> None:
         blocks, settings, hub, mount_options(settings, app.studio.slot_s()), routes=[app.share_routes, app.card_routes], threads=worker_threads(settings)
     )
     server = Server(
-        served, gate, blocks, on_tick=app.studio.keep_within_budget, connections=ConnectionLimits.from_settings(settings)
+        served, gate, blocks, on_tick=app.studio.keep_within_budget, connections=ConnectionLimits.from_settings(settings),
+        note=ready_note(settings, SKYREELS_V1.title, SKYREELS_V1.price_usd),
     ).start()
     # WaveSpeed's webhooks arrive at the same server; the offline preview's over loopback.
     hub.local_url = server.url.rstrip("/")
