@@ -128,10 +128,17 @@ def test_the_apps_own_card_and_a_withdrawn_links_card_say_nothing_of_the_take(sh
 def test_the_page_at_a_share_link_still_shows_the_take_with_its_card(shared, browser):
     from playwright.sync_api import expect
 
+    from .conftest import ROOT
+
     app, store, run, _ = shared
     token = store.live_share(run.id)
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
-    page.goto(f"{app.url}?take={token}")
-    expect(page.locator(".shared-prompt")).to_have_text(PROMPT, timeout=30_000)
-    assert page.locator('meta[property="og:title"]').get_attribute("content") == PROMPT
-    page.close()
+    shots = ROOT / "tests" / "screenshots"  # git-ignored: for a person to look at
+    shots.mkdir(exist_ok=True)
+    for name, viewport in (("desktop", {"width": 1366, "height": 768}), ("phone", {"width": 390, "height": 844})):
+        page = browser.new_page(viewport=viewport)
+        page.goto(f"{app.url}?take={token}")
+        expect(page.locator(".shared-prompt")).to_have_text(PROMPT, timeout=30_000)
+        assert page.locator('meta[property="og:title"]').get_attribute("content") == PROMPT
+        page.locator(".shared-take video").evaluate("v => { v.pause(); v.currentTime = 0; }")
+        page.screenshot(path=str(shots / f"shared-take-{name}.png"))
+        page.close()
