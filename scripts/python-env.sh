@@ -74,21 +74,49 @@ choose_python() {
 # Installs the requirements file "$1" into $PYTHON's environment, unless exactly these
 # requirements (that file and the files it includes) were installed there before: a stamp of
 # their hash in the environment says so. Why: pip takes ~9 s to find nothing to do, against
-# ~4 s for the app to start; a first install takes minutes, so it says what it is doing.
+# ~4 s for the app to start. A first install takes minutes and pip says ~135 lines of it, some
+# alarming and harmless ("Can't uninstall 'PyJWT'": a package of the system's, which stays);
+# so pip speaks to a log file in the environment, and the terminal hears one line before and
+# one after, or, when pip fails, where its log is and its last lines.
 install_requirements() {
-  local file="$1" prefix stamp wanted
+  local file="$1" prefix stamp wanted log
   prefix="$("$PYTHON" -c 'import sys; print(sys.prefix)')"
   stamp="$prefix/.skyreels-${file##*/}.sha256"  # bash alone: a fresh machine may lack coreutils' extras
   wanted="$(requirements_hash "$file")"
   if [ -f "$stamp" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
     return 0
   fi
-  say "Installing the packages in $file into $prefix (the first time takes a few minutes; later starts skip this)."
-  # pip's own lines show progress; "already satisfied" lines are only noise here.
-  "$PYTHON" -m pip install --disable-pip-version-check --progress-bar off -r "$file" 2>&1 \
-    | while IFS= read -r line; do [[ "$line" == "Requirement already satisfied"* ]] || printf '%s\n' "$line"; done >&2
+  log="$prefix/skyreels-pip.log"
+  say "Installing the packages in $file into $prefix: the first time takes a few minutes, later starts skip this (pip's log: $log)."
+  if ! "$PYTHON" -m pip install --disable-pip-version-check --no-input --progress-bar off -r "$file" >"$log" 2>&1; then
+    say "pip could not install the packages in $file. Its log is $log; its last lines:"
+    last_lines "$log" 12 >&2
+    say "Fix what they name (often the network, or a proxy), then run this again."
+    exit 1
+  fi
   printf '%s\n' "$wanted" >"$stamp" 2>/dev/null || true
-  say "Installed; the next start goes straight to the app."
+  say "Installed $(installed_summary "$log"); the next start goes straight to the app."
+}
+
+# The last "$2" lines of the file "$1", indented (bash alone: no tail on a bare system).
+last_lines() {
+  local -a lines
+  mapfile -t lines <"$1"
+  local from=$(( ${#lines[@]} > $2 ? ${#lines[@]} - $2 : 0 ))
+  printf '  %s\n' "${lines[@]:from}"
+}
+
+# "12 packages" from pip's "Successfully installed a-1 b-2 ..." line, or "nothing new".
+installed_summary() {
+  local line words
+  while IFS= read -r line; do
+    if [[ "$line" == "Successfully installed "* ]]; then
+      read -r -a words <<<"${line#Successfully installed }"
+      printf '%d package%s' "${#words[@]}" "$([ "${#words[@]}" = 1 ] || echo s)"
+      return
+    fi
+  done <"$1"
+  printf 'nothing new (everything was there already)'
 }
 
 # One hash of a requirements file and every file it pulls in with -r, and of the interpreter.

@@ -143,6 +143,14 @@ class Access:
             return self.backend_for(None).client
         return None
 
+    def made_elsewhere(self, run: Run) -> bool:
+        """A preview run another process made on its own offline preview, which still serves:
+        that process follows it to its video, this one leaves it alone."""
+        if run.mode != Mode.PREVIEW or not run.task_id:
+            return False
+        ask = getattr(self._start_preview, "made_elsewhere", None)
+        return bool(ask(run.task_id)) if ask is not None else False
+
     def close(self) -> None:
         with self._lock:
             clients = [c for c in (self._owner, self._preview, *self._visitors.values()) if c]

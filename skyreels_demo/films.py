@@ -82,6 +82,27 @@ def frame_of(video: str | os.PathLike, index: int | None = None) -> Image.Image:
     return wanted.convert("RGB")
 
 
+def starting_frame(studio: Studio, run: Run | None, video: str | os.PathLike, index: int | None = None) -> Image.Image:
+    """Frame `index` (None: the last) of `video`, the picture a shot continued from it starts on.
+
+    When the video is the offline preview of `run`'s picture, the frame comes without the
+    preview's corner label (rendered again from the kept picture, the run's seed and prompt),
+    so the next clip carries its own label once, not a second, moving copy of the first.
+    """
+    seen = frame_of(video, index)
+    if run is None or not run.image_path:
+        return seen
+    try:
+        picture = Path(run.image_path).read_bytes()
+    except OSError:
+        return seen  # pruned: the frame as it is
+    # The backend's own drawing (imported here: a run on a key never needs it).
+    from .local_api.render import camera_move, clean_frame
+
+    clean = clean_frame(picture, studio.model, camera_move(run.seed, run.prompt), seen, index)
+    return seen if clean is None else clean
+
+
 def run_of_video(studio: Studio, video: str | os.PathLike) -> Run | None:
     """The recorded run whose saved video this is, if it is one of this app's."""
     path = Path(video)
@@ -105,7 +126,7 @@ def continue_shot(
     source = run_of_video(studio, video)
     if source is not None and not source.has_video:
         raise BadInput("That take has no saved video to continue from: finish it first, or choose another.")
-    picture = frame_of(video, frame)
+    picture = starting_frame(studio, source, video, frame)
     continued = request.but(image=picture, continued_from=source.id if source else None)
     yield from studio.generate(continued)
 
@@ -296,7 +317,7 @@ def _make_shot(
             raise StudioError("The film's starting picture is no longer kept: start the film again.")
         continued = None
     else:
-        image, continued = frame_of(before.video_path), before.id
+        image, continued = starting_frame(studio, before, before.video_path), before.id
     shot_request = request.but(
         prompt=shot["prompt"],
         seed=shot["seed"],

@@ -131,6 +131,11 @@ class Finisher:
                 "(and WAVESPEED_BASE_URL) to the ones it used, then resume again."
             )
         assert run.task_id is not None
+        if self.access.made_elsewhere(run):
+            raise ApiError(
+                f"Run {run.id} is being made by another process's offline preview (the app, or another "
+                "command): that process saves its video. Resume it once that process has stopped."
+            )
         task = None
         try:
             for task in self.follow(run, client.job(run.task_id), stop=stop, deadline_s=deadline_s):

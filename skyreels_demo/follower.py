@@ -86,6 +86,7 @@ class Follower(threading.Thread):
         self._wake = threading.Event()
         self._halt = threading.Event()
         self._busy: set[str] = set()
+        self._left: set[str] = set()  # runs another process follows, said once each
         self._lock = threading.Lock()
         # A bounded crew: a hundred runs left behind must not become a hundred pollers.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="skyreels-finish")
@@ -127,6 +128,12 @@ class Follower(threading.Thread):
                 if run.id in watched or run.id in self._busy:
                     continue
                 if self.finisher.access.client_for_run(run) is None:
+                    continue
+                if self.finisher.access.made_elsewhere(run):
+                    # A command line's run on its own preview server: that process saves its video.
+                    if run.id not in self._left:
+                        self._left.add(run.id)
+                        log.info("leaving run %s to the process whose offline preview made it", run.id)
                     continue
                 self._busy.add(run.id)
             self._pool.submit(self._finish, run)

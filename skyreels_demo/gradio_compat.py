@@ -6,6 +6,7 @@ Read from Gradio 6.31.0 (requirements.txt pins it to the Space's sdk_version).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import gradio as gr
@@ -25,3 +26,27 @@ def guard_file_inputs(blocks: gr.Blocks) -> None:
     the second lock.
     """
     blocks.has_launched = True
+
+
+# gradio/templates/frontend/index.html writes two sets of Open Graph and Twitter tags into the
+# page's head ("Gradio", "Click to try out the app!", a literal "{url}", Gradio's own picture;
+# then the config's title and description), each a <meta property="og:..."> or
+# <meta name="twitter:..."> over one or several lines.
+_LINK_CARD_TAG = re.compile(r'<meta\s+(?:property="og:[^"]*"|name="twitter:[^"]*")[^>]*>\s*', re.S)
+_HEAD = re.compile(r"<head[^>]*>", re.I)
+_CHARSET = re.compile(r"\s*<meta\s+charset=[^>]*>", re.I)
+
+
+def with_link_card(page: str, tags: str) -> str:
+    """Gradio's page with its link-card tags (Open Graph, Twitter) replaced by `tags`, early in
+    its head (after the charset, before the page's large inline config, so a crawler that
+    reads only the start of a page still finds them); the page unchanged if it has no head."""
+    head = _HEAD.search(page)
+    if head is None:
+        return page
+    end = page.find("</head>", head.end())
+    end = len(page) if end < 0 else end
+    inside = _LINK_CARD_TAG.sub("", page[head.end():end])
+    charset = _CHARSET.match(inside)
+    at = charset.end() if charset else 0
+    return f"{page[:head.end()]}{inside[:at]}\n{tags}{inside[at:]}{page[end:]}"

@@ -1,7 +1,9 @@
 """The offline preview as the entry points start it: the built-in backend, on first use.
 
 The app and the command line hand an `OfflinePreview` to `Studio` as its `start_preview`; the
-first run with no key starts the server on a loopback port and gets its base URL. Importing the
+first run with no key starts the server on a loopback port and gets its base URL. Each process
+has its own server on the one data directory; a run one of them made is followed by that one
+while it serves (`made_elsewhere`), by any of them once it has stopped. Importing the
 server (FastAPI, uvicorn, PyAV) waits until then, so a run on a real key never pays for it.
 """
 
@@ -33,6 +35,12 @@ class OfflinePreview:
                     models=(self.model,),
                 ).start()
             return self._backend.base_url
+
+    def made_elsewhere(self, task_id: str) -> bool:
+        """Whether another process's offline preview made this task and still serves it (a
+        command line's, on the same data directory): that process follows it, this one does not."""
+        self()  # ours answers for every task no live backend holds
+        return self._backend.made_elsewhere(task_id)
 
     def stop(self) -> None:
         with self._lock:

@@ -90,10 +90,20 @@ def thread_bound(threads: int | None) -> Callable[[Any], Any]:
     async def lifespan(_app: Any) -> AsyncIterator[None]:
         if threads is not None:
             anyio.to_thread.current_default_thread_limiter().total_tokens = max(1, threads)
-            log.info("worker threads shared by the server and Gradio: at most %d", threads)
+            log.debug("worker threads shared by the server and Gradio: at most %d", threads)
         yield
 
     return lifespan
+
+
+def ready_note(settings: Settings, model_title: str, price_usd: float) -> str:
+    """What the runs will be, for the line that says where the app is: never the key itself."""
+    if settings.has_key:
+        return f" · WaveSpeed key set: each video is a {model_title} run, about ${price_usd:.2f}"
+    return (
+        " · offline preview: no WAVESPEED_API_KEY, so each video is a camera move over your picture, "
+        "made on this machine, not SkyReels output"
+    )
 
 
 def address(env: dict[str, str] | None = None) -> tuple[str, int]:
@@ -115,8 +125,10 @@ class Server:
         *,
         on_tick=lambda: None,
         connections: ConnectionLimits = ConnectionLimits(),
+        note: str = "",
     ) -> None:
         host, port = address()
+        self.note = note  # said after the address when it starts (ready_note)
         self.host, self.port = host, port
         self.blocks = blocks
         self.gate = gate
@@ -161,8 +173,9 @@ class Server:
         if mcp is not None:
             mcp._local_url = self.url
         threading.Thread(target=self._sweeps, name="skyreels-sweeps", daemon=True).start()
-        log.info("SkyReels V1 Studio is running on %s", self.url)
-        print(f"* Running on local URL:  {self.url}", flush=True)
+        log.debug("SkyReels V1 Studio is running on %s", self.url)
+        # The one line a person starting the app reads: where to open it, and what it will make.
+        print(f"* Running on local URL:  {self.url} (open it in a browser){self.note}", flush=True)
         return self
 
     def _sweeps(self) -> None:

@@ -39,12 +39,13 @@ from .ui_films import FilmHandlers
 from .ui_history import HistoryHandlers
 from .ui_runs import RunHandlers
 from .ui_takes import COMPARE_JS, KEEP, TakeHandlers, share_routes
+from .share_card import card_routes
 from .variations import MAX_VARIATIONS, MIN_VARIATIONS
 from .visitors import LOCAL, Requester, identify
 from .keys import MAX_KEY_CHARS, install_key_mask
 from .line import few_memory_arenas
 from .connections import ConnectionLimits
-from .server import Server, build_server_app
+from .server import Server, build_server_app, ready_note
 from .webhooks import WebhookHub
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ class StudioApp:
         self.films = FilmHandlers(context)
         self.takes = TakeHandlers(context)
         self.share_routes = share_routes(context)  # /takes/<token>, served beside the page
+        self.card_routes = card_routes(context)  # the page's link cards, a take's poster (share_card.py)
 
     def requester(self, request: gr.Request | None, profile: gr.OAuthProfile | None = None) -> Requester:
         """Who is asking, as the server decides it (visitors.py); never what a client sends."""
@@ -754,10 +756,11 @@ def main() -> None:
     blocks.max_threads = 40
     blocks._queue.max_thread_count = events_at_once(blocks, settings.max_concurrent_tasks)
     served, gate = build_server_app(
-        blocks, settings, hub, mount_options(settings, app.studio.slot_s()), routes=[app.share_routes], threads=worker_threads(settings)
+        blocks, settings, hub, mount_options(settings, app.studio.slot_s()), routes=[app.share_routes, app.card_routes], threads=worker_threads(settings)
     )
     server = Server(
-        served, gate, blocks, on_tick=app.studio.keep_within_budget, connections=ConnectionLimits.from_settings(settings)
+        served, gate, blocks, on_tick=app.studio.keep_within_budget, connections=ConnectionLimits.from_settings(settings),
+        note=ready_note(settings, SKYREELS_V1.title, SKYREELS_V1.price_usd),
     ).start()
     # WaveSpeed's webhooks arrive at the same server; the offline preview's over loopback.
     hub.local_url = server.url.rstrip("/")

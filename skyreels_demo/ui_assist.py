@@ -75,7 +75,11 @@ class AssistHandlers:
         if suggestion.is_preview:
             # The page takes the "[Offline preview suggestion]" tag out of the box (ui_polish) and
             # says it here instead; an API client keeps the marked text.
-            gr.Info("Offline preview: a stand-in prompt made on this machine; edit it, or add a key for a real one.")
+            gr.Info(
+                "Offline preview: a stand-in prompt, a placeholder written on this machine from the "
+                "picture's light and shape (no vision model looks at it without a key). Edit it, or "
+                "add a WaveSpeed key for one written from what the picture shows."
+            )
         return suggestion.text
 
     def check_key(self, api_key: str | None, request: gr.Request = None) -> tuple[str, str]:

@@ -25,7 +25,7 @@ from .runs import Run
 from .status_board import StatusBoard, status_line, summary, variation_grid, variation_lines
 from .ui_context import PageContext
 from .variations import VariationUpdate, stream_variations
-from .films import continue_shot, frame_of, run_of_video
+from .films import continue_shot, run_of_video, starting_frame
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,7 @@ class RunHandlers:
         source = run.video_path if run is not None and run.has_video else path
         try:
             index = None if not isinstance(frame, (int, float)) or frame < 0 else int(frame)
-            picture = frame_of(source, index)
+            picture = starting_frame(self.studio, run, source, index)  # a preview's frame without its label
             name = frame_name(run, Path(source), index)
         except StudioError as exc:
             raise gr.Error(exc.sentence, print_exception=False) from None

@@ -124,7 +124,8 @@ def test_a_prompt_is_written_from_the_picture_into_the_box(app, browser):
     prompt = page.get_by_label("Prompt", exact=True)
     expect(prompt).to_have_value(re.compile("dolly in"), timeout=30_000)
     assert "[" not in prompt.input_value()  # no tag left in the prompt to delete
-    expect(page.get_by_text("Offline preview: a stand-in prompt").first).to_be_visible()
+    assert "key" not in prompt.input_value() and "person" not in prompt.input_value()  # a prompt, neutral
+    expect(page.get_by_text("Offline preview: a stand-in prompt, a placeholder").first).to_be_visible()
     assert page.locator("#status").inner_text() == status_text(page)  # nothing was submitted
     expect(page.locator("#status")).to_contain_text("press Generate")
     page.close()

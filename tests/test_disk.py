@@ -24,7 +24,7 @@ from PIL import Image
 
 from skyreels_demo import takes
 from skyreels_demo.config import Settings
-from skyreels_demo.films import frame_of
+from skyreels_demo.films import frame_of, starting_frame
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.page_input import NOT_YOURS
@@ -201,8 +201,9 @@ def test_two_visitors_continuing_their_own_clips_each_get_their_own_frame(shared
     frame_a, _ = app.runs.frame_to_continue(mine.video_path, -1, A, page_request(A))
     frame_b, _ = app.runs.frame_to_continue(theirs.video_path, -1, B, page_request(B))
     assert frame_a != frame_b
-    assert same_picture(Image.open(frame_a).convert("RGB"), last_frame(mine.video_path))
-    assert same_picture(Image.open(frame_b).convert("RGB"), last_frame(theirs.video_path))
+    # (An offline preview's last frame, without its label: films.starting_frame.)
+    assert same_picture(Image.open(frame_a).convert("RGB"), starting_frame(app.studio, mine, mine.video_path))
+    assert same_picture(Image.open(frame_b).convert("RGB"), starting_frame(app.studio, theirs, theirs.video_path))
     # Clips from elsewhere (each visitor's own MP4): once one shared name, now each their own.
     clip_a, clip_b = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
     for clip, run in ((clip_a, mine), (clip_b, theirs)):

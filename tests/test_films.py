@@ -333,3 +333,101 @@ def test_continue_this_shot_makes_the_next_take_from_the_last_frame_in_the_page(
     source = next(r for r in runs if r.id == continued.continued_from)
     assert source.prompt.endswith("a woman smiles at the camera")
     assert continued.prompt.endswith("she turns to look out of the window")
+
+
+# --- a preview's frame starts clean: the next clip carries one label, never a second ------------
+
+
+def _preview_studio(backend: LocalBackend, data_dir: Path) -> Studio:
+    """No key at all: every run is the offline preview, rendered by `backend`."""
+    from skyreels_demo.config import Settings
+
+    settings = Settings(data_dir=data_dir, poll="0.1", submits_per_minute=600.0)
+    return Studio(settings, SKYREELS_V1, start_preview=lambda: backend.base_url)
+
+
+def _label_corner(size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Where the preview draws its label (bottom right), with a margin around it."""
+    from skyreels_demo.local_api.render import _mark
+
+    left, top = _mark(*size)[1]
+    return left - 8, top - 8, size[0], size[1]
+
+
+def _worst_block(a: Image.Image, b: Image.Image, skip: tuple[int, int, int, int] | None = None, block: int = 32) -> float:
+    """The largest mean difference of any 32x32 block of two pictures (0 to 255), leaving out `skip`."""
+    diff = np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b.resize(a.size), dtype=np.int16)).mean(axis=2)
+    if skip is not None:
+        left, top, right, bottom = skip
+        diff[top:bottom, left:right] = 0
+    h, w = diff.shape
+    return max(float(diff[y:y + block, x:x + block].mean()) for y in range(0, h, block) for x in range(0, w, block))
+
+
+def _corner(picture: Image.Image) -> np.ndarray:
+    return np.asarray(picture.crop(_label_corner(picture.size)), dtype=np.int16)
+
+
+def test_a_shot_continued_from_a_preview_starts_from_its_frame_without_the_label(tracking_backend, tmp_path, photo_path):
+    from skyreels_demo.local_api.render import camera_move, preview_frame
+
+    studio = _preview_studio(tracking_backend, tmp_path / "data")
+    try:
+        first = list(studio.generate(RunRequest("a man looks up", str(photo_path), 1)))[-1].run
+        # A push in: a label burned into the picture would grow and drift under the new one.
+        second = list(continue_run(studio, RunRequest("he waves as the camera pushes in", None, 2), first.task_id))[-1].run
+    finally:
+        studio.close()
+    assert first.mode == "preview" and second.continued_from == first.id and second.status == RunStatus.DONE
+    labelled = frame_of(first.video_path)
+    sent = uploaded_pictures(tracking_backend)[-1]
+    corner = _label_corner(labelled.size)
+    # The picture sent on is the last frame everywhere but the label's corner...
+    assert _worst_block(labelled, sent, skip=corner) < 6
+    # ...where the label is gone: the picture under it, as rendered without it.
+    clean = preview_frame(Path(first.image_path).read_bytes(), SKYREELS_V1, camera_move(first.seed, first.prompt))
+    assert np.abs(_corner(sent) - _corner(clean)).mean() < 4
+    assert np.abs(_corner(sent) - _corner(labelled)).mean() > 12
+
+    # So the new clip carries its own label once: each frame is the clean picture's move with one
+    # label on it, where a labelled start would have put a second, growing copy under it.
+    import io
+
+    from skyreels_demo.local_api.render import _mark
+
+    mark, mark_at = _mark(*labelled.size)
+
+    def with_label(picture: Image.Image) -> Image.Image:
+        picture = picture.copy()
+        picture.paste(mark, mark_at, mark)
+        return picture
+
+    buffer = io.BytesIO()
+    labelled.save(buffer, "JPEG", quality=95)
+    move, made_from = camera_move(second.seed, second.prompt), Path(second.image_path).read_bytes()
+    worst_seen, to_one_label, to_two_labels = 0.0, [], []
+    for index in range(0, FRAMES, 8):
+        seen = frame_of(second.video_path, index)
+        expected = with_label(preview_frame(made_from, SKYREELS_V1, move, index))
+        doubled = with_label(preview_frame(buffer.getvalue(), SKYREELS_V1, move, index))
+        worst_seen = max(worst_seen, _worst_block(expected, seen, skip=_label_corner(seen.size)))
+        to_one_label.append(float(np.abs(_corner(seen) - _corner(expected)).mean()))
+        to_two_labels.append(float(np.abs(_corner(seen) - _corner(doubled)).mean()))
+    assert worst_seen < 8
+    # In the corner, the clip is the picture with one label (H.264's loss on its letters apart),
+    # far from what a labelled start makes: a second, growing copy under the new one.
+    assert sum(to_one_label) < 0.6 * sum(to_two_labels), (to_one_label, to_two_labels)
+
+
+def test_a_films_next_shot_starts_from_the_shot_before_without_its_label(tracking_backend, tmp_path, photo_path):
+    studio = _preview_studio(tracking_backend, tmp_path / "data")
+    try:
+        film = list(make_film(studio, RunRequest("", str(photo_path)), [("a woman turns", 5), ("she smiles", 6)]))[-1].film
+        shots = studio.store.shots_of(film.id)
+    finally:
+        studio.close()
+    assert film.status == FilmStatus.DONE and [run.mode for run in shots] == ["preview", "preview"]
+    labelled = frame_of(shots[0].video_path)
+    second_start = Image.open(shots[1].image_path).convert("RGB")
+    assert _worst_block(labelled, second_start, skip=_label_corner(labelled.size)) < 6
+    assert np.abs(_corner(second_start) - _corner(labelled)).mean() > 12  # no label in the shot's picture

@@ -108,8 +108,20 @@ def test_start_sh_from_a_fresh_clone_with_only_python3_makes_a_venv_and_serves_t
         wait_until_serving(url, process, first_log, timeout=150, every=0.5)
     finally:
         stop(process)
-    assert "Making a virtual environment in .venv" in first_log.read_text()
+    said = first_log.read_text()
+    assert "Making a virtual environment in .venv" in said
     assert (clone / ".venv" / "bin" / "python").exists()
+    # pip speaks to its log, not the terminal: one line before, one after, and where its log is.
+    pip_log = clone / ".venv" / "skyreels-pip.log"
+    assert f"pip's log: {pip_log}" in said and pip_log.stat().st_size > 0
+    assert "Requirement already satisfied" in pip_log.read_text()
+    for noise in ("Requirement already satisfied", "Collecting ", "Can't uninstall", "Successfully installed", "WARNING:"):
+        assert noise not in said, noise
+    assert "Installed " in said and "the next start goes straight to the app" in said
+    # And one line says where to open the page and what it will make.
+    [ready] = [line for line in said.splitlines() if "Running on local URL" in line]
+    assert url in ready and "open it in a browser" in ready and "offline preview" in ready
+    assert len(said.splitlines()) <= 6, said
 
     # The next run reuses it.
     again_log = tmp_path / "again.log"
@@ -146,3 +158,20 @@ def test_no_python_at_all_is_named_in_one_sentence(tmp_path):
     )
     assert done.returncode == 1
     assert "neither python3 nor python was found" in done.stderr
+
+
+def test_a_failed_install_names_pips_log_and_its_last_lines(tmp_path):
+    clone = fresh_clone(tmp_path)
+    # Requirements no index can give: tests reach no network (pip is told to use no index), and
+    # this .venv is not shown the packages this test runs with.
+    path = bin_with(tmp_path, system_python())
+    done = subprocess.run(
+        [str(path / "bash"), "scripts/start.sh"], cwd=clone, env=script_env(tmp_path, path),
+        capture_output=True, text=True, timeout=300,
+    )
+    pip_log = clone / ".venv" / "skyreels-pip.log"
+    assert done.returncode == 1
+    assert f"pip could not install the packages in requirements.txt. Its log is {pip_log}" in done.stderr
+    assert "No matching distribution found" in done.stderr  # its last lines say what was missing
+    assert "No matching distribution found" in pip_log.read_text()
+    assert "Running on local URL" not in done.stdout + done.stderr

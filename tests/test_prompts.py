@@ -46,16 +46,25 @@ def test_an_offline_suggestion_is_built_from_the_idea_and_marked_as_a_preview(pr
     assert suggestion.mode == "preview" and suggestion.is_preview
     assert suggestion.text.startswith(PREVIEW_MARK)
     assert "she laughs and turns" in suggestion.text
-    assert "connect a WaveSpeed key" in suggestion.text
+    # A prompt, nothing else: no advice to delete before it goes to the model (the page says
+    # it is a placeholder), and no guess at who is in the picture.
+    assert "key" not in suggestion.text and "connect" not in suggestion.text
+    assert not {"person", "man", "woman"} & set(suggestion.text.lower().replace(",", " ").split())
     assert not suggestion.text.upper().startswith("FPS-24")
     assert backend.counts["put"] == 1 and backend.counts["llm"] == 1  # the image went up once
     [run] = llm_runs(preview)
     assert run.status == "done" and run.mode == "preview" and run.task_id
 
 
-def test_without_an_idea_the_offline_suggestion_still_describes_the_picture(preview, photo_path):
-    suggestion = suggest_prompt(preview, RunRequest("", str(photo_path)))
-    assert suggestion.text.startswith(PREVIEW_MARK) and "as you asked" not in suggestion.text
+def test_without_an_idea_the_offline_suggestion_describes_the_picture_neutrally(preview):
+    from .conftest import CHELSEA
+
+    suggestion = suggest_prompt(preview, RunRequest("", CHELSEA))  # a cat: not "a person"
+    assert suggestion.text.startswith(PREVIEW_MARK)
+    words = set(suggestion.text.lower().replace(",", " ").replace(";", " ").split())
+    assert not {"person", "man", "woman", "people", "key"} & words
+    assert "the subject of the picture" in suggestion.text.lower()
+    assert "warm" in words and "wide" in words  # the cat photo's light and shape, measured
 
 
 def test_a_keyed_suggestion_goes_to_the_api(studio, backend, photo_path):

@@ -22,7 +22,7 @@ from skyreels_demo.local_api.clock import RETENTION_S, RenderDone, TaskFailure, 
 from skyreels_demo.local_api.faults import Faults
 from skyreels_demo.local_api.fetch import ImageUnavailable, fetch_image, refuse_address
 from skyreels_demo.local_api.pusher import Pusher
-from skyreels_demo.local_api.render import NotAnImage, PreviewRenders
+from skyreels_demo.local_api.render import NotAnImage, PreviewRenders, camera_move
 from skyreels_demo.local_api.routes.llm import Answers
 from skyreels_demo.local_api.storage import Storage
 from skyreels_demo.models import VIDEO_MODELS, ModelSpec
@@ -152,6 +152,7 @@ class LocalBackend:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         self.base_url = f"http://{_url_host(self.host)}:{self.port}"
+        self.storage.hold_server()  # before restoring: another backend starting now leaves ours be
         if not self.render:
             self._placeholder = self._renders.placeholder(self.default_model)
         self._restore()
@@ -174,28 +175,49 @@ class LocalBackend:
         return sock, uvicorn.Server(config)
 
     def _restore(self) -> None:
-        """Answer (once) for the tasks kept in storage, finishing the renders they still need."""
+        """Answer (once) for the tasks kept in storage, finishing the renders they still need;
+        a task whose own backend still serves (another process's, on the same folder) is left
+        to it."""
         if self._restored:
             return
         self._restored = True
         kept = self.storage.restore()
-        resumed = 0
+        resumed = left = 0
         for record in kept:
-            record.clock = self.clock
-            record.retention = self.retention
-            with self._lock:
-                if record.id in self._tasks:
-                    continue
-                self._tasks[record.id] = record
-            if record.needs_render:
-                resumed += 1
-                if self._placeholder is not None:
-                    record.render = RenderDone(self._placeholder, record.created_at)
-                    self.storage.save(record)
-                else:
-                    self._pool.submit(self._make_video, record, True)
+            if self.storage.serving_elsewhere(record.server):
+                left += 1
+                continue
+            resumed += self._adopt(record)
         if kept:
-            log.info("restored %d stored tasks (%d to finish rendering)", len(kept), resumed)
+            log.info(
+                "restored %d stored tasks (%d to finish rendering; %d left to the backend still serving them)",
+                len(kept) - left, resumed, left,
+            )
+
+    def _adopt(self, record: TaskRecord) -> int:
+        """Answer for a stored task from now on; 1 if its video is still to be made, else 0."""
+        record.clock = self.clock
+        record.retention = self.retention
+        with self._lock:
+            if record.id in self._tasks:
+                return 0
+            self._tasks[record.id] = record
+        if not record.needs_render:
+            return 0
+        if self._placeholder is not None:
+            record.render = RenderDone(self._placeholder, record.created_at)
+            self.storage.save(record)
+        else:
+            self._pool.submit(self._make_video, record, True)
+        return 1
+
+    def made_elsewhere(self, task_id: str) -> bool:
+        """Whether another backend that still serves (in any process, on this folder) made the
+        task and answers for it: this one does not know it, and leaves it alone."""
+        if task_id in self._tasks:
+            return False
+        record = self.storage.stored_task(task_id)
+        return record is not None and self.storage.serving_elsewhere(record.server)
 
     # -- what tests and routes ask of it --
 
@@ -213,7 +235,17 @@ class LocalBackend:
         return self._tasks[task_id]
 
     def find_task(self, task_id: str) -> TaskRecord | None:
-        return self._tasks.get(task_id)
+        """The task, if this backend answers for it: its own, or one stored by a backend that
+        no longer serves (a process that ended), taken on here when first asked for."""
+        record = self._tasks.get(task_id)
+        if record is None:
+            stored = self.storage.stored_task(task_id)
+            if stored is not None and not self.storage.serving_elsewhere(stored.server):
+                self._adopt(stored)
+                if stored.webhook and stored.status_at(self.clock()) not in ("completed", "failed", "deleted"):
+                    self.pusher.watch(stored.id, stored.due_at)
+                record = self._tasks.get(task_id)
+        return record
 
     def all_tasks(self) -> list[TaskRecord]:
         """Every task it answers for (its own and restored ones), for the list of predictions."""
@@ -258,6 +290,7 @@ class LocalBackend:
             missing_output=faults.missing_output,
             webhook=webhook,
             model=model.name,
+            server=self.storage.server_id,
             clock=self.clock,
             retention=self.retention,
         )
@@ -287,10 +320,12 @@ class LocalBackend:
         return fetch_image(url, self.storage, self._http, own_port=self.port, restored=restored)
 
     def _make_video(self, record: TaskRecord, restored: bool = False) -> None:
-        """Worker: fetch the task's image and render (or reuse) its preview."""
+        """Worker: fetch the task's image and render (or reuse) its preview, the camera moving as
+        its seed and prompt say (render.camera_move)."""
         try:
             image = self.fetch_image(record.image_url, restored=restored)
-            video = self._renders.render_once(image, self.model_of(record))
+            move = camera_move(record.seed, record.prompt)
+            video = self._renders.render_once(image, self.model_of(record), move)
         except ImageUnavailable as exc:
             record.failure = TaskFailure(1402, str(exc), at=self.clock())
         except NotAnImage:
@@ -322,6 +357,7 @@ def serve(
         # uvicorn re-raises the Ctrl-C it already handled; a stopped server is a normal end.
         log.info("local backend stopped")
     finally:
+        backend.storage.close()  # its tasks are anyone's to answer now
         backend._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -58,6 +58,7 @@ class TaskRecord:
     missing_output: bool = False
     webhook: str | None = None  # where to POST the task's end, as the submit asked
     model: str = ""  # the model's name ("" in tasks stored before models were recorded)
+    server: str = ""  # the id of the backend that made it (storage.py; "" in tasks stored before)
     # Each is set once, by a single assignment, so readers on other threads see all or nothing.
     failure: TaskFailure | None = None
     render: RenderDone | None = None

@@ -2,7 +2,18 @@
 
 It stands in for SkyReels output when no API key is set, so it keeps the model's frame size,
 frame count and frame rate (from the model's spec), and says in a corner that it is a preview.
-`PreviewRenders` keeps one such video per distinct image in the backend's renders/ folder.
+
+The move answers the seed and the prompt as a model's output would: `camera_move(seed, prompt)`
+picks the kind of move (a push in, a pan, a tilt, a drift), where it heads, how far it goes and
+how fast it gets there from a hash of the two, so the same seed and prompt always make the same
+clip (byte for byte) and another seed or another prompt makes another. A prompt that names a
+move ("the camera pushes in", "pans left", "tilts up") gets that kind of move; the seed still
+chooses its framing. Every move starts on the whole picture, as an image-to-video model's first
+frame is its picture, so a film's shots join without a jump.
+
+`preview_frame` gives any frame of a clip without the corner label: a shot continued from a
+preview's frame starts from a clean picture, and the label is drawn once, on its own clip.
+`PreviewRenders` keeps one video per distinct image and move in the backend's renders/ folder.
 """
 
 from __future__ import annotations
@@ -11,14 +22,16 @@ import hashlib
 import io
 import logging
 import os
+import re
 import tempfile
 import threading
 import time
 from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
-from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps, ImageStat, UnidentifiedImageError
 
 from skyreels_demo.models import ModelSpec
 
@@ -26,14 +39,111 @@ log = logging.getLogger(__name__)
 
 MARK_TEXT = "OFFLINE PREVIEW · not SkyReels output"
 
-# How far the camera pushes in over the clip, and how far it drifts (as a share of the room
-# the zoom leaves on each side), so the move reads as deliberate but never shows an edge.
-ZOOM_END = 1.12
-PAN_DIRECTION = (0.55, -0.35)
-# Source is kept a little larger than the frame so the zoomed-in end stays sharp.
+# How far a move may push in (the share of the picture's width the camera ends on is 1/zoom),
+# so the move reads as deliberate but the picture never softens much: the source is kept a
+# little larger than the frame (SOURCE_MARGIN) so the zoomed-in end stays sharp.
+ZOOM_RANGE = (1.08, 1.28)
 SOURCE_MARGIN = 1.15
+# A frame decoded from the preview differs from the same frame rendered again by H.264's loss
+# alone: about 1 on average (0 to 255). Another move over the picture differs by 8 or more.
+MATCH_WITHIN = 4.0
 # One keyframe every two seconds: browsers can seek without bloating a clip of a few seconds.
 GOP_SECONDS = 2
+
+
+@dataclass(frozen=True)
+class CameraMove:
+    """A camera move over the picture, from its whole (zoom 1) at the start.
+
+    `zoom` is how far it pushes in by the end; `zoom_by` the share of the clip (0 to 1] it takes
+    to get there; `across` and `down` where the window sits in the room the zoom leaves, at the
+    start and at the end (0 the left or top edge, 1 the right or bottom, 0.5 the middle).
+    """
+
+    kind: str  # "push in", "pan left", "pan right", "tilt up", "tilt down" or "drift"
+    zoom: float
+    zoom_by: float
+    across: tuple[float, float]
+    down: tuple[float, float]
+
+    def window(self, source_size: tuple[int, int], t: float) -> tuple[float, float, float, float]:
+        """The part of the source the camera sees at time t in [0, 1], as a float box."""
+        sw, sh = source_size
+        e = _ease(t)
+        zoom = 1.0 + (self.zoom - 1.0) * _ease(min(1.0, t / self.zoom_by))
+        ww, wh = sw / zoom, sh / zoom
+        x = (self.across[0] + (self.across[1] - self.across[0]) * e) * (sw - ww)
+        y = (self.down[0] + (self.down[1] - self.down[0]) * e) * (sh - wh)
+        return (x, y, x + ww, y + wh)
+
+    @property
+    def key(self) -> str:
+        """The move in a few characters, for naming its render."""
+        return f"{self.zoom:.4f},{self.zoom_by:.4f},{self.across[0]:.4f},{self.across[1]:.4f},{self.down[0]:.4f},{self.down[1]:.4f}"
+
+
+# A prompt that names a move gets that kind; "camera" or "shot" need not be said.
+_ASKED = (
+    ("pan left", re.compile(r"\b(pan(s|ning|ned)?|track(s|ing)?|truck(s|ing)?) (slowly |gently )?(to the )?left\b")),
+    ("pan right", re.compile(r"\b(pan(s|ning|ned)?|track(s|ing)?|truck(s|ing)?) (slowly |gently )?(to the )?right\b")),
+    ("tilt up", re.compile(r"\b(tilt(s|ing|ed)?|crane(s|ing)?|pedestal(s|ing)?) (slowly |gently )?up(wards?)?\b")),
+    ("tilt down", re.compile(r"\b(tilt(s|ing|ed)?|crane(s|ing)?|pedestal(s|ing)?) (slowly |gently )?down(wards?)?\b")),
+    ("push in", re.compile(
+        r"\b(push(es|ing)?|dolly|dollies|dollying|zoom(s|ing)?|creep(s|ing)?) (slowly |gently )?in\b"
+        r"|\b(moves?|push(es|ing)?|creep(s|ing)?|gets?) (slowly |gently )?closer\b|\bclose-?up\b"
+    )),
+    ("drift", re.compile(r"\b(drift(s|ing)?|handheld|float(s|ing)?|glide(s|ing)?)\b")),
+)
+KINDS = ("push in", "pan left", "pan right", "tilt up", "tilt down", "drift")
+
+
+def asked_move(prompt: str) -> str | None:
+    """The kind of move a prompt names, if it names one."""
+    text = " ".join((prompt or "").lower().split())
+    for kind, pattern in _ASKED:
+        if pattern.search(text):
+            return kind
+    return None
+
+
+def camera_move(seed: int, prompt: str) -> CameraMove:
+    """The move for this seed and prompt: always the same for the same two, another for others."""
+    digest = hashlib.sha256(f"{int(seed)}\n{prompt or ''}".encode()).digest()
+    draw = [int.from_bytes(digest[i:i + 4], "big") / 2**32 for i in range(0, 32, 4)]
+    kind = asked_move(prompt) or KINDS[int(draw[0] * len(KINDS))]
+    low, high = ZOOM_RANGE
+    zoom = low + (high - low) * draw[1]
+
+    def spread(u: float, middle: float, width: float) -> float:
+        return middle + (u - 0.5) * width
+
+    if kind == "push in":
+        # Toward a point on a third or the middle, a little off it: where the eye would go.
+        across = (0.2, 0.5, 0.8)[int(draw[2] * 3)] + (draw[3] - 0.5) * 0.16
+        down = (0.3, 0.5, 0.7)[int(draw[4] * 3)] + (draw[5] - 0.5) * 0.16
+        return CameraMove(kind, zoom, 1.0, (across, across), (down, down))
+    # The others get their room early (half the clip or a little more), then travel through it.
+    zoom = max(zoom, 1.14)
+    zoom_by = spread(draw[6], 0.55, 0.3)
+    start, end = spread(draw[2], 0.18, 0.2), spread(draw[3], 0.82, 0.2)
+    level = spread(draw[4], 0.5, 0.4)
+    if kind == "pan right":
+        return CameraMove(kind, zoom, zoom_by, (start, end), (level, level))
+    if kind == "pan left":
+        return CameraMove(kind, zoom, zoom_by, (end, start), (level, level))
+    if kind == "tilt down":
+        return CameraMove(kind, zoom, zoom_by, (level, level), (start, end))
+    if kind == "tilt up":
+        return CameraMove(kind, zoom, zoom_by, (level, level), (end, start))
+    # A drift: corner to corner, slowly, with a gentle push.
+    left_first, top_first = draw[4] < 0.5, draw[5] < 0.5
+    across = (start, end) if left_first else (end, start)
+    down = (spread(draw[7], 0.3, 0.2), spread(draw[6], 0.7, 0.2))
+    return CameraMove(kind, zoom, 1.0, across, down if top_first else down[::-1])
+
+
+# The move a picture gets when nothing chose one (the placeholder clip): a gentle push in.
+STILL_PUSH = CameraMove("push in", 1.12, 1.0, (0.78, 0.78), (0.32, 0.32))
 
 
 class NotAnImage(ValueError):
@@ -46,22 +156,18 @@ def render_preview(
     model: ModelSpec,
     *,
     frame: tuple[int, int] | None = None,
+    move: CameraMove = STILL_PUSH,
 ) -> Path:
     """Render `model`'s preview clip of `image_bytes` to `dest` (MP4, H.264, yuv420p): its frame
-    count at its frame rate. `frame` is (width, height); by default the model's frame for the
-    picture's aspect. The file appears at `dest` only when complete. Raises `NotAnImage` for
-    bytes Pillow cannot read.
+    count at its frame rate, the camera making `move`. `frame` is (width, height); by default
+    the model's frame for the picture's aspect. The file appears at `dest` only when complete.
+    Raises `NotAnImage` for bytes Pillow cannot read.
     """
     frames, fps = model.frame_count, model.fps
     if frames < 1 or fps < 1:
         raise ValueError("frames and fps must be positive")
     started = time.perf_counter()
-    picture = _open_picture(image_bytes)
-    # The model's own choice of frame (models.py), as WaveSpeed's server makes it.
-    width, height = frame or model.frame_for(*picture.size)
-    if width % 2 or height % 2:
-        raise ValueError(f"frame {width}x{height} must have even sides for yuv420p")
-    source = _cover(picture, (round(width * SOURCE_MARGIN), round(height * SOURCE_MARGIN)))
+    source, width, height = _source(image_bytes, model, frame)
     mark, mark_at = _mark(width, height)
 
     dest = Path(dest)
@@ -72,29 +178,67 @@ def render_preview(
     # mkstemp makes the file private; a served video must be readable like any other output.
     tmp.chmod(0o644)
     try:
-        _encode(source, tmp, width, height, frames, fps, mark, mark_at)
+        _encode(source, tmp, width, height, frames, fps, move, mark, mark_at)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     log.info(
-        "rendered preview %s (%dx%d, %d frames) in %.2f s",
-        dest.name, width, height, frames, time.perf_counter() - started,
+        "rendered preview %s (%dx%d, %d frames, %s) in %.2f s",
+        dest.name, width, height, frames, move.kind, time.perf_counter() - started,
     )
     return dest
 
 
+def preview_frame(
+    image_bytes: bytes, model: ModelSpec, move: CameraMove, index: int | None = None
+) -> Image.Image:
+    """Frame `index` (from 0; None: the last) of the preview `render_preview` makes of these
+    bytes with `move`, without the corner label: the picture a shot continued from it starts on.
+    Raises `NotAnImage` for bytes Pillow cannot read, ValueError for a frame the clip has not."""
+    frames = model.frame_count
+    index = frames - 1 if index is None else index
+    if not 0 <= index < frames:
+        raise ValueError(f"the preview has frames 0 to {frames - 1}, not {index}")
+    source, width, height = _source(image_bytes, model, None)
+    return _frame(source, width, height, move, index / max(frames - 1, 1))
+
+
+def clean_frame(
+    image_bytes: bytes, model: ModelSpec, move: CameraMove, seen: Image.Image, index: int | None = None
+) -> Image.Image | None:
+    """`seen` (frame `index` of a clip, None: the last) without the corner label, when the clip
+    is this preview of these bytes with `move`: everywhere but the label it must match the frame
+    rendered again (within what H.264 changes). None when it does not, or the bytes are no
+    picture: then the clip is something else (SkyReels output, another move), and `seen` stands.
+    """
+    try:
+        clean = preview_frame(image_bytes, model, move, index)
+    except (NotAnImage, ValueError):
+        return None
+    if clean.size != seen.size:
+        return None
+    difference = ImageChops.difference(clean, seen.convert("RGB"))
+    left, top = _mark(*clean.size)[1]
+    difference.paste((0, 0, 0), (left, top, clean.width, clean.height))  # the label's corner
+    outside = clean.width * clean.height - (clean.width - left) * (clean.height - top)
+    mean = sum(ImageStat.Stat(difference).sum) / 3 / outside
+    return clean if mean < MATCH_WITHIN else None
+
+
 class PreviewRenders:
-    """The previews in one folder: rendered once per distinct image, then shared by every task."""
+    """The previews in one folder: rendered once per distinct image and move, then shared by
+    every task that asks for the same."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._lock = threading.Lock()
-        self._jobs: dict[str, Future[Path]] = {}
+        self._jobs: dict[str, Future[Path]] = {}  # renders under way: a second ask waits for the first
 
-    def render_once(self, image: bytes, model: ModelSpec) -> Path:
-        """`model`'s preview for these image bytes; a second task with the same image waits for the first."""
-        digest = hashlib.sha256(image + f"|{model.frames}|{model.fps}|{model.frame_count}".encode()).hexdigest()
+    def render_once(self, image: bytes, model: ModelSpec, move: CameraMove = STILL_PUSH) -> Path:
+        """`model`'s preview of these image bytes with `move`; a task asking for one being made waits for it."""
+        facts = f"|{model.frames}|{model.fps}|{model.frame_count}|{move.key}"
+        digest = hashlib.sha256(image + facts.encode()).hexdigest()
         with self._lock:
             job = self._jobs.get(digest)
             mine = job is None
@@ -106,22 +250,23 @@ class PreviewRenders:
                 os.utime(made)  # used again now: an app sweeping old files by their age keeps it
                 return made
             except FileNotFoundError:  # swept since: made again
-                with self._lock:
-                    if self._jobs.get(digest) is job:
-                        del self._jobs[digest]
-                return self.render_once(image, model)
+                return self.render_once(image, model, move)
         dest = self.folder / f"{digest}.mp4"
         try:
             try:
                 os.utime(dest)  # used again now: an app sweeping old files by their age keeps it
             except FileNotFoundError:
-                render_preview(image, dest, model)
+                render_preview(image, dest, model, move=move)
         except BaseException as exc:
-            with self._lock:
-                del self._jobs[digest]  # let a later task try again
-            job.set_exception(exc)
+            job.set_exception(exc)  # this task fails; a later one tries again
             raise
-        job.set_result(dest)
+        else:
+            job.set_result(dest)
+        finally:
+            # Once made, the file on disk is what is shared: nothing is kept here per render.
+            with self._lock:
+                if self._jobs.get(digest) is job:
+                    del self._jobs[digest]
         return dest
 
     def placeholder(self, model: ModelSpec) -> Path:
@@ -130,6 +275,21 @@ class PreviewRenders:
         buffer = io.BytesIO()
         picture.save(buffer, "PNG")
         return render_preview(buffer.getvalue(), self.folder / "placeholder.mp4", model, frame=(128, 72))
+
+
+def _source(image_bytes: bytes, model: ModelSpec, frame: tuple[int, int] | None) -> tuple[Image.Image, int, int]:
+    """The picture the camera moves over, and the frame's (width, height)."""
+    picture = _open_picture(image_bytes)
+    # The model's own choice of frame (models.py), as WaveSpeed's server makes it.
+    width, height = frame or model.frame_for(*picture.size)
+    if width % 2 or height % 2:
+        raise ValueError(f"frame {width}x{height} must have even sides for yuv420p")
+    return _cover(picture, (round(width * SOURCE_MARGIN), round(height * SOURCE_MARGIN))), width, height
+
+
+def _frame(source: Image.Image, width: int, height: int, move: CameraMove, t: float) -> Image.Image:
+    """What the camera sees at time t in [0, 1], at the frame's size, unlabelled."""
+    return source.resize((width, height), Image.Resampling.BILINEAR, box=move.window(source.size, t))
 
 
 def _open_picture(image_bytes: bytes) -> Image.Image:
@@ -158,17 +318,6 @@ def _ease(t: float) -> float:
     return t * t * (3.0 - 2.0 * t)
 
 
-def _window(source_size: tuple[int, int], t: float) -> tuple[float, float, float, float]:
-    """The part of the source the camera sees at time t in [0, 1], as a float box."""
-    sw, sh = source_size
-    e = _ease(t)
-    zoom = 1.0 + (ZOOM_END - 1.0) * e
-    ww, wh = sw / zoom, sh / zoom
-    cx = sw / 2 + PAN_DIRECTION[0] * (sw - ww) / 2 * e
-    cy = sh / 2 + PAN_DIRECTION[1] * (sh - wh) / 2 * e
-    return (cx - ww / 2, cy - wh / 2, cx + ww / 2, cy + wh / 2)
-
-
 def _mark(width: int, height: int) -> tuple[Image.Image, tuple[int, int]]:
     """The corner label as an RGBA tile, and where it goes (bottom right)."""
     size = max(10, min(width, height) // 34)
@@ -190,6 +339,7 @@ def _encode(
     height: int,
     frames: int,
     fps: int,
+    move: CameraMove,
     mark: Image.Image,
     mark_at: tuple[int, int],
 ) -> None:
@@ -204,9 +354,7 @@ def _encode(
         stream.options = {"preset": "veryfast", "crf": "23", "profile": "high"}
         last = max(frames - 1, 1)
         for index in range(frames):
-            picture = source.resize(
-                (width, height), Image.Resampling.BILINEAR, box=_window(source.size, index / last)
-            )
+            picture = _frame(source, width, height, move, index / last)
             picture.paste(mark, mark_at, mark)
             video_frame = av.VideoFrame.from_image(picture)
             video_frame.pts = index

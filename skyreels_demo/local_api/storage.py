@@ -3,6 +3,12 @@
 Like WaveSpeed, the backend keeps tasks across restarts: every task is stored as JSON under
 `<data_dir>/tasks/`, uploads under `uploads/` and preview videos under `renders/`. What is older
 than seven days is deleted when a backend starts on the directory.
+
+Several backends may share one directory (the app's offline preview and a command line's, each
+in its own process). Each task names the backend that made it, and a serving backend holds a
+lock on `servers/<its id>.lock` (released when it stops or its process ends): a task whose
+backend still serves is that backend's to answer, and another leaves it alone; a task whose
+backend is gone is answered by whichever backend asks for it next.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import io
 import json
 import logging
 import os
+import secrets
 import re
 import tempfile
 import threading
@@ -39,7 +46,14 @@ IMAGE_EXTENSIONS = {
 TASK_FILE_VERSION = 1
 _STORED_NAME = re.compile(r"[0-9a-f]{32}\.[a-z0-9]{1,8}")
 _TASK_FILE = re.compile(r"([0-9a-f]{32})\.json")
+_TASK_ID = re.compile(r"[0-9a-f]{32}")
 _RENDER_NAME = re.compile(r"[0-9a-f]{64}\.mp4|placeholder\.mp4")
+_SERVER_ID = re.compile(r"[0-9a-f]{32}")
+
+try:  # POSIX; elsewhere every backend counts as gone and any backend answers any stored task
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 class Storage:
@@ -50,16 +64,80 @@ class Storage:
         self.uploads_dir = data_dir / "uploads"
         self.renders_dir = data_dir / "renders"
         self.tasks_dir = data_dir / "tasks"
-        for folder in (self.uploads_dir, self.renders_dir, self.tasks_dir):
+        self.servers_dir = data_dir / "servers"
+        for folder in (self.uploads_dir, self.renders_dir, self.tasks_dir, self.servers_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        # This backend's own id, named by every task it makes, and its lock while it serves.
+        self.server_id = secrets.token_hex(16)
+        self._server_lock: Any = None
         # Serialises task-file writes, so the last write of a record carries its latest state.
         self._lock = threading.Lock()
         self._closed = False  # a stopped backend writes nothing more, like a dead process
 
     def close(self) -> None:
-        """Write no more task files, even from renders that finish later."""
+        """Write no more task files, even from renders that finish later; stop serving."""
         with self._lock:
             self._closed = True
+        self.release_server()
+
+    # -- which backend answers for a task --
+
+    def hold_server(self) -> None:
+        """Say, for as long as this backend serves, that its tasks are its own to answer."""
+        if fcntl is None or self._server_lock is not None:
+            return
+        path = self.servers_dir / f"{self.server_id}.lock"
+        handle = open(path, "a+b")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise
+        self._server_lock = handle
+
+    def release_server(self) -> None:
+        handle, self._server_lock = self._server_lock, None
+        if handle is not None:
+            (self.servers_dir / f"{self.server_id}.lock").unlink(missing_ok=True)
+            handle.close()  # the lock goes with it
+
+    def serving_elsewhere(self, server_id: str) -> bool:
+        """Whether another backend named `server_id` still serves (holds its lock), in any process."""
+        if fcntl is None or not server_id or server_id == self.server_id or not _SERVER_ID.fullmatch(server_id):
+            return False
+        path = self.servers_dir / f"{server_id}.lock"
+        try:
+            handle = open(path, "rb")
+        except FileNotFoundError:
+            return False  # stopped: it took its lock away
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
+            # Nobody held it: that backend's process ended without stopping. Its file goes.
+            path.unlink(missing_ok=True)
+            return False
+
+    def stored_task(self, task_id: str) -> TaskRecord | None:
+        """The task stored as `tasks/<task_id>.json` (by any backend), or None."""
+        if not _TASK_ID.fullmatch(task_id or ""):
+            return None
+        path = self.tasks_dir / f"{task_id}.json"
+        try:
+            record = _task_from_json(json.loads(path.read_text(encoding="utf-8")), self.renders_dir)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("ignoring the unreadable task file %s: %s", path, exc)
+            return None
+        if record.id != task_id or time.time() - record.created_at > RETENTION_S:
+            return None
+        if record.render is not None and not record.render.path.is_file():
+            record.render = None  # rendered again by whoever answers for it
+        return record
 
     def save(self, record: TaskRecord) -> None:
         """Write the task's record to tasks/<id>.json, atomically.
@@ -179,6 +257,7 @@ def _task_to_json(record: TaskRecord) -> dict[str, Any]:
         "missing_output": record.missing_output,
         "webhook": record.webhook,
         "model": record.model,
+        "server": record.server,
         "failure": (
             None if failure is None else {"code": failure.code, "message": failure.message, "at": failure.at}
         ),
@@ -209,6 +288,7 @@ def _task_from_json(data: dict[str, Any], renders_dir: Path) -> TaskRecord:
         missing_output=bool(data["missing_output"]),
         webhook=data.get("webhook") if isinstance(data.get("webhook"), str) else None,
         model=data.get("model") if isinstance(data.get("model"), str) else "",
+        server=data.get("server") if isinstance(data.get("server"), str) else "",
         failure=None if failure is None else TaskFailure(
             int(failure["code"]), str(failure["message"]), float(failure["at"])
         ),

@@ -1,9 +1,12 @@
 """WaveSpeed's vision LLM (`POST /api/v3/wavespeed-ai/any-llm/vision`), as the offline preview.
 
-There is no language model here: the answer is a template sentence, clearly marked as a
-preview, built from the idea the question carries on its last line ("The visitor's idea: ...",
-as the studio's prompts.ask writes it; read here on its own, as WaveSpeed's server would have
-to, so the backend needs nothing of the app). Everything around it
+There is no language model here: the answer is a template sentence, marked as a preview at its
+start (a tag the page takes out of the prompt box, saying instead that it is a placeholder), built
+from the idea the question carries on its last line ("The visitor's idea: ...", as the studio's
+prompts.ask writes it; read here on its own, as WaveSpeed's server would have to, so the backend
+needs nothing of the app) and from what can be measured of the picture without a model: its
+shape and its light. It never guesses who or what is in it ("the subject", not "a person": the
+picture may be a cat or a cup). Everything around it
 is real: the key, the schema, the image must be one this backend can fetch and read, sync mode
 answers at once with the envelope (`data.outputs = [text]`), and without sync mode (or with the
 `unfinished_answers` fault armed) the answer is "processing" until the result route has it.
@@ -77,13 +80,35 @@ def idea_in(question: str) -> str:
     return last.removeprefix(IDEA_LABEL).strip() if last.startswith(IDEA_LABEL) else ""
 
 
-def preview_text(idea: str) -> str:
-    """The offline stand-in for a written prompt: plain, marked, and built from the idea."""
+@dataclass(frozen=True)
+class Looks:
+    """What can be told of a picture without a model: its light and a framing for its shape."""
+
+    light: str = "soft, natural"
+    framing: str = "a steady medium shot"
+
+    @classmethod
+    def of(cls, picture: Image.Image) -> Looks:
+        width, height = picture.size
+        framing = "a wide, steady shot" if width > height * 1.2 else "a tall, steady shot" if height > width * 1.2 else cls.framing
+        small = picture.convert("RGB")
+        small.thumbnail((32, 32))
+        red, green, blue = (sum(band) / len(band) for band in zip(*small.getdata()))
+        luma = 0.299 * red + 0.587 * green + 0.114 * blue
+        brightness = "low, moody" if luma < 70 else "bright, even" if luma > 180 else "soft"
+        warmth = "warm" if red - blue > 20 else "cool" if blue - red > 20 else "natural"
+        return cls(f"{brightness}, {warmth}", framing)
+
+
+def preview_text(idea: str, looks: Looks = Looks()) -> str:
+    """The offline stand-in for a written prompt: marked, neutral about what the picture shows,
+    built from the idea and the picture's light and shape; a prompt only, no advice inside it."""
     if idea:
-        what = f"A person in the picture, as you asked: {idea.rstrip('.')}; a steady medium shot"
+        idea = idea.rstrip(". ")
+        what = f"{idea}, in {looks.framing}"  # the idea as the visitor wrote it
     else:
-        what = "A person in the picture looks toward the camera and moves naturally as the camera slowly pushes in"
-    return f"{PREVIEW_MARK} {what}; soft, natural light; connect a WaveSpeed key for a real one."
+        what = f"The subject of the picture moves gently and naturally in {looks.framing} as the camera slowly pushes in"
+    return f"{PREVIEW_MARK} {what}; {looks.light} light, shallow depth of field, film look."
 
 
 def register(app: FastAPI, backend: LocalBackend) -> None:
@@ -146,32 +171,34 @@ def _answer(backend: LocalBackend, body: dict[str, Any]) -> Answered:
     """Look at the images as a model would have to, then answer (worker thread: it may fetch)."""
     now = time.time()
     faults = backend.faults._take_answer()
-    failure = faults.failure
+    failure, looks = faults.failure, None
     for url in body.get("images", []):
-        failure = failure or _unreadable(backend, url)
+        problem, seen = _look(backend, url)
+        failure, looks = failure or problem, looks or seen
     ready = not faults.unfinished and body.get("enable_sync_mode") is True
     answered = Answered(
         id=uuid.uuid4().hex,
         created_at=now,
         ready_at=now if ready else now + LATER_S,
-        text=preview_text(idea_in(body["prompt"])),
+        text=preview_text(idea_in(body["prompt"]), looks or Looks()),
         failure=failure,
     )
     backend.answers.add(answered)
     return answered
 
 
-def _unreadable(backend: LocalBackend, url: str) -> tuple[int, str] | None:
-    """Why the model could not look at the image at `url` (code 1402 and a sentence), or None."""
+def _look(backend: LocalBackend, url: str) -> tuple[tuple[int, str] | None, Looks | None]:
+    """How the picture at `url` looks, or why the model could not look at it (code 1402 and a sentence)."""
     problem = refuse_address(url)
     if problem is not None:
-        return 1402, problem
+        return (1402, problem), None
     try:
         data = backend.fetch_image(url)
         with Image.open(io.BytesIO(data)) as picture:
             picture.verify()
+        with Image.open(io.BytesIO(data)) as picture:
+            return None, Looks.of(picture)
     except ImageUnavailable as exc:
-        return 1402, str(exc)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return 1402, "The image URL does not point to a picture that can be read (JPG, PNG, WebP...)."
-    return None
+        return (1402, str(exc)), None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return (1402, "The image URL does not point to a picture that can be read (JPG, PNG, WebP...)."), None
