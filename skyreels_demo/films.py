@@ -82,6 +82,32 @@ def frame_of(video: str | os.PathLike, index: int | None = None) -> Image.Image:
     return wanted.convert("RGB")
 
 
+# The offline preview draws its mark ("OFFLINE PREVIEW · not SkyReels output") in the frame's
+# bottom right corner, within this share of the frame's short side from the bottom edge
+# (local_api/render.py; test_films holds the two together).
+PREVIEW_MARK_BAND = 3 / 34
+
+
+def frame_to_continue_from(run: Run | None, video: str | os.PathLike, index: int | None = None) -> Image.Image:
+    """Frame `index` (None: the last) of `video`, to start the next shot from. From an offline
+    preview it starts clean: the band holding the preview's mark is cut away (and as much from
+    the sides, so the frame keeps its shape and size), else the next preview, which draws its
+    own mark, would carry a second, zoomed copy of this one."""
+    picture = frame_of(video, index)
+    if run is None or run.mode != Mode.PREVIEW:
+        return picture
+    return without_preview_mark(picture)
+
+
+def without_preview_mark(picture: Image.Image) -> Image.Image:
+    width, height = picture.size
+    band = min(height - 1, int(min(width, height) * PREVIEW_MARK_BAND) + 1)
+    keep = (height - band) / height
+    kept_width = max(1, round(width * keep))
+    left = (width - kept_width) // 2
+    return picture.crop((left, 0, left + kept_width, height - band)).resize((width, height), Image.Resampling.LANCZOS)
+
+
 def run_of_video(studio: Studio, video: str | os.PathLike) -> Run | None:
     """The recorded run whose saved video this is, if it is one of this app's."""
     path = Path(video)
@@ -105,7 +131,7 @@ def continue_shot(
     source = run_of_video(studio, video)
     if source is not None and not source.has_video:
         raise BadInput("That take has no saved video to continue from: finish it first, or choose another.")
-    picture = frame_of(video, frame)
+    picture = frame_to_continue_from(source, video, frame)
     continued = request.but(image=picture, continued_from=source.id if source else None)
     yield from studio.generate(continued)
 
@@ -295,7 +321,7 @@ def _make_shot(
             raise StudioError("The film's starting picture is no longer kept: start the film again.")
         continued = None
     else:
-        image, continued = frame_of(before.video_path), before.id
+        image, continued = frame_to_continue_from(before, before.video_path), before.id
     shot_request = request.but(
         prompt=shot["prompt"],
         seed=shot["seed"],
