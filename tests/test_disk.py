@@ -100,7 +100,8 @@ def test_the_video_saved_last_survives_a_full_budget_and_every_run_stays_in_hist
         assert set(listed(app, A)) == {run.id for run in runs}
         items, ids = app.history.history(A, page_request(A))
         captions = dict(zip(ids, (caption for _, caption in items)))
-        assert all(captions[run.id].startswith("done · seed") for run in runs)
+        # Listed as made takes: their prompt and seed, no state word (pruned or not).
+        assert all(captions[run.id].startswith(f"a woman smiles, take {run.seed} · seed {run.seed} · ") for run in runs)
         # The disk is still over its budget: what is left is less than an hour old.
         assert disk_use(app.settings) > app.settings.disk_budget_mb * 1_000_000
     finally:
