@@ -344,7 +344,17 @@ def test_a_take_is_told_in_a_persons_words_with_the_details_behind_a_disclosure(
         expect(summary).to_contain_text(TASK_ID)
         visit.shot("summary-details")
 
+        # Continued: the next shot starts from the last frame, clean of the preview's mark.
+        page.get_by_role("button", name="Continue this shot").click()
+        expect(page.locator("#prompt textarea")).to_have_attribute("placeholder", re.compile("What happens next"))
+        expect(page.get_by_text("Upload size")).to_be_visible(timeout=15_000)
+        wait_for(lambda: in_view(page, "#prompt textarea"), timeout=5)
+        expect(page.locator("#continue-note")).to_be_hidden()
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.locator("#input-image").screenshot(path=str(SHOTS / f"polish-{size}-continued-frame.png"))
+
         # Variations: each line says its seed once; picking one says "picked", not "kept".
+        page.get_by_label("Prompt", exact=True).fill("A woman waves at the camera, then turns")
         page.get_by_text("Several seeds at once").click()
         page.get_by_label("Seed (-1 = random)").fill("500")
         page.get_by_role("button", name="Make variations").click()
@@ -364,7 +374,7 @@ def test_a_take_is_told_in_a_persons_words_with_the_details_behind_a_disclosure(
         for caption in captions.all_inner_texts():
             assert not caption.lower().startswith("done") and "FPS-24" not in caption, caption
             assert re.search(r" · seed \d+ · (\d{1,2} \w{3} )?\d\d:\d\d", caption), caption
-        page.get_by_role("button", name=re.compile(r"Thumbnail \d+ of \d+")).filter(has_text="A woman waves").first.click()
+        page.get_by_role("button", name=re.compile(r"Thumbnail \d+ of \d+")).filter(has_text="seed 7 · ").first.click()
         details = page.locator("#take-details")
         expect(details).to_contain_text("A woman waves at the camera")
         shown = details.inner_text()
