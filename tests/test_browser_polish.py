@@ -10,7 +10,6 @@ Screenshots land in tests/screenshots/ (git-ignored), to be looked at.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import requests
