@@ -649,7 +649,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
         compare_go.click(takes.compare, [compare_pick, visitor], [compare_view], queue=False, **private).then(
             fn=None, js=ui_polish.reveal_said_js("compare"), **private
         )
-        gr.on(triggers=[vary.click], fn=lambda: gr.update(visible=True), outputs=[compare_variations],
+        gr.on(triggers=[vary.click], fn=lambda: (gr.update(visible=True), ""), outputs=[compare_variations, variations_note],
               queue=False, **private)
         compare_variations.click(takes.compare_variations, [variations_grid, visitor], [compare_view, tabs, variations_note],
                                  queue=False, **private).then(fn=None, js=ui_polish.reveal_said_js("compare"), **private).then(
