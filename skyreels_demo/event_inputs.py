@@ -56,6 +56,7 @@ class Event:
     api_positions: tuple[int, ...]
     parameters: tuple[str, ...] = ()
     required: frozenset[str] = frozenset()
+    queue_only: bool = False  # a queued event of an app whose API is closed (api_open=False)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ def events_of(blocks: Any) -> dict[int | str, Event]:
             api_positions=api_positions,
             parameters=parameters if len(parameters) == len(api_positions) else (),
             required=required,
+            queue_only=bool(fn.queue) and not getattr(blocks, "api_open", True),
         )
         table[fn_index] = event
         if api_name:
@@ -140,6 +142,10 @@ class EventInputs:
         event, refused = self._event(route, api_name, payload)
         if refused is not None:
             return refused
+        if route in ("run", "api") and event.queue_only:
+            # Gradio's own answer, given before it reads the inputs: nothing of them to check.
+            return Refused(404, "This API endpoint does not accept direct HTTP POST requests: join the queue "
+                                "(gradio_client, and /gradio_api/call/<name>, do).")
         data = payload.get("data")
         if not isinstance(data, list):
             return Refused(422, "A call's inputs must be a JSON list under \"data\".")

@@ -74,7 +74,8 @@ class StatusBoard:
             upload = self.lines.get("upload", "")
             uploaded = upload.replace("Uploading", "Uploaded").rstrip("…") + "." if upload.startswith("Uploading") else ""
             self.lines["upload"] = uploaded or "Uploaded."
-            self.lines["submit"] = event.message
+            # The task id is for the summary's Details and the command line, not a person's status.
+            self.lines["submit"] = f"Submitted with seed {event.seed}."
             self.current = "wait"
             self.lines["wait"] = "Waiting for WaveSpeed to start…"
         elif isinstance(event, Queued):
@@ -91,7 +92,7 @@ class StatusBoard:
             self.current, self.progress = "download", None
         elif isinstance(event, Done):
             self.lines["download"] = "Downloaded."
-            self.lines["done"] = event.message
+            self.lines["done"] = done_words(event)
             self.current = "done"
 
     def fail(self, sentence: str, *, stopped: bool = False) -> None:
@@ -157,15 +158,54 @@ def picture_of(run: Run) -> str:
     return str(PRUNED_PICTURE)
 
 
+# A run's state in a person's words, where History names it (a made take needs none).
+_STATE_WORDS = {
+    RunStatus.PREPARING: "Starting",
+    RunStatus.SUBMITTING: "Starting",
+    RunStatus.SUBMITTED: "Being made",
+    RunStatus.QUEUED: "Being made",
+    RunStatus.PROCESSING: "Being made",
+    RunStatus.COMPLETED: "Saving",
+    RunStatus.DONE: "Made",
+    RunStatus.FAILED: "✕ Failed",
+    RunStatus.REFUSED: "✕ Not made",
+    RunStatus.UNCONFIRMED: "? Not confirmed",
+    RunStatus.LOST: "✕ Lost",
+}
+
+
+def state_words(run: Run) -> str:
+    return _STATE_WORDS.get(run.status, str(run.status).capitalize())
+
+
+def when_made(run: Run, now: float | None = None) -> str:
+    """When a run was made, as a person reads it: "14:02" today, "3 Dec 14:02" before."""
+    made = time.localtime(run.created_at)
+    today = time.localtime(time.time() if now is None else now)
+    if made[:3] == today[:3]:
+        return time.strftime("%H:%M", made)
+    return f"{made.tm_mday} " + time.strftime("%b %H:%M", made) + (
+        "" if made.tm_year == today.tm_year else f" {made.tm_year}"
+    )
+
+
 def caption(run: Run, model: ModelSpec) -> str:
+    """History's caption: what a person wants of a take (its prompt, its seed, when), and its
+    state only when it is not a made take."""
     prompt = model.without_prefix(run.prompt)
     prompt = prompt if len(prompt) <= 48 else prompt[:47] + "…"
-    return f"{run.status} · seed {run.seed} · {prompt}"
+    words = f"{prompt} · seed {run.seed} · {when_made(run)}"
+    return words if run.status == RunStatus.DONE else f"{state_words(run)} · {words}"
+
+
+def _disclosure(lines: list[str]) -> str:
+    """Markdown lines behind a "Details" disclosure (blank lines keep them Markdown inside it)."""
+    return "<details><summary>Details</summary>\n\n" + "\n\n".join(lines) + "\n\n</details>"
 
 
 def summary(run: Run, event: Done, model: ModelSpec) -> str:
     t = event.timings
-    parts = [f"**Seed {event.seed}**", f"task `{run.task_id}`"]
+    parts = [f"**Seed {event.seed}**"]
     if t.get("inference_s"):
         parts.append(f"made in {t['inference_s']:.1f} s")
     parts.append(f"{t.get('total_s', event.elapsed_s):.1f} s from click to video")
@@ -174,18 +214,16 @@ def summary(run: Run, event: Done, model: ModelSpec) -> str:
         text += "\n\n⚠️ WaveSpeed flagged this video as possibly NSFW."
     if run.mode == Mode.PREVIEW:
         text += f"\n\n_Offline preview: a camera move over your image, not {model.title} output._"
-    return text
+    # For the curious and for agents (who read the Markdown as it is): the task, behind Details.
+    return text + "\n\n" + _disclosure([f"task `{run.task_id}`"])
 
 
-def details(run: Run, statuses: list[tuple[float, str]]) -> str:
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created_at))
-    lines = [
-        f"**{run.status}** · {when} · seed {run.seed} · {'offline preview' if run.mode == Mode.PREVIEW else run.api_host}",
-        "",
-        f"> {run.prompt}",
-    ]
-    if run.task_id:
-        lines.append(f"\nTask `{run.task_id}`")
+def details(run: Run, statuses: list[tuple[float, str]], model: ModelSpec | None = None) -> str:
+    """History's words for a picked take: its state, when, seed and prompt as the person wrote it;
+    the task, the prompt as sent and the states it went through behind "Details"."""
+    where = "offline preview" if run.mode == Mode.PREVIEW else run.api_host
+    typed = model.without_prefix(run.prompt) if model is not None else run.prompt
+    lines = [f"**{state_words(run)}** · {when_made(run)} · seed {run.seed} · {where}", "", f"> {typed}"]
     if run.note:
         lines.append(f"\n{run.note}")
     if was_recovered(statuses):
@@ -194,9 +232,16 @@ def details(run: Run, statuses: list[tuple[float, str]]) -> str:
         lines.append(f"\n{run.error_message}")
     if run.inference_ms:
         lines.append(f"\nMade in {run.inference_ms / 1000:.1f} s.")
+    more = []
+    if run.task_id:
+        more.append(f"Task `{run.task_id}`")
+    if typed != run.prompt:
+        more.append(f"Sent to the model as: {run.prompt}")
     if len(statuses) > 1:
         start = statuses[0][0]
-        lines.append("\n" + " → ".join(f"{s} (+{at - start:.0f}s)" for at, s in statuses))
+        more.append(" → ".join(f"{s} (+{at - start:.0f}s)" for at, s in statuses))
+    if more:
+        lines.append("\n" + _disclosure(more))
     return "\n".join(lines)
 
 
@@ -256,10 +301,24 @@ def status_line(words: str) -> str:
     return status_lines([html.escape(words)])
 
 
+def done_words(event: Done) -> str:
+    """A finished run in words, without its seed (said beside it, or in the summary below)."""
+    made = event.timings.get("inference_s")
+    total = event.timings.get("total_s", event.elapsed_s)
+    flag = " WaveSpeed flagged this video as possibly NSFW." if event.nsfw else ""
+    return f"Done: {f'made in {made:.1f} s, ' if made else ''}{total:.1f} s in all.{flag}"
+
+
 def event_words(event: Event | None, otherwise: str) -> str:
-    """What a run is doing now, as HTML: its place in line, marked up as on the status board."""
+    """What a run is doing now, as HTML, within a line that already names its seed (a film's
+    shot, a variation): its place in line marked up as on the status board; no task id, and the
+    seed not said again."""
     if isinstance(event, InLine):
         return place_in_line(event, "span")
+    if isinstance(event, Submitted):
+        return "Submitted."
+    if isinstance(event, Done):
+        return html.escape(done_words(event))
     return html.escape(event.message if event is not None else otherwise)
 
 
@@ -267,6 +326,6 @@ def variation_lines(latest: dict[int, VariationUpdate]) -> str:
     lines = []
     for number, update in sorted(latest.items()):
         mark = "✓" if update.video_path else ("✕" if update.error else "●")
-        words = html.escape(update.error.sentence) if update.error is not None else event_words(update.event, update.message)
+        words = html.escape(update.error.sentence) if update.error is not None else event_words(update.event, "Waiting to start…")
         lines.append(f"{mark} <strong>{number}</strong> · seed {update.seed} · {words}")
     return status_lines(lines)

@@ -75,13 +75,6 @@ PLACEHOLDER = (
 )
 
 
-# After "Continue this shot": bring the new picture and the emptied prompt into view.
-SHOW_CONTINUED_JS = """() => {
-  const box = document.querySelector('#prompt textarea');
-  if (box) { box.scrollIntoView({block: 'center'}); box.focus(); }
-}"""
-
-
 class ImageInput(gr.Image):
     """An image box whose handler gets the uploaded file as it is.
 
@@ -225,6 +218,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
         with gr.Column(visible=False, elem_id="shared-view") as shared_view:
             shared_take = gr.HTML()
             like_it = gr.Button("Make one like it", variant="primary", visible=False)
+            like_note = gr.Markdown(elem_classes="action-note", elem_id="like-note")
         with gr.Tabs() as tabs:
             with gr.Tab("Create", id="create"):
                 with gr.Row(equal_height=False):
@@ -243,8 +237,15 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         )
                         with gr.Row(equal_height=True):
                             go = gr.Button("Generate", variant="primary", scale=3)
-                            halt = gr.Button("Stop", variant="stop", scale=1)
+                            halt = gr.Button("Stop", variant="stop", scale=1, min_width=90)  # beside Generate, even on a phone
                         price = gr.Markdown(assist.price_now(), elem_classes="prep-notes", elem_id="price")
+                        # On the first screen, under Generate: a stranger's quickest start.
+                        examples = gr.Examples(
+                            examples=[[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()],
+                            inputs=[image, prompt],
+                            label="Examples (click one, then Generate)",
+                            cache_examples=False,
+                        )
                         with gr.Row(equal_height=True):
                             idea = gr.Textbox(
                                 label="Optional idea for the prompt writer",  # its accessible name
@@ -263,6 +264,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                                 minimum=-1,
                                 maximum=seed_max,
                                 scale=3,
+                                min_width=120,  # room for "Randomize seed" beside it on a phone
                             )
                             randomize = gr.Checkbox(
                                 value=True, label="Randomize seed", scale=1, min_width=150, container=False, elem_id="randomize-seed"
@@ -313,6 +315,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         )
                         result_summary = gr.Markdown(label="Summary: seed, task id and timings", elem_id="summary")
                         continue_go = gr.Button("Continue this shot", size="sm", elem_id="continue-shot")
+                        continue_note = gr.Markdown(elem_id="continue-note", elem_classes="action-note")
                         with gr.Accordion("Continue from another frame", open=False):
                             continue_frame = gr.Number(
                                 value=-1,
@@ -323,7 +326,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
                             )
                         expectations = gr.Markdown(elem_classes="prep-notes")
                         variations_grid = gr.Gallery(
-                            label="Variations (pick one to keep it in the player)",
+                            label="Variations (pick one to play it above)",
                             columns=2,
                             height="auto",
                             object_fit="contain",
@@ -334,21 +337,18 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         )
                         variations_status = gr.HTML(label="How each variation went", elem_id="variations-status")
                         compare_variations = gr.Button("Compare these side by side", size="sm", visible=False)
-                examples = gr.Examples(
-                    examples=[[str(ASSETS / name), text] for name, text in EXAMPLES if (ASSETS / name).exists()],
-                    inputs=[image, prompt],
-                    label="Examples (click one, then Generate)",
-                    cache_examples=False,
-                )
+                        variations_note = gr.Markdown(elem_classes="action-note", elem_id="variations-note")
             with gr.Tab("History", id="history") as history_tab:
                 history_ids = gr.State([])
                 chosen = gr.State("")
                 # -- takes: found by prompt words, kept only (ui_takes.py) --
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=True, elem_id="history-find"):
                     find_words = gr.Textbox(
                         label="Find takes by prompt words", placeholder="e.g. smiles snow", max_length=200, scale=3
                     )
-                    kept_only = gr.Checkbox(label="Kept takes only ★", scale=1, min_width=160)
+                    kept_only = gr.Checkbox(
+                        label="Kept takes only ★", scale=0, min_width=0, container=False, elem_id="kept-only"
+                    )
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
                         gallery = gr.Gallery(
@@ -364,7 +364,9 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         past_video = gr.Video(
                             label="Video", autoplay=True, loop=True, interactive=False, elem_id="history-video"
                         )
-                        past_details = gr.Markdown("Pick a run to see it here.")
+                        past_details = gr.Markdown(
+                            "Pick a take to watch it here; then keep, share, download or reuse it.", elem_id="take-details"
+                        )
                         with gr.Group(visible=False) as finish_box:
                             finish_key = KeyBox(
                                 label="This run was made with your own key: paste it again to fetch its video",
@@ -373,42 +375,48 @@ def build_page(app: StudioApp) -> gr.Blocks:
                                 placeholder="Used for this run only, then forgotten.",
                             )
                             finish_go = gr.Button("Finish this run", variant="primary")
-                        with gr.Row():
-                            again = gr.Button("Use these settings")
-                            reroll = gr.Button("Run again with a new seed")
-                            past_continue = gr.Button("Continue this shot")
-                        # -- the picked take: keep, share, download (ui_takes.py) --
-                        with gr.Row():
-                            keep = gr.Button(KEEP, size="sm", interactive=False)
-                            download = gr.Button("Download this take", size="sm")
-                        with gr.Row(equal_height=True):
-                            share = gr.Button("Share this take", size="sm", scale=1)
-                            share_link = gr.Textbox(
-                                label="Link to this take", interactive=False, buttons=["copy"], scale=3, elem_id="share-link"
-                            )
-                            withdraw = gr.Button("Withdraw the link", size="sm", scale=1)
-                        take_zip = gr.File(label="This take, as a zip", visible=False, interactive=False)
+                        # -- the picked take: reuse, keep, share, download (ui_takes.py), one compact
+                        # row of small buttons; each says in the note below what to do first when
+                        # nothing is picked, and waits for a pick to land before it acts on it.
+                        with gr.Row(elem_id="take-actions"):
+                            small = dict(size="sm", scale=0, min_width=0)
+                            again = gr.Button("Use these settings", **small)
+                            reroll = gr.Button("Run again with a new seed", **small)
+                            past_continue = gr.Button("Continue this shot", **small)
+                            keep = gr.Button(KEEP, **small)
+                            download = gr.Button("Download this take", **small)
+                            share = gr.Button("Share this take", **small)
+                            withdraw = gr.Button("Withdraw the link", **small)
+                        take_buttons = [keep, download, share, withdraw, again, reroll, past_continue]  # Keep first: ui_takes
+                        take_note = gr.Markdown(elem_id="take-note", elem_classes="action-note")
+                        share_link = gr.Textbox(
+                            label="Link to this take", interactive=False, buttons=["copy"], elem_id="share-link", visible=False
+                        )
+                        take_zip = gr.File(label="This take, as a zip", visible=False, interactive=False, elem_id="take-zip")
                 # -- takes side by side, and a take made again from its zip (ui_takes.py) --
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=True, elem_id="compare-row"):
                     compare_pick = gr.CheckboxGroup(label="Compare… (choose 2 to 4 takes)", choices=[], scale=4)
-                    compare_go = gr.Button("Compare", scale=1)
+                    compare_go = gr.Button("Compare", size="sm", scale=0, min_width=110, elem_id="compare-go")
                 compare_view = gr.HTML(elem_id="compare", js_on_load=COMPARE_JS)
                 with gr.Accordion("Make it again from a downloaded take", open=False):
                     take_file = gr.File(label="A take's .zip", file_types=[".zip"], type="filepath")
                     make_again = gr.Button("Make it again")
+                    zip_note = gr.Markdown(elem_classes="action-note", elem_id="zip-note")
             # --- the Film tab: a storyboard of shots, each from the last frame of the one before ---
             with gr.Tab("Film", id="film"):
                 film_id = gr.State("")
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=1, min_width=320):
                         film_image = ImageInput(
-                            label="The first shot's picture", sources=["upload", "clipboard"], type="filepath", height=180,
+                            label="The first shot's picture", sources=["upload", "clipboard"], type="filepath", height=150,
                             elem_id="film-image",
                         )
-                        shot_prompts, shot_seeds = [], []
+                        shot_prompts, shot_seeds, shot_rows = [], [], []
 
                         def shot_row(number: int) -> None:
-                            with gr.Row(equal_height=True):
+                            # Shots past the second appear as the one before is written (ui_films.rows_shown).
+                            with gr.Row(equal_height=True, visible=number <= MIN_SHOTS) as row:
+                                shot_rows.append(row)
                                 shot_prompts.append(
                                     gr.Textbox(
                                         label=f"Shot {number}", lines=1, max_lines=3,
@@ -421,11 +429,8 @@ def build_page(app: StudioApp) -> gr.Blocks:
                                               scale=1, min_width=90)
                                 )
 
-                        for number in range(1, MIN_SHOTS + 1):
+                        for number in range(1, MAX_SHOTS + 1):
                             shot_row(number)
-                        with gr.Accordion(f"Shots {MIN_SHOTS + 1} to {MAX_SHOTS} (optional)", open=False):
-                            for number in range(MIN_SHOTS + 1, MAX_SHOTS + 1):
-                                shot_row(number)
                         film_price_line = gr.Markdown(film.price(), elem_id="film-price")
                         with gr.Row(equal_height=True):
                             film_go = gr.Button("Make the film", variant="primary", scale=3)
@@ -437,10 +442,11 @@ def build_page(app: StudioApp) -> gr.Blocks:
                         )
                         film_shots = gr.Gallery(
                             label="Shots so far", columns=3, height="auto", object_fit="contain",
-                            allow_preview=False, elem_id="film-timeline", interactive=False,
+                            allow_preview=False, elem_id="film-timeline", interactive=False, visible=False,
                         )
                         film_video = gr.Video(
-                            label="The film", interactive=False, buttons=["download"], elem_id="film-video"
+                            label="The film", interactive=False, buttons=["download"], elem_id="film-video",
+                            autoplay=True, loop=True,
                         )
                         with gr.Accordion("Make a shot again", open=False):
                             with gr.Row(equal_height=True):
@@ -502,9 +508,16 @@ def build_page(app: StudioApp) -> gr.Blocks:
             runs.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options
         )
         run_event.then(fn=None, js=ui_polish.after_run_js(), api_visibility="private")
+        # Nothing picked: the note says so and the chain ends at require_pick (no run, no error shown).
         reroll.click(
-            history.reuse_with_new_seed, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private"
-        ).success(**fresh).then(runs.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
+            history.reuse_with_new_seed, [chosen, visitor], [prompt, image, seed, tabs, status, take_note],
+            api_visibility="private",
+        ).then(fn=None, js=ui_polish.note_in_view_js("take-note"), api_visibility="private").then(
+            # Queued: an unqueued event that raises answers HTTP 500.
+            history.require_pick, [chosen, visitor], None, show_progress="hidden", api_visibility="private"
+        ).success(
+            **fresh
+        ).then(runs.generate_in_page, inputs=page_inputs, api_visibility="private", **run_options)
         variation_options = dict(
             outputs=[variations_grid, variations_status],
             concurrency_limit=line_concurrency(settings),
@@ -556,19 +569,28 @@ def build_page(app: StudioApp) -> gr.Blocks:
             examples.load_input_event.then(fn=None, js=ui_polish.reveal_inputs_js(), api_visibility="private")
         history_options = dict(
             fn=takes.history,  # History's gallery, found by words and kept (ui_takes.py)
-            inputs=[visitor, find_words, kept_only],
+            inputs=[visitor, find_words, kept_only, compare_pick],
             outputs=[gallery, history_ids, compare_pick],
             queue=False,
             api_visibility="private",
         )
         run_event.then(**history_options)
         gr.on(triggers=[history_tab.select, refresh.click], **history_options)
+        # A pick goes through the queue; the take's buttons wait for it to land (disabled at once in
+        # the browser, enabled again once `picked` has answered, whether the pick worked or not),
+        # so a quick visitor never shares, downloads or withdraws the take picked before, or none.
+        gallery.select(fn=None, js=ui_polish.take_buttons_wait_js(), api_visibility="private")
         gallery.select(
             history.pick,
             [history_ids, visitor],
             [past_video, past_details, chosen, finish_box],
             api_visibility="private",
-        ).then(fn=None, js=ui_polish.whole_video_js("history-video"), api_visibility="private")
+        ).then(
+            takes.picked, [chosen, visitor], [*take_buttons, share_link, take_zip, take_note],
+            queue=False, show_progress="hidden", api_visibility="private",
+        ).then(fn=None, js=ui_polish.take_buttons_ready_js(), api_visibility="private").then(
+            fn=None, js=ui_polish.whole_video_js("history-video"), api_visibility="private"
+        )
         finish_go.click(
             history.finish_with_key,
             [chosen, finish_key, visitor],
@@ -577,20 +599,20 @@ def build_page(app: StudioApp) -> gr.Blocks:
             concurrency_id="finish",
             api_visibility="private",
         )
-        again.click(history.reuse, [chosen, visitor], [prompt, image, seed, tabs], api_visibility="private")
-        # Longer than one take: continue a shot, and films.
+        again.click(
+            history.reuse, [chosen, visitor], [prompt, image, seed, tabs, status, take_note], api_visibility="private"
+        ).then(fn=None, js=ui_polish.reveal_form_js("take-note"), inputs=[take_note], api_visibility="private")
+        # Longer than one take: continue a shot, and films. Pressed too early, a note beside the
+        # button says what to do first; the picture and prompt are left as they are.
         continue_go.click(
-            runs.frame_to_continue, [video, continue_frame, visitor], [image, prompt],
-            api_visibility="private", concurrency_limit=2, concurrency_id="prepare",
-        ).success(None, None, None, js=SHOW_CONTINUED_JS, api_visibility="private")
+            runs.frame_to_continue, [video, continue_frame, visitor], [image, prompt, continue_note],
+            api_visibility="private", concurrency_limit=2, concurrency_id="prepare", show_progress="hidden",
+        ).then(fn=None, js=ui_polish.continued_js("continue-note"), inputs=[continue_note], api_visibility="private")
+        video.change(lambda: "", None, continue_note, queue=False, show_progress="hidden", api_visibility="private")
         past_continue.click(
-            history.video_of, [chosen, visitor], [video], api_visibility="private"
-        ).success(
-            runs.frame_to_continue, [video, continue_frame, visitor], [image, prompt],
-            api_visibility="private", concurrency_limit=2, concurrency_id="prepare",
-        ).success(lambda: gr.Tabs(selected="create"), None, tabs, api_visibility="private").success(
-            None, None, None, js=SHOW_CONTINUED_JS, api_visibility="private"
-        )
+            runs.continue_take, [chosen, continue_frame, visitor], [video, image, prompt, tabs, take_note],
+            api_visibility="private", concurrency_limit=2, concurrency_id="prepare", show_progress="hidden",
+        ).then(fn=None, js=ui_polish.continued_js("take-note"), inputs=[take_note], api_visibility="private")
         api_continue.click(
             agents.tool(runs.continue_shot, "continue_shot"),
             inputs=[api_continue_video, prompt, seed, fps_prefix, fit, api_key],
@@ -606,41 +628,60 @@ def build_page(app: StudioApp) -> gr.Blocks:
             agents.tool(film.make_film, "make_film"), inputs=[image, api_shots, seed, api_key], outputs=[film_video, film_status],
             api_name="make_film", **film_options,
         )
+        # The shots as they are made in view (on a phone the status is below the button), then the
+        # cut film, whole and playing.
         film_go.click(
             film.make_film_in_page,
             inputs=[film_image, fit, api_key, visitor, *shot_prompts, *shot_seeds],
             outputs=[film_video, film_status, film_shots, film_id],
+            js=ui_polish.reveal_js("film-status"),
             api_visibility="private",
             **film_options,
-        )
+        ).then(fn=None, js=ui_polish.film_cut_js(), api_visibility="private")
         again_go.click(
             film.make_shot_again, [film_id, again_shot, again_seed, api_key, visitor],
-            [film_video, film_status, film_shots, film_id], api_visibility="private", **film_options,
-        )
+            [film_video, film_status, film_shots, film_id], js=ui_polish.reveal_js("film-status"),
+            api_visibility="private", **film_options,
+        ).then(fn=None, js=ui_polish.film_cut_js(), api_visibility="private")
         film_halt.click(runs.stop, None, None, queue=False, api_visibility="private")
         gr.on(
             triggers=[box.change for box in shot_prompts], fn=film.price, inputs=shot_prompts,
             outputs=film_price_line, queue=False, api_visibility="private", show_progress="hidden",
         )
+        gr.on(
+            triggers=[box.change for box in shot_prompts], fn=film.rows_shown, inputs=shot_prompts,
+            outputs=shot_rows[MIN_SHOTS:], queue=False, api_visibility="private", show_progress="hidden",
+        )
         # -- takes: find, keep, share, download, compare, make again, the shared view (ui_takes.py) --
         private = dict(api_visibility="private")
         gr.on(triggers=[find_words.submit, kept_only.change], **history_options)
-        chosen.change(takes.picked, [chosen, visitor], [keep, share_link, take_zip], queue=False, **private)
-        keep.click(takes.keep, [chosen, visitor, find_words, kept_only], [keep, gallery, history_ids, compare_pick],
-                   queue=False, **private)
-        share.click(takes.share, [chosen, visitor], [share_link], queue=False, **private)
-        withdraw.click(takes.withdraw, [chosen, visitor], [share_link], queue=False, **private)
-        download.click(takes.download, [chosen, visitor], [take_zip], concurrency_limit=2,
-                       concurrency_id="takes", **private)
-        compare_go.click(takes.compare, [compare_pick, visitor], [compare_view], queue=False, **private)
-        gr.on(triggers=[vary.click], fn=lambda: gr.update(visible=True), outputs=[compare_variations],
+        # Every answer is said in the note under the buttons (an unqueued event's gr.Info would
+        # reach only the server's log), and none leaves an error over an input.
+        said = dict(fn=None, js=ui_polish.note_in_view_js("take-note"), **private)
+        keep.click(takes.keep, [chosen, visitor, find_words, kept_only, compare_pick],
+                   [keep, gallery, history_ids, compare_pick, take_note], queue=False, **private).then(**said)
+        share.click(takes.share, [chosen, visitor], [share_link, take_note], queue=False, **private).then(**said)
+        withdraw.click(takes.withdraw, [chosen, visitor], [share_link, take_note], queue=False, **private).then(**said)
+        download.click(takes.download, [chosen, visitor], [take_zip, take_note], concurrency_limit=2,
+                       concurrency_id="takes", **private).then(**said).then(fn=None, js=ui_polish.download_zip_js(), **private)
+        compare_go.click(takes.compare, [compare_pick, visitor], [compare_view], queue=False, **private).then(
+            fn=None, js=ui_polish.reveal_said_js("compare"), **private
+        )
+        gr.on(triggers=[vary.click], fn=lambda: (gr.update(visible=True), ""), outputs=[compare_variations, variations_note],
               queue=False, **private)
-        compare_variations.click(takes.compare_variations, [variations_grid, visitor], [compare_view, tabs],
-                                 queue=False, **private)
-        create_fields = [prompt, image, seed, fit, fps_prefix, tabs]
-        make_again.click(takes.make_again, [take_file], create_fields, concurrency_limit=2,
-                         concurrency_id="takes", **private)
-        like_it.click(takes.make_one_like_it, [shared_token], create_fields, queue=False, **private)
+        compare_variations.click(takes.compare_variations, [variations_grid, visitor], [compare_view, tabs, variations_note],
+                                 queue=False, **private).then(fn=None, js=ui_polish.reveal_said_js("compare"), **private).then(
+            fn=None, js=ui_polish.note_in_view_js("variations-note"), **private
+        )
+        # Create filled from a take: the form brought into view, and the status says what to do next.
+        create_fields = [prompt, image, seed, fit, fps_prefix, tabs, status]
+        make_again.click(takes.make_again, [take_file], [*create_fields, zip_note], concurrency_limit=2,
+                         concurrency_id="takes", **private).then(
+            fn=None, js=ui_polish.reveal_form_js("zip-note"), inputs=[zip_note], **private
+        )
+        like_it.click(takes.make_one_like_it, [shared_token], [*create_fields, like_note], queue=False, **private).then(
+            fn=None, js=ui_polish.reveal_form_js("like-note"), inputs=[like_note], **private
+        )
         demo.load(takes.open_shared, None, [shared_view, shared_take, shared_token, like_it], queue=False, **private)
         demo.load(new_visitor, [visitor], [visitor], queue=False, api_visibility="private")
         # A line of text filled in as the page opens: never dimmed by a loading state meanwhile.

@@ -12,7 +12,8 @@ from typing import Any, AsyncIterator
 import gradio as gr
 
 from .errors import Stopped, StudioError
-from .films import FilmUpdate, carry_on, film_price, make_film
+from .films import MIN_SHOTS, FilmUpdate, carry_on, film_price, make_film
+from .runs import FilmStatus
 from .line import watch
 from .page_input import UNEXPECTED, fit_choice, may_touch, picture, text, visitor_id
 from .run_request import RunRequest
@@ -31,6 +32,13 @@ class FilmHandlers:
         self.model = context.studio.model
         self.requester = context.requester
         self.stops = context.stops
+
+    def rows_shown(self, *prompts: str):
+        """The storyboard grows as it is written: the first two shots' rows, then one more past
+        the last shot written (up to six), so no shot hides in a closed box."""
+        written = [index for index, prompt in enumerate(prompts) if text(prompt).strip()]
+        shown = max(MIN_SHOTS, min(len(prompts), (written[-1] + 2) if written else 0))
+        return tuple(gr.update(visible=index < shown) for index in range(MIN_SHOTS, len(prompts)))
 
     def price(self, *prompts: str) -> str:
         """What the storyboard would cost, before anything is spent."""
@@ -130,7 +138,7 @@ class FilmHandlers:
         timeline: dict[int, FilmUpdate] = {}
         last: FilmUpdate | None = None
         try:
-            yield None, status_line("Checking the storyboard…"), [], ""
+            yield None, status_line("Checking the storyboard…"), gr.update(value=[], visible=False), ""
             updates = watch(
                 updates_of(film_request), self.studio.line, film_request.stop,
                 event_of=lambda update: update.event, with_place=lambda update, place: replace(update, event=place),
@@ -140,7 +148,9 @@ class FilmHandlers:
                 if update.shot is not None:
                     timeline[update.shot] = update
                 film_video = str(update.video_path) if update.shot is None and update.video_path else None
-                yield film_video, _timeline_lines(update, timeline), _gallery(timeline), update.film.id
+                shots = _gallery(timeline)
+                # The shots' strip takes room only once there is a shot to show.
+                yield film_video, _timeline_lines(update, timeline), gr.update(value=shots, visible=bool(shots)), update.film.id
             if last is not None and last.error is not None and not isinstance(last.error, Stopped):
                 raise gr.Error(last.error.sentence, print_exception=False)
         except StudioError as exc:
@@ -154,6 +164,14 @@ class FilmHandlers:
             self.stops.release(session, film_request.stop)
 
 
+_FILM_WORDS = {
+    FilmStatus.MAKING: "being made, a shot at a time",
+    FilmStatus.DONE: "cut",
+    FilmStatus.FAILED: "a shot did not come out",
+    FilmStatus.STOPPED: "stopped",
+}
+
+
 def _gallery(timeline: dict[int, FilmUpdate]) -> list[tuple[str, str]]:
     return [
         (str(update.video_path), f"Shot {number + 1}")
@@ -165,7 +183,8 @@ def _gallery(timeline: dict[int, FilmUpdate]) -> list[tuple[str, str]]:
 def _timeline_lines(latest: FilmUpdate, timeline: dict[int, FilmUpdate]) -> str:
     """The film's shots, a line each (HTML: a shot waiting in line shows its place, marked up)."""
     film = latest.film
-    lines = [f"<strong>Film <code>{html.escape(film.id)}</code></strong> · {len(film.shots)} shots · {html.escape(film.status)}"]
+    # The film in a person's words: its shots and where it is, never its record's id.
+    lines = [f"<strong>Your film</strong> · {len(film.shots)} shots · {html.escape(_FILM_WORDS.get(film.status, str(film.status)))}"]
     for number, shot in enumerate(film.shots):
         update = timeline.get(number)
         if update is None:

@@ -12,8 +12,9 @@ from .errors import StudioError
 from .keys import in_use
 from .page_input import may_touch, text, visitor_id
 from .runs import Run
-from .status_board import caption, details, picture_of, shown
+from .status_board import caption, details, picture_of, shown, status_line
 from .ui_context import PageContext
+from .ui_notes import PICK_A_TAKE, note
 
 HISTORY_SIZE = 40
 
@@ -38,7 +39,7 @@ class HistoryHandlers:
             return None, "", "", gr.update(visible=False)
         video = run.video_path if run.has_video else None
         needs_key = run.is_unfinished_task and self.studio.access.client_for_run(run) is None
-        return video, details(run, self.studio.store.statuses(run.id)), run.id, gr.update(visible=needs_key)
+        return video, details(run, self.studio.store.statuses(run.id), self.model), run.id, gr.update(visible=needs_key)
 
     def finish_with_key(self, run_id: str, api_key: str | None, visitor: str | None, request: gr.Request):
         """Finish a visitor's own-key run that a restart cut off, with the key pasted again."""
@@ -46,7 +47,7 @@ class HistoryHandlers:
         if run is None:
             raise gr.Error("Pick a run in the history first.", print_exception=False)
         if not run.is_unfinished_task:
-            return (run.video_path if run.has_video else None), details(run, self.studio.store.statuses(run.id)), ""
+            return (run.video_path if run.has_video else None), details(run, self.studio.store.statuses(run.id), self.model), ""
         try:
             with in_use(text(api_key)):  # masked in the log while used, then forgotten (keys.py)
                 client = self.studio.access.client_with_key(run, text(api_key))
@@ -56,25 +57,31 @@ class HistoryHandlers:
                     client.close()  # the key is forgotten with it
         except StudioError as exc:
             raise gr.Error(exc.sentence, print_exception=False) from None
-        return (run.video_path if run.has_video else None), details(run, self.studio.store.statuses(run.id)), ""
+        return (run.video_path if run.has_video else None), details(run, self.studio.store.statuses(run.id), self.model), ""
 
     def reuse(self, run_id: str, visitor: str | None, request: gr.Request, new_seed: bool = False):
+        """"Use these settings": Create holds the picked take's prompt, picture and seed.
+
+        (prompt, image, seed, tabs, status, note): with nothing picked, Create is left alone and
+        the note beside History's buttons says what to do first."""
         run = self._run_for_visitor(text(run_id), visitor)
         if run is None:
-            raise gr.Error("Pick a run in the history first.", print_exception=False)
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), note(PICK_A_TAKE)
         image = run.image_path if run.image_path and Path(run.image_path).exists() else None
         seed = random.randint(0, self.model.seed_max) if new_seed else run.seed
-        return self.model.without_prefix(run.prompt), image, seed, gr.Tabs(selected="create")
-
-    def video_of(self, run_id: str, visitor: str | None, request: gr.Request):
-        """The picked take's video, into Create's player (to continue it from there)."""
-        run = self._run_for_visitor(text(run_id), visitor)
-        if run is None or not run.has_video:
-            raise gr.Error("Pick a finished run in the history first: its last frame starts the next shot.", print_exception=False)
-        return run.video_path
+        said = gr.update() if new_seed else status_line(
+            "Create holds the take's prompt, picture and seed: press Generate to make it again, or change something first."
+        )
+        return self.model.without_prefix(run.prompt), image, seed, gr.Tabs(selected="create"), said, ""
 
     def reuse_with_new_seed(self, run_id: str, visitor: str | None, request: gr.Request):
         return self.reuse(run_id, visitor, request, new_seed=True)
+
+    def require_pick(self, run_id: str, visitor: str | None, request: gr.Request) -> None:
+        """Ends a chain of events (its next step runs on success) when nothing is picked; the
+        note already says why, so the error is shown nowhere and has no outputs to mark."""
+        if self._run_for_visitor(text(run_id), visitor) is None:
+            raise gr.Error(PICK_A_TAKE, visible=False, print_exception=False)
 
     def _visible_runs(self, visitor: str | None, *, words: str = "", kept: bool = False) -> list[Run]:
         """This browser's runs (everyone's, on a laptop), newest first; `words` and `kept` as

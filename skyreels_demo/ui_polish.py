@@ -74,6 +74,91 @@ def reveal_inputs_js() -> str:
     return f"() => {{ {_REVEAL} reveal('input-image', 0.3); }}"
 
 
+# Waits (a few frames at most, up to 3 s) until `id`'s element is drawn (a tab just switched
+# to draws its contents a moment later), then runs `then(el)`.
+_WHEN_DRAWN = """const whenDrawn = (id, then) => {
+  const started = performance.now();
+  const look = () => {
+    const el = document.getElementById(id);
+    if (el && el.getClientRects().length && el.getBoundingClientRect().height > 0) { then(el); return; }
+    if (performance.now() - started < 3000) requestAnimationFrame(look);
+  };
+  look();
+};"""
+
+
+_NEAREST = "(el) => { const box = el.getBoundingClientRect(); if (box.top < 0 || box.bottom > window.innerHeight) el.scrollIntoView({block: 'nearest'}); }"
+
+
+def note_in_view_js(note_id: str) -> str:
+    """After a button that answers in the note `note_id` (ui_notes.py): the note, if it says
+    anything, scrolled just into view (a note under a button near the screen's edge is not seen)."""
+    return f"() => {{ {_WHEN_DRAWN} whenDrawn({json.dumps(note_id)}, {_NEAREST}); }}"
+
+
+def reveal_form_js(note_id: str) -> str:
+    """After Create was filled (a shared take's "Make one like it", a take made again from its
+    zip, History's "Use these settings"): the filled form in view, its picture at the top; or,
+    when the note (the step's one input) says why nothing was filled, that note."""
+    return (
+        f"(said) => {{ {_WHEN_DRAWN} if (typeof said === 'string' && said.trim()) {{ whenDrawn({json.dumps(note_id)}, {_NEAREST}); return; }}"
+        " whenDrawn('input-image', (el) => el.scrollIntoView({block: 'start'})); }"
+    )
+
+
+def reveal_said_js(element_id: str) -> str:
+    """After a step that answers in `element_id` (a comparison, a sentence): that answer in view,
+    whole if it fits, else from its top (a comparison's videos, not only its buttons)."""
+    return (
+        f"() => {{ {_WHEN_DRAWN} whenDrawn({json.dumps(element_id)}, (el) => {{ const fit = () => {{ const box = el.getBoundingClientRect();"
+        " if (box.top < 0 || box.bottom > window.innerHeight) el.scrollIntoView({block: 'start'}); };"
+        # A video's height is known once its metadata is: measured before, the answer looks short.
+        " const video = el.querySelector('video');"
+        " if (video && video.readyState < 1) video.addEventListener('loadedmetadata', fit, {once: true}); else fit(); }); }"
+    )
+
+
+def continued_js(note_id: str) -> str:
+    """After "Continue this shot": the new picture and the emptied prompt in view, the prompt
+    focused; or, when the note (the step's one input) says why nothing was continued, that note."""
+    return (
+        f"(said) => {{ {_WHEN_DRAWN} if (typeof said === 'string' && said.trim()) {{ whenDrawn({json.dumps(note_id)}, {_NEAREST}); return; }}"
+        " whenDrawn('prompt', () => { const box = document.querySelector('#prompt textarea');"
+        " if (box) { box.scrollIntoView({block: 'center'}); box.focus(); } }); }"
+    )
+
+
+def film_cut_js() -> str:
+    """After a film's event: the cut film in view, whole, playing (as Create's video does)."""
+    return (
+        f"() => {{ {_WHEN_DRAWN} whenDrawn('film-video', (block) => {{"
+        " const video = block.querySelector('video'); if (!video) return;"
+        " const whole = () => { const box = video.getBoundingClientRect();"
+        " if (box.bottom > window.innerHeight || box.top < 0) block.scrollIntoView({block: box.height > window.innerHeight ? 'start' : 'nearest'}); };"
+        " if (video.readyState >= 1) whole(); else video.addEventListener('loadedmetadata', whole, {once: true});"
+        " video.muted = true; if (video.paused) video.play().catch(() => {}); }); }"
+    )
+
+
+def take_buttons_wait_js() -> str:
+    """A thumbnail clicked: the picked take's buttons are disabled at once, in the browser, so
+    none is pressed before the pick lands (`take_buttons_ready_js` enables them again)."""
+    return "() => { document.querySelectorAll('#take-actions button').forEach((b) => { b.disabled = true; }); }"
+
+
+def take_buttons_ready_js() -> str:
+    """The pick has landed (or failed): the picked take's buttons work again."""
+    return "() => { document.querySelectorAll('#take-actions button').forEach((b) => { b.disabled = false; }); }"
+
+
+def download_zip_js() -> str:
+    """After "Download this take": the zip's own link clicked for the visitor (one click, not two)."""
+    return (
+        f"() => {{ {_WHEN_DRAWN} whenDrawn('take-zip', (el) => {{"
+        " const link = el.querySelector('a[href][download]') || el.querySelector('a[href]'); if (link) link.click(); }); }"
+    )
+
+
 def untagged_prompt_js() -> str:
     """The offline writer's "[Offline preview suggestion]" tag out of the prompt box: a tag left
     there would go to the model unless the visitor deleted it (the pop-up says it instead)."""

@@ -16,10 +16,11 @@ from typing import Any, AsyncIterator
 import gradio as gr
 
 from .agents import StageReport, stage_of, variations_stage
-from .errors import Stopped, StudioError
+from .errors import BadInput, Stopped, StudioError
 from .events import Done
 from .line import watch
 from .page_input import NOT_YOURS, UNEXPECTED, fit_choice, may_touch, picture, text, visitor_id
+from .ui_notes import NO_VIDEO_YET, PICK_A_TAKE, note
 from .run_request import RunRequest
 from .runs import Run
 from .status_board import StatusBoard, status_line, summary, variation_grid, variation_lines
@@ -233,24 +234,54 @@ class RunHandlers:
             yield outputs
 
     def frame_to_continue(self, video: Any, frame: float | None, visitor: str | None, request: gr.Request):
-        """The page's "Continue this shot": the video's frame (the last by default) becomes the image."""
+        """The page's "Continue this shot": the video's frame (the last by default) becomes the image.
+
+        (image, prompt, note): pressed too early or refused, the image and prompt are left as they
+        are and the note beside the button says what to do first (never an error over an input)."""
         path = video.get("video", {}).get("path") if isinstance(video, dict) else video
         if not isinstance(path, str) or not path:
-            raise gr.Error("Make a video first: the next shot starts from its last frame.", print_exception=False)
+            return gr.update(), gr.update(), note(NO_VIDEO_YET)
+        try:
+            image, prompt = self._continue_from(path, frame, visitor)
+        except StudioError as exc:
+            return gr.update(), gr.update(), note(exc.sentence)
+        return image, prompt, ""
+
+    def continue_take(self, run_id: str, frame: float | None, visitor: str | None, request: gr.Request):
+        """History's "Continue this shot": the picked take into Create's player, its frame the image.
+
+        (video, image, prompt, tabs, note): with nothing picked, Create is left alone and the note
+        beside History's buttons says what to do first."""
+        try:
+            run = self.studio.store.get(text(run_id)) if text(run_id) else None
+        except KeyError:
+            run = None
+        if run is None or not may_touch(self.shared, run, visitor):
+            return gr.update(), gr.update(), gr.update(), gr.update(), note(PICK_A_TAKE)
+        if not run.has_video:
+            return gr.update(), gr.update(), gr.update(), gr.update(), note(
+                "This take has no video to continue: pick a finished one (its last frame starts the next shot)."
+            )
+        try:
+            image, prompt = self._continue_from(run.video_path, frame, visitor)
+        except StudioError as exc:
+            return gr.update(), gr.update(), gr.update(), gr.update(), note(exc.sentence)
+        return run.video_path, image, prompt, gr.Tabs(selected="create"), ""
+
+    def _continue_from(self, path: str, frame: float | None, visitor: str | None):
+        """The frame of the clip at `path` as Create's image, and the prompt box asking what comes next."""
         run = run_of_video(self.studio, path)
         if run is not None and not may_touch(self.shared, run, visitor):
-            raise gr.Error(NOT_YOURS, print_exception=False)  # another visitor's take
+            raise BadInput(NOT_YOURS)  # another visitor's take
         if run is None:
             run = self._run_by_task(Path(path).stem, visitor)  # this browser's take, from a copy
         source = run.video_path if run is not None and run.has_video else path
+        index = None if not isinstance(frame, (int, float)) or frame < 0 else int(frame)
         try:
-            index = None if not isinstance(frame, (int, float)) or frame < 0 else int(frame)
             picture = starting_frame(self.studio, run, source, index)  # a preview's frame without its label
             name = frame_name(run, Path(source), index)
-        except StudioError as exc:
-            raise gr.Error(exc.sentence, print_exception=False) from None
         except OSError:
-            raise gr.Error("That video could not be read: make a video first, then continue it.", print_exception=False) from None
+            raise BadInput("That video could not be read: make a video first, then continue it.") from None
         dest = self.frames_dir / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         # Written whole, then put in place: a frame is never read half written.
@@ -261,13 +292,13 @@ class RunHandlers:
         finally:
             part.unlink(missing_ok=True)
         seed_note = f" (seed {run.seed})" if run else ""
-        note = (
+        placeholder = (
             f"What happens next? Continuing from {'the last frame' if index is None else f'frame {index}'} "
             f"of the take{seed_note}: describe the next shot, then press Generate."
         )
         # The prompt box itself says it: the prepared-frame notes beside the image are redrawn
         # when the new picture arrives.
-        return str(dest), gr.update(value="", placeholder=note)
+        return str(dest), gr.update(value="", placeholder=placeholder)
 
     def _own_run(self, run_id: str, visitor: str) -> bool:
         try:
@@ -355,7 +386,8 @@ class RunHandlers:
         path = video.get("path") if isinstance(video.get("path"), str) else None
         if not path or Path(path).resolve().parent != self.videos_dir.resolve():
             return gr.update(), gr.update()
-        return path, f"**Kept:** {text(value.get('caption'))}"
+        # "Picked", not "kept": History's ★ Keep is what protects a take.
+        return path, f"**Picked:** {text(value.get('caption'))}, now in the player."
 
     def stop(self, request: gr.Request) -> None:
         self.stops.stop_all(request)

@@ -26,9 +26,10 @@ from . import takes
 from .errors import StudioError
 from .page_input import NOT_YOURS, text
 from .runs import Run
-from .status_board import caption, picture_of, shown
+from .status_board import caption, picture_of, shown, status_line
 from .ui_context import PageContext
 from .ui_history import HistoryHandlers
+from .ui_notes import CHOOSE_A_ZIP, PICK_A_TAKE, note
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,10 @@ class TakeHandlers:
 
     # -- finding and keeping --
 
-    def history(self, visitor: str | None, words: str | None, kept_only: bool | None, request: gr.Request):
-        """History's gallery, its runs' ids and the Compare… choices, found by words and kept."""
+    def history(self, visitor: str | None, words: str | None, kept_only: bool | None, ticked: Any = None,
+                request: gr.Request = None):
+        """History's gallery, its runs' ids and the Compare… choices, found by words and kept;
+        `ticked`: the takes ticked to compare, kept ticked while they are still listed."""
         runs = [
             run for run in self.visits._visible_runs(visitor, words=text(words), kept=kept_only is True)
             if shown(run)
@@ -104,77 +107,102 @@ class TakeHandlers:
             for run in runs
         ]
         choices = [(self._choice_label(run), run.id) for run in runs if run.has_video]
-        return items, [run.id for run in runs], gr.update(choices=choices, value=[])
+        listed = {run_id for _, run_id in choices}
+        still = [run_id for run_id in ticked if run_id in listed] if isinstance(ticked, list) else []
+        return items, [run.id for run in runs], gr.update(choices=choices, value=still)
 
     def picked(self, run_id: str, visitor: str | None, request: gr.Request):
-        """A take was opened in History: its star, its live link, no stale download."""
+        """A take was opened in History: its star, its live link, no stale download or note (its
+        buttons, disabled in the browser while the pick was on its way, are enabled there)."""
+        ready = tuple(gr.update(interactive=True) for _ in range(TAKE_BUTTONS - 1))
         run = self.visits._run_for_visitor(text(run_id), visitor)
         if run is None:
-            return gr.update(value=KEEP, interactive=False), "", gr.update(value=None, visible=False)
+            return (gr.update(value=KEEP, interactive=True), *ready, _link(""), gr.update(value=None, visible=False), "")
         token = self.store.live_share(run.id) if self.settings.sharing else None
         link = takes.share_link(self._app_url(request), token) if token else ""
-        return gr.update(value=KEPT if run.kept else KEEP, interactive=True), link, gr.update(value=None, visible=False)
+        keep = gr.update(value=KEPT if run.kept else KEEP, interactive=True)
+        return (keep, *ready, _link(link), gr.update(value=None, visible=False), "")
 
-    def keep(self, run_id: str, visitor: str | None, words: str | None, kept_only: bool | None, request: gr.Request):
-        run = self._own(run_id, visitor)
+    def keep(self, run_id: str, visitor: str | None, words: str | None, kept_only: bool | None, ticked: Any,
+             request: gr.Request):
+        """★ Keep: the take's files are never swept to make room; pressed again, unkept."""
+        run, said = self._picked(run_id, visitor)
+        if run is None:
+            return gr.update(), gr.update(), gr.update(), gr.update(), said
         run = self.store.keep(run.id, not run.kept)
-        return (gr.update(value=KEPT if run.kept else KEEP), *self.history(visitor, words, kept_only, request))
+        said = ("★ Kept: this take's video, picture and zip stay when the app makes room on its disk."
+                if run.kept else "No longer kept: this take may be swept, oldest first, when the app needs room.")
+        return (gr.update(value=KEPT if run.kept else KEEP), *self.history(visitor, words, kept_only, ticked, request), said)
 
     # -- sharing --
 
-    def share(self, run_id: str, visitor: str | None, request: gr.Request) -> str:
+    def share(self, run_id: str, visitor: str | None, request: gr.Request):
+        """(the link box, the note): a link of the take's own, or what to do first."""
         if not self.settings.sharing:
-            raise gr.Error("Sharing is turned off on this app (SKYREELS_SHARING=0).", print_exception=False)
-        run = self._own(run_id, visitor)
+            return gr.update(), note("Sharing is turned off on this app (SKYREELS_SHARING=0).")
+        run, said = self._picked(run_id, visitor)
+        if run is None:
+            return gr.update(), said
         if not run.has_video:
-            raise gr.Error("Only a finished take with its video can be shared.", print_exception=False)
-        return takes.share_link(self._app_url(request), takes.share(self.store, run))
+            return gr.update(), note("Only a finished take with its video can be shared: pick one with a video.")
+        link = takes.share_link(self._app_url(request), takes.share(self.store, run))
+        return _link(link), "Anyone with this link can watch this take (its video, prompt and seed), nothing else of yours. Withdraw the link to end it."
 
-    def withdraw(self, run_id: str, visitor: str | None, request: gr.Request) -> str:
-        run = self._own(run_id, visitor)
+    def withdraw(self, run_id: str, visitor: str | None, request: gr.Request):
+        run, said = self._picked(run_id, visitor)
+        if run is None:
+            return gr.update(), said
         withdrawn = self.store.withdraw_shares(run.id)
-        gr.Info("The link is withdrawn: it now shows that the take is not shared." if withdrawn
-                else "This take had no link to withdraw.")
-        return ""
+        return _link(""), ("The link is withdrawn: it now shows that the take is not shared." if withdrawn
+                           else note("This take has no link to withdraw: press Share this take to make one."))
 
     # -- export, and making it again --
 
     def download(self, run_id: str, visitor: str | None, request: gr.Request):
-        run = self._own(run_id, visitor)
+        """(the zip, the note): the take's zip, which the page then downloads (one click)."""
+        run, said = self._picked(run_id, visitor)
+        if run is None:
+            return gr.update(value=None, visible=False), said
         # Made once, named by the run, kept in the data directory (counted and swept there) and
         # served from where it is: clicking again hands out the same file.
         try:
             path = takes.take_zip(run, self.model, self.settings.takes_dir)
         except StudioError as exc:
-            raise gr.Error(exc.sentence, print_exception=False) from None
-        return gr.update(value=str(path), visible=True)
+            return gr.update(value=None, visible=False), note(exc.sentence)
+        return gr.update(value=str(path), visible=True), "The take's zip is downloading: its video, picture and settings. Make it again from it below, any time."
 
     def make_again(self, upload: Any, request: gr.Request):
-        """A downloaded take's zip fills Create with its prompt, seed, image, framing and prefix."""
+        """A downloaded take's zip fills Create with its prompt, seed, image, framing and prefix.
+
+        (prompt, image, seed, fit, prefix, tabs, status, note): refused, Create is left alone and
+        the note under the button says why."""
         path = upload if isinstance(upload, str) else getattr(upload, "name", None)
         if not isinstance(path, str) or not path:
-            raise gr.Error("Choose a take's .zip first.", print_exception=False)
+            return (*_UNCHANGED_CREATE, note(CHOOSE_A_ZIP))
         try:
             take = takes.read_take(path, self.model)
         except StudioError as exc:
-            raise gr.Error(exc.sentence, print_exception=False) from None
-        gr.Info("Create holds the take again: press Generate to make it.")
-        return self._fill_create(take.prompt, take.image.data, take.seed, take.fit, take.fps_prefix)
+            return (*_UNCHANGED_CREATE, note(exc.sentence))
+        said = status_line("Create holds the take again: press Generate to make it.")
+        return (*self._fill_create(take.prompt, take.image.data, take.seed, take.fit, take.fps_prefix), said, "")
 
     # -- comparing --
 
     def compare(self, run_ids: Any, visitor: str | None, request: gr.Request) -> str:
+        """#compare's content: the ticked takes side by side, or a sentence saying what to tick."""
         ids = [run_id for run_id in run_ids if isinstance(run_id, str)] if isinstance(run_ids, list) else []
         if not MIN_COMPARE <= len(ids) <= MAX_COMPARE:
-            raise gr.Error(f"Choose {MIN_COMPARE} to {MAX_COMPARE} takes to compare.", print_exception=False)
+            ticked = "no take is ticked" if not ids else ("one take is ticked" if len(ids) == 1 else f"{len(ids)} are ticked")
+            return compare_note(f"Tick {MIN_COMPARE} to {MAX_COMPARE} takes under “Compare…”, then press Compare: {ticked}.")
         runs = [self.visits._run_for_visitor(run_id, visitor) for run_id in dict.fromkeys(ids)]
         runs = [run for run in runs if run is not None and run.has_video]
         if len(runs) < MIN_COMPARE:
-            raise gr.Error("Those takes have no videos to compare: choose finished ones.", print_exception=False)
+            return compare_note("Those takes have no videos to compare: tick finished ones.")
         return compare_html(runs, self.model)
 
     def compare_variations(self, grid: Any, visitor: str | None, request: gr.Request):
-        """The variations just made, in the same side-by-side view (on History's tab)."""
+        """The variations just made, in the same side-by-side view (on History's tab); fewer than
+        two made, the note beside the button says so and the page stays on Create."""
         runs = []
         for item in grid if isinstance(grid, list) else []:
             path = _gallery_path(item)
@@ -184,8 +212,8 @@ class TakeHandlers:
             if run is not None and run.has_video and run not in runs:
                 runs.append(run)
         if len(runs) < MIN_COMPARE:
-            raise gr.Error("Make at least two variations first, then compare them.", print_exception=False)
-        return compare_html(runs[:MAX_COMPARE], self.model), gr.Tabs(selected="history")
+            return gr.update(), gr.update(), note("Make at least two variations first, then compare them.")
+        return compare_html(runs[:MAX_COMPARE], self.model), gr.Tabs(selected="history"), ""
 
     # -- the shared view --
 
@@ -202,24 +230,27 @@ class TakeHandlers:
         return gr.update(visible=True), shared_html(run, token, self.model), token, gr.update(visible=True)
 
     def make_one_like_it(self, token: str, request: gr.Request):
-        """Create filled with the shared take's prompt, seed and image, for the viewer's own run."""
+        """Create filled with the shared take's prompt, seed and image, for the viewer's own run.
+
+        (prompt, image, seed, fit, prefix, tabs, status, note): a link withdrawn since the page
+        opened leaves Create alone, and the note under the button says so."""
         run = takes.shared_take(self.store, text(token), sharing=self.settings.sharing)
         if run is None or not run.image_path or not Path(run.image_path).is_file():
-            raise gr.Error(takes.NOT_SHARED, print_exception=False)
-        gr.Info("Create holds the take: press Generate to make one of your own.")
-        return self._fill_create(
+            return (*_UNCHANGED_CREATE, note(takes.NOT_SHARED))
+        said = status_line("Create holds the shared take's prompt, picture and seed: press Generate to make one of your own.")
+        filled = self._fill_create(
             takes.typed_prompt(run, self.model), Path(run.image_path).read_bytes(), run.seed, run.fit, bool(run.fps_prefix)
         )
+        return (*filled, said, "")
 
     # -- helpers --
 
-    def _own(self, run_id: str, visitor: str | None) -> Run:
+    def _picked(self, run_id: str, visitor: str | None) -> tuple[Run | None, str]:
+        """The picked take, or None and the note saying what to do first."""
         if not text(run_id):
-            raise gr.Error("Pick a take in the history first.", print_exception=False)
+            return None, note(PICK_A_TAKE)
         run = self.visits._run_for_visitor(text(run_id), visitor)
-        if run is None:
-            raise gr.Error(NOT_YOURS, print_exception=False)
-        return run
+        return (run, "") if run is not None else (None, note(NOT_YOURS))
 
     def _choice_label(self, run: Run) -> str:
         prompt = takes.typed_prompt(run, self.model)
@@ -248,6 +279,22 @@ class TakeHandlers:
                 part.write(jpeg)
             Path(part.name).replace(image)
         return prompt, str(image), seed, fit, fps_prefix, gr.Tabs(selected="create")
+
+
+# The picked take's buttons, in the order `picked` answers for them: Keep first.
+TAKE_BUTTONS = 7
+# Create's fields (prompt, image, seed, framing, prefix, tab, status) left as they are.
+_UNCHANGED_CREATE = tuple(gr.update() for _ in range(7))
+
+
+def _link(link: str):
+    """The share link's box: shown only while there is a link to copy."""
+    return gr.update(value=link, visible=bool(link))
+
+
+def compare_note(sentence: str) -> str:
+    """#compare's content when there is nothing to compare yet: what to do, in a sentence."""
+    return f'<p class="action-note" role="status">{html.escape(note(sentence))}</p>'
 
 
 def _gallery_path(item: Any) -> str | None:

@@ -148,7 +148,7 @@ def test_generate_reports_its_stages_in_words_and_ends_with_plain_fields(app, pi
     assert {total for _, total, _ in notes} == {1.0}
     # One item per output, no HTML, no Python repr: the stages, the video's URL, the summary.
     stages_text, video_url, summary = texts(result)
-    assert "<" not in stages_text and "Submitted task" in stages_text and "Done" in stages_text
+    assert "<" not in stages_text and "Submitted with seed 7" in stages_text and "Done" in stages_text
     assert video_url.startswith(app.url) and video_url.endswith(".mp4")
     assert "Seed 7" in summary and re.search(r"task `[0-9a-f]{32}`", summary)
 

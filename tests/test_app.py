@@ -45,7 +45,7 @@ def test_a_run_streams_its_stages_then_a_playable_video(app):
             statuses.append(status)
     status, video, summary = job.outputs()[-1]
     assert len(statuses) >= 5  # prepared, uploading, submitted, waiting/making, downloading, done
-    assert "Submitted task" in status and "Done" in status
+    assert "Submitted with seed 7" in status and "Done" in status
     assert "Seed 7" in summary and "Offline preview" in summary
     facts = video_facts(video)
     assert facts["frames"] == 97 and facts["size"] == (720, 720) and facts["codec"] == "h264"

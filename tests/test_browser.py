@@ -131,7 +131,7 @@ def test_a_prompt_is_written_from_the_picture_into_the_box(app, browser):
     page.close()
 
 
-def test_three_variations_arrive_in_the_grid_with_three_seeds_and_one_is_kept(app, browser, tmp_path):
+def test_three_variations_arrive_in_the_grid_with_three_seeds_and_one_is_picked(app, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1366, "height": 900})
     page.goto(app.url)
     fill_in(page, "A woman laughs")
@@ -145,7 +145,7 @@ def test_three_variations_arrive_in_the_grid_with_three_seeds_and_one_is_kept(ap
     expect(page.locator("#variations-status")).to_contain_text("✓ 3", timeout=30_000)
     page.screenshot(path=str(tmp_path / "variations.png"), full_page=True)
     page.get_by_role("button", name=re.compile("Thumbnail 2 of 3")).click()
-    expect(page.locator("#summary")).to_contain_text("Kept: Seed", timeout=10_000)
+    expect(page.locator("#summary")).to_contain_text("Picked: Seed", timeout=10_000)
     expect(page.locator("#result-video video")).to_have_count(1)
     page.close()
 

@@ -100,7 +100,8 @@ def test_the_video_saved_last_survives_a_full_budget_and_every_run_stays_in_hist
         assert set(listed(app, A)) == {run.id for run in runs}
         items, ids = app.history.history(A, page_request(A))
         captions = dict(zip(ids, (caption for _, caption in items)))
-        assert all(captions[run.id].startswith("done · seed") for run in runs)
+        # Listed as made takes: their prompt and seed, no state word (pruned or not).
+        assert all(captions[run.id].startswith(f"a woman smiles, take {run.seed} · seed {run.seed} · ") for run in runs)
         # The disk is still over its budget: what is left is less than an hour old.
         assert disk_use(app.settings) > app.settings.disk_budget_mb * 1_000_000
     finally:
@@ -166,7 +167,7 @@ def test_a_run_refused_at_its_submit_for_its_key_keeps_no_picture(owner_backend,
 def test_downloading_a_take_again_and_again_makes_one_zip(shared_app):
     app = shared_app
     run = make_run(app, A, "a woman smiles at the camera")
-    paths = {app.takes.download(run.id, A, page_request(A))["value"] for _ in range(10)}
+    paths = {app.takes.download(run.id, A, page_request(A))[0]["value"] for _ in range(10)}
     [path] = paths
     zips = [p for p in app.settings.takes_dir.rglob("*") if p.is_file()]
     assert zips == [Path(path)] and Path(path).name.startswith("skyreels-take-")
@@ -177,10 +178,10 @@ def test_downloading_a_take_again_and_again_makes_one_zip(shared_app):
     # It counts in the one budget; pruned, it is made again at the next click, at the same name.
     assert disk_use(app.settings) >= Path(path).stat().st_size + Path(run.video_path).stat().st_size
     Path(path).unlink()
-    assert app.takes.download(run.id, A, page_request(A))["value"] == path and Path(path).is_file()
-    # Another browser cannot download it.
-    with pytest.raises(gr.Error, match=NOT_YOURS):
-        app.takes.download(run.id, B, page_request(B))
+    assert app.takes.download(run.id, A, page_request(A))[0]["value"] == path and Path(path).is_file()
+    # Another browser cannot download it: it is told so, beside the button.
+    zip_file, said = app.takes.download(run.id, B, page_request(B))
+    assert zip_file["value"] is None and NOT_YOURS in said
 
 
 # --- one visitor, one room -----------------------------------------------------------------------
@@ -198,8 +199,8 @@ def test_two_visitors_continuing_their_own_clips_each_get_their_own_frame(shared
     app = shared_app
     mine, theirs = make_run(app, A, "a woman smiles", ASTRONAUT), make_run(app, B, "a cat blinks", CHELSEA, seed=2)
     # Their own takes, continued from the page: each frame is named by its own run.
-    frame_a, _ = app.runs.frame_to_continue(mine.video_path, -1, A, page_request(A))
-    frame_b, _ = app.runs.frame_to_continue(theirs.video_path, -1, B, page_request(B))
+    frame_a, _, _ = app.runs.frame_to_continue(mine.video_path, -1, A, page_request(A))
+    frame_b, _, _ = app.runs.frame_to_continue(theirs.video_path, -1, B, page_request(B))
     assert frame_a != frame_b
     # (An offline preview's last frame, without its label: films.starting_frame.)
     assert same_picture(Image.open(frame_a).convert("RGB"), starting_frame(app.studio, mine, mine.video_path))
@@ -209,9 +210,9 @@ def test_two_visitors_continuing_their_own_clips_each_get_their_own_frame(shared
     for clip, run in ((clip_a, mine), (clip_b, theirs)):
         clip.parent.mkdir()
         clip.write_bytes(Path(run.video_path).read_bytes())
-    from_clip_a, _ = app.runs.frame_to_continue(str(clip_a), -1, A, page_request(A))
+    from_clip_a, _, _ = app.runs.frame_to_continue(str(clip_a), -1, A, page_request(A))
     before = Path(from_clip_a).read_bytes()
-    from_clip_b, _ = app.runs.frame_to_continue(str(clip_b), -1, B, page_request(B))
+    from_clip_b, _, _ = app.runs.frame_to_continue(str(clip_b), -1, B, page_request(B))
     assert from_clip_a != from_clip_b and Path(from_clip_a).read_bytes() == before  # not swapped
     assert same_picture(Image.open(from_clip_b).convert("RGB"), last_frame(theirs.video_path))
     # Each continues from their own frame; the new run records which of their runs it continued.
@@ -227,22 +228,22 @@ def test_a_visitor_can_neither_continue_nor_share_another_visitors_run(shared_ap
     app = shared_app
     theirs = make_run(app, A, "a woman smiles")
     frames_before = sorted(app.settings.frames_dir.glob("*"))
-    with pytest.raises(gr.Error, match=NOT_YOURS):
-        app.runs.frame_to_continue(theirs.video_path, -1, B, page_request(B))
-    with pytest.raises(gr.Error, match=NOT_YOURS):
-        app.runs.frame_to_continue({"video": {"path": theirs.video_path}}, 10, B, page_request(B))
+    # Each refusal is said beside the button; the picture and prompt are left as they are.
+    for video, frame in ((theirs.video_path, -1), ({"video": {"path": theirs.video_path}}, 10)):
+        image, prompt, said = app.runs.frame_to_continue(video, frame, B, page_request(B))
+        assert NOT_YOURS in said and image == prompt == gr.update()
     assert sorted(app.settings.frames_dir.glob("*")) == frames_before  # nothing read, nothing written
-    with pytest.raises(gr.Error, match=NOT_YOURS):
-        app.takes.share(theirs.id, B, page_request(B))
-    with pytest.raises(gr.Error, match=NOT_YOURS):
-        app.takes.keep(theirs.id, B, "", False, page_request(B))
+    link, said = app.takes.share(theirs.id, B, page_request(B))
+    assert NOT_YOURS in said and link == gr.update()
+    *_, said = app.takes.keep(theirs.id, B, "", False, [], page_request(B))
+    assert NOT_YOURS in said and not app.studio.store.get(theirs.id).kept
     # The API has no History: a caller continuing a take from the page is refused too.
     with pytest.raises(gr.Error, match=NOT_YOURS):
         drain(app.runs.continue_shot(theirs.video_path, "she turns", 3, True, "crop", "", page_request("api")))
     assert app.studio.store.live_share(theirs.id) is None
     assert [run.id for run in app.studio.store.recent()] == [theirs.id]  # nothing was made
     # Its owner still can.
-    assert app.takes.share(theirs.id, A, page_request(A)).startswith("http://127.0.0.1:7860/?take=")
+    assert app.takes.share(theirs.id, A, page_request(A))[0]["value"].startswith("http://127.0.0.1:7860/?take=")
 
 
 # --- the sweeper knows every kind of file -------------------------------------------------------

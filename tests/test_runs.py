@@ -254,10 +254,12 @@ def test_two_browser_sessions_do_not_see_each_others_runs(shared_app, browser):
         captions_a = history_captions(page_a)
         captions_b = history_captions(page_b)
 
-        assert len(captions_a) == 1 and prompt_a in captions_a[0] and captions_a[0].startswith("done")
-        assert len(captions_b) == 1 and prompt_b in captions_b[0] and captions_b[0].startswith("done")
+        assert len(captions_a) == 1 and captions_a[0].startswith(prompt_a)  # a made take: its prompt first
+        assert len(captions_b) == 1 and captions_b[0].startswith(prompt_b)
         # B picks the only run it has: it is B's own, and A's run shows up nowhere on B's page.
         page_b.get_by_test_id("thumbnail 1").click()
+        page_b.locator("#take-details blockquote", has_text=prompt_b).wait_for()
+        page_b.locator("#take-details").get_by_text("Details", exact=True).click()
         page_b.get_by_text(run_b.task_id, exact=True).locator("visible=true").wait_for()  # its details
         page_b_html = page_b.content()
         for secret in (run_a.id, run_a.task_id, prompt_a):
