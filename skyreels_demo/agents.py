@@ -28,6 +28,9 @@ from typing import Any, Callable
 import gradio as gr
 from gradio_client import handle_file
 
+from urllib.parse import unquote
+
+from .door import REFUSED_HEADER
 from .images import MAX_BYTES as MAX_IMAGE_BYTES
 from .visitors import CALLER_HEADER, seal
 
@@ -329,7 +332,8 @@ def adopt(blocks: gr.Blocks, caller: Callable[[Any], Any] | None = None, uploads
 
 
 def _checks_before_the_schema(server: Any) -> None:
-    """An argument the app refuses is refused in the app's words, not the MCP package's.
+    """An argument the app refuses is refused in the app's words, not the MCP package's; and a
+    call the door refused for its size is answered with the door's sentence.
 
     The MCP server checks a call's arguments against the tool's schema before the tool runs
     ("Input validation error: -7 is less than the minimum of -1"). The schemas state the ranges
@@ -344,6 +348,10 @@ def _checks_before_the_schema(server: Any) -> None:
         return
 
     async def handler(request: Any) -> Any:
+        # A call the door refused for its size (door._mcp_refused): its sentence is the answer.
+        refused = getattr(lowlevel.request_context.request, "headers", {}).get(REFUSED_HEADER)
+        if refused:
+            return lowlevel._make_error_result(unquote(refused))
         sentence = _argument_refusal(server, request.params.name, request.params.arguments or {})
         if sentence is not None:
             return lowlevel._make_error_result(sentence)

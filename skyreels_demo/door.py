@@ -11,7 +11,7 @@ the mounted Gradio app that, in shared mode:
   if need be; Gradio itself then deletes every temporary file of the refused request;
 - refuses any other body over a megabyte (413), by Content-Length or by counting chunks; an MCP
   tool call may carry 8 MB (a phone photo as a data URI), 64 MB of such large calls at once,
-  and one over that is answered as the tool's error (below);
+  and one over either is answered as the tool's error (below);
 - refuses deep links (404), in every mode: they write a session's values to disk;
 - in every mode, refuses a queue join or direct call whose inputs break their event's rules
   (event_inputs.py: a text over its box's limit, a value over its kind's few bytes, a file
@@ -20,8 +20,8 @@ the mounted Gradio app that, in shared mode:
 A refusal is a sentence each client can read: `{"detail": sentence}` with its HTTP status for
 the page, the JS client and curl; for gradio_client, which reads a refused queue join only in
 Gradio's own validation shape (HTTP 422, a list naming the input), that shape; and for an MCP
-client, whose session a non-2xx answer would end, a JSON-RPC answer to its request (HTTP 200) that
-the tool call failed, with the sentence.
+client, whose session a non-2xx answer would end, the tool call's error, answered by the MCP
+server itself to a stand-in call with the same id (`_mcp_refused`).
 
 A laptop (shared mode off) passes everything else through unchanged. Who a visitor is comes
 from the function the app passes in (by default `visitors.identify` on what the server sees).
@@ -42,6 +42,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Mapping
+from urllib.parse import quote
 
 import anyio.to_thread
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
@@ -242,6 +243,8 @@ class Door:
 
     async def _mcp_call(self, scope: Scope, receive: Receive, send: Send, declared: int | None) -> None:
         limit, drain = self.limits.mcp_body_bytes, self.limits.mcp_drain_bytes
+        # Only the door says a call was refused (agents.py reads it): never a client.
+        scope["headers"] = [(k, v) for k, v in scope.get("headers", []) if k.lower() != REFUSED_HEADER.encode()]
         if declared is not None and declared > drain:
             raise Refusal(413, f"An MCP call to this app may carry at most {_mb(limit)}.")
         body = bytearray()
@@ -267,7 +270,7 @@ class Door:
                 break
         if size > limit:
             log.info("refused an MCP call of %s", _mb(size))
-            await _mcp_error(send, head, tail, mcp_too_large(size, limit))
+            await self._mcp_refused(scope, receive, send, head, tail, mcp_too_large(size, limit))
             return
         taken = len(body) if len(body) > self.limits.body_bytes else 0
         with self._lock:
@@ -275,13 +278,33 @@ class Door:
             if not busy:
                 self._mcp_large_bytes += taken
         if busy:
-            await _mcp_error(send, bytes(body[:512]), bytes(body[-512:]), MCP_BUSY)
+            await self._mcp_refused(scope, receive, send, bytes(body[:512]), bytes(body[-512:]), MCP_BUSY)
             return
         try:
             await self.app(scope, _replay(bytes(body), receive), send)
         finally:
             with self._lock:
                 self._mcp_large_bytes -= taken
+
+    async def _mcp_refused(self, scope: Scope, receive: Receive, send: Send, head: bytes, tail: bytes, sentence: str) -> None:
+        """A tool call refused for its size, answered as the tool's error through the MCP server
+        itself, so that it reaches the client on whichever transport it uses (streamable HTTP's
+        answer, or SSE's stream) and its session goes on; a non-2xx answer would end the session.
+        The server is handed a stand-in call with the same id and no arguments, and the sentence
+        in a header only the door sets. A request whose id cannot be read gets HTTP 413."""
+        request_id = _request_id(head, tail)
+        if request_id is None or not re.search(rb'"method"\s*:\s*"tools/call"', head):
+            await _answer(send, 413, sentence, close=True)
+            return
+        name = re.search(rb'"name"\s*:\s*"([A-Za-z0-9_.-]{1,128})"', head)
+        stand_in = json.dumps({
+            "jsonrpc": "2.0", "id": request_id, "method": "tools/call",
+            "params": {"name": name[1].decode() if name else "", "arguments": {}},
+        }).encode()
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in (b"content-length", b"transfer-encoding")]
+        headers += [(b"content-length", str(len(stand_in)).encode()), (REFUSED_HEADER.encode(), quote(sentence).encode())]
+        scope["headers"] = headers
+        await self.app(scope, _replay(stand_in, receive), send)
 
     def _check_inputs(self, scope: Scope, body: bytes) -> bytes:
         """Refuse a call whose inputs break their event's rules (event_inputs.py); the body to
@@ -669,6 +692,8 @@ def _gradio_client(scope: Scope) -> bool:
     return "gradio_client/" in _headers(scope).get("user-agent", "")
 
 
+# The sentence of an MCP call the door refused, on the stand-in call it hands the MCP server.
+REFUSED_HEADER = "x-skyreels-refused"
 MCP_BUSY = (
     "The app is taking in other large pictures right now: try again in a few seconds, or upload the "
     "picture first (POST it to /gradio_api/upload) and give its address."
@@ -696,23 +721,6 @@ def _request_id(head: bytes, tail: bytes) -> Any:
         return json.loads(found[1])
     except ValueError:
         return None
-
-
-async def _mcp_error(send: Send, head: bytes, tail: bytes, sentence: str) -> None:
-    """A refused MCP request answered as JSON-RPC (HTTP 200): a tool call's error result, which
-    the agent reads as the tool's answer and its session survives; 413 when no id can be read."""
-    request_id = _request_id(head, tail)
-    if request_id is None:
-        await _answer(send, 413, sentence, close=True)
-        return
-    if re.search(rb'"method"\s*:\s*"tools/call"', head + tail):
-        answer: dict[str, Any] = {"result": {"content": [{"type": "text", "text": sentence}], "isError": True}}
-    else:
-        answer = {"error": {"code": -32600, "message": sentence}}
-    body = json.dumps({"jsonrpc": "2.0", "id": request_id, **answer}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 async def _refuse(scope: Scope, send: Send, refusal: Refusal) -> None:

@@ -448,7 +448,21 @@ def test_a_prompt_over_its_limit_is_the_apps_sentence_through_mcp_and_gradio_cli
     assert Client(shared.url, verbose=False).predict("x" * 2000, handle_file(ASTRONAUT), 7, api_name="/generate")[1]
 
 
-def test_a_phone_photo_inline_fits_and_one_too_large_is_a_tool_error_the_session_survives(shared):
+def over_sse(app, work):
+    """The same as `with_session`, over MCP's SSE transport."""
+    from mcp.client.sse import sse_client
+
+    async def run():
+        async with sse_client(app.url + "gradio_api/mcp/sse") as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await work(session)
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("transport", [with_session, over_sse], ids=["streamable-http", "sse"])
+def test_a_phone_photo_inline_fits_and_one_too_large_is_a_tool_error_the_session_survives(shared, transport):
     # A phone-sized photo: 1.6 MB as JPEG, 2.1 MB as a data URI (the body limit elsewhere is 1 MB).
     phone = "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(photo(2400, 1800, seed=3))).decode()
     assert len(phone) > 1_100_000
@@ -460,7 +474,7 @@ def test_a_phone_photo_inline_fits_and_one_too_large_is_a_tool_error_the_session
         after = await session.call_tool("skyreels_suggest_prompt", {"image": phone})
         return made, refused, after
 
-    made, refused, after = with_session(shared, work)
+    made, refused, after = transport(shared, work)
     assert not made.isError, texts(made)
     assert refused.isError
     [sentence] = texts(refused)
