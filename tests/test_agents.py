@@ -510,3 +510,38 @@ def test_a_video_is_continued_only_by_whoever_made_it(shared, picture):
     assert theirs.isError and texts(theirs) == ["That take is not in this browser's History: pick one of your own takes."]
     mine = call_tool_from(shared, "127.0.0.2", "skyreels_continue_shot", {"video": video_url, "prompt": "it yawns"})
     assert not mine.isError, texts(mine)
+
+
+# --- the README's API section, run as written ----------------------------------------------------
+
+
+def readme_snippets() -> list[str]:
+    """The Python snippets of the README's "API and MCP" section, in order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## API and MCP\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+def test_the_readmes_api_snippets_run_as_written(app, tmp_path):
+    """Each snippet runs as a reader would run it, in a folder holding their photo.jpg; only the
+    app's address is this test's (the README's is the default port, http://127.0.0.1:7860)."""
+    import subprocess
+    import sys
+
+    snippets = readme_snippets()
+    assert len(snippets) == 2  # gradio_client, then the official mcp package
+    (tmp_path / "photo.jpg").write_bytes(jpeg_bytes(photo(800, 600)))
+    said = []
+    for number, code in enumerate(snippets):
+        assert "http://127.0.0.1:7860" in code
+        script = tmp_path / f"snippet{number}.py"
+        script.write_text(code.replace("http://127.0.0.1:7860", app.url.rstrip("/")))
+        done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr[-3000:]
+        said.append(done.stdout)
+    for out in said:
+        addresses = [line for line in out.splitlines() if line.startswith(app.url)]
+        assert len(addresses) == 3 and len(set(addresses)) == 3, out  # a video, its continuation, a film
+        for address in addresses:
+            assert requests.get(address, timeout=10).headers["content-type"].startswith("video/")
+    assert re.search(r"^\d+% Shot 2 of 2", said[1], flags=re.M) and "100% The film is cut" in said[1]
