@@ -198,7 +198,7 @@ def stage_of(event: Event) -> Stage | None:
         if event.typical_s > 0:
             share = min(0.97, event.processing_s / event.typical_s)
             return Stage(
-                0.2 + 0.7 * share, f"Making the video: {event.processing_s:.0f} s of about {event.typical_s:.0f} s"
+                0.2 + 0.7 * share, f"Making the video: {event.processing_s:.0f} s of about {max(1, round(event.typical_s))} s"
             )
         return Stage(0.2, f"Making the video: {event.processing_s:.0f} s so far")
     if isinstance(event, Downloading):

@@ -361,15 +361,26 @@ def test_the_api_pages_python_snippet_runs_as_shown(app, api_name):
 NODE_CALL = """
 const { Client, handle_file } = await import(process.env.GRADIO_CLIENT);
 const fs = await import("node:fs");
-const app = await Client.connect(process.env.APP_URL);
+const app = await Client.connect(process.env.APP_URL, { events: ["data", "status"] });  // status: progress
 const image = new Blob([fs.readFileSync(process.env.IMAGE)]);
 const prompt = await app.predict("/suggest_prompt", { image: handle_file(image) });
 const grid = await app.predict("/generate_variations", { prompt: "a cat", image: handle_file(image), count: 2 });
 // A chain: the address of a video the app returned is the next call's video.
 const made = await app.predict("/generate", { prompt: "a cat", image: handle_file(image), seed: 7 });
 const next = await app.predict("/continue_shot", { video: handle_file(made.data[1].url), prompt: "it yawns", seed: 8 });
-console.log(JSON.stringify({ prompt: prompt.data[0], videos: grid.data[0].length, first: made.data[1].url, next: next.data[1].url }));
-process.exit(0);
+// A film's progress, as status events carrying each shot's stage in words.
+const stages = [];
+for await (const message of app.submit("/make_film", { image: handle_file(image), shots: "a cat\\nit yawns", seed: 5 })) {
+  if (message.type === "status" && message.progress_data) {
+    for (const unit of message.progress_data) if (unit.desc) stages.push(unit.desc);
+  }
+  if (message.type === "status" && (message.stage === "complete" || message.stage === "error")) {
+    // Said and done here: leaving the loop early waits on the client's iterator to close.
+    console.log(JSON.stringify({ prompt: prompt.data[0], videos: grid.data[0].length, first: made.data[1].url, next: next.data[1].url, stages }));
+    process.exit(message.stage === "complete" ? 0 : 1);
+  }
+}
+process.exit(1);
 """
 
 
@@ -401,6 +412,7 @@ def test_the_js_client_calls_with_an_integer_count_and_no_idea_and_chains_a_vide
 
     said = json.loads(done.stdout.strip().splitlines()[-1])
     assert said["next"].endswith(".mp4") and said["next"] != said["first"]
+    assert any(stage.startswith("Shot 2 of 2") for stage in said["stages"]), said["stages"]
     assert requests.get(said["next"], timeout=10).headers["content-type"].startswith("video/")
 
 
