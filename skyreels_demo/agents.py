@@ -7,8 +7,11 @@ queue estimate as a raw float; answers an error that carries no message as "Erro
 "Error: " title before our sentence); rejects a non-URL image with its own technical text; and
 hands a multi-output tool called without a progress token one text item holding the tuple's
 repr. `tool()` gives a handler its tool name; `StageReport` turns studio events into
-`gr.Progress` updates (which gradio_client's status updates carry too); `adopt()` makes
-the app's MCP server an `AgentMCPServer`, which renders those updates, errors and results.
+`gr.Progress` updates (which gradio_client's status updates carry too), a film's a shot at a
+time (`film_stage`); `adopt()` makes the app's MCP server an `AgentMCPServer`, which renders
+those updates, errors and results, says in each tool's description how its file is given (an
+address this app returned is read from its disk: event_inputs.py), and asks the app's own
+checks before the MCP package's schema check words a refusal its own way.
 """
 
 from __future__ import annotations

@@ -269,7 +269,7 @@ class Door:
             if not message.get("more_body", False):
                 break
         if size > limit:
-            log.info("refused an MCP call of %s", _mb(size))
+            log.info("refused an MCP call of %.1f MB", size / MB)
             await self._mcp_refused(scope, receive, send, head, tail, mcp_too_large(size, limit))
             return
         taken = len(body) if len(body) > self.limits.body_bytes else 0
@@ -702,7 +702,7 @@ MCP_BUSY = (
 
 def mcp_too_large(size: int, limit: int) -> str:
     return (
-        f"That call carried {_mb(size)}, and an MCP call to this app may carry at most {_mb(limit)} (a picture "
+        f"That call carried {size / MB:.1f} MB, and an MCP call to this app may carry at most {_mb(limit)} (a picture "
         f"of about {_mb(limit * 3 // 4)} as a data URI). Upload the picture first: POST it as the multipart "
         "field \"files\" to <app>/gradio_api/upload, then give <app>/gradio_api/file=<the path it answers> "
         "as the image."
