@@ -254,6 +254,12 @@ def test_a_film_with_a_seed_out_of_range_is_refused_in_the_apps_words_before_any
 
     result = with_session(app, work)
     assert result.isError and texts(result) == [f"The seed must be from -1 to 2147483647; {seed} is out of range."]
+
+    async def count(session):
+        return await session.call_tool("skyreels_make_variations", {"prompt": "a cat", "image": picture, "count": 9})
+
+    refused = with_session(app, count)  # the count too: the app's words, not the schema check's
+    assert refused.isError and texts(refused) == ["Ask for 2 to 4 variations, as a whole number (not '9')."]
     assert (submitted(app), len(open_store(app.data_dir).films(limit=1000))) == before
 
 
@@ -368,6 +374,12 @@ const grid = await app.predict("/generate_variations", { prompt: "a cat", image:
 // A chain: the address of a video the app returned is the next call's video.
 const made = await app.predict("/generate", { prompt: "a cat", image: handle_file(image), seed: 7 });
 const next = await app.predict("/continue_shot", { video: handle_file(made.data[1].url), prompt: "it yawns", seed: 8 });
+// Refusals are the app's sentences: a film's seed out of range, a prompt over its limit.
+const refusals = [];
+for (const call of [["/make_film", { image: handle_file(image), shots: "a\\nb", seed: -7 }],
+                    ["/generate", { prompt: "x".repeat(2001), image: handle_file(image), seed: 7 }]]) {
+  try { await app.predict(...call); refusals.push("made"); } catch (error) { refusals.push(error.message); }
+}
 // A film's progress, as status events carrying each shot's stage in words.
 const stages = [];
 for await (const message of app.submit("/make_film", { image: handle_file(image), shots: "a cat\\nit yawns", seed: 5 })) {
@@ -376,7 +388,7 @@ for await (const message of app.submit("/make_film", { image: handle_file(image)
   }
   if (message.type === "status" && (message.stage === "complete" || message.stage === "error")) {
     // Said and done here: leaving the loop early waits on the client's iterator to close.
-    console.log(JSON.stringify({ prompt: prompt.data[0], videos: grid.data[0].length, first: made.data[1].url, next: next.data[1].url, stages }));
+    console.log(JSON.stringify({ prompt: prompt.data[0], videos: grid.data[0].length, first: made.data[1].url, next: next.data[1].url, stages, refusals }));
     process.exit(message.stage === "complete" ? 0 : 1);
   }
 }
@@ -413,6 +425,8 @@ def test_the_js_client_calls_with_an_integer_count_and_no_idea_and_chains_a_vide
     said = json.loads(done.stdout.strip().splitlines()[-1])
     assert said["next"].endswith(".mp4") and said["next"] != said["first"]
     assert any(stage.startswith("Shot 2 of 2") for stage in said["stages"]), said["stages"]
+    assert said["refusals"] == ["The seed must be from -1 to 2147483647; -7 is out of range.",
+                                "That text is too long: at most 2000 characters."], said["refusals"]
     assert requests.get(said["next"], timeout=10).headers["content-type"].startswith("video/")
 
 
