@@ -7,8 +7,11 @@ queue estimate as a raw float; answers an error that carries no message as "Erro
 "Error: " title before our sentence); rejects a non-URL image with its own technical text; and
 hands a multi-output tool called without a progress token one text item holding the tuple's
 repr. `tool()` gives a handler its tool name; `StageReport` turns studio events into
-`gr.Progress` updates (which gradio_client's status updates carry too); `adopt()` makes
-the app's MCP server an `AgentMCPServer`, which renders those updates, errors and results.
+`gr.Progress` updates (which gradio_client's status updates carry too), a film's a shot at a
+time (`film_stage`); `adopt()` makes the app's MCP server an `AgentMCPServer`, which renders
+those updates, errors and results, says in each tool's description how its file is given (an
+address this app returned is read from its disk: event_inputs.py), and asks the app's own
+checks before the MCP package's schema check words a refusal its own way.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ import html.parser
 import inspect
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import gradio as gr
 from gradio_client import handle_file
 
+from urllib.parse import unquote
+
+from .door import REFUSED_HEADER
 from .images import MAX_BYTES as MAX_IMAGE_BYTES
 from .visitors import CALLER_HEADER, seal
 
@@ -54,12 +61,26 @@ TOOL_NAMES = {
     "continue_shot": "skyreels_continue_shot",
     "make_film": "skyreels_make_film",
 }
-# How an image reaches a tool: said in each tool's description, where Gradio would point the
-# agent at an `upload_file_to_gradio` tool this server does not have.
-IMAGE_FORMS = (
-    " The image is given as an https address of the picture or as a data URI "
-    "(data:image/jpeg;base64,...; up to about 3 MB as MCP carries it)."
+# How a file reaches a tool: said in each tool's description, where Gradio would point the
+# agent at an `upload_file_to_gradio` tool this server does not have. An address this app gave
+# out is read from its disk (event_inputs.py), never downloaded again.
+UPLOAD_FIRST = (
+    'To send a larger file, POST it as the multipart field "files" to <app>/gradio_api/upload and give '
+    "<app>/gradio_api/file=<the path it answers>."
 )
+IMAGE_FORMS = (
+    " Give the image as an https address of the picture, as an address this app gave out "
+    "(<app>/gradio_api/file=..., such as a picture uploaded to it), or as a data URI "
+    "(data:image/jpeg;base64,...; on a shared app one call carries at most 8 MB, a picture of about 6 MB). "
+    + UPLOAD_FIRST
+)
+VIDEO_FORMS = (
+    " Give the video as the address a tool of this app returned for it (the video of skyreels_generate_video, "
+    "skyreels_make_variations or skyreels_continue_shot, or the film of skyreels_make_film; your own only), "
+    'or upload an MP4 first: POST it as the multipart field "files" to <app>/gradio_api/upload and give '
+    "<app>/gradio_api/file=<the path it answers>."
+)
+FILE_FORMS = {"continue_shot": VIDEO_FORMS}
 # When a failure carries no sentence of ours (it should not happen): never a bare "Error!".
 NO_SENTENCE = "The app could not finish this call; the reason is in its log. Try again in a minute."
 # gradio_client's words for an error whose message the app hid (show_error=False).
@@ -125,6 +146,14 @@ class VariationCount(gr.Radio):
     def example_value(self) -> Any:
         return self.example_payload()
 
+    def refusal(self, value: Any) -> str | None:
+        """The sentence for a count out of range (before an MCP schema check words it), or None."""
+        try:
+            self.preprocess(value)
+        except gr.Error as exc:
+            return str(exc.message)
+        return None
+
     def preprocess(self, payload: Any) -> int | None:
         if payload is None:
             return None
@@ -172,7 +201,7 @@ def stage_of(event: Event) -> Stage | None:
         if event.typical_s > 0:
             share = min(0.97, event.processing_s / event.typical_s)
             return Stage(
-                0.2 + 0.7 * share, f"Making the video: {event.processing_s:.0f} s of about {event.typical_s:.0f} s"
+                0.2 + 0.7 * share, f"Making the video: {event.processing_s:.0f} s of about {max(1, round(event.typical_s))} s"
             )
         return Stage(0.2, f"Making the video: {event.processing_s:.0f} s so far")
     if isinstance(event, Downloading):
@@ -221,6 +250,32 @@ def variations_stage(updates: dict[int, Any], count: int) -> Stage:
     now = stage_of(live[0].event) if live else None
     tail = f"; variation {live[0].number}: {now.text}" if now is not None else ""
     return Stage(sum(fractions) / max(1, count), f"{finished} of {count} variations finished{tail}")
+
+
+def film_stage(update: Any) -> Stage | None:
+    """One line for a film (films.FilmUpdate): the shot and its stage, with the film's share done.
+
+    Each shot is one part of the film and the cut half of one, so a 3-shot film is at 2/7 when
+    its second shot starts and at 6/7 while it is cut."""
+    film = update.film
+    shots = max(1, len(film.shots))
+    total = shots + 0.5
+    if update.shot is None:
+        if update.video_path is not None:
+            return Stage(1.0, f"The film is cut: {shots} shots in one video")
+        return None
+    where = f"Shot {update.shot + 1} of {shots}"
+    if update.error is not None:
+        return Stage(update.shot / total, f"{where}: {update.error.sentence}")
+    if update.video_path is not None:
+        done = update.shot + 1
+        if done == shots:
+            return Stage(shots / total, f"{where} saved; cutting the film: {shots} shots into one video")
+        return Stage(done / total, f"{where} saved")
+    stage = stage_of(update.event) if update.event is not None else None
+    if stage is None:
+        return None
+    return Stage((update.shot + min(stage.fraction, 0.99)) / total, f"{where}: {stage.text}")
 
 
 # --- plain results ----------------------------------------------------------------------------
@@ -276,6 +331,55 @@ def adopt(blocks: gr.Blocks, caller: Callable[[Any], Any] | None = None, uploads
     server.tool_to_endpoint = server.get_tool_to_endpoint()
     server.skyreels_caller = caller
     server.skyreels_uploads = uploads
+    _checks_before_the_schema(server)
+
+
+def _checks_before_the_schema(server: Any) -> None:
+    """An argument the app refuses is refused in the app's words, not the MCP package's; and a
+    call the door refused for its size is answered with the door's sentence.
+
+    The MCP server checks a call's arguments against the tool's schema before the tool runs
+    ("Input validation error: -7 is less than the minimum of -1"). The schemas state the ranges
+    (a seed from -1 to 2147483647, a count from 2 to 4), so each argument whose component can
+    say why it refuses a value (`refusal(value)`: the seed box, the count) is asked first, and its
+    sentence is the tool's error, as /generate's would be."""
+    from mcp import types
+
+    lowlevel = server.mcp_server
+    checked = lowlevel.request_handlers.get(types.CallToolRequest)
+    if checked is None:
+        return
+
+    async def handler(request: Any) -> Any:
+        # A call the door refused for its size (door._mcp_refused): its sentence is the answer.
+        refused = getattr(lowlevel.request_context.request, "headers", {}).get(REFUSED_HEADER)
+        if refused:
+            return lowlevel._make_error_result(unquote(refused))
+        sentence = _argument_refusal(server, request.params.name, request.params.arguments or {})
+        if sentence is not None:
+            return lowlevel._make_error_result(sentence)
+        return await checked(request)
+
+    lowlevel.request_handlers[types.CallToolRequest] = handler
+
+
+def _argument_refusal(server: Any, tool_name: str, arguments: dict[str, Any]) -> str | None:
+    endpoint = server.tool_to_endpoint.get(tool_name)
+    block_fn = server.get_block_fn_from_endpoint_name(endpoint) if endpoint else None
+    if block_fn is None:
+        return None
+    try:
+        parameters = server.api_info["named_endpoints"][endpoint]["parameters"]
+    except KeyError:
+        return None
+    components = [c for c in block_fn.inputs if not getattr(c, "skip_api", False) and not getattr(c, "stateful", False)]
+    for parameter, component in zip(parameters, components):
+        name = parameter.get("parameter_name")
+        if name in arguments and callable(getattr(component, "refusal", None)):
+            sentence = component.refusal(arguments[name])
+            if sentence:
+                return sentence
+    return None
 
 
 @functools.lru_cache(maxsize=None)
@@ -287,7 +391,28 @@ def _agent_server_class(base: type) -> type:
 
         @property
         def _file_data_tool_description(self) -> str:
-            return IMAGE_FORMS
+            return ""  # each tool says how its own file is given (get_fn_description)
+
+        def get_fn_description(self, block_fn: Any, tool_name: str) -> tuple[str, dict[str, str]]:
+            description, parameters = super().get_fn_description(block_fn, tool_name)
+            _, files = self.get_input_schema(tool_name, parameters)
+            if files and block_fn.api_description is not False:
+                api_name = str(block_fn.api_name or "").strip("/")
+                forms = FILE_FORMS.get(api_name, IMAGE_FORMS)
+                head, returns, tail = description.partition(" Returns: ")
+                description = head.rstrip() + forms + (" Returns: " + tail if returns else "")
+            return description, parameters
+
+        def get_input_schema(self, tool_name: str, parameters: dict[str, str] | None = None) -> Any:
+            schema, files = super().get_input_schema(tool_name, parameters)
+            # A file given as a string keeps nothing of its object form (gr.Video's FileData left
+            # `"required": ["path"]` on a string, which no string satisfies).
+            for position in files:
+                node = _at(schema.get("properties", {}), position)
+                if isinstance(node, dict) and node.get("type") == "string":
+                    node.pop("required", None)
+                    node.pop("title", None)
+            return schema, files
 
         def _caller(self) -> Any:
             decide = getattr(self, "skyreels_caller", None)
@@ -338,14 +463,14 @@ def _agent_server_class(base: type) -> type:
             return progress_words(update)
 
         async def _execute_tool_without_progress(self, job: Any) -> list[Any]:
-            from gradio_client.exceptions import AppError
+            from gradio_client.exceptions import AppError, ValidationError
 
             try:
                 # Awaited on the event loop, not in a worker thread: an agent's run may wait in
                 # line for minutes, and a thread held meanwhile would be one the run itself, or
                 # the page, needs from the app's small shared pool (server.py).
                 result = await asyncio.wrap_future(job.future)
-            except AppError as exc:
+            except (AppError, ValidationError) as exc:  # a refusal by the handler, or by the door
                 raise RuntimeError(_sentence(str(exc))) from None
             # One item per output, as with progress: never the repr of a tuple.
             return list(result) if isinstance(result, tuple) else [result]
@@ -450,11 +575,19 @@ def _is_file(item: Any) -> bool:
 
 
 def _sentence(message: str) -> str:
-    """The app's sentence from an error's text, or `NO_SENTENCE` when it carries none."""
+    """The app's sentence from an error's text, or `NO_SENTENCE` when it carries none.
+
+    A call the door refused reaches gradio_client in Gradio's validation shape, which it words
+    "1 parameter(s) failed validation:\n- prompt: <sentence>": the sentences are what is said."""
     message = (message or "").strip()
+    if _VALIDATION.match(message):
+        message = " ".join(line.split(": ", 1)[-1].strip() for line in message.splitlines()[1:] if line.startswith("- "))
     if not message or _HIDDEN_ERROR in message or message in {"Error", "Error!", "None"}:
         return NO_SENTENCE
     return message
+
+
+_VALIDATION = re.compile(r"^\d+ parameter\(s\) failed validation:")
 
 
 def progress_words(update: Any) -> str | None:

@@ -22,7 +22,7 @@ from .errors import BadInput, Stopped, StudioError
 from .events import Done, Event, Processing, Queued, Submitted
 from .models import SKYREELS_V1, ModelSpec
 from .preview import OfflinePreview
-from .run_request import RunRequest
+from .run_request import RunRequest, check_seed
 from .runs import Run, RunStatus
 from .studio import Studio
 
@@ -131,7 +131,9 @@ def _one_run(args: argparse.Namespace, settings: Settings, status: StatusLines, 
                     result.update(
                         status="completed",
                         video_path=str(event.video_path),
-                        video_url=event.run.output_url,
+                        # The offline preview's server ends with this process: its address would
+                        # be dead, so the saved file is named instead.
+                        video_url=event.run.output_url if settings.has_key else Path(event.video_path).resolve().as_uri(),
                         timings={k: round(v, 3) for k, v in event.timings.items()},
                         nsfw=event.nsfw,
                     )
@@ -167,7 +169,8 @@ def _film(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
     preview = OfflinePreview(settings, args.model)
     studio = Studio(settings, args.model, start_preview=preview)
     try:
-        first = int(args.seed) if args.seed not in (None, "", "-1") else -1
+        # Checked as generate's --seed is (the same sentence); the others follow it, wrapping at the top.
+        first = check_seed(args.seed, args.model.seed_range)
         seeds = [-1 if first == -1 else (first + n) % (args.model.seed_max + 1) for n in range(len(args.shot or []))]
         shots = list(zip(args.shot or [], seeds))
         planned = check_shots(shots, studio)  # bad shots are refused before the question
@@ -341,6 +344,10 @@ def _runs(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
         print(json.dumps(noted, default=str))
     elif runs:
         print(format_runs(runs))
+    elif (args.find or args.kept) and store.recent(model=args.model.name, limit=1):
+        asked = " and ".join(part for part in (
+            f"every word of {' '.join(args.find)!r}" if args.find else "", "kept" if args.kept else "") if part)
+        status.say(f"No run matched ({asked}) in {settings.data_dir}: `runs` lists them all.")
     else:
         status.say(f"No runs yet in {settings.data_dir}.")
     return EXIT_OK
@@ -421,9 +428,11 @@ def _balance(args: argparse.Namespace, settings: Settings, status: StatusLines) 
 def _local_api(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
     from .local_api import TaskTiming, serve
 
+    url = f"http://{args.host}:{args.port}"
     status.say(
-        f"Serving the offline WaveSpeed backend on http://{args.host}:{args.port} "
-        f"(point WAVESPEED_BASE_URL there; any key works{' but the one given' if args.key else ''})."
+        f"Serving the offline WaveSpeed backend on {url}; {'only the key given' if args.key else 'any key'} works. "
+        f"This app and its command line: WAVESPEED_BASE_URL={url}. The official SDK (which reads no such "
+        f'variable): wavespeed.Client(api_key="...", base_url="{url}").'
     )
     serve(
         args.port,
@@ -435,20 +444,35 @@ def _local_api(args: argparse.Namespace, settings: Settings, status: StatusLines
     return EXIT_OK
 
 
+class _Help(argparse.HelpFormatter):
+    """Every option's help ends with its default, when it has one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text or default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser(model: ModelSpec) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m skyreels_demo",
         description=f"{model.title} on WaveSpeedAI, from the command line.",
+        formatter_class=_Help,
     )
     parser.set_defaults(model=model)
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    gen = commands.add_parser("generate", help="make one video")
+    def add(name: str, **kwargs) -> argparse.ArgumentParser:
+        return commands.add_parser(name, formatter_class=_Help, **kwargs)
+
+    gen = add("generate", help="make one video")
     gen.add_argument("--prompt", help="what should happen in the video")
     gen.add_argument("--image", help="a still image: a file path or an http(s) URL")
-    gen.add_argument("--seed", help=f"-1 (random, the default) to {model.seed_max}; the seed used is printed")
-    gen.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    gen.add_argument("--seed", help=f"-1 (random, the default) to {model.seed_max}; the seed used is printed (with --from: the take's own)")
+    gen.add_argument("--timeout", type=float, help="give up waiting after this many seconds (default: the settings' overall deadline)")
     gen.add_argument("--fit", choices=("crop", "pad"), default="crop",
                      help="crop to the model's frame (default) or fit the whole picture with a border")
     gen.add_argument("--no-fps-prefix", action="store_true", help=f"do not start the prompt with {model.prompt_prefix.strip()!r}")
@@ -458,67 +482,71 @@ def build_parser(model: ModelSpec) -> argparse.ArgumentParser:
                      help="make a take again from its export (or a take.json beside its image.jpg)")
     gen.set_defaults(handler=_generate)
 
-    con = commands.add_parser("continue", help="a new shot from a frame (the last by default) of a run's video")
-    con.add_argument("run", metavar="RUN_OR_TASK_ID")
+    con = add("continue", help="a new shot from a frame (the last by default) of a run's video")
+    con.add_argument("run", metavar="RUN_OR_TASK_ID", help="a run id or task id, as `runs` lists them")
     con.add_argument("--prompt", required=True, help="what happens next")
-    con.add_argument("--seed", default="-1", help=f"-1 (random) to {model.seed_max}")
+    con.add_argument("--seed", default="-1", help=f"the new shot's seed: -1 (random) to {model.seed_max}")
     con.add_argument("--frame", type=int, help="which frame to continue from, counting from 0 (default: the last)")
-    con.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    con.add_argument("--timeout", type=float, help="give up waiting after this many seconds (default: the settings' overall deadline)")
     con.add_argument("--json", action="store_true", help="one JSON object on stdout, as generate's, with continued_from")
     con.set_defaults(handler=_continue)
 
-    flm = commands.add_parser("film", help="2 to 6 shots, each from the last frame of the one before, cut into one film")
-    flm.add_argument("--image", required=True, help="the first shot's picture")
+    flm = add("film", help="2 to 6 shots, each from the last frame of the one before, cut into one film")
+    flm.add_argument("--image", required=True, help="the first shot's picture: a file path")
     flm.add_argument("--shot", action="append", help="one shot's prompt (give 2 to 6, in order)")
-    flm.add_argument("--seed", default="-1", help="the first shot's seed; the others follow it (-1: random)")
-    flm.add_argument("--fit", choices=("crop", "pad"), default="crop")
+    flm.add_argument("--seed", default="-1", help=f"the first shot's seed, -1 (random) to {model.seed_max}; the others follow it")
+    flm.add_argument("--fit", choices=("crop", "pad"), default="crop",
+                     help="crop to the model's frame or fit the whole picture with a border")
     flm.add_argument("--yes", action="store_true", help="do not ask before spending (see SKYREELS_CONFIRM_ABOVE_USD)")
     flm.add_argument("--json", action="store_true", help="one JSON object on stdout at the end")
     flm.set_defaults(handler=_film)
 
-    fls = commands.add_parser("films", help="list films")
-    fls.add_argument("--limit", type=int, default=30)
-    fls.add_argument("--json", action="store_true")
+    fls = add("films", help="list films")
+    fls.add_argument("--limit", type=int, default=30, help="list at most this many, newest first")
+    fls.add_argument("--json", action="store_true", help="print them as one JSON list")
     fls.set_defaults(handler=_films)
 
-    res = commands.add_parser("resume", help="finish runs that were submitted but not saved, and carry films on")
+    res = add("resume", help="finish runs that were submitted but not saved, and carry films on")
     res.add_argument("task_id", nargs="?", help="one task id (default: every unfinished run)")
-    res.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    res.add_argument("--timeout", type=float, help="give up waiting after this many seconds (default: the settings' overall deadline)")
     res.set_defaults(handler=_resume)
 
-    lst = commands.add_parser("runs", help="list recorded runs")
-    lst.add_argument("--limit", type=int, default=30)
+    lst = add("runs", help="list recorded runs")
+    lst.add_argument("--limit", type=int, default=30, help="list at most this many, newest first")
     lst.add_argument("--find", nargs="+", metavar="WORD", help="only runs whose prompt has every one of these words")
     lst.add_argument("--kept", action="store_true", help="only takes kept in History (★)")
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--json", action="store_true", help="print them as one JSON list")
     lst.set_defaults(handler=_runs)
 
-    swp = commands.add_parser("sweep", help="many prompts x seeds over one image, with a report")
-    swp.add_argument("--image", required=True)
+    swp = add("sweep", help="many prompts x seeds over one image, with a report")
+    swp.add_argument("--image", required=True, help="the one still image every cell starts from: a file path")
     swp.add_argument("--prompts", required=True, help="a text file with one prompt a line")
     swp.add_argument("--seeds", default="1,2,3", help="comma-separated seeds, e.g. 1,2,3 or 1-4")
-    swp.add_argument("--concurrency", type=int, default=3)
-    swp.add_argument("--fit", choices=("crop", "pad"), default="crop")
+    swp.add_argument("--concurrency", type=int, default=3, help="how many of the sweep's tasks run at once")
+    swp.add_argument("--fit", choices=("crop", "pad"), default="crop",
+                     help="crop to the model's frame or fit the whole picture with a border")
     swp.add_argument("--out", help="where to write the report (default: the data directory)")
     swp.add_argument("--yes", action="store_true", help="do not ask before spending (see SKYREELS_CONFIRM_ABOVE_USD)")
     swp.set_defaults(handler=_sweep)
 
     # -- takes: a run as a zip that `generate --from` makes again (takes.py) --
-    exp = commands.add_parser("export", help="write a take (video, prepared image, take.json) as a zip")
+    exp = add("export", help="write a take (video, prepared image, take.json) as a zip")
     exp.add_argument("run", metavar="RUN_OR_TASK_ID", help="a run id or task id, as `runs` lists them")
     exp.add_argument("--out", required=True, metavar="FILE.zip", help="where to write the zip")
     exp.set_defaults(handler=_export)
 
-    bal = commands.add_parser("balance", help="the key's WaveSpeed credit")
+    bal = add("balance", help="the key's WaveSpeed credit")
     bal.add_argument("--json", action="store_true", help='print {"balance": <number>, "currency": "USD"}')
     bal.set_defaults(handler=_balance)
 
-    api = commands.add_parser("local-api", help="serve the built-in WaveSpeed-compatible backend")
-    api.add_argument("--port", type=int, default=8765)
-    api.add_argument("--host", default="127.0.0.1")
+    api = add("local-api", help="serve the built-in WaveSpeed-compatible backend")
+    api.add_argument("--port", type=int, default=8765, help="the port to listen on")
+    api.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     api.add_argument("--key", help="accept only this key (default: any non-empty key)")
-    api.add_argument("--queue-seconds", type=float, default=Settings.preview_timing[0])
-    api.add_argument("--processing-seconds", type=float, default=Settings.preview_timing[1])
+    api.add_argument("--queue-seconds", type=float, default=Settings.preview_timing[0],
+                     help="how long each task waits in the queue")
+    api.add_argument("--processing-seconds", type=float, default=Settings.preview_timing[1],
+                     help="how long each task then processes")
     api.set_defaults(handler=_local_api)
     return parser
 

@@ -9,11 +9,19 @@ the mounted Gradio app that, in shared mode:
 - counts an upload's multipart parts as they stream and refuses the sixth file (413), a
   visitor's bytes past their hourly allowance (429) and a full upload folder (507), mid-stream
   if need be; Gradio itself then deletes every temporary file of the refused request;
-- refuses any other body over a megabyte (413), by Content-Length or by counting chunks;
+- refuses any other body over a megabyte (413), by Content-Length or by counting chunks; an MCP
+  tool call may carry 8 MB (a phone photo as a data URI), 64 MB of such large calls at once,
+  and one over either is answered as the tool's error (below);
 - refuses deep links (404), in every mode: they write a session's values to disk;
 - in every mode, refuses a queue join or direct call whose inputs break their event's rules
   (event_inputs.py: a text over its box's limit, a value over its kind's few bytes, a file
   this app does not hold), before Gradio keeps it in session state or opens a file.
+
+A refusal is a sentence each client can read: `{"detail": sentence}` with its HTTP status for
+the page, the JS client and curl; for gradio_client, which reads a refused queue join only in
+Gradio's own validation shape (HTTP 422, a list naming the input), that shape; and for an MCP
+client, whose session a non-2xx answer would end, the tool call's error, answered by the MCP
+server itself to a stand-in call with the same id (`_mcp_refused`).
 
 A laptop (shared mode off) passes everything else through unchanged. Who a visitor is comes
 from the function the app passes in (by default `visitors.identify` on what the server sees).
@@ -34,6 +42,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Mapping
+from urllib.parse import quote
 
 import anyio.to_thread
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
@@ -55,6 +64,8 @@ UPLOAD = re.compile(r"/gradio_api/upload/?$")
 DEEP_LINK = re.compile(r"/gradio_api/deep_link/?$")
 JOIN = re.compile(r"/gradio_api/(?:queue/join|stream/[^/]+)/?$")
 DIRECT = re.compile(r"/gradio_api/(?P<route>call/v2|call|run|api)/(?P<api_name>[^/]+)/?$")
+# Gradio's MCP server: streamable HTTP, and the SSE transport's messages.
+MCP = re.compile(r"/gradio_api/mcp(?:/http|/messages)?/?$")
 
 HOUR_S = 3600.0
 MCP_REUPLOAD = "mcp-reupload"  # not a visitor: the bytes were counted when the caller sent them
@@ -71,6 +82,14 @@ class DoorLimits:
     upload_folder_bytes: int = 1000 * MB  # Gradio's whole upload folder
     upload_keep_s: float = 15 * 60.0  # an upload no run holds goes after this
     body_bytes: int = 1 * MB  # any other request's body
+    # An MCP tool call carries its picture inline, as a data URI (4/3 of the picture's bytes): 8 MB
+    # takes a phone photo of up to 6 MB. Gradio's MCP server holds the call's arguments for as
+    # long as the tool runs (minutes), so calls over `body_bytes` share 64 MB in all at once.
+    mcp_body_bytes: int = 8 * MB
+    mcp_large_bytes_at_once: int = 64 * MB
+    # A tool call past its limit is read through (counted, not kept) to answer it as the tool's
+    # error, which needs the request's id, at its end; past this, the connection is closed.
+    mcp_drain_bytes: int = 80 * MB
     # An upload's non-file parts are kept in memory by Gradio's parser: a few small fields only.
     upload_field_bytes: int = 64 * 1024
 
@@ -130,13 +149,15 @@ def apply_session_limits(blocks: Any, limits: dict[str, dict[str, Any]] | None =
 
 
 class Refusal(Exception):
-    """A request the door turns away: the HTTP status and a sentence for the visitor."""
+    """A request the door turns away: the HTTP status and a sentence for the visitor; `name`,
+    the input refused when it was one input of a call."""
 
-    def __init__(self, status: int, sentence: str, retry_after_s: float | None = None) -> None:
+    def __init__(self, status: int, sentence: str, retry_after_s: float | None = None, name: str | None = None) -> None:
         super().__init__(sentence)
         self.status = status
         self.sentence = sentence
         self.retry_after_s = retry_after_s
+        self.name = name
 
 
 class Door:
@@ -166,6 +187,7 @@ class Door:
         self._scanned_at = -1e18
         self._scanned_bytes = 0
         self._added_since_scan = 0
+        self._mcp_large_bytes = 0  # MCP calls over body_bytes being served now
 
     # -- ASGI --
 
@@ -186,7 +208,7 @@ class Door:
             else:
                 await self._bounded(scope, receive, send)
         except Refusal as refusal:  # refused before the app was called; the body is left unread
-            await _answer(send, refusal.status, refusal.sentence, retry_after_s=refusal.retry_after_s, close=True)
+            await _refuse(scope, send, refusal)
 
     # -- any request but an upload: a small body, read here, text inputs checked --
 
@@ -196,8 +218,12 @@ class Door:
         if declared is None and not chunked or declared == 0:
             await self.app(scope, receive, send)  # no body: nothing to bound
             return
+        if MCP.search(scope.get("path", "")) and scope.get("method") == "POST":
+            await self._mcp_call(scope, receive, send, declared)
+            return
+        too_large = f"A request to this app may carry at most {_mb(self.limits.body_bytes)}."
         if declared is not None and declared > self.limits.body_bytes:
-            raise Refusal(413, f"A request to this app may carry at most {_mb(self.limits.body_bytes)}.")
+            raise Refusal(413, too_large)
         body = bytearray()
         while True:
             message = await receive()
@@ -206,12 +232,79 @@ class Door:
             body += message.get("body", b"")
             if len(body) > self.limits.body_bytes:
                 # Refused as soon as the count passes the limit: the rest is never read.
-                await _answer(send, 413, f"A request to this app may carry at most {_mb(self.limits.body_bytes)}.", close=True)
+                await _refuse(scope, send, Refusal(413, too_large))
                 return
             if not message.get("more_body", False):
                 break
         checked = self._check_inputs(scope, bytes(body)) if scope.get("method") == "POST" else bytes(body)
         await self.app(scope, _replay(checked, receive), send)
+
+    # -- an MCP tool call: room for a picture inline, and a refusal the session survives --
+
+    async def _mcp_call(self, scope: Scope, receive: Receive, send: Send, declared: int | None) -> None:
+        limit, drain = self.limits.mcp_body_bytes, self.limits.mcp_drain_bytes
+        # Only the door says a call was refused (agents.py reads it): never a client.
+        scope["headers"] = [(k, v) for k, v in scope.get("headers", []) if k.lower() != REFUSED_HEADER.encode()]
+        if declared is not None and declared > drain:
+            raise Refusal(413, f"An MCP call to this app may carry at most {_mb(limit)}.")
+        body = bytearray()
+        head, tail, size = b"", b"", 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size <= limit:
+                body += chunk
+            else:
+                if body:  # past the limit: only the ends are kept, to find the request's id
+                    head, tail, body = bytes(body[:512]), bytes(body[-512:]), bytearray()
+                if not head:
+                    head = chunk[:512]
+                tail = (tail + chunk)[-512:]
+                if size > drain:
+                    await _answer(send, 413, f"An MCP call to this app may carry at most {_mb(limit)}.", close=True)
+                    return
+            if not message.get("more_body", False):
+                break
+        if size > limit:
+            log.info("refused an MCP call of %.1f MB", size / MB)
+            await self._mcp_refused(scope, receive, send, head, tail, mcp_too_large(size, limit))
+            return
+        taken = len(body) if len(body) > self.limits.body_bytes else 0
+        with self._lock:
+            busy = self._mcp_large_bytes + taken > self.limits.mcp_large_bytes_at_once
+            if not busy:
+                self._mcp_large_bytes += taken
+        if busy:
+            await self._mcp_refused(scope, receive, send, bytes(body[:512]), bytes(body[-512:]), MCP_BUSY)
+            return
+        try:
+            await self.app(scope, _replay(bytes(body), receive), send)
+        finally:
+            with self._lock:
+                self._mcp_large_bytes -= taken
+
+    async def _mcp_refused(self, scope: Scope, receive: Receive, send: Send, head: bytes, tail: bytes, sentence: str) -> None:
+        """A tool call refused for its size, answered as the tool's error through the MCP server
+        itself, so that it reaches the client on whichever transport it uses (streamable HTTP's
+        answer, or SSE's stream) and its session goes on; a non-2xx answer would end the session.
+        The server is handed a stand-in call with the same id and no arguments, and the sentence
+        in a header only the door sets. A request whose id cannot be read gets HTTP 413."""
+        request_id = _request_id(head, tail)
+        if request_id is None or not re.search(rb'"method"\s*:\s*"tools/call"', head):
+            await _answer(send, 413, sentence, close=True)
+            return
+        name = re.search(rb'"name"\s*:\s*"([A-Za-z0-9_.-]{1,128})"', head)
+        stand_in = json.dumps({
+            "jsonrpc": "2.0", "id": request_id, "method": "tools/call",
+            "params": {"name": name[1].decode() if name else "", "arguments": {}},
+        }).encode()
+        headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() not in (b"content-length", b"transfer-encoding")]
+        headers += [(b"content-length", str(len(stand_in)).encode()), (REFUSED_HEADER.encode(), quote(sentence).encode())]
+        scope["headers"] = headers
+        await self.app(scope, _replay(stand_in, receive), send)
 
     def _check_inputs(self, scope: Scope, body: bytes) -> bytes:
         """Refuse a call whose inputs break their event's rules (event_inputs.py); the body to
@@ -226,11 +319,12 @@ class Door:
             return body  # Gradio answers a body that is not JSON itself
         before = payload.get("fn_index") if isinstance(payload, dict) else None
         route = "join" if join else direct["route"]
-        refused = self.inputs.check(route, direct["api_name"] if direct else None, payload)
+        rewritten: list[str] = []
+        refused = self.inputs.check(route, direct["api_name"] if direct else None, payload, _hosts(scope), rewritten)
         if refused is not None:
             log.info("refused a call to %s: %s", path, refused.sentence)
-            raise Refusal(refused.status, refused.sentence)
-        if isinstance(payload, dict) and payload.get("fn_index") is not before:
+            raise Refusal(refused.status, refused.sentence, name=refused.name)
+        if isinstance(payload, dict) and (payload.get("fn_index") is not before or rewritten):
             body = json.dumps(payload).encode()
             scope["headers"] = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
             scope["headers"].append((b"content-length", str(len(body)).encode()))
@@ -583,6 +677,66 @@ def _mcp_reupload(scope: Scope) -> bool:
     """An upload by Gradio's own MCP client (gradio/mcp.py: `x-gradio-user: mcp`) over loopback."""
     peer = (scope.get("client") or ("",))[0] or ""
     return _headers(scope).get("x-gradio-user") == "mcp" and (peer.startswith("127.") or peer == "::1")
+
+
+def _hosts(scope: Scope) -> list[str]:
+    """The names a caller reached this app by: its Host, and a proxy's X-Forwarded-Host (an
+    address of the app's own files is read as the path it names only when it names one of these;
+    a caller who writes another gains nothing: it could name the path itself)."""
+    headers = _headers(scope)
+    return [h for h in (headers.get("host", ""), *headers.get("x-forwarded-host", "").split(",")) if h.strip()]
+
+
+def _gradio_client(scope: Scope) -> bool:
+    """A call from the Python gradio_client (its user-agent), which also carries MCP tool calls."""
+    return "gradio_client/" in _headers(scope).get("user-agent", "")
+
+
+# The sentence of an MCP call the door refused, on the stand-in call it hands the MCP server.
+REFUSED_HEADER = "x-skyreels-refused"
+MCP_BUSY = (
+    "The app is taking in other large pictures right now: try again in a few seconds, or upload the "
+    "picture first (POST it to /gradio_api/upload) and give its address."
+)
+
+
+def mcp_too_large(size: int, limit: int) -> str:
+    return (
+        f"That call carried {size / MB:.1f} MB, and an MCP call to this app may carry at most {_mb(limit)} (a picture "
+        f"of about {_mb(limit * 3 // 4)} as a data URI). Upload the picture first: POST it as the multipart "
+        "field \"files\" to <app>/gradio_api/upload, then give <app>/gradio_api/file=<the path it answers> "
+        "as the image."
+    )
+
+
+def _request_id(head: bytes, tail: bytes) -> Any:
+    """A JSON-RPC request's id, read from its first or last bytes (Python's MCP client writes it
+    last, the TypeScript one near the start); None when neither shows one."""
+    found = re.search(rb'"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.){0,200}")\s*}\s*$', tail) or re.search(
+        rb'^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.){0,200}")', head
+    )
+    if found is None:
+        return None
+    try:
+        return json.loads(found[1])
+    except ValueError:
+        return None
+
+
+async def _refuse(scope: Scope, send: Send, refusal: Refusal) -> None:
+    """A refusal in the shape the caller reads (see the module docstring)."""
+    path = scope.get("path", "")
+    if JOIN.search(path) and _gradio_client(scope):
+        # gradio_client raises "N parameter(s) failed validation: - <name>: <sentence>" from this
+        # shape, and only an HTTPStatusError (no sentence) from any other refused join.
+        detail = [{"__type__": "validate", "is_valid": False, "message": refusal.sentence,
+                   "parameter_name": refusal.name or "request"}]
+        body = json.dumps({"detail": detail}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": 422, "headers": headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return
+    await _answer(send, refusal.status, refusal.sentence, retry_after_s=refusal.retry_after_s, close=True)
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -8,6 +8,13 @@ kind: a text box its `max_length` (4,000 characters when it has none), a file in
 this app holds (its upload folder, the folders it serves videos and pictures from, or for a
 picture box an http(s) address the app fetches by its own rules), and every other input (a
 number, a checkbox, a radio, a browser id, a hidden state) a few hundred bytes or a few KB.
+
+An address this app gave out for one of its own files (`<its address>/gradio_api/file=<path>`,
+an upload's or a video's) names a file it holds: it is rewritten to that path here, so the next
+tool call of an agent chaining tools is served from disk, never downloaded from the app by the
+app (Gradio's downloader, and ours, refuse an address that points to the server itself). Only
+the app's own address is read that way, and only a path inside the folders above; any other
+address is what it was (fetched by our rules for a picture, refused for a video).
 A call that names an event by `fn_index` in any spelling ("5", 5.0, "05") is held to the same
 rules as one that names it by its integer, and `/call/v2` by its parameter names.
 
@@ -20,8 +27,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Mapping
+from urllib.parse import unquote, urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,8 @@ FILE_INPUT_BYTES = 64 * 1024  # every file record of one input (a gallery of fou
 EXTRA_BYTES = 4_096  # event_data, oauth_token and the like beside the inputs
 SESSION_HASH_CHARS = 64
 MAX_EXTRA_INPUTS = 4  # values past an event's inputs, which Gradio ignores
+# Where Gradio serves a file it holds, under any mount prefix: .../gradio_api/file=<path>.
+_OWN_FILE = re.compile(r"(?:^|/)gradio_api/file=(?P<path>.+)$")
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,22 @@ class Event:
 class Refused:
     status: int
     sentence: str
+    name: str | None = None  # the input refused (its API parameter name, else its label), if one was
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One call being checked: the names the caller reached the app by, and the addresses of
+    the app's own files rewritten to their paths so far."""
+
+    hosts: frozenset[str]
+    rewritten: list[str]
+
+
+NOT_HELD = (
+    "That file was not uploaded to this app, so it was not opened: upload it first "
+    "(gradio_client's handle_file does), or give the picture's https address."
+)
 
 
 def rule_for(component: Any) -> Rule:
@@ -127,8 +154,15 @@ class EventInputs:
         self.events = dict(events)
         self.roots = tuple(os.path.abspath(os.fspath(r)) for r in roots)
 
-    def check(self, route: str, api_name: str | None, payload: Any) -> Refused | None:
-        """`route` is "join", "call", "call/v2", "run" or "api"; `api_name` what the path names."""
+    def check(
+        self, route: str, api_name: str | None, payload: Any, hosts: Iterable[str] = (), rewritten: list[str] | None = None
+    ) -> Refused | None:
+        """`route` is "join", "call", "call/v2", "run" or "api"; `api_name` what the path names.
+
+        `hosts`: the names the caller reached this app by (its Host and X-Forwarded-Host), so an
+        address of the app's own files is known as one; each such address is rewritten in
+        `payload` to the path it names, and listed in `rewritten`."""
+        call = _Call(frozenset(h.strip().lower() for h in hosts if h and h.strip()), [] if rewritten is None else rewritten)
         if not isinstance(payload, dict):
             return Refused(422, "A call to this app must be a JSON object.")
         extra = self._check_extras(payload)
@@ -138,7 +172,7 @@ class EventInputs:
             event = self.events.get("api:" + (api_name or ""))
             if event is None:
                 return Refused(404, f"This app has no endpoint named /{api_name}.")
-            return self._check_named(event, payload)
+            return self._check_named(event, payload, call)
         event, refused = self._event(route, api_name, payload)
         if refused is not None:
             return refused
@@ -153,17 +187,20 @@ class EventInputs:
             # Gradio reads an event's own inputs and ignores any after them: kept small.
             extra = len(data) - len(event.rules)
             rules = event.rules + (Rule("value", VALUE_BYTES),) * extra
+            positions = tuple(range(len(data)))
             if extra > MAX_EXTRA_INPUTS:
                 return Refused(422, f"/{event.name} takes {len(event.api_positions)} inputs, and this call gave {len(data)}.")
         elif route != "join" and len(data) == len(event.api_positions):
             rules = tuple(event.rules[i] for i in event.api_positions)
+            positions = event.api_positions
         else:
             wanted = len(event.api_positions) if route != "join" else len(event.rules)
             return Refused(422, f"/{event.name} takes {wanted} inputs, and this call gave {len(data)}.")
-        for value, rule in zip(data, rules):
-            refused = self._check_value(rule, value)
+        names = dict(zip(event.api_positions, event.parameters))
+        for value, rule, position in zip(data, rules, positions):
+            refused = self._check_value(rule, value, call)
             if refused is not None:
-                return refused
+                return replace(refused, name=names.get(position) or rule.label)
         return None
 
     # -- the parts of a call --
@@ -195,7 +232,7 @@ class EventInputs:
                 return Refused(413, f"A call's {key!r} field may carry at most {EXTRA_BYTES} bytes.")
         return None
 
-    def _check_named(self, event: Event, payload: dict) -> Refused | None:
+    def _check_named(self, event: Event, payload: dict, call: "_Call") -> Refused | None:
         if not event.parameters:
             return Refused(404, f"/{event.name} cannot be called by parameter names; use /call/{event.name}.")
         by_name = dict(zip(event.parameters, (event.rules[i] for i in event.api_positions)))
@@ -207,12 +244,12 @@ class EventInputs:
             return Refused(422, f"/{event.name} needs {', '.join(missing)}: give {'it' if len(missing) == 1 else 'them'} and call again.")
         for name, rule in by_name.items():
             if name in payload:
-                refused = self._check_value(rule, payload[name])
+                refused = self._check_value(rule, payload[name], call)
                 if refused is not None:
-                    return refused
+                    return replace(refused, name=name)
         return None
 
-    def _check_value(self, rule: Rule, value: Any) -> Refused | None:
+    def _check_value(self, rule: Rule, value: Any, call: "_Call") -> Refused | None:
         if rule.kind == "text":
             if _chars(value) > rule.most:
                 return Refused(413, f"That text is too long: at most {rule.most} characters.")
@@ -222,12 +259,12 @@ class EventInputs:
         if rule.kind == "file":
             if _json_bytes(value) > rule.most:
                 return Refused(413, "That file input carries too much: give a file uploaded to this app.")
-            return self._check_files(rule, value)
+            return self._check_files(rule, value, call)
         if _json_bytes(value) > rule.most:
             return Refused(413, f"That value for {rule.label!r} is too large for it.")
         return None
 
-    def _check_files(self, rule: Rule, value: Any) -> Refused | None:
+    def _check_files(self, rule: Rule, value: Any, call: "_Call") -> Refused | None:
         for record in _file_records(value):
             path = record.get("path")
             url = record.get("url")
@@ -240,18 +277,44 @@ class EventInputs:
                 if url is None:
                     return Refused(422, "A file input must name a file uploaded to this app.")
                 continue
+            own = self.own_file(path, call.hosts) if path.startswith(("http://", "https://")) else None
+            if own is not None:
+                if not self.holds(own):
+                    log.info("refused a call naming an address of this app outside its files")
+                    return Refused(403, NOT_HELD)
+                # The app's own file, by the address it gave out: named by its path from here on.
+                record["path"] = own
+                record.pop("url", None)
+                call.rewritten.append(own)
+                continue
             if path.startswith(("http://", "https://")):
                 if rule.remote:
                     continue  # fetched by the app's own rules (remote_images), after the caps
-                return Refused(422, "Upload the file to this app first (gradio_client's handle_file does), then name it.")
+                return Refused(
+                    422,
+                    "That address is not one this app gave out: give the address of a video it made, "
+                    "or upload the file to this app first (gradio_client's handle_file does), then name it.",
+                )
             if not self.holds(path):
                 log.info("refused a call naming a file outside this app's uploads")
-                return Refused(
-                    403,
-                    "That file was not uploaded to this app, so it was not opened: upload it first "
-                    "(gradio_client's handle_file does), or give the picture's https address.",
-                )
+                return Refused(403, NOT_HELD)
         return None
+
+    def own_file(self, address: str, hosts: Iterable[str]) -> str | None:
+        """The path an address of this app's own files names (`<app>/gradio_api/file=<path>`,
+        as the caller reached the app), or None for any other address. Not checked here that
+        the app holds it: `holds` says that."""
+        try:
+            parts = urlsplit(address.strip())
+        except ValueError:
+            return None
+        if parts.scheme not in ("http", "https") or parts.netloc.lower() not in hosts:
+            return None
+        match = _OWN_FILE.search(parts.path)
+        if match is None:
+            return None
+        path = unquote(match["path"])
+        return path if os.path.isabs(path) else None
 
     def holds(self, path: str) -> bool:
         """Whether `path` lies inside this app's upload folder or a folder it serves from; by its

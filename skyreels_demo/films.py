@@ -168,6 +168,8 @@ class FilmUpdate:
             return where + self.event.message
         if self.shot is None and self.video_path is not None:
             return f"The film is cut: {len(self.film.shots)} shots in one video."
+        if self.video_path is not None:
+            return where + f"saved ({self.video_path})"
         return where + "waiting to start…"
 
 

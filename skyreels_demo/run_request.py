@@ -53,24 +53,35 @@ def check_prompt(prompt: str | None, model: ModelSpec) -> str:
     if not text:
         raise BadInput("Write a prompt first: describe the people and the motion you want to see.")
     if len(text) > model.max_prompt_chars:
-        raise BadInput(f"The prompt is {len(text)} characters long; keep it under {model.max_prompt_chars}.")
+        raise BadInput(f"The prompt is {len(text)} characters long; keep it to {model.max_prompt_chars} or fewer.")
     return text
 
 
 def choose_seed(seed: int | float | str | None, model: ModelSpec) -> int:
     """A concrete seed: -1 (or nothing) becomes a random one, so every video can be reproduced."""
-    low, high = model.seed_range
+    value = check_seed(seed, model.seed_range)
+    return random.randint(0, model.seed_range[1]) if value == -1 else value
+
+
+def check_seed(seed: int | float | str | None, seed_range: tuple[int, int]) -> int:
+    """The seed asked for as a whole number in `seed_range` (nothing is -1, random), or `BadInput`
+    with the one sentence every way in says: the page, the API, MCP and the command line."""
+    low, high = seed_range
     if seed is None or seed == "":
         seed = low
     try:
+        if isinstance(seed, bool):
+            raise ValueError
         value = int(float(seed)) if not isinstance(seed, int) else seed
         if isinstance(seed, float) and not seed.is_integer():
+            raise ValueError
+        if isinstance(seed, str) and not float(seed).is_integer():
             raise ValueError
     except (TypeError, ValueError, OverflowError):
         raise BadInput(f"The seed must be a whole number from {low} to {high}, not {seed!r}.") from None
     if not low <= value <= high:
         raise BadInput(f"The seed must be from {low} to {high}; {value} is out of range.")
-    return random.randint(0, high) if value == -1 else value
+    return value
 
 
 def image_source(

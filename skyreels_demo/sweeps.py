@@ -105,12 +105,18 @@ class _ProgressBar:
             filled = round(width * self.done / self.total)
             line = (
                 f"[{'#' * filled}{'-' * (width - filled)}] {self.done}/{self.total} "
-                f"({self.skipped} done before, {self.failed} failed) seed {cell.seed}: {cell.status}"
+                f"({self.skipped} done before, {self.failed} failed) {_short(cell.prompt)!r}, seed {cell.seed}: {cell.status}"
             )
             self.out.write(("\r\033[K" if self.out.isatty() else "") + line + ("" if self.out.isatty() else "\n"))
             if self.out.isatty() and self.done == self.total:
                 self.out.write("\n")
             self.out.flush()
+
+
+def _short(prompt: str, most: int = 40) -> str:
+    """A prompt on one progress line: whole when short, else its start."""
+    prompt = " ".join(prompt.split())
+    return prompt if len(prompt) <= most else prompt[: most - 1] + "…"
 
 
 def run_sweep(

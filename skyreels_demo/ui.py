@@ -459,7 +459,10 @@ def build_page(app: StudioApp) -> gr.Blocks:
         api_continue = gr.Button(visible=False)
         api_film = gr.Button(visible=False)
         api_continue_video = gr.Video(label="The clip to continue (an MP4)", visible=False)
-        api_shots = gr.Textbox(label="Shots, one prompt per line", visible=False, lines=6)
+        # Up to six shots of a prompt's length each, a line each: what /make_film takes, at the door too.
+        api_shots = gr.Textbox(
+            label="Shots, one prompt per line", visible=False, lines=6, max_length=MAX_SHOTS * (model.max_prompt_chars + 1)
+        )
 
         # wiring
         gr.on(

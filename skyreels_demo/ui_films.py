@@ -3,6 +3,7 @@ from the last frame of the one before, on a timeline as they arrive, then cut in
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import threading
@@ -11,12 +12,13 @@ from typing import Any, AsyncIterator
 
 import gradio as gr
 
+from .agents import StageReport, film_stage
 from .errors import Stopped, StudioError
 from .films import MIN_SHOTS, FilmUpdate, carry_on, film_price, make_film
 from .runs import FilmStatus
 from .line import watch
 from .page_input import UNEXPECTED, fit_choice, may_touch, picture, text, visitor_id
-from .run_request import RunRequest
+from .run_request import RunRequest, choose_seed
 from .status_board import event_words, status_line, status_lines
 from .ui_context import PageContext
 
@@ -55,22 +57,23 @@ class FilmHandlers:
         api_key: str | None = None,
         request: gr.Request = None,
         profile: gr.OAuthProfile | None = None,
+        progress: gr.Progress = gr.Progress(),
     ) -> AsyncIterator[tuple[Any, str]]:
-        """Make a film longer than one clip: 2 to 6 shots, each continued from the last frame of the one before, cut into one video.
+        """Make a film longer than one clip: 2 to 6 shots, each continued from the last frame of the one before, cut into one video; takes about a minute a shot, and reports each shot's stage as it goes.
 
         Args:
             image: The still image the first shot starts from (JPEG, PNG, WebP, GIF, BMP or TIFF).
-            shots: One shot's prompt per line, in order (2 to 6 lines): what happens in each shot.
-            seed: -1 for random seeds, or the first shot's seed (the others follow it: seed+1, seed+2, ...).
+            shots: One shot's prompt per line, in order: 2 to 6 lines, each at most 2000 characters, saying what happens in that shot.
+            seed: -1 for random seeds, or the first shot's seed, from 0 to 2147483647 (the others follow it: seed+1, seed+2, ...).
             api_key: Your own WaveSpeed API key (optional: without it the app's key or its offline preview is used).
 
         Returns:
-            The finished film as one MP4 (once every shot is made), and a summary of each shot.
+            The finished film as one MP4 (its URL, once every shot is made and cut), and each shot's line (its seed, its prompt and how it went; plain lines over MCP, HTML for API clients).
         """
         lines = [line.strip() for line in text(shots).splitlines() if line.strip()]
         first = -1 if seed is None else seed
         async for film_video, timeline, _gallery, _film_id in self._make(
-            image, [(p, first) for p in lines], api_key, "", request, profile, follow_seed=True
+            image, [(p, first) for p in lines], api_key, "", request, profile, follow_seed=True, report=StageReport(progress)
         ):
             yield film_video, timeline
 
@@ -115,25 +118,30 @@ class FilmHandlers:
             stop=stop,
         )
 
-    async def _make(self, image, shots, api_key, visitor, request, profile, *, fit="crop", follow_seed=False):
+    async def _make(self, image, shots, api_key, visitor, request, profile, *, fit="crop", follow_seed=False, report=None):
         if follow_seed and shots:
-            first = shots[0][1]
+            # The first seed is checked as /generate checks one (the same sentence), then the
+            # others follow it, wrapping at the top as variations' seeds do.
+            asked = shots[0][1]
             try:
-                first_value = int(float(first))
-            except (TypeError, ValueError):
-                first_value = -1
-            if first_value != -1:
+                first = choose_seed(asked, self.model)
+            except StudioError as exc:
+                raise gr.Error(exc.sentence, print_exception=False) from None
+            if not (asked is None or asked == "" or float(asked) == -1):
                 top = self.model.seed_max + 1
-                shots = [(prompt, (first_value + n) % top) for n, (prompt, _) in enumerate(shots)]
+                shots = [(prompt, (first + n) % top) for n, (prompt, _) in enumerate(shots)]
         stop = threading.Event()
         film_request = self._request(image, fit, api_key, visitor, request, profile, stop)
-        async for outputs in self._render(lambda run: make_film(self.studio, run, shots), film_request, request):
+        async for outputs in self._render(lambda run: make_film(self.studio, run, shots), film_request, request, report):
             yield outputs
 
-    async def _render(self, updates_of, film_request: RunRequest, request) -> AsyncIterator[tuple[Any, str, list, str]]:
+    async def _render(
+        self, updates_of, film_request: RunRequest, request, report: StageReport | None = None
+    ) -> AsyncIterator[tuple[Any, str, list, str]]:
         """(the cut film once there is one, the timeline in words, the shots made, the film's id).
 
-        A step at a time in a worker thread, but holding none while a shot waits in line."""
+        A step at a time in a worker thread, but holding none while a shot waits in line.
+        `report`: an API call's progress, each shot's stage in words (agents.film_stage)."""
         session = self.stops.hold(request, film_request.stop)
         timeline: dict[int, FilmUpdate] = {}
         last: FilmUpdate | None = None
@@ -145,6 +153,11 @@ class FilmHandlers:
             )
             async for update in updates:
                 last = update
+                if report is not None:
+                    report(film_stage(update))
+                    if update.shot is None and update.video_path is not None:
+                        # Gradio sends progress every 10 ms: let "cut" (1.0) leave before the result.
+                        await asyncio.sleep(0.05)
                 if update.shot is not None:
                     timeline[update.shot] = update
                 film_video = str(update.video_path) if update.shot is None and update.video_path else None

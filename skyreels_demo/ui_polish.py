@@ -207,6 +207,24 @@ class SeedInput(gr.Number):
 
     is_template = True  # drawn by gr.Number's own front end
 
+    def api_info(self) -> dict:
+        # The range the run's check takes, stated to API and MCP clients (-1 to 2147483647).
+        info = {"type": "integer"}
+        info.update({k: v for k, v in (("minimum", self.minimum), ("maximum", self.maximum)) if v is not None})
+        return info
+
+    def refusal(self, value: object) -> str | None:
+        """The run's own sentence for a seed out of this box's range, for a client whose schema
+        check would otherwise answer first in its own words (agents.py); None when it is fine."""
+        from .errors import BadInput
+        from .run_request import check_seed
+
+        try:
+            check_seed(value, (int(self.minimum), int(self.maximum)))
+        except BadInput as exc:
+            return exc.sentence
+        return None
+
     def preprocess(self, payload: float | None) -> float | int | None:
         if payload is None:
             return None

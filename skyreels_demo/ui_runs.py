@@ -71,6 +71,7 @@ class RunHandlers:
         self.stops = context.stops
         self.videos_dir = context.settings.videos_dir
         self.frames_dir = context.settings.frames_dir
+        self.films_dir = context.settings.films_dir
         self.shared = context.settings.shared
 
     def request_from(
@@ -112,7 +113,7 @@ class RunHandlers:
             api_key: Your own WaveSpeed API key (optional: without it the app's key or its offline preview is used).
 
         Returns:
-            The stages of the run as plain lines, the finished MP4 video (its URL), and a summary with the seed and the task id.
+            The stages of the run (plain lines over MCP, HTML for API clients), the finished MP4 video (its URL), and a summary with the seed and the task id.
         """
         async for outputs in self._run(
             prompt, image, seed, fps_prefix, fit, api_key, "", request, profile, StageReport(progress), raises=True
@@ -206,10 +207,10 @@ class RunHandlers:
         profile: gr.OAuthProfile | None = None,
         progress: gr.Progress = gr.Progress(),
     ) -> AsyncIterator[tuple[str, Any, str]]:
-        """Continue a shot: a new SkyReels V1 video whose first frame is the last frame of `video`.
+        """Continue a shot: a new SkyReels V1 video whose first frame is the last frame of a video this app made (or any MP4); takes about a minute.
 
         Args:
-            video: The clip to continue (an MP4 this app made, or any MP4); its last frame becomes the new shot's first.
+            video: The video to continue: the address of a video or film this app returned to you, or of an MP4 uploaded to it; its last frame becomes the new shot's first.
             prompt: What happens next in the new shot: who moves, how, the camera and the light.
             seed: -1 for a random seed, or a seed to make the same continuation again.
             fps_prefix: Start the prompt with the frame-rate tag SkyReels' authors recommend (default on).
@@ -217,14 +218,15 @@ class RunHandlers:
             api_key: Your own WaveSpeed API key (optional: without it the app's key or its offline preview is used).
 
         Returns:
-            The status of each stage as HTML, the new shot's MP4 video, and a summary with the seed used.
+            The stages of the run (plain lines over MCP, HTML for API clients), the new shot's MP4 video (its URL), and a summary with the seed and the task id.
         """
         path = video.get("video") if isinstance(video, dict) else video
         if isinstance(path, dict):
             path = path.get("path")
         if not isinstance(path, str) or not path:
             raise gr.Error("Add the video to continue first: an MP4 this app made, or any MP4.", print_exception=False)
-        source = run_of_video(self.studio, path)
+        # A video or film of this app's is continued only by whoever made it (page_input.may_touch).
+        source = run_of_video(self.studio, path) or self._film_of(path)
         if source is not None and not may_touch(self.shared, source, "", self.requester(request, profile).key):
             raise gr.Error(NOT_YOURS, print_exception=False)
         async for outputs in self._run(
@@ -299,6 +301,16 @@ class RunHandlers:
         # The prompt box itself says it: the prepared-frame notes beside the image are redrawn
         # when the new picture arrives.
         return str(dest), gr.update(value="", placeholder=placeholder)
+
+    def _film_of(self, path: str):
+        """The film whose cut this is, if it is one of this app's (films/<film id>.mp4)."""
+        clip = Path(path)
+        try:
+            if clip.resolve().parent != self.films_dir.resolve():
+                return None
+            return self.studio.store.film(clip.stem)
+        except (KeyError, OSError, ValueError):
+            return None
 
     def _own_run(self, run_id: str, visitor: str) -> bool:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,77 @@ def test_a_wrong_key_exits_3(tmp_path):
         assert done.returncode == 3 and "key was refused" in done.stderr
         assert "not-the-right-one" not in done.stderr
         assert guarded.tasks_created == 0
+
+
+# --- the words of the command line (issue 30) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("seed, sentence", [
+    ("abc", "The seed must be a whole number from -1 to 2147483647, not 'abc'."),
+    ("99999999999", "The seed must be from -1 to 2147483647; 99999999999 is out of range."),
+    ("-7", "The seed must be from -1 to 2147483647; -7 is out of range."),
+])
+def test_a_films_seed_is_checked_as_generates_before_any_request(watched_backend, tmp_path, seed, sentence):
+    env = env_for(watched_backend, tmp_path)
+    film = run_cli("film", "--image", ASTRONAUT, "--shot", "one", "--shot", "two", "--seed", seed, "--yes", env=env)
+    assert film.returncode == 2 and sentence in film.stderr and "invalid literal" not in film.stderr
+    generate = run_cli("generate", "--prompt", "one", "--image", ASTRONAUT, "--seed", seed, env=env)
+    assert generate.returncode == 2 and sentence in generate.stderr  # the same sentence
+    assert sum(watched_backend.counts.values()) == 0
+
+
+def test_offline_lines_say_what_happened_in_order_and_json_names_the_saved_file(tmp_path):
+    env = clean_env(SKYREELS_DATA_DIR=str(tmp_path / "data"), SKYREELS_PREVIEW_TIMING="0.1,0.3")
+    made = run_cli("generate", "--prompt", "a woman smiles", "--image", ASTRONAUT, "--json", env=env)
+    assert made.returncode == 0, made.stderr
+    result = json.loads(made.stdout)
+    # The preview's server ends with the process: the file is named, not its dead address.
+    assert result["video_url"] == Path(result["video_path"]).resolve().as_uri()
+
+    nothing = run_cli("runs", "--find", "zebra", env=env)
+    assert nothing.returncode == 0 and "No run matched" in nothing.stderr and "No runs yet" not in nothing.stderr
+    assert "smiles" in run_cli("runs", "--find", "smiles", env=env).stdout
+
+    film = run_cli("film", "--image", ASTRONAUT, "--shot", "she smiles", "--shot", "she waves", "--seed", "5", env=env)
+    assert film.returncode == 0, film.stderr
+    lines = film.stderr.splitlines()
+    assert "waiting to start" not in film.stderr
+    saved = [n for n, line in enumerate(lines) if line.startswith("Shot 1 of 2: saved")]
+    second = [n for n, line in enumerate(lines) if line.startswith("Shot 2 of 2")]
+    assert saved and second and saved[0] < second[0], lines
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a cat blinks\n")
+    sweep = run_cli("sweep", "--image", ASTRONAUT, "--prompts", str(prompts), "--seeds", "3,4", env=env)
+    assert sweep.returncode == 0, sweep.stderr
+    cells = [line for line in sweep.stderr.splitlines() if "seed 3:" in line or "seed 4:" in line]
+    assert len(cells) == 2 and all("'a cat blinks', seed" in line for line in cells), cells
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    from skyreels_demo.cli import build_parser
+    from skyreels_demo.models import SKYREELS_V1
+
+    parser = build_parser(SKYREELS_V1)
+    commands = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    for name, command in commands.choices.items():
+        for action in command._actions:
+            assert action.help, (name, action.dest)
+    shown = subprocess.run([sys.executable, "-m", "skyreels_demo", "local-api", "--help"], cwd=ROOT, env=clean_env(),
+                           capture_output=True, text=True, timeout=60)
+    assert "(default: 8765)" in shown.stdout and "(default: 127.0.0.1)" in shown.stdout
+
+
+def test_local_api_says_how_the_official_sdk_points_at_it():
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "skyreels_demo", "local-api", "--port", str(port)],
+        cwd=ROOT, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        first = process.stderr.readline()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert f'Client(api_key="...", base_url="http://127.0.0.1:{port}")' in first
+    assert f"WAVESPEED_BASE_URL=http://127.0.0.1:{port}" in first

@@ -337,3 +337,35 @@ def test_refused_upload_poison_breaks_the_parser_wherever_it_is_cut():
         follower.write(body[:cut])
         with pytest.raises(Exception):
             follower.write(count.poison())
+
+
+# --- an address this app gave out for its own file (issue 30) ----------------------------------
+
+
+def video_call(tmp_path):
+    from skyreels_demo.event_inputs import FILE_INPUT_BYTES, Event, Rule
+
+    served = tmp_path / "runs"
+    event = Event("continue", (Rule("file", FILE_INPUT_BYTES, label="video"),), (0,), ("video",), frozenset({"video"}))
+    return EventInputs({"api:continue": event}, roots=[served]), served
+
+
+def test_the_apps_own_file_address_is_read_as_the_path_it_names(tmp_path):
+    inputs, served = video_call(tmp_path)
+    record = {"path": f"http://127.0.0.1:7860/gradio_api/file={served}/my%20take.mp4", "meta": {"_type": "gradio.FileData"}}
+    rewritten: list[str] = []
+    assert inputs.check("call", "continue", {"data": [record]}, hosts=["127.0.0.1:7860"], rewritten=rewritten) is None
+    assert record["path"] == f"{served}/my take.mp4" and rewritten == [record["path"]]
+
+
+def test_an_address_of_another_host_or_outside_the_apps_folders_is_refused_unopened(tmp_path):
+    inputs, served = video_call(tmp_path)
+    elsewhere = {"path": f"http://127.0.0.9:7860/gradio_api/file={served}/take.mp4"}
+    refused = inputs.check("call", "continue", {"data": [elsewhere]}, hosts=["127.0.0.1:7860"])
+    assert refused.status == 422 and refused.name == "video" and "not one this app gave out" in refused.sentence
+    assert elsewhere["path"].startswith("http://127.0.0.9")  # left as it was, never fetched
+    outside = {"path": "http://127.0.0.1:7860/gradio_api/file=/etc/hostname"}
+    refused = inputs.check("call", "continue", {"data": [outside]}, hosts=["127.0.0.1:7860"])
+    assert refused.status == 403 and refused.sentence.startswith("That file was not uploaded to this app")
+    climbing = {"path": f"http://127.0.0.1:7860/gradio_api/file={served}/../../etc/hostname"}
+    assert inputs.check("call", "continue", {"data": [climbing]}, hosts=["127.0.0.1:7860"]).status == 403

@@ -352,7 +352,7 @@ def test_the_command_line_runs_a_second_model_end_to_end_offline(tmp_path, photo
     assert stored.model == TINY.name and stored.prompt == "TINY, a fox turns"
     # Its prompt limit, said before anything is sent.
     code = cli.main(["generate", "--prompt", "x" * 61, "--image", str(photo_path)], model=TINY)
-    assert code == 2 and "keep it under 60" in capsys.readouterr().err
+    assert code == 2 and "keep it to 60 or fewer" in capsys.readouterr().err
 
 
 def test_the_app_shows_and_runs_a_second_model_end_to_end_offline(tmp_path, photo_path):
