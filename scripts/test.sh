@@ -18,7 +18,14 @@ if ! choose_python; then
   choose_python || exit 1
 fi
 install_requirements requirements-test.txt
-if ! [ -x /usr/bin/chromium ]; then
-  apt_install chromium
+# Debian's Chromium for the browser tests, and Node with npm for the JS client's tests
+# (tests/test_agents.py installs @gradio/client with npm into the git-ignored .gradio/).
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null || { say "Install ${missing[*]} (Debian: apt-get install ${missing[*]}) and run this again."; exit 1; }
+  apt_install "${missing[@]}"
 fi
 "$PYTHON" -m pytest "$@"
