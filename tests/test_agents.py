@@ -230,7 +230,7 @@ def test_a_film_of_three_shots_reports_each_shots_stages(app, picture):
     result = with_session(app, work)
     assert not result.isError, texts(result)
     film_url, lines = texts(result)
-    assert film_url.endswith(".mp4") and "3 shots · done" in lines
+    assert film_url.endswith(".mp4") and "3 shots · cut" in lines
     messages = [message for _, message in notes]
     for number in (1, 2, 3):
         said = [m for m in messages if m.startswith(f"Shot {number} of 3")]

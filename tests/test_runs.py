@@ -214,7 +214,7 @@ def test_in_shared_mode_a_visitor_can_neither_list_nor_pick_another_visitors_run
     items, ids = app.history.history(b, as_b)
 
     assert ids == [mine.id]
-    assert [caption for _, caption in items] == ["submitted · seed 2 · visitor B's kite"]
+    assert [caption.rsplit(" · ", 1)[0] for _, caption in items] == ["Being made · visitor B's kite · seed 2"]
     with pytest.raises(gr.Error):
         app.history.reuse(theirs.id, b, as_b)
     assert app.history.reuse(mine.id, b, as_b)[0] == "visitor B's kite"
