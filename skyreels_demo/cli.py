@@ -20,7 +20,7 @@ from typing import Sequence, TextIO
 from .config import Settings
 from .errors import BadInput, Stopped, StudioError
 from .events import Done, Event, Processing, Queued, Submitted
-from .models import SKYREELS_V1, ModelSpec
+from .models import SKYREELS_V1, TIERS, ModelSpec
 from .preview import OfflinePreview
 from .run_request import RunRequest
 from .runs import Run, RunStatus
@@ -403,7 +403,7 @@ def _balance(args: argparse.Namespace, settings: Settings, status: StatusLines) 
 
 
 def _local_api(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    from .local_api import TaskTiming, serve
+    from .local_api import Limits, TaskTiming, serve
 
     status.say(
         f"Serving the offline WaveSpeed backend on http://{args.host}:{args.port} "
@@ -415,6 +415,7 @@ def _local_api(args: argparse.Namespace, settings: Settings, status: StatusLines
         api_key=args.key,
         models=(args.model,),
         timing=TaskTiming(queue_s=args.queue_seconds, processing_s=args.processing_seconds),
+        limits=Limits.of(TIERS[args.tier]) if args.tier else None,
     )
     return EXIT_OK
 
@@ -503,6 +504,7 @@ def build_parser(model: ModelSpec) -> argparse.ArgumentParser:
     api.add_argument("--key", help="accept only this key (default: any non-empty key)")
     api.add_argument("--queue-seconds", type=float, default=Settings.preview_timing[0])
     api.add_argument("--processing-seconds", type=float, default=Settings.preview_timing[1])
+    api.add_argument("--tier", choices=sorted(TIERS), help="keep this account tier's limits, answering 429 past them (default: none)")
     api.set_defaults(handler=_local_api)
     return parser
 
