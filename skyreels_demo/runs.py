@@ -61,6 +61,8 @@ class KeySource(_Word):
 
 
 FINISHED = frozenset({RunStatus.DONE, RunStatus.FAILED, RunStatus.REFUSED, RunStatus.UNCONFIRMED, RunStatus.LOST})
+# A task that exists and has not ended: it takes one of the account's tasks at once.
+IN_FLIGHT = frozenset({RunStatus.SUBMITTED, RunStatus.QUEUED, RunStatus.PROCESSING})
 # What a person reads beside a run in History and `runs --json`, where the status alone says too little.
 NOTES = {RunStatus.UNCONFIRMED: "WaveSpeed may have made this video; it is not known."}
 

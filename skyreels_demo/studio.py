@@ -42,7 +42,7 @@ from .models import ModelSpec
 from .recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
 from .retention import Pruner
 from .run_request import RunRequest, check_prompt, choose_seed, image_source
-from .runs import Mode, Run, RunStore
+from .runs import IN_FLIGHT, Mode, Run, RunStore
 from .schedule import Expectation, PollSchedule, schedule_from_setting
 from .tasks import TaskState
 from .webhooks import WebhookHub
@@ -69,7 +69,7 @@ class Studio:
         self.settings = settings
         self.model = model
         self.store = store or RunStore(settings.runs_db)
-        self.recorder = RunRecorder(self.store)
+        self.recorder = RunRecorder(self.store, task_ended=lambda run: self.line.task_ended(run.id))
         self.access = Access(settings, start_preview=start_preview)
         # Runs expecting webhooks; None where WaveSpeed cannot reach this process (a laptop).
         self.webhooks = webhooks
@@ -80,6 +80,7 @@ class Studio:
             submits_per_minute=settings.submits_per_minute,
             size=settings.queue_size,
             max_wait_s=settings.max_wait_minutes * 60,
+            in_flight=self._in_flight,
         )
         self._watched: set[str] = set()  # runs a live `generate` is following
         self._follower: Follower | None = None
@@ -94,6 +95,13 @@ class Studio:
             webhooks=webhooks,
             after_save=self.keep_within_budget,
         )
+
+    def _in_flight(self, run_id: str) -> bool:
+        """Whether the run's task is still running on its backend, as far as the store knows."""
+        try:
+            return self.store.get(run_id).status in IN_FLIGHT
+        except KeyError:
+            return False
 
     # -- what runs usually take --
 
@@ -250,6 +258,7 @@ class Studio:
                             self.webhooks.forget(waiting=waiting)
                         raise
                     submitted()
+                    turn.hold(run.id)  # the slot is the task's now, until it ends, watched or not
                     if waiting is not None:
                         self.webhooks.submitted(waiting, job.id)
                     clock.mark("submit_s")
