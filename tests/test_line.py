@@ -59,6 +59,19 @@ def test_places_and_estimates_come_from_task_time_and_slots():
     assert waiting[0].message == "You are next · about 40 s"
 
 
+def test_on_bronze_the_estimates_and_the_refusal_follow_its_pace_of_two_a_minute():
+    """Two slots and one submit every 30 s: quick tasks wait for the pace, not for a slot."""
+    clock = FakeClock()
+    line = Line(slots=BRONZE.tasks_at_once, submits_per_minute=BRONZE.submits_per_minute, size=100, max_wait_s=30 * 60, clock=clock)
+    tickets = [line.join(OWNER, task_s=20) for _ in range(4)]
+    assert [round(line.place(t).estimate_s) for t in tickets] == [0, 30, 60, 90]
+    # Sixty runs ahead are half an hour of submits: the one after them would wait longer.
+    for _ in range(57):
+        line.join(OWNER, task_s=20)
+    with pytest.raises(LineRefused, match="The line is about 30 minutes long"):
+        line.join(OWNER, task_s=20)
+
+
 def test_leaving_the_line_moves_everyone_behind_up():
     line = Line(slots=1, submits_per_minute=0, size=100, max_wait_s=3600)
     first, second, third = (line.join(OWNER, task_s=30) for _ in range(3))
