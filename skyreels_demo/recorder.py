@@ -137,6 +137,7 @@ class RunRecorder:
             output_url=task.video_url,
             inference_ms=task.inference_ms,
             nsfw=int(task.is_nsfw),
+            ended_after=task.ended_after,
         )
         self.task_ended(run)
         return run

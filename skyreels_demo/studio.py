@@ -22,7 +22,7 @@ from . import images
 from .access import Access, Backend
 from .caps import limits_for
 from .client import Job
-from .config import Settings
+from .config import Settings, is_loopback_url
 from .errors import AuthError, Stopped
 from .events import (
     Done,
@@ -38,12 +38,12 @@ from .finisher import Finisher
 from .follower import Follower, resume
 from .keys import KeyRefusals, checked_key
 from .line import OWNER, PREVIEW, Line
-from .models import ModelSpec
+from .models import CheckRule, ModelSpec
 from .recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
 from .retention import Pruner
 from .run_request import RunRequest, check_prompt, choose_seed, image_source
 from .runs import IN_FLIGHT, Mode, Run, RunStore
-from .schedule import Expectation, PollSchedule, schedule_from_setting
+from .schedule import Ended, Expectation, PollSchedule, schedule_from_setting
 from .tasks import TaskState
 from .webhooks import WebhookHub
 
@@ -111,15 +111,22 @@ class Studio:
         model = model or self.model
         if mode == Mode.PREVIEW:
             queue_s, processing_s = self.settings.preview_timing
-            # The preview keeps to its clock exactly: its window can be trusted from the start.
-            prior = Expectation(queue_s=queue_s, processing_s=processing_s, spread_s=0.5, settled=True)
+            # The preview keeps to its clock exactly: its end can be aimed at from the start.
+            prior = Expectation(queue_s=queue_s, processing_s=processing_s, spread_s=0.5)
         else:
             prior = Expectation.prior(model)
         seen = self.store.durations(model.name, self.access.host_for(mode))
-        return Expectation.learn(seen.processing_s, seen.queue_s, prior=prior)
+        return Expectation.learn([Ended(*end) for end in seen.ends], prior=prior)
+
+    def check_rule(self, mode: Mode | None = None, model: ModelSpec | None = None) -> CheckRule:
+        """The model's rule for checks of a task; on a faster clock only where the settings ask
+        for it (tests) and the backend is this machine's (never WaveSpeed's own)."""
+        rule = (model or self.model).checks
+        local = mode == Mode.PREVIEW or is_loopback_url(self.settings.base_url)
+        return rule.scaled(self.settings.check_scale) if local and self.settings.check_scale != 1.0 else rule
 
     def schedule_for(self, mode: Mode) -> PollSchedule:
-        return schedule_from_setting(self.settings.poll, self.expectation(mode))
+        return schedule_from_setting(self.settings.poll, self.expectation(mode), self.check_rule(mode))
 
     # -- the steps every kind of run shares --
 
