@@ -432,6 +432,51 @@ def test_on_loopback_at_the_real_numbers_the_first_check_waits_2_s_and_the_next_
     assert final.ended_after is not None and 2.0 <= final.ended_after - created < 3.0
 
 
+def test_a_check_whose_kept_alive_connection_is_closed_under_it_is_asked_again_at_once(tmp_path):
+    """Servers close idle connections after some seconds (uvicorn after 5 s), the very gap between
+    a video task's checks: the check that meets the close never reached the server, and goes again
+    at once on a new connection, rather than failing and waiting a whole gap more."""
+    import json
+    import socket
+
+    answer = json.dumps({"code": 200, "message": "success", "data": {"id": "t1", "status": "processing"}}).encode()
+    heard: list[str] = []
+
+    def serve(listener: socket.socket) -> None:
+        for connection_number in (1, 2):
+            conn, _ = listener.accept()
+            with conn:
+                for request_number in (1, 2):
+                    request = b""
+                    while b"\r\n\r\n" not in request:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            return
+                        request += chunk
+                    heard.append(f"{connection_number}.{request_number}")
+                    if connection_number == 1 and request_number == 2:
+                        break  # closed under it: the second check on the kept-alive connection
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                                 + str(len(answer)).encode() + b"\r\nConnection: keep-alive\r\n\r\n" + answer)
+                    if connection_number == 2:
+                        break
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        server = threading.Thread(target=serve, args=(listener,), daemon=True)
+        server.start()
+        settings = Settings(api_key="k", base_url=f"http://127.0.0.1:{listener.getsockname()[1]}", data_dir=tmp_path)
+        with WaveSpeedClient(settings) as client:
+            first = client.result("t1")
+            started = time.monotonic()
+            second = client.result("t1")
+            took = time.monotonic() - started
+        server.join(5)
+    assert first.state is RUNNING and second.state is RUNNING
+    assert heard == ["1.1", "1.2", "2.1"] and took < 1.0
+
+
 # --- follow on top of the poller ------------------------------------------------------------------
 
 
