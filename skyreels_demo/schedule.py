@@ -299,9 +299,11 @@ class AdaptiveSchedule:
         if first and best >= rule.first_s + rule.apart_s:
             return max(earliest, rule.first_s)  # the rule's first moment: a refusal is said at once
         if best - now > MAX_GAP_S:
-            # Never quiet for long (a shape that got faster is still seen within MAX_GAP_S), yet
-            # this check must not push the one placed at `best` later.
-            return max(earliest, min(now + MAX_GAP_S, best - rule.apart_s))
+            # Never quiet for long (a shape that got faster is still seen within MAX_GAP_S): as few
+            # checks as that takes, evenly on the way to one a gap before `best`, so that none
+            # pushes the one at `best` later and an end just before it is seen within a gap.
+            way = best - rule.apart_s - now
+            return max(earliest, now + way / math.ceil(way / MAX_GAP_S))
         return best
 
     @staticmethod
