@@ -174,7 +174,8 @@ def sim_all(tasks: int) -> dict:
 def commit_of(rev: str = "HEAD") -> str:
     described = subprocess.run(["git", "rev-parse", "--short", rev], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     if rev == "HEAD":
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "skyreels_demo", "bench"],
+                               cwd=ROOT, capture_output=True, text=True).stdout
         described += " (with uncommitted changes)" if dirty.strip() else ""
     return described
 
