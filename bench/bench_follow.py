@@ -15,6 +15,10 @@ received by the same route the app serves (`webhooks.add_route`) on a loopback s
 A second table is first-run lateness: a fresh store (the prior's one-minute guess only), one
 task of each length. Delay is time.time() when a client holds the completed task minus the
 server's `completed_at`. Everything stays on loopback (`loopback_only()`).
+
+This client keeps WaveSpeed's rule for checks (2 s after the submit, then 5 s apart); the SDK
+does not (at once, then every second). `bench_checks.py` measures the same in seconds, on a
+virtual clock.
 """
 
 from __future__ import annotations
@@ -44,9 +48,11 @@ from bench_app import (  # noqa: E402
     seconds,
 )
 
-TARGET_MEDIAN_S = 0.25
-TARGET_P95_S = 0.5
-TARGET_REQUEST_SHARE = 0.5
+# Within WaveSpeed's rule (checks of a video task 5 s apart): about 1.5 s at the median, within
+# one gap almost always, a small share of the official SDK's (rule-breaking) requests.
+TARGET_MEDIAN_S = 2.0
+TARGET_P95_S = 5.0
+TARGET_REQUEST_SHARE = 0.25
 PROMPT = "FPS-24, a woman turns to the camera"
 SHAPES = {  # name: (warm-up processing s, measured processing s)
     "short (10 s)": (10.0, 10.0),
@@ -167,6 +173,7 @@ def one_shape(name: str, args, tmp: Path, image: Path, receiver: Receiver, out: 
     from skyreels_demo.client import WaveSpeedClient
     from skyreels_demo.config import Settings
     from skyreels_demo.local_api import LocalBackend
+    from skyreels_demo.models import SKYREELS_V1
     from skyreels_demo.schedule import AdaptiveSchedule
 
     warm_s, measured_s = SHAPES[name]
@@ -180,7 +187,7 @@ def one_shape(name: str, args, tmp: Path, image: Path, receiver: Receiver, out: 
             polled_client = WaveSpeedClient(Settings(api_key="bench-key", base_url=poll_api.base_url))
             sdk = wavespeed.Client(api_key="bench-key", base_url=sdk_api.base_url)
             url = "http://127.0.0.1:9/picture.jpg"  # never fetched: rendering is off
-            schedule = AdaptiveSchedule(learned)
+            schedule = AdaptiveSchedule(learned, SKYREELS_V1.checks)
             jobs = []
             for i in range(args.tasks):
                 at = i * args.stagger
@@ -206,12 +213,13 @@ def first_runs(tmp: Path, out: dict) -> None:
     from skyreels_demo.client import WaveSpeedClient
     from skyreels_demo.config import Settings
     from skyreels_demo.local_api import LocalBackend, TaskTiming
+    from skyreels_demo.models import SKYREELS_V1
     from skyreels_demo.schedule import Expectation, schedule_from_setting
 
     def one(length: float) -> None:
         with LocalBackend(timing=TaskTiming(2.0, length), render=False, data_dir=tmp / f"first-{length:g}") as api:
             client = WaveSpeedClient(Settings(api_key="bench-key", base_url=api.base_url))
-            schedule = schedule_from_setting("adaptive", Expectation.prior())
+            schedule = schedule_from_setting("adaptive", Expectation.prior(SKYREELS_V1), SKYREELS_V1.checks)
             followed = follow_ours(client, schedule, "http://127.0.0.1:9/p.jpg", 1)
             late = followed.returned_at - api.task(followed.task_id).completed_at
             out[length] = (late, api.counts["result"], 2.0 + length)
@@ -273,19 +281,19 @@ def report(args, shapes, firsts, sdk_version: str, took_s: float) -> None:
                          f"{len(delays[who])}/{args.tasks}", target))
     print(markdown_table(("shape", "client", "median delay", "p95 delay (with few tasks, the value it is)",
                           "result requests per task (share of SDK's, derived)",
-                          "done", "targets met? (≤0.25 s, ≤0.5 s, ≤50%)"), rows))
+                          "done", "targets met? (≤2 s, ≤5 s, ≤25%)"), rows))
     print("\nWhat the learned schedule knew for each shape, from its warm-up runs through Studio:")
     for name in SHAPES:
         learned = shapes[name][0]
-        print(f"- {name}: processing {learned.processing_s:.1f} s, spread {learned.spread_s:.2f} s, "
-              f"{learned.samples} runs{'' if learned.trusted else ' (not trusted: the window stays wide)'}")
+        print(f"- {name}: ends after {learned.end_s:.1f} s (making {learned.processing_s:.1f} s), "
+              f"spread {learned.spread_s:.2f} s, {learned.samples} runs")
     print("\nFirst-run lateness (fresh store: the prior's one-minute guess only; queue 2 s):\n")
     rows = []
     for length in FIRST_RUN_LENGTHS:
         late, polls, elapsed = firsts[length]
-        bound = max(0.1 * elapsed, 1.5)
+        bound = max(0.1 * elapsed, 5.0)
         rows.append((f"{length:g} s", seconds(late), seconds(bound), polls, f"{elapsed:.0f}", met(late <= bound + 0.1 and polls <= elapsed)))
-    print(markdown_table(("processing", "late by", "bound: max(10% of elapsed, 1.5 s)", "result requests",
+    print(markdown_table(("processing", "late by", "bound: max(10% of elapsed, 5 s)", "result requests",
                           "a fixed 1 s poll's (derived: elapsed ÷ 1 s, not run)", "met?"), rows))
     if errors:
         print("\nErrors:", *errors, sep="\n- ")

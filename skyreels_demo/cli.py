@@ -20,7 +20,7 @@ from typing import Sequence, TextIO
 from .config import Settings
 from .errors import BadInput, Stopped, StudioError
 from .events import Done, Event, Processing, Queued, Submitted
-from .models import SKYREELS_V1, ModelSpec
+from .models import SKYREELS_V1, TIERS, ModelSpec
 from .preview import OfflinePreview
 from .run_request import RunRequest, check_seed
 from .runs import Run, RunStatus
@@ -426,7 +426,7 @@ def _balance(args: argparse.Namespace, settings: Settings, status: StatusLines) 
 
 
 def _local_api(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    from .local_api import TaskTiming, serve
+    from .local_api import Limits, TaskTiming, serve
 
     url = f"http://{args.host}:{args.port}"
     status.say(
@@ -440,6 +440,7 @@ def _local_api(args: argparse.Namespace, settings: Settings, status: StatusLines
         api_key=args.key,
         models=(args.model,),
         timing=TaskTiming(queue_s=args.queue_seconds, processing_s=args.processing_seconds),
+        limits=Limits.of(TIERS[args.tier]) if args.tier else None,
     )
     return EXIT_OK
 
@@ -547,6 +548,7 @@ def build_parser(model: ModelSpec) -> argparse.ArgumentParser:
                      help="how long each task waits in the queue")
     api.add_argument("--processing-seconds", type=float, default=Settings.preview_timing[1],
                      help="how long each task then processes")
+    api.add_argument("--tier", choices=sorted(TIERS), help="keep this account tier's limits, answering 429 past them (default: none)")
     api.set_defaults(handler=_local_api)
     return parser
 

@@ -3,8 +3,8 @@ predictions and a run's price; HTTP and nothing else.
 
 The HTTP itself (sessions, the retry policy, errors built once from an answer) is `Transport`'s
 (transport.py), handing the image over is `ImageUploads`' (uploads.py). When to poll is decided
-by a `Poller` (schedule.py); `follow` only asks and waits. The paid submit is sent once, and
-again only after a 429, which created nothing.
+by a `Poller` (schedule.py), within the model's rule for checks; `follow` only asks and waits.
+The paid submit is sent once, and again only after a 429, which created nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -284,12 +284,19 @@ class WaveSpeedClient:
         deadline = poller.now() + budget_s
         task = first or Task.queued(task_id)
         last_yield = -TICK_S
+        # When a check (or the submit's answer) last found the task running: the end came after.
+        running_at = time.time() if first is not None and not first.is_final else None
         while True:
             if pushed is not None and pushed.is_set():
                 pushed.clear()
                 poller.pushed()
             if poller.due_in() <= 0:
+                asked_at = time.time()
                 fresh = self._poll(task, poller)
+                if fresh is not task and not fresh.is_final:
+                    running_at = asked_at
+                elif fresh.is_final:
+                    fresh = replace(fresh, ended_after=running_at)
                 changed = fresh.state != task.state or fresh.outputs != task.outputs
                 task = fresh
                 if changed or task.is_final:

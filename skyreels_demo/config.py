@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .models import BRONZE, TIERS, Tier
+
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 
 
@@ -104,6 +106,24 @@ def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
     return raw
 
 
+def _tier(env: dict[str, str]) -> Tier:
+    """The account's tier as SKYREELS_TIER names it (default Bronze, every new account's)."""
+    raw = env.get("SKYREELS_TIER", "").strip().lower() or BRONZE.name.lower()
+    if raw not in TIERS:
+        names = ", ".join(tier.name for tier in TIERS.values())
+        raise ValueError(f"SKYREELS_TIER must be one of {names}, not {raw!r}.")
+    return TIERS[raw]
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether an http(s) address names this machine (127.x, ::1, localhost)."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
 def _timing(env: dict[str, str], name: str, default: tuple[float, float]) -> tuple[float, float]:
     raw = env.get(name, "").strip()
     if not raw:
@@ -142,8 +162,9 @@ class Settings:
     low_balance_usd: float = 2.0
     # `sweep` asks before spending more than this many dollars.
     confirm_above_usd: float = 1.0
-    # Shared use of the owner's key on a public Space.
-    max_concurrent_tasks: int = 3
+    # Shared use of the owner's key on a public Space: tasks at once, as the account's tier
+    # allows (WaveSpeed's Bronze, every new account's: 2; SKYREELS_TIER names another).
+    max_concurrent_tasks: int = BRONZE.tasks_at_once
     visitor_runs_per_hour: int = 5
     signed_in_runs_per_hour: int = 15
     app_runs_per_day: int = 100
@@ -151,10 +172,10 @@ class Settings:
     preview_runs_per_hour: int = 30
     preview_runs_per_day: int = 500
     # The line for the owner's key (line.py): its length, the longest wait worth offering, and
-    # submits spread evenly to the account's per-minute limit (WaveSpeed's default tier: 5).
+    # submits spread evenly to the account's per-minute limit (Bronze: 2).
     queue_size: int = 100
     max_wait_minutes: float = 30.0
-    submits_per_minute: float = 5.0
+    submits_per_minute: float = BRONZE.submits_per_minute
     # A public deployment (on a Space, or listening beyond loopback): the owner's key and the
     # preview are capped per visitor and per day, and each visitor sees only their own runs.
     shared: bool = False
@@ -177,6 +198,10 @@ class Settings:
     # Tests only: image addresses on this machine (127.0.0.1, ::1) may be fetched. Never on a
     # deployment, where an address from a visitor must not reach the server itself.
     allow_loopback_images: bool = False
+    # Tests only: the model's check rule (models.CheckRule) on a faster clock, 0.1 making a video's
+    # 2 s and 5 s into 0.2 s and 0.5 s. Honoured only for a backend on this machine (the offline
+    # preview, a test server): checks of WaveSpeed's own tasks always keep its rule.
+    check_scale: float = 1.0
     # Takes may be shared by link (`?take=<token>`); off, every link says the take is not shared.
     sharing: bool = True
 
@@ -253,6 +278,7 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
         """Read the environment (or `env`), then apply explicit overrides."""
         env = dict(os.environ if env is None else env)
+        tier = _tier(env)
         values = dict(
             api_key=env.get("WAVESPEED_API_KEY", "").strip() or None,
             base_url=(env.get("WAVESPEED_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
@@ -264,7 +290,7 @@ class Settings:
             image_transport=_choice(env, "SKYREELS_IMAGE_TRANSPORT", ("auto", "upload", "inline")),
             low_balance_usd=_float(env, "SKYREELS_LOW_BALANCE_USD", cls.low_balance_usd),
             confirm_above_usd=_float(env, "SKYREELS_CONFIRM_ABOVE_USD", cls.confirm_above_usd),
-            max_concurrent_tasks=_int(env, "SKYREELS_MAX_CONCURRENT_TASKS", cls.max_concurrent_tasks),
+            max_concurrent_tasks=_int(env, "SKYREELS_MAX_CONCURRENT_TASKS", tier.tasks_at_once),
             visitor_runs_per_hour=_int(env, "SKYREELS_VISITOR_RUNS_PER_HOUR", cls.visitor_runs_per_hour),
             signed_in_runs_per_hour=_int(env, "SKYREELS_SIGNED_IN_RUNS_PER_HOUR", cls.signed_in_runs_per_hour),
             app_runs_per_day=_int(env, "SKYREELS_APP_RUNS_PER_DAY", cls.app_runs_per_day),
@@ -272,7 +298,7 @@ class Settings:
             preview_runs_per_day=_int(env, "SKYREELS_PREVIEW_RUNS_PER_DAY", cls.preview_runs_per_day),
             queue_size=_int(env, "SKYREELS_QUEUE_SIZE", cls.queue_size),
             max_wait_minutes=_float(env, "SKYREELS_MAX_WAIT_MINUTES", cls.max_wait_minutes),
-            submits_per_minute=_float(env, "SKYREELS_SUBMITS_PER_MINUTE", cls.submits_per_minute),
+            submits_per_minute=_float(env, "SKYREELS_SUBMITS_PER_MINUTE", tier.submits_per_minute),
             shared=_flag(
                 env.get("SKYREELS_SHARED"),
                 default=bool(env.get("SPACE_ID")) or _listens_beyond_loopback(env),
@@ -287,6 +313,7 @@ class Settings:
             preview_timing=_timing(env, "SKYREELS_PREVIEW_TIMING", cls.preview_timing),
             allow_loopback_images=_flag(env.get("SKYREELS_ALLOW_LOOPBACK_IMAGES"), default=False),
             sharing=_flag(env.get("SKYREELS_SHARING"), default=True),
+            check_scale=_float(env, "SKYREELS_CHECK_SCALE", cls.check_scale),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -1,11 +1,16 @@
 """The line for a shared account: a place for every waiting run, and submits paced to the account.
 
-A Space runs on its owner's key, and WaveSpeed's default tier allows 3 tasks at once and 5
-submits a minute. Every run paid by the owner's key (page, API, MCP, each variation, a film's
-shot) takes a ticket here and waits, first come first served, for one of the account's slots;
-the offline preview has a line of its own (this machine's CPU); a run on a visitor's own key
-waits in no line (their key, their tier). A waiting run is told its place (runs ahead of it)
-and an estimate from what the app has learned about task times and the number of slots.
+A Space runs on its owner's key, and WaveSpeed's default tier (Bronze, every new account's)
+runs 2 tasks at once and starts 2 a minute. Every run paid by the owner's key (page, API, MCP,
+each variation, a film's shot) takes a ticket here and waits, first come first served, for one
+of the account's slots; the offline preview has a line of its own (this machine's CPU); a run on
+a visitor's own key waits in no line (their key, their tier). A waiting run is told its place
+(runs ahead of it) and an estimate from what the app has learned about task times, the number
+of slots and the pace of submits.
+
+A slot is the account's, not the visitor's: once a run's task is submitted, its place is held
+until the task ends, whether anyone still watches it or not (a closed tab leaves the task
+running on WaveSpeed, and finished by the follower; the studio says when it ends).
 
 Submits are spread evenly, at most one every 60/N seconds, so a burst never meets WaveSpeed's
 429s; a 429 that comes all the same is waited out in view, never spent as a failed run.
@@ -28,6 +33,7 @@ from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
 from .errors import RateLimited, Stopped, StudioError
 from .events import Event, InLine, Prepared, SlowedDown
+from .models import BRONZE
 from .recorder import STOPPED_BEFORE_SUBMIT as STOPPED_IN_LINE
 
 log = logging.getLogger(__name__)
@@ -44,12 +50,14 @@ class LineRefused(StudioError):
 
 @dataclass(eq=False)
 class Ticket:
-    """One run's place in its account's line; `started_at` is set once it holds a slot."""
+    """One run's place in its account's line; `started_at` is set once it holds a slot, and
+    `run_id` once its task is submitted (the slot is then held until that task ends)."""
 
     number: int
     account: str
     arrived_at: float
     started_at: float | None = None
+    run_id: str | None = None
 
 
 @dataclass
@@ -76,10 +84,14 @@ class Line:
         size: int,
         max_wait_s: float,
         clock: Callable[[], float] = time.monotonic,
+        in_flight: Callable[[str], bool] = lambda run_id: False,
     ) -> None:
         self.size = max(1, size)
         self.max_wait_s = max_wait_s
         self.clock = clock
+        # Whether a run's task is still running (the run store's word): a slot whose run left
+        # the line is held while it is, and let go at the latest when it is seen not to be.
+        self.in_flight = in_flight
         interval = 60.0 / submits_per_minute if submits_per_minute > 0 else 0.0
         self._accounts = {
             OWNER: _Account(max(1, slots), interval),
@@ -125,7 +137,7 @@ class Line:
             if ticket is None:
                 return None
             line = self._accounts[ticket.account]
-            if line.waiting and line.waiting[0] is ticket and len(line.running) < line.slots:
+            if line.waiting and line.waiting[0] is ticket and self._free_slot(line):
                 return None
             return self._place(ticket, elapsed_s)
 
@@ -170,7 +182,7 @@ class Line:
                 if stop is not None and stop.is_set():
                     raise Stopped(STOPPED_IN_LINE)
                 line = self._accounts[ticket.account]
-                if line.waiting and line.waiting[0] is ticket and len(line.running) < line.slots:
+                if line.waiting and line.waiting[0] is ticket and self._free_slot(line):
                     line.waiting.pop(0)
                     self._tickets.pop(ticket.number, None)
                     ticket.started_at = self.clock()
@@ -185,15 +197,42 @@ class Line:
                 place = self._place(ticket, elapsed())
             yield place
 
+    def hold(self, ticket: Ticket, run_id: str) -> None:
+        """The ticket's task is submitted: its slot is held until `task_ended(run_id)`."""
+        with self._changed:
+            ticket.run_id = run_id
+
     def leave(self, ticket: Ticket) -> None:
-        """The run is done with the line (its video saved, failed, stopped or its tab closed)."""
+        """The run is done with the line (its video saved, failed, stopped or its tab closed).
+        A slot whose task still runs stays taken until the task ends."""
         with self._changed:
             line = self._accounts[ticket.account]
             self._tickets.pop(ticket.number, None)
-            for tickets in (line.waiting, line.running):
-                if ticket in tickets:
-                    tickets.remove(ticket)
+            if ticket in line.waiting:
+                line.waiting.remove(ticket)
+                self._moved()
+            elif ticket in line.running and not (ticket.run_id and self.in_flight(ticket.run_id)):
+                line.running.remove(ticket)
+                self._moved()
+
+    def task_ended(self, run_id: str) -> None:
+        """The task of `run_id` ended (done, failed, gone): its slot is free, watched or not."""
+        with self._changed:
+            for line in self._accounts.values():
+                for ticket in [t for t in line.running if t.run_id == run_id]:
+                    line.running.remove(ticket)
                     self._moved()
+
+    def _free_slot(self, line: _Account) -> bool:
+        """Whether a slot is free, after letting go of any held for a task that has ended unheard."""
+        if len(line.running) < line.slots:
+            return True
+        ended = [t for t in line.running if t.run_id and not self.in_flight(t.run_id)]
+        for ticket in ended:
+            line.running.remove(ticket)
+        if ended:
+            self._moved()
+        return len(line.running) < line.slots
 
     def _moved(self) -> None:
         self.version += 1
@@ -265,7 +304,7 @@ class Line:
 
     def _slowed_down(self, ticket: Ticket | None, retry_after: float | None) -> float:
         """How long to wait after a 429; the whole account waits as long, not only this run."""
-        fallback = 60.0 / 5  # WaveSpeed's default tier: 5 a minute
+        fallback = 60.0 / BRONZE.submits_per_minute  # a key of unknown tier: the default's pace
         if ticket is not None and self._accounts[ticket.account].submit_interval_s > 0:
             fallback = self._accounts[ticket.account].submit_interval_s
         pause = retry_after if retry_after is not None and retry_after > 0 else fallback
@@ -312,6 +351,11 @@ class Turn:
     def wait(self) -> Iterator[InLine]:
         if self.ticket is not None:
             yield from self.line.wait(self.ticket, self.stop, self.elapsed)
+
+    def hold(self, run_id: str) -> None:
+        """The task is submitted: the place is held until it ends, watched or not."""
+        if self.ticket is not None:
+            self.line.hold(self.ticket, run_id)
 
     def submit(self, send: Callable[[], Any]) -> Iterator[Event]:
         return self.line.submit(self.ticket, send, self.stop, self.elapsed)

@@ -33,6 +33,20 @@ class DurationPrior:
 
 
 @dataclass(frozen=True)
+class CheckRule:
+    """How soon a task's result may be asked for (WaveSpeed's "How to get result" page): no
+    check sooner than `first_s` after the submit, nor sooner than `apart_s` after the previous
+    check of the same task. Image tasks: 2 s apart; video tasks: 5 s."""
+
+    first_s: float = 2.0
+    apart_s: float = 2.0
+
+    def scaled(self, factor: float) -> "CheckRule":
+        """The same rule on a faster clock (tests only: the ratios, and so the rule, still hold)."""
+        return CheckRule(self.first_s * factor, self.apart_s * factor)
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One WaveSpeed model: where it lives and what it takes."""
 
@@ -41,6 +55,7 @@ class ModelSpec:
     build_payload: Callable[["ModelSpec", Mapping[str, Any]], Payload] = field(repr=False)
     price_usd: float = 0.0
     prior: DurationPrior = DurationPrior()
+    checks: CheckRule = CheckRule()
     # Video models only: native frames (width, height), frame rate and count.
     frames: Frames = ()
     fps: int = 0
@@ -131,6 +146,7 @@ SKYREELS_V1 = ModelSpec(
     price_usd=0.20,
     # 97 frames at 544p take WaveSpeed about a minute; the spread allows twice the ~5% seen.
     prior=DurationPrior(queue_s=10.0, processing_s=60.0, spread_s=6.0),
+    checks=CheckRule(first_s=2.0, apart_s=5.0),  # a video task
     frames=((960, 544), (544, 960), (720, 720)),  # landscape, portrait, square
     fps=24,
     frame_count=97,
@@ -152,3 +168,17 @@ VISION_LLM = ModelSpec(
 MODELS = {spec.name: spec for spec in (SKYREELS_V1, VISION_LLM)}
 # What the built-in backend serves unless told otherwise: every video model of the catalogue.
 VIDEO_MODELS = tuple(spec for spec in MODELS.values() if spec.makes_video)
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A WaveSpeed account level: tasks it may run at once and submits it may start a minute
+    ("Account levels & rate limits"); past them WaveSpeed answers 429."""
+
+    name: str
+    tasks_at_once: int
+    submits_per_minute: float
+
+
+BRONZE = Tier("Bronze", 2, 2)  # every new account: "a 3rd waits until one finishes"
+TIERS = {tier.name.lower(): tier for tier in (BRONZE, Tier("Silver", 300, 500), Tier("Gold", 3000, 3000), Tier("Ultra", 10000, 5000))}

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from . import images
 from .errors import BadInput, ServiceError, TaskFailed, TimedOut
+from .config import is_loopback_url
 from .keys import in_use
 from .models import VISION_LLM, ModelSpec
+from .runs import Mode
 from .run_request import RunRequest, image_source
 from .remote_images import ImageAddress
 from .schedule import Expectation, schedule_from_setting
@@ -158,7 +160,8 @@ def answer_text(data: Mapping[str, Any], model: ModelSpec) -> str:
 
 def _wait_for_answer(studio: "Studio", job) -> Task:
     """Follow a call whose sync answer came back unfinished, for a short while."""
-    schedule = schedule_from_setting(studio.settings.poll, Expectation.prior(VISION_LLM))
+    mode = Mode.PREVIEW if is_loopback_url(job.client.base_url) else Mode.API
+    schedule = schedule_from_setting(studio.settings.poll, Expectation.prior(VISION_LLM), studio.check_rule(mode, VISION_LLM))
     wait_s = min(ANSWER_WAIT_S, studio.settings.run_deadline_s)
     task = job.task
     try:

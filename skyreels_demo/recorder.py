@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from .errors import StudioError, SubmitUnconfirmed, TaskFailed
 from .runs import KeySource, Limit, Mode, Run, RunStatus, RunStore
@@ -26,10 +26,14 @@ STOPPED_BEFORE_SUBMIT = "Stopped before the task was sent: nothing was paid for.
 
 
 class RunRecorder:
-    """Writes each status change of a run to the store, by the rules above."""
+    """Writes each status change of a run to the store, by the rules above.
 
-    def __init__(self, store: RunStore) -> None:
+    `task_ended` hears of every run whose task (or its chance of one) has ended: completed,
+    failed, gone, refused or unconfirmed; the line frees the run's slot on it."""
+
+    def __init__(self, store: RunStore, *, task_ended: Callable[[Run], None] = lambda run: None) -> None:
         self.store = store
+        self.task_ended = task_ended
 
     # -- before anything is spent --
 
@@ -141,14 +145,17 @@ class RunRecorder:
         """The task is done on WaveSpeed; its video is not saved yet (its URL expires)."""
         if self.store.get(run.id).status in (RunStatus.COMPLETED, RunStatus.DONE):
             return self.store.get(run.id)
-        return self.store.update(
+        run = self.store.update(
             run.id,
             status=RunStatus.COMPLETED,
             finished_at=time.time(),
             output_url=task.video_url,
             inference_ms=task.inference_ms,
             nsfw=int(task.is_nsfw),
+            ended_after=task.ended_after,
         )
+        self.task_ended(run)
+        return run
 
     def saved(self, run: Run, video_path: Path) -> Run:
         return self.store.update(run.id, status=RunStatus.DONE, video_path=str(video_path))
@@ -162,4 +169,6 @@ class RunRecorder:
         return self._end(run, RunStatus.LOST, error_message=reason)
 
     def _end(self, run: Run, status: RunStatus, **fields) -> Run:
-        return self.store.update(run.id, status=status, finished_at=time.time(), **fields)
+        run = self.store.update(run.id, status=status, finished_at=time.time(), **fields)
+        self.task_ended(run)
+        return run

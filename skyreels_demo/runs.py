@@ -61,6 +61,8 @@ class KeySource(_Word):
 
 
 FINISHED = frozenset({RunStatus.DONE, RunStatus.FAILED, RunStatus.REFUSED, RunStatus.UNCONFIRMED, RunStatus.LOST})
+# A task that exists and has not ended: it takes one of the account's tasks at once.
+IN_FLIGHT = frozenset({RunStatus.SUBMITTED, RunStatus.QUEUED, RunStatus.PROCESSING})
 # What a person reads beside a run in History and `runs --json`, where the status alone says too little.
 NOTES = {RunStatus.UNCONFIRMED: "WaveSpeed may have made this video; it is not known."}
 # What History says of a run whose submit's answer was lost and whose task was found again.
@@ -162,6 +164,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX shares_by_run ON shares(run_id);
     """,
+    # 5: when the last check that found a run's task still running was asked (its end came after
+    # it, and by `finished_at`): checks are seconds apart, so the end is known between the two.
+    """
+    ALTER TABLE runs ADD COLUMN ended_after REAL;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # A search of History or `runs --find` looks for at most this many words.
@@ -204,6 +211,7 @@ class Run:
     film_id: str | None = None  # the film this run is a shot of
     shot: int | None = None  # its place in the film, from 0
     kept: int = 0  # a person marked this take as kept: never pruned
+    ended_after: float | None = None  # the last check that found the task running (see finished_at)
 
     @property
     def is_finished(self) -> bool:
@@ -280,10 +288,16 @@ _FILM_COLUMNS = tuple(f.name for f in fields(Film))
 
 @dataclass(frozen=True)
 class Durations:
-    """Seconds recorded runs spent processing and queued, newest first."""
+    """When recorded runs ended, newest first, in seconds from their submit: (after, by,
+    making_s) for each, the end having come after the last check that found the task running and
+    by the first that found it done; making_s is WaveSpeed's own timing of the making
+    (timings.inference), or None."""
 
-    processing_s: tuple[float, ...]
-    queue_s: tuple[float, ...]
+    ends: tuple[tuple[float, float, float | None], ...]
+
+
+# Runs recorded before `ended_after` was kept were checked about a second apart near their end.
+DENSE_CHECKS_S = 1.0
 
 
 class RunStore:
@@ -634,18 +648,20 @@ class RunStore:
         return runs + films
 
     def durations(self, model: str, api_host: str, limit: int = 50) -> Durations:
-        """How long this model's recent finished tasks on this host queued and processed."""
+        """When this model's recent finished tasks on this host ended."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT submitted_at, processing_at, finished_at FROM runs WHERE model = ? AND"
-                " api_host = ? AND status IN (?, ?) AND processing_at IS NOT NULL AND"
-                " finished_at IS NOT NULL ORDER BY created_at DESC LIMIT ?",
+                "SELECT submitted_at, ended_after, finished_at, inference_ms FROM runs"
+                " WHERE model = ? AND api_host = ? AND status IN (?, ?) AND submitted_at IS NOT NULL"
+                " AND finished_at IS NOT NULL ORDER BY created_at DESC LIMIT ?",
                 (model, api_host, str(RunStatus.DONE), str(RunStatus.COMPLETED), limit),
             ).fetchall()
-        return Durations(
-            processing_s=tuple(r["finished_at"] - r["processing_at"] for r in rows),
-            queue_s=tuple(r["processing_at"] - r["submitted_at"] for r in rows if r["submitted_at"]),
-        )
+        ends = []
+        for r in rows:
+            after = r["ended_after"] if r["ended_after"] is not None else r["finished_at"] - DENSE_CHECKS_S
+            making = r["inference_ms"] / 1000 if r["inference_ms"] else None
+            ends.append((max(0.0, after - r["submitted_at"]), r["finished_at"] - r["submitted_at"], making))
+        return Durations(ends=tuple(ends))
 
     # -- takes: kept by a person, shared by a token of their own --
 

@@ -1,66 +1,105 @@
-"""When to ask the API about a task next: the poll schedule, as one small replaceable object.
+"""When to ask the API about a task next, within WaveSpeed's rule for checks.
 
-A `Poller` holds the decisions of one follow on an injectable clock: it hears what each poll saw
-(a status, a 429, a failure, news pushed by a webhook) and answers when to ask next; `follow`
-only does the HTTP and the waiting. The gaps themselves come from one of two schedules:
+WaveSpeed asks for no check of a video task sooner than 2 s after its submit, nor sooner than 5 s
+after the previous check of it (the model's `CheckRule`), with longer gaps for long tasks. A
+check is then worth placing well. A `Poller` holds the decisions of one follow on an injectable
+clock: it hears what each check saw (a status, a 429, a failure, news pushed by a webhook) and
+answers when to check next, never sooner than the rule allows; `follow` only does the HTTP and
+the waiting. The gaps come from one of two schedules:
 
-- `FixedSchedule`: a constant gap (the official SDK polls every 1.0 s).
-- `AdaptiveSchedule`: knows how long this model's tasks usually take (`Expectation`, learned from
-  the run store or a prior), anchors on the moment a task turns from `created` to `processing`,
-  polls sparsely while the end is far off and densely across the window where it is likely, and
-  backs off on 429. A SkyReels task spends about a minute processing, so this sees the result
-  sooner than a fixed 1 s poll with under half the requests (bench/bench_follow.py measures it).
+- `FixedSchedule`: a constant gap (the official SDK's is 1.0 s, against the rule; the app's
+  `SKYREELS_POLL=<seconds>` is held to the rule all the same).
+- `AdaptiveSchedule`: knows when this model's tasks usually end, counted from the submit, and
+  how sure that is (`Expectation`, learned from the run store's runs, or the model's prior); it
+  checks once at the rule's first moment (a task refused at once is said at once), then places
+  each check where it best catches the end for what a check costs: none while the end is far
+  off (but never quiet for longer than MAX_GAP_S), a check just past where the end most likely
+  falls, then one a gap later. Far past the usual end, the gaps grow with the time waited.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Protocol
 
-from .models import DurationPrior, ModelSpec
+from .models import CheckRule, DurationPrior, ModelSpec
 from .retries import DEFAULT_POLICY, RetryPolicy
 from .tasks import TaskState
 
 # Bounds that hold whatever a schedule decides: never hammer, never go quiet for long.
 MIN_GAP_S = 0.1
 MAX_GAP_S = 15.0
-# How far off a prior's typical processing time may be, as a share of it.
+# How far off a prior's usual time may be, as a share of it.
 PRIOR_CENTRE_DOUBT = 0.5
-# Runs of one shape before its window is trusted to poll densely and sparsely around it.
-SETTLED_AFTER = 3
-# Until then the schedule is never late by more than this share of the time since submit, or
-# NEVER_LATE_FLOOR_S, whichever is more; and never asks more often than a fixed 1 s poll.
+# Past the usual end (or with nothing learned) a check is never late by more than this share of
+# the time since the submit, or one gap of the rule, whichever is more.
 NEVER_LATE_SHARE = 0.1
-NEVER_LATE_FLOOR_S = 1.5
-UNSETTLED_MIN_GAP_S = 1.0
+# What one check costs, in seconds of seeing the end later: the schedule spends a check where it
+# saves more lateness than this, on average.
+CHECK_COST_S = 0.3
+# The end's spread is never taken as narrower than this (seconds, or share of the usual time):
+# a lucky streak of identical runs cannot make the window vanish.
+SPREAD_FLOOR_S = 0.25
+SPREAD_FLOOR_SHARE = 0.005
+# Tasks of one shape end within about this share of their usual time of each other (a run far
+# outside it, stuck for minutes, is set aside before learning).
+SPREAD_CEILING_SHARE = 0.1
+# Before runs say how widely a shape's making varies: as if PRIOR_RUNS runs had varied by this
+# share of it (WaveSpeed's SkyReels runs were seen within about 5% of each other).
+PRIOR_SHARE = 0.03
+PRIOR_RUNS = 2
+# Runs learned from (newest first): enough to know a shape, few enough to follow it as it moves.
+LEARN_FROM = 12
 # A run this far from the usual (in spreads, and as a share of the usual time) says the shape
 # may have changed: WaveSpeed got faster or slower.
 CHANGE_SPREADS = 4.0
 CHANGE_SHARE = 0.15
+# An end less sure than this many gaps of the rule cannot be aimed at: check patiently.
+UNSURE_GAPS = 2.0
+
+
+@dataclass(frozen=True)
+class Ended:
+    """When one recorded run ended, in seconds from its submit: after the last check that saw it
+    running (`after`) and by the first that saw it done (`by`); and how long WaveSpeed says its
+    making took (`making_s`, the answer's timings.inference), when it said."""
+
+    after: float
+    by: float
+    making_s: float | None = None
+
+    @classmethod
+    def of(cls, end: "Ended | float | tuple[float, float]") -> "Ended | None":
+        """An `Ended` from itself, a time (known exactly) or an (after, by) pair; None if senseless."""
+        if not isinstance(end, Ended):
+            after, by = (end, end) if isinstance(end, (int, float)) else end
+            end = cls(after, by)
+        if not end.by > 0:
+            return None
+        making = end.making_s if end.making_s is not None and 0 < end.making_s <= end.by else None
+        return cls(max(0.0, min(end.after, end.by)), end.by, making)
 
 
 @dataclass(frozen=True)
 class Expectation:
-    """How long tasks usually take, in seconds: median time queued and processing, and spread.
+    """When tasks usually end, in seconds from the submit, and how sure that is.
 
-    Processing counts from the first poll that saw `processing` to the one that saw the end, as
-    the run store records a run, so it includes the small lags of following it.
-    """
+    `queue_s` (waiting, and whatever else is not the making) and `processing_s` (the making)
+    split the usual end, `end_s`, for the page; `spread_s` is one standard deviation of the end,
+    including the doubt about where it lies (wide for a prior, narrow once a few runs agree)."""
 
     queue_s: float = DurationPrior.queue_s
     processing_s: float = DurationPrior.processing_s
-    # Spread of processing time around its median (a standard deviation, stuck runs set aside).
     spread_s: float = DurationPrior.spread_s
     samples: int = 0
-    # Whether the window can be trusted; None: once SETTLED_AFTER runs of this shape are seen.
-    settled: bool | None = None
 
     @property
-    def trusted(self) -> bool:
-        return self.settled if self.settled is not None else self.samples >= SETTLED_AFTER
+    def end_s(self) -> float:
+        return self.queue_s + self.processing_s
 
     @classmethod
     def prior(cls, model: ModelSpec) -> "Expectation":
@@ -69,71 +108,116 @@ class Expectation:
 
     @classmethod
     def from_prior(cls, prior: DurationPrior) -> "Expectation":
-        return cls(queue_s=prior.queue_s, processing_s=prior.processing_s, spread_s=prior.spread_s)
+        end = prior.queue_s + prior.processing_s
+        spread = math.hypot(prior.spread_s, PRIOR_CENTRE_DOUBT * end)
+        return cls(queue_s=prior.queue_s, processing_s=prior.processing_s, spread_s=spread)
 
     @classmethod
-    def learn(
-        cls,
-        processing_s: Iterable[float],
-        queue_s: Iterable[float] = (),
-        prior: "Expectation | None" = None,
-    ) -> "Expectation":
-        """Blend recorded durations (newest first) with the prior; a handful of runs is enough
-        to trust. When the newest runs have all left the usual shape, only they are learned
-        from, and the window is not trusted again until there are SETTLED_AFTER of them."""
+    def learn(cls, ends: Iterable["Ended | float | tuple[float, float]"], prior: "Expectation | None" = None) -> "Expectation":
+        """Learn from recorded runs, newest first (see `Ended`). The making, which varies from run
+        to run, WaveSpeed measures itself; the rest (queue, fetching, storing) is much the same
+        from run to run, so the checks' intervals for it overlap and narrow one another: a run
+        or two of a shape is enough to place checks well. A run stuck far outside the usual is
+        set aside; when the newest runs have all left the usual shape, only they are learned from."""
         prior = prior or cls()
-        newest_first = [d for d in processing_s if d > 0]
-        done = sorted(newest_first)
-        queued = sorted(q for q in queue_s if q >= 0)
-        if not done:
+        seen = [end for end in map(Ended.of, ends) if end is not None]
+        if not seen:
             return prior
-        median = statistics.median(done)
-        # Floored so a lucky streak of identical runs cannot make the window vanishingly narrow.
-        floor = max(0.02 * median, 0.5)
-        # A run far outside the usual (a task stuck for minutes) says nothing about the usual
-        # spread: set such runs aside by the median absolute deviation, which they cannot sway,
-        # then measure the rest by their standard deviation, which needs half the runs to settle.
-        mad = statistics.median(abs(d - median) for d in done) * 1.4826
-        usual = [d for d in done if abs(d - median) <= 4 * max(mad, floor)]
-        seen = statistics.stdev(usual) if len(usual) > 2 else mad
-        # A spread needs several runs to trust: the prior counts as three of them, at its share
-        # of the time (tasks twice as long spread about twice as wide).
-        weight = len(done) / (len(done) + 3)
-        prior_spread = prior.spread_s * median / prior.processing_s if prior.processing_s > 0 else prior.spread_s
-        spread = weight * max(seen, floor) + (1 - weight) * prior_spread
-        # The prior's centre is a guess good to about half its size, while even one run tells
-        # this account's typical time to within the spread: weigh each by how sure it is, so
-        # tasks much faster or slower than the prior are centred after a run or two, not twenty.
-        guess = (PRIOR_CENTRE_DOUBT * prior.processing_s) ** 2
-        certainty = len(done) / (len(done) + spread**2 / guess)
-        changed = _departed(newest_first, median, spread)
-        if changed and len(changed) < len(newest_first):
-            relearned = cls.learn(changed, queue_s, prior)
-            return replace(relearned, settled=len(changed) >= SETTLED_AFTER)
-        return cls(
-            queue_s=statistics.median(queued) if queued else prior.queue_s,
-            processing_s=certainty * median + (1 - certainty) * prior.processing_s,
-            spread_s=spread,
-            samples=len(done),
-        )
+        middles = [(end.after + end.by) / 2 for end in seen]
+        median = statistics.median(middles)
+        floor = max(SPREAD_FLOOR_S, SPREAD_FLOOR_SHARE * median)
+        # A run far outside the usual (a task stuck for minutes) says nothing about the usual:
+        # set such runs aside by the median absolute deviation, which they cannot sway.
+        mad = statistics.median(abs(m - median) for m in middles) * 1.4826
+        usual = [end for end, m in zip(seen, middles) if abs(m - median) <= 4 * max(mad, floor, end.by - end.after)]
+        learned = _learn(usual[:LEARN_FROM], prior)
+        changed = _departed(middles, median, learned.spread_s)
+        if changed and len(changed) < len(seen):
+            learned = _learn(seen[: len(changed)], prior)
+        return replace(learned, samples=len(seen))
 
 
-def _departed(newest_first: list[float], median: float, spread: float) -> list[float]:
+def _learn(ends: list[Ended], prior: Expectation) -> Expectation:
+    ceiling = SPREAD_CEILING_SHARE * statistics.median(end.by for end in ends)
+    if all(end.making_s is not None for end in ends):
+        making, making_spread = _measured([e.making_s for e in ends])  # type: ignore[misc]
+        rest = tuple((max(0.0, e.after - e.making_s), e.by - e.making_s) for e in ends)  # type: ignore[operator]
+        waiting, waiting_spread = _fit(rest, prior.queue_s, prior.spread_s, ceiling)
+        return Expectation(queue_s=waiting, processing_s=making, spread_s=math.hypot(making_spread, waiting_spread))
+    centre, spread = _fit(tuple((e.after, e.by) for e in ends), prior.end_s, prior.spread_s, ceiling)
+    queue = min(prior.queue_s, centre / 2)
+    return Expectation(queue_s=queue, processing_s=centre - queue, spread_s=spread)
+
+
+def _measured(values: list[float]) -> tuple[float, float]:
+    """(centre, spread) of the next of these measured values: their mean, and their spread
+    pooled with PRIOR_RUNS runs at PRIOR_SHARE of it (two runs alone cannot say how widely a
+    shape varies), widened by the doubt about the mean."""
+    n, mean = len(values), statistics.fmean(values)
+    squares = sum((v - mean) ** 2 for v in values) + PRIOR_RUNS * (PRIOR_SHARE * mean) ** 2
+    spread = math.sqrt(squares / (n - 1 + PRIOR_RUNS) * (1 + 1 / n))
+    return mean, max(spread, SPREAD_FLOOR_S, SPREAD_FLOOR_SHARE * mean)
+
+
+@functools.lru_cache(maxsize=128)
+def _fit(
+    intervals: tuple[tuple[float, float], ...], prior_centre: float, prior_doubt: float, ceiling: float
+) -> tuple[float, float]:
+    """(centre, spread) of the next value, from values each known to lie within (after, by]
+    (after == by: known exactly).
+
+    A small grid of likely shapes, a centre and a spread of the values around it, each weighed
+    by how well it explains every interval (the chance of falling inside it), by the prior's
+    guess for the centre, and evenly on a log scale for the spread, between a floor and
+    `ceiling`. Intervals that overlap pin the centre to their overlap, narrower than any one."""
+    low, high = min(a for a, _ in intervals), max(b for _, b in intervals)
+    floor = max(SPREAD_FLOOR_S, SPREAD_FLOOR_SHARE * high)
+    ceiling = max(2 * floor, ceiling)
+    spreads = [floor * (ceiling / floor) ** (i / 7) for i in range(8)]
+    start, stop = low - 2 * ceiling, high + 2 * ceiling
+    step = max(0.02, (stop - start) / 240)
+    centres = [start + i * step for i in range(int((stop - start) / step) + 1)]
+    weights: list[tuple[float, float, float]] = []
+    for spread in spreads:
+        for centre in centres:
+            log_weight = -0.5 * ((centre - prior_centre) / max(prior_doubt, 1e-6)) ** 2
+            for after, by in intervals:
+                if by - after < 1e-6:
+                    chance = _pdf((by - centre) / spread) / spread  # known exactly: its density
+                else:
+                    chance = _cdf((by - centre) / spread) - _cdf((after - centre) / spread)
+                log_weight += math.log(max(chance, 1e-300))
+            weights.append((log_weight, centre, spread))
+    top = max(w for w, _, _ in weights)
+    total = mean = second = 0.0
+    for log_weight, centre, spread in weights:
+        weight = math.exp(log_weight - top)
+        total += weight
+        mean += weight * centre
+        second += weight * (spread**2 + centre**2)
+    mean /= total
+    return mean, math.sqrt(max(floor**2, second / total - mean**2))
+
+
+def _departed(middles_newest_first: list[float], median: float, spread: float) -> list[float]:
     """The newest runs that all lie far from the usual, on the same side; [] if none do."""
     far = max(CHANGE_SPREADS * spread, CHANGE_SHARE * median)
     streak: list[float] = []
-    for duration in newest_first:
-        if abs(duration - median) <= far:
+    for end in middles_newest_first:
+        if abs(end - median) <= far:
             break
-        if streak and (duration > median) != (streak[0] > median):
+        if streak and (end > median) != (streak[0] > median):
             break
-        streak.append(duration)
+        streak.append(end)
     return streak
 
 
-def never_late_gap(since_submit: float) -> float:
-    """The longest gap that still sees an end at most 10% of the elapsed time (or 1.5 s) late."""
-    return max(NEVER_LATE_FLOOR_S, NEVER_LATE_SHARE * since_submit)
+def _cdf(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2))
+
+
+def _pdf(z: float) -> float:
+    return math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
 
 @dataclass(frozen=True)
@@ -142,10 +226,6 @@ class PollState:
 
     status: TaskState
     since_submit: float
-    # Bounds on when processing began, from the last poll that saw `created` and the first that
-    # saw `processing`; None until processing has been seen.
-    processing_began_after: float | None = None
-    processing_began_by: float | None = None
     polls: int = 0
     rate_limited: int = 0  # consecutive 429s in a row
     retry_after: float | None = None
@@ -153,6 +233,8 @@ class PollState:
 
 
 class PollSchedule(Protocol):
+    rule: CheckRule | None  # the API's rule for checks of this task; None: no rule
+
     def next_gap(self, state: PollState) -> float:
         """Seconds to wait before the next poll."""
 
@@ -169,11 +251,17 @@ def _backoff(state: PollState, base: float) -> float:
     return min(MAX_GAP_S * 2, gap)
 
 
+def patient_gap(since_submit: float, rule: CheckRule) -> float:
+    """The gap that is never late by more than one gap of the rule or a tenth of the wait."""
+    return _bounded(max(rule.apart_s, NEVER_LATE_SHARE * since_submit))
+
+
 @dataclass(frozen=True)
 class FixedSchedule:
-    """A constant gap between polls."""
+    """A constant gap between polls (held to `rule`, if given, by the `Poller`)."""
 
     interval_s: float = 1.0
+    rule: CheckRule | None = None
 
     def next_gap(self, state: PollState) -> float:
         if state.rate_limited:
@@ -183,91 +271,77 @@ class FixedSchedule:
 
 @dataclass(frozen=True)
 class AdaptiveSchedule:
-    """Sparse far from the likely end, dense across it, backing off on 429.
-
-    The likely end is a bell around (when processing began + the usual processing time); its
-    width is the usual spread plus how sharply the start is known. Before its window each poll
-    skips `approach` of the way there; across the window the gap narrows from the first to the
-    second of `window_gaps_s`, because polls late in the window are made only for tasks still
-    running, each of which is ever more likely to finish next; after it, gaps widen slowly.
-    """
+    """Checks placed where the end is likely, within the rule (see the module's words)."""
 
     expected: Expectation = Expectation()
-    queue_gap_s: float = 3.0  # while queued, at most: how sharply the processing anchor is known
-    # Gaps at the window's opening and at its close: a task completing there is seen on average
-    # half a gap late, and 0.4 s leaves room for the request itself under half a second.
-    window_gaps_s: tuple[float, float] = (0.4, 0.2)
-    # Spreads before and after the likely end that the window spans (97.7% and 99.4%): early
-    # ends cost every task polls, late ends only the tasks still running.
-    window_sigmas: tuple[float, float] = (2.0, 2.5)
-    approach: float = 0.9  # share of the way to the window that one poll may skip
-
-    def likely_end(self, state: PollState) -> tuple[float, float] | None:
-        """(when the task most likely completes, its spread), on follow's clock; None while queued."""
-        if state.processing_began_by is None:
-            return None
-        began_after = min(state.processing_began_after or 0.0, state.processing_began_by)
-        # Processing began somewhere between the last poll that saw `created` and the first that
-        # saw `processing`: the middle, give or take that interval's spread. The run store counts
-        # processing from the first `processing` poll, about half a queue gap after the real
-        # start, so a learned time is that much short: add it back. (Following from submit, this
-        # is the first `processing` poll itself; resuming, the interval can be minutes wide.)
-        unknown = state.processing_began_by - began_after
-        centre = began_after + unknown / 2 + self._queue_gap() / 2 + self.expected.processing_s
-        spread = math.sqrt(self.expected.spread_s**2 + unknown**2 / 12)
-        return centre, spread
-
-    def window(self, state: PollState) -> tuple[float, float] | None:
-        """When dense polling starts and stops, on follow's clock; None while queued."""
-        end = self.likely_end(state)
-        if end is None:
-            return None
-        centre, spread = end
-        return centre - self.window_sigmas[0] * spread, centre + self.window_sigmas[1] * spread
+    rule: CheckRule = CheckRule()
+    check_cost_s: float = CHECK_COST_S
 
     def next_gap(self, state: PollState) -> float:
-        calm = self._calm_gap(state)
-        if not self.expected.trusted:
-            # A guess (no runs of this shape yet): its window may be anywhere, so never be
-            # late by much wherever the end comes, and never ask more often than once a second.
-            calm = _bounded(max(UNSETTLED_MIN_GAP_S, min(calm, never_late_gap(state.since_submit))))
+        now = state.since_submit
+        at = self.next_check(now, first=state.polls == 0)
         if state.rate_limited:
             # Never sooner than the calm schedule would ask, and longer with each 429 in a row.
-            return max(calm, _backoff(state, self.queue_gap_s))
-        return calm
+            return max(at - now, _backoff(state, self.rule.apart_s))
+        return max(MIN_GAP_S, at - now)
 
-    def _queue_gap(self) -> float:
-        # No sparser than twice the spread: the start is then known to within about 0.6 of a
-        # spread (a uniform blur of 2σ/√12), which widens the window by a sixth, while short
-        # tasks' queues are asked about half as often as at one spread.
-        return _bounded(min(self.queue_gap_s, max(self.window_gaps_s[1], 2 * self.expected.spread_s)))
+    def next_check(self, now: float, *, first: bool = False) -> float:
+        """When to check next (seconds since the submit), `now` being just after the last check
+        (or the submit's answer, `first`)."""
+        rule = self.rule
+        earliest = max(now, rule.first_s) if first else now + rule.apart_s
+        centre, spread = self.expected.end_s, max(self.expected.spread_s, SPREAD_FLOOR_S)
+        if spread > UNSURE_GAPS * rule.apart_s or _cdf((now - centre) / spread) > 0.99:
+            # Nothing learned yet (the end could be anywhere), or far past the usual end (a slow
+            # task, a stuck one): never late by much, and gaps that grow with the wait.
+            return earliest if first else max(earliest, now + patient_gap(now, rule))
+        best = min(self._candidates(earliest, centre, spread), key=lambda at: self._cost(at, now, centre, spread))
+        if first and best >= rule.first_s + rule.apart_s:
+            return max(earliest, rule.first_s)  # the rule's first moment: a refusal is said at once
+        if best - now > MAX_GAP_S:
+            # Never quiet for long (a shape that got faster is still seen within MAX_GAP_S): as few
+            # checks as that takes, evenly on the way to one a gap before `best`, so that none
+            # pushes the one at `best` later and an end just before it is seen within a gap.
+            way = best - rule.apart_s - now
+            return max(earliest, now + way / math.ceil(way / MAX_GAP_S))
+        return best
 
-    def _calm_gap(self, state: PollState) -> float:
-        first_gap, last_gap = self.window_gaps_s
-        window = self.window(state)
-        if window is None:
-            return self._queue_gap()
-        opens, closes = window
-        now = state.since_submit
-        if now < opens:
-            return _bounded(max(last_gap, (opens - now) * self.approach))
-        if now <= closes:
-            through = (now - opens) / max(closes - opens, 1e-9)  # 0 at the opening, 1 at the close
-            return _bounded(first_gap + (last_gap - first_gap) * through)
-        # Longer than usual: widen slowly with the overrun, so a stuck task costs little.
-        return _bounded(first_gap + math.sqrt(now - closes) * 0.5)
+    @staticmethod
+    def _candidates(earliest: float, centre: float, spread: float) -> list[float]:
+        last = max(earliest, centre + 3 * spread)
+        step = max(0.05, spread / 20, (last - earliest) / 400)
+        return [earliest + i * step for i in range(int((last - earliest) / step) + 1)]
+
+    def _cost(self, at: float, now: float, centre: float, spread: float) -> float:
+        """Expected lateness plus the checks' cost, if the next check is `at` and then one every
+        gap of the rule until the end (the task is known to run past `now`): the end falling
+        between two checks is seen at the second."""
+        alive = 1 - _cdf((now - centre) / spread)
+        gap = self.rule.apart_s
+        late = checks = 0.0
+        before = now
+        while True:
+            lo, hi = (before - centre) / spread, (at - centre) / spread
+            checks += (1 - _cdf(lo)) / alive  # the check at `at` is made if the task ran past `before`
+            # An end between `before` and `at` is seen at `at`: late by (at - end), on average over that part.
+            late += ((at - centre) * (_cdf(hi) - _cdf(lo)) + spread * (_pdf(hi) - _pdf(lo))) / alive
+            if hi > 4:
+                break
+            before, at = at, at + gap
+        return late + self.check_cost_s * checks
 
 
-def schedule_from_setting(value: str, expected: Expectation | None = None) -> PollSchedule:
-    """`adaptive` (the default) or a fixed interval in seconds, as SKYREELS_POLL gives it.
+def schedule_from_setting(value: str, expected: Expectation | None = None, rule: CheckRule | None = None) -> PollSchedule:
+    """`adaptive` (the default) or a fixed interval in seconds, as SKYREELS_POLL gives it, held
+    to `rule` (the model's, for the app; None only where no rule applies).
 
     The one place where that choice is made.
     """
     value = (value or "adaptive").strip().lower()
     if value == "adaptive":
-        return AdaptiveSchedule(expected or Expectation())
+        return AdaptiveSchedule(expected or Expectation(), rule or CheckRule())
     try:
-        return FixedSchedule(float(value))
+        return FixedSchedule(float(value), rule)
     except ValueError:
         raise ValueError(f"SKYREELS_POLL must be 'adaptive' or seconds, not {value!r}.") from None
 
@@ -283,6 +357,11 @@ class Poller:
     Pure bookkeeping on an injectable clock (seconds, monotonic), so tests drive it with a fake
     one. `follow` calls `polling()` just before it sends a poll and then exactly one of `saw`,
     `rate_limited` or `failed` with the outcome, and waits `due_in()` seconds in between.
+
+    The schedule's `rule` holds whatever it decides: no check sooner than `first_s` after the
+    submit, nor sooner than `apart_s` after the previous check's answer (counted from the answer,
+    which comes after the server heard the check). A follow that starts on a task submitted
+    earlier (resuming) cannot know when another follow last asked: it waits one gap first.
     """
 
     def __init__(
@@ -297,6 +376,7 @@ class Poller:
         policy: RetryPolicy = DEFAULT_POLICY,
     ) -> None:
         self.schedule = schedule
+        self.rule: CheckRule | None = getattr(schedule, "rule", None)
         # Failed polls (no answer, a 5xx) back off as every other request does: the retry
         # policy's delays, not the schedule's rate-limit doubling.
         self.policy = policy
@@ -306,9 +386,10 @@ class Poller:
         self.max_failures = max_failures
         self.failures = 0
         self.state = PollState(status=TaskState.QUEUED, since_submit=self.now(), push_expected=push_expected)
-        self._asked_at = self.now()
+        # Resuming, another follow may have just asked: count its check as now.
+        self._answered: float | None = None if answer_in_hand else self.now()
         # With the submit's answer in hand the first poll can wait; resuming, ask at once.
-        self._next = self.now() + (self._gap() if answer_in_hand else 0.0)
+        self._next = self._allowed(self.now() + (self._gap() if answer_in_hand else 0.0))
 
     def now(self) -> float:
         """Seconds since the task was submitted."""
@@ -323,21 +404,12 @@ class Poller:
         return self.state.polls
 
     def polling(self) -> None:
-        """A poll is about to be sent: what it sees is pinned to this moment."""
-        self._asked_at = self.now()
+        """A poll is about to be sent."""
 
     def saw(self, status: TaskState) -> None:
         """A poll answered with this status."""
         self.failures = 0
-        changes: dict = dict(status=status, rate_limited=0, retry_after=None)
-        if self.state.processing_began_by is None:
-            if status is TaskState.QUEUED:
-                changes["processing_began_after"] = self._asked_at
-            else:
-                # The first poll that saw it running (or done) bounds when processing began.
-                changes["processing_began_by"] = self._asked_at
-                changes["processing_began_after"] = self.state.processing_began_after or 0.0
-        self._advance(**changes)
+        self._advance(status=status, rate_limited=0, retry_after=None)
 
     def rate_limited(self, retry_after: float | None) -> None:
         """A poll was answered 429: back off, never sooner than the server asked."""
@@ -348,18 +420,29 @@ class Poller:
         self.failures += 1
         if self.failures >= self.max_failures:
             return True
+        self._answered = self.now()
         self.state = replace(self.state, since_submit=self.now(), polls=self.state.polls + 1)
         # Never sooner than the schedule itself would ask.
-        self._next = self.now() + max(self._gap(), self.policy.delay(self.failures))
+        self._next = self._allowed(self.now() + max(self._gap(), self.policy.delay(self.failures)))
         return False
 
     def pushed(self) -> None:
-        """A verified webhook says the task has ended: confirm with a poll now."""
-        self._next = self.now()
+        """A verified webhook says the task has ended: confirm with a poll, as soon as allowed."""
+        self._next = self._allowed(self.now())
 
     def _advance(self, **changes) -> None:
+        self._answered = self.now()
         self.state = replace(self.state, since_submit=self.now(), polls=self.state.polls + 1, **changes)
-        self._next = self.now() + self._gap()
+        self._next = self._allowed(self.now() + self._gap())
+
+    def _allowed(self, at: float) -> float:
+        """`at`, or the first moment after it that the rule allows a check."""
+        if self.rule is None:
+            return at
+        at = max(at, self.rule.first_s)
+        if self._answered is not None:
+            at = max(at, self._answered + self.rule.apart_s)
+        return at
 
     def _gap(self) -> float:
         gap = self.schedule.next_gap(replace(self.state, since_submit=self.now()))

@@ -24,7 +24,7 @@ from .access import Access, Backend
 from .remote_images import ImageAddress
 from .caps import limits_for
 from .client import Job
-from .config import Settings
+from .config import Settings, is_loopback_url
 from .errors import AuthError, Stopped, SubmitUnconfirmed
 from .events import (
     Done,
@@ -41,13 +41,13 @@ from .finisher import Finisher
 from .follower import Follower, recover_lost, resume
 from .keys import KeyRefusals, checked_key, in_use
 from .line import OWNER, PREVIEW, Line
-from .models import ModelSpec
+from .models import CheckRule, ModelSpec
 from .pricing import Prices
 from .recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
 from .retention import Pruner, forget_image
 from .run_request import RunRequest, check_prompt, choose_seed, image_source
-from .runs import Mode, Run, RunStatus, RunStore
-from .schedule import Expectation, PollSchedule, schedule_from_setting
+from .runs import IN_FLIGHT, Mode, Run, RunStatus, RunStore
+from .schedule import Ended, Expectation, PollSchedule, schedule_from_setting
 from .tasks import TaskState
 from .webhooks import WebhookHub
 
@@ -74,7 +74,7 @@ class Studio:
         self.settings = settings
         self.model = model
         self.store = store or RunStore(settings.runs_db)
-        self.recorder = RunRecorder(self.store)
+        self.recorder = RunRecorder(self.store, task_ended=lambda run: self.line.task_ended(run.id))
         self.access = Access(settings, start_preview=start_preview)
         # What a run costs on the owner's key, as WaveSpeed answers it (pricing.py).
         self.prices = Prices(self.access)
@@ -87,6 +87,7 @@ class Studio:
             submits_per_minute=settings.submits_per_minute,
             size=settings.queue_size,
             max_wait_s=settings.max_wait_minutes * 60,
+            in_flight=self._in_flight,
         )
         self._watched: set[str] = set()  # runs a live `generate` is following
         self._follower: Follower | None = None
@@ -102,6 +103,13 @@ class Studio:
             after_save=self.keep_within_budget,
         )
 
+    def _in_flight(self, run_id: str) -> bool:
+        """Whether the run's task is still running on its backend, as far as the store knows."""
+        try:
+            return self.store.get(run_id).status in IN_FLIGHT
+        except KeyError:
+            return False
+
     # -- what runs usually take --
 
     def expectation(self, mode: Mode | None = None, model: ModelSpec | None = None) -> Expectation:
@@ -110,15 +118,22 @@ class Studio:
         model = model or self.model
         if mode == Mode.PREVIEW:
             queue_s, processing_s = self.settings.preview_timing
-            # The preview keeps to its clock exactly: its window can be trusted from the start.
-            prior = Expectation(queue_s=queue_s, processing_s=processing_s, spread_s=0.5, settled=True)
+            # The preview keeps to its clock exactly: its end can be aimed at from the start.
+            prior = Expectation(queue_s=queue_s, processing_s=processing_s, spread_s=0.5)
         else:
             prior = Expectation.prior(model)
         seen = self.store.durations(model.name, self.access.host_for(mode))
-        return Expectation.learn(seen.processing_s, seen.queue_s, prior=prior)
+        return Expectation.learn([Ended(*end) for end in seen.ends], prior=prior)
+
+    def check_rule(self, mode: Mode | None = None, model: ModelSpec | None = None) -> CheckRule:
+        """The model's rule for checks of a task; on a faster clock only where the settings ask
+        for it (tests) and the backend is this machine's (never WaveSpeed's own)."""
+        rule = (model or self.model).checks
+        local = mode == Mode.PREVIEW or is_loopback_url(self.settings.base_url)
+        return rule.scaled(self.settings.check_scale) if local and self.settings.check_scale != 1.0 else rule
 
     def schedule_for(self, mode: Mode) -> PollSchedule:
-        return schedule_from_setting(self.settings.poll, self.expectation(mode))
+        return schedule_from_setting(self.settings.poll, self.expectation(mode), self.check_rule(mode))
 
     # -- the steps every kind of run shares --
 
@@ -314,6 +329,7 @@ class Studio:
                             self.webhooks.forget(waiting=waiting)
                         raise
                     submitted()
+                    turn.hold(run.id)  # the slot is the task's now, until it ends, watched or not
                     if waiting is not None:
                         self.webhooks.submitted(waiting, job.id)
                     clock.mark("submit_s")

@@ -58,6 +58,9 @@ class Task:
     inference_ms: int | None = None
     api_status: str = ""  # the API's own word, for logs
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # On a final task from `follow`: when (time.time()) the last check that found it still running
+    # was asked; the task ended after that. None when no check (or submit) found it running.
+    ended_after: float | None = field(default=None, compare=False)
 
     @property
     def is_final(self) -> bool:

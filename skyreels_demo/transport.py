@@ -8,6 +8,7 @@ second session that never carries it.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -154,6 +155,12 @@ class Transport:
                 requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError,
             ) as exc:
+                if attempt == 1 and method in ("GET", "HEAD") and _stale_connection(exc):
+                    # A kept-alive connection the server closed as this request left (servers close
+                    # idle ones after some seconds, as a task's checks 5 s apart meet): it never
+                    # reached the server, so it goes again at once, on a new connection.
+                    log.info("a kept-alive connection was closed while %s; asking again", doing)
+                    continue
                 # A paid POST whose answer was lost may have created its task: never again.
                 if not self.policy.may_retry(call, attempt, None):
                     raise _no_answer(exc, url, doing) from None
@@ -210,6 +217,27 @@ def _no_answer(exc: Exception, url: str, doing: str) -> Exception:
     )
     err.lost_in_flight = _maybe_delivered(exc)
     return err
+
+
+def _stale_connection(exc: Exception) -> bool:
+    """Whether a request failed because its kept-alive connection was closed under it (the
+    server dropped it without an answer), rather than for want of a server or of time."""
+    return isinstance(exc, requests.exceptions.ConnectionError) and any(
+        isinstance(cause, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
+        for cause in _causes(exc)
+    )
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (requests' and urllib3's `reason`s and first arguments)."""
+    seen: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and all(cause is not s for s in seen):
+        seen.append(cause)
+        nested = getattr(cause, "reason", None)
+        inner = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
+        cause = nested if isinstance(nested, BaseException) else inner or cause.__cause__ or cause.__context__
+    return seen
 
 
 def _maybe_delivered(exc: Exception) -> bool:

@@ -247,7 +247,8 @@ def randomized(checked: bool, seed: float | None, seed_max: int) -> float | int:
 # that stream is read here, and each event is matched to the status it writes to by its
 # dependency's outputs in the page's config. Runs ahead are Gradio's place, plus for a run (not a
 # film) the line's places and slots it lets in first. The estimate is Gradio's own, from how long
-# those events have taken in this app; before it has learned one, the usual run's time per slot.
+# those events have taken in this app; before it has learned one, the usual run's time per slot,
+# or the pace of submits when that is slower (Bronze: one every 30 s).
 _QUEUE_PLACE_HEAD = r"""<script>
 (() => {
   const STATUS_IDS = ['status', 'film-status', 'variations-status'];
@@ -272,7 +273,7 @@ _QUEUE_PLACE_HEAD = r"""<script>
     const box = statusOf(fnOf.get(eventId));
     if (!box) return;
     const ahead = rank + (LINE.let_in[box.id] || 0);
-    const seconds = (typeof eta === 'number' && eta >= 0) ? eta : (ahead + 1) * LINE.run_s / LINE.slots;
+    const seconds = (typeof eta === 'number' && eta >= 0) ? eta : (ahead + 1) * Math.max(LINE.run_s / LINE.slots, LINE.every_s);
     let place = shown.get(eventId);
     if (!place || !place.isConnected) {
       place = document.createElement('p');
@@ -344,9 +345,11 @@ _QUEUE_PLACE_HEAD = r"""<script>
 </script>"""
 
 
-def queue_place_head(run_s: float, slots: int, line_places: int) -> str:
+def queue_place_head(run_s: float, slots: int, line_places: int, submits_per_minute: float = 0.0) -> str:
     """The page's script that shows a place in Gradio's own queue in the status (see above):
-    `run_s` a run's usual time, `slots` the account's, `line_places` the line's length."""
+    `run_s` a run's usual time, `slots` the account's, `line_places` the line's length,
+    `submits_per_minute` the account's pace (0: not paced)."""
     let_in = {name: line_places + slots for name in ("status", "variations-status")}
-    line = json.dumps({"run_s": round(max(1.0, run_s), 1), "slots": max(1, int(slots)), "let_in": let_in})
+    every_s = round(60.0 / submits_per_minute, 1) if submits_per_minute > 0 else 0.0
+    line = json.dumps({"run_s": round(max(1.0, run_s), 1), "slots": max(1, int(slots)), "every_s": every_s, "let_in": let_in})
     return _QUEUE_PLACE_HEAD.replace("__LINE__", line)

@@ -67,6 +67,10 @@ def settings_for(backend: LocalBackend, data_dir: Path, **overrides) -> Settings
         base_url=backend.base_url,
         data_dir=data_dir,
         poll="0.1",
+        # WaveSpeed's check rule a tenth as long (first check 0.2 s after submit, then 0.5 s
+        # apart): whole runs in under a second, the rule's ratios kept (test_schedule.py has
+        # it at its real length too).
+        check_scale=0.1,
         # Tests make runs back to back; the line's pacing has tests of its own (test_line.py).
         submits_per_minute=600.0,
     )
@@ -111,6 +115,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WAVESPEED_", "SKYREELS_", "GRADIO_"))}
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     env["SKYREELS_SUBMITS_PER_MINUTE"] = "600"  # back-to-back test runs; test_line.py paces
+    env["SKYREELS_CHECK_SCALE"] = "0.1"  # checks 0.2 s after submit, 0.5 s apart (as conftest.settings_for)
     env.update(extra)
     return env
 

@@ -14,15 +14,15 @@ from gradio_client import Client, handle_file
 from skyreels_demo.errors import Stopped
 from skyreels_demo.events import Done, InLine, SlowedDown, about
 from skyreels_demo.line import OWNER, Line, LineRefused
-from skyreels_demo.local_api import LocalBackend, TaskTiming
-from skyreels_demo.models import SKYREELS_V1
+from skyreels_demo.local_api import Limits, LocalBackend, TaskTiming
+from skyreels_demo.models import BRONZE, SKYREELS_V1
 from skyreels_demo.run_request import RunRequest
 from skyreels_demo.runs import RunStatus
 from skyreels_demo.status_board import StatusBoard
 from skyreels_demo.studio import Studio
 from skyreels_demo.variations import make_variations
 
-from .conftest import ASTRONAUT, ROOT, LaunchedApp, browser_page, fill_in, settings_for, wait_for, write_storyboard
+from .conftest import ASTRONAUT, ROOT, LaunchedApp, browser_page, fill_in, open_store, settings_for, wait_for, write_storyboard
 
 PROMPT = "A woman in a red coat turns to the camera and smiles as snow falls around her."
 PLACE = re.compile(r'data-queue-place="(\d+)"')
@@ -59,6 +59,19 @@ def test_places_and_estimates_come_from_task_time_and_slots():
     assert waiting[0].message == "You are next · about 40 s"
 
 
+def test_on_bronze_the_estimates_and_the_refusal_follow_its_pace_of_two_a_minute():
+    """Two slots and one submit every 30 s: quick tasks wait for the pace, not for a slot."""
+    clock = FakeClock()
+    line = Line(slots=BRONZE.tasks_at_once, submits_per_minute=BRONZE.submits_per_minute, size=100, max_wait_s=30 * 60, clock=clock)
+    tickets = [line.join(OWNER, task_s=20) for _ in range(4)]
+    assert [round(line.place(t).estimate_s) for t in tickets] == [0, 30, 60, 90]
+    # Sixty runs ahead are half an hour of submits: the one after them would wait longer.
+    for _ in range(57):
+        line.join(OWNER, task_s=20)
+    with pytest.raises(LineRefused, match="The line is about 30 minutes long"):
+        line.join(OWNER, task_s=20)
+
+
 def test_leaving_the_line_moves_everyone_behind_up():
     line = Line(slots=1, submits_per_minute=0, size=100, max_wait_s=3600)
     first, second, third = (line.join(OWNER, task_s=30) for _ in range(3))
@@ -66,6 +79,38 @@ def test_leaving_the_line_moves_everyone_behind_up():
     assert line.place(third).ahead == 1
     line.leave(second)  # Stop, or a closed tab
     assert line.place(third).ahead == 0
+
+
+def test_a_submitted_tasks_place_is_held_until_it_ends_watched_or_not():
+    """A visitor who closes their tab leaves a task running on the account: its slot stays taken
+    until the task ends (the studio says so), or at the latest until the store says it has."""
+    running = {"r1"}
+    line = Line(slots=1, submits_per_minute=0, size=100, max_wait_s=3600, in_flight=lambda run_id: run_id in running)
+    first, second = line.join(OWNER, 30), line.join(OWNER, 30)
+    next(line.wait(first, None, lambda: 0.0), None)
+    line.hold(first, "r1")
+    line.leave(first)  # the tab closed right after the submit
+    assert line.running() == 1
+    assert next(line.wait(second, None, lambda: 0.0)).ahead == 0  # still waiting for the slot
+    line.task_ended("r1")
+    assert next(line.wait(second, None, lambda: 0.0), "took it") == "took it"
+    # An end nobody announced: the store's word lets the slot go all the same.
+    third = line.join(OWNER, 30)
+    line.hold(second, "r2")
+    running.add("r2")
+    line.leave(second)
+    assert next(line.wait(third, None, lambda: 0.0)).ahead == 0
+    running.discard("r2")
+    assert next(line.wait(third, None, lambda: 0.0), "took it") == "took it"
+
+
+def test_a_run_that_ends_while_watched_leaves_its_slot_as_before():
+    line = Line(slots=1, submits_per_minute=0, size=100, max_wait_s=3600, in_flight=lambda run_id: False)
+    first = line.join(OWNER, 30)
+    next(line.wait(first, None, lambda: 0.0), None)
+    line.hold(first, "done-run")
+    line.leave(first)
+    assert line.running() == 0
 
 
 def test_stop_ends_the_wait_before_anything_is_sent():
@@ -238,6 +283,43 @@ def test_four_visitors_on_one_slot_see_their_places_fall_to_zero_then_their_vide
     spans = sorted((backend.task(t).created_at, backend.task(t).completed_at) for t in backend.created_task_ids)
     assert len(spans) == 4
     assert all(done <= next_created for (_, done), (next_created, _) in zip(spans, spans[1:])), spans
+
+
+def test_four_visitors_on_bronze_two_closing_their_tabs_after_submit_meet_no_429_and_two_tasks_at_most(tmp_path, photo_path):
+    """Bronze's limits on the backend (2 at once, 2 a minute; the minute shortened to 3 s, the
+    app's pace with it), the app on its defaults: four visitors at once, the first two to be
+    submitted closing their tab right then. Their tasks keep their slots until they end, so no
+    submit meets a 429 and never more than two tasks run; every video is saved."""
+    minute_s = 3.0
+    limits = Limits.of(BRONZE, minute_s=minute_s)
+    # Tasks longer than two submits apart: without held places, a 3rd would go while both run.
+    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=5.0), render=False, limits=limits) as api, LaunchedApp(
+        tmp_path / "app",
+        WAVESPEED_BASE_URL=api.base_url,
+        WAVESPEED_API_KEY="test-key-not-secret",
+        SKYREELS_SUBMITS_PER_MINUTE=f"{BRONZE.submits_per_minute * 60 / minute_s:g}",
+    ) as app:
+        clients = [Client(app.url, verbose=False, download_files=str(tmp_path / f"v{i}")) for i in range(4)]
+        jobs = [c.submit(PROMPT, handle_file(str(photo_path)), i, True, "crop", "", api_name="/generate")
+                for i, c in enumerate(clients)]
+        closed = []
+        for count in (1, 2):
+            wait_for(lambda: api.tasks_created >= count, timeout=60)
+            seed = api.task(api.created_task_ids[count - 1]).seed
+            jobs[seed].cancel()  # the tab closes as soon as the task is sent
+            closed.append(seed)
+        stayed = [job for seed, job in enumerate(jobs) if seed not in closed]
+        results = [job.result(timeout=120) for job in stayed]
+        store = open_store(tmp_path / "app")
+        wait_for(lambda: len(store.recent(limit=10)) == 4 and all(r.status == RunStatus.DONE for r in store.recent(limit=10)), timeout=60)
+        runs = store.recent(limit=10)
+        refused, submits = api.refused, api.counts["submit"]
+        spans = [(api.task(t).created_at, api.task(t).completed_at) for t in api.created_task_ids]
+    assert refused == [] and submits == 4, refused  # not one 429: each submit sent once
+    assert all(result[1] for result in results), "the visitors who stayed see their videos"
+    assert all(run.video_path and Path(run.video_path).exists() for run in runs), "every video is saved"
+    at_once = max(sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans)
+    assert len(spans) == 4 and at_once <= 2, spans
 
 
 def process_figures(pid: int) -> tuple[int, float]:

@@ -19,8 +19,8 @@ import pytest
 import requests
 from PIL import Image, ImageDraw
 
-from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.local_api import LocalBackend, TaskTiming
+from skyreels_demo.models import BRONZE, SKYREELS_V1
+from skyreels_demo.local_api import LocalBackend, Limits, TaskTiming
 from skyreels_demo.local_api.render import NotAnImage, render_preview
 
 FAST = TaskTiming(queue_s=0.2, processing_s=0.5)
@@ -259,6 +259,36 @@ def test_task_walks_created_processing_completed_on_the_clock(start_backend: Cal
     assert record.completed_at is not None
     assert record.completed_at >= record.created_at + FAST.queue_s + FAST.processing_s
     assert (record.prompt, record.seed, record.image_url) == ("FPS-24, waves", 7, image_url)
+
+
+def test_bronzes_limits_when_switched_on_answer_429_past_two_at_once_and_two_a_minute(
+    start_backend: Callable[..., LocalBackend],
+) -> None:
+    """Off by default; on, a submit past the tier's tasks at once or submits a minute is answered
+    429 and makes nothing, as WaveSpeed's is (on a hand clock: the real minute, not waited)."""
+    clock = HandClock()
+    backend = start_backend(clock=clock, render=False, timing=TaskTiming(queue_s=0.0, processing_s=10.0), limits=Limits.of(BRONZE))
+    api = Api(backend)
+    body = {"prompt": "FPS-24, waves", "image": f"{backend.base_url}/files/uploads/none.jpg", "seed": 1}
+    assert [api.submit(body).status_code for _ in range(3)] == [200, 200, 429]  # a 3rd waits until one finishes
+    assert backend.tasks_created == 2 and backend.in_flight() == 2
+    clock.advance(11)  # both done: none running, but two submits in this minute already
+    third = api.submit(body)
+    assert third.status_code == 429 and third.json()["code"] == 429
+    clock.advance(50)  # a minute after the first two
+    assert api.submit(body).status_code == 200
+    assert backend.tasks_created == 3
+    assert [why.split(":")[0] for _, why in backend.refused] == ["Too many requests"] * 2
+    assert "2 at once" in backend.refused[0][1] and "2 tasks a minute" in backend.refused[1][1]
+
+
+def test_every_result_request_is_noted_with_its_time_per_task(quick_api: Api, quick_backend: LocalBackend) -> None:
+    task_id = quick_api.start_task(quick_api.upload(picture(64, 64)))
+    before = time.time()
+    for _ in range(2):
+        quick_api.result(task_id)
+    times = quick_backend.checks[task_id]
+    assert len(times) == 2 and before <= times[0] <= times[1] <= time.time()
 
 
 def test_the_short_result_path_answers_the_same(api: Api, backend: LocalBackend) -> None:

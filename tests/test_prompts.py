@@ -26,7 +26,7 @@ PREVIEW_MARK = "[Offline preview suggestion]"
 
 def preview_studio(backend: LocalBackend, data_dir: Path, **settings) -> Studio:
     """A studio with no key at all: its runs go to `backend` as the offline preview."""
-    return Studio(Settings(data_dir=data_dir, poll="0.1", **settings), SKYREELS_V1, start_preview=lambda: backend.base_url)
+    return Studio(Settings(data_dir=data_dir, poll="0.1", check_scale=0.1, **settings), SKYREELS_V1, start_preview=lambda: backend.base_url)
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_a_suggestion_on_the_owners_key_uses_up_a_video_of_the_hourly_cap(backen
 
 def test_a_wrong_key_gets_its_sentence_and_the_right_one_is_used_but_not_kept(tmp_path, photo_path):
     with LocalBackend(api_key=VISITOR_KEY, timing=FAST) as api:
-        studio = Studio(Settings(base_url=api.base_url, data_dir=tmp_path / "data", poll="0.1"), SKYREELS_V1)
+        studio = Studio(Settings(base_url=api.base_url, data_dir=tmp_path / "data", poll="0.1", check_scale=0.1), SKYREELS_V1)
         try:
             with pytest.raises(AuthError, match="The WaveSpeed API key was refused"):
                 suggest_prompt(studio, RunRequest("she laughs", str(photo_path), api_key="wsk-not-this-one"))

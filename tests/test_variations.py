@@ -25,7 +25,7 @@ PROMPT = "a woman turns to the camera and smiles"
 
 
 def preview_studio(backend: LocalBackend, data_dir: Path, **settings) -> Studio:
-    return Studio(Settings(data_dir=data_dir, poll="0.1", **settings), SKYREELS_V1, start_preview=lambda: backend.base_url)
+    return Studio(Settings(data_dir=data_dir, poll="0.1", check_scale=0.1, **settings), SKYREELS_V1, start_preview=lambda: backend.base_url)
 
 
 def last_of_each(updates: list[VariationUpdate]) -> dict[int, VariationUpdate]:
@@ -79,7 +79,8 @@ def test_a_chosen_seed_reaches_every_variation(studio, photo_path):
 
 def test_stop_ends_every_variation_and_the_paid_tasks_stay_recorded(tmp_path, photo_path):
     with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=120)) as slow:
-        studio = Studio(settings_for(slow, tmp_path / "data"), SKYREELS_V1)
+        # Three tasks in flight at once: an account above Bronze's two.
+        studio = Studio(settings_for(slow, tmp_path / "data", max_concurrent_tasks=3), SKYREELS_V1)
         stop = threading.Event()
         updates = []
         try:
@@ -155,7 +156,8 @@ def test_bad_input_is_refused_before_anything_starts(count, prompt, image, sente
 
 def test_a_listener_who_goes_away_stops_every_wait(tmp_path, photo_path):
     with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=120)) as slow:
-        studio = Studio(settings_for(slow, tmp_path / "data"), SKYREELS_V1)
+        # Three tasks in flight at once: an account above Bronze's two.
+        studio = Studio(settings_for(slow, tmp_path / "data", max_concurrent_tasks=3), SKYREELS_V1)
         stop = threading.Event()
         try:
             updates = make_variations(studio, RunRequest(PROMPT, str(photo_path), stop=stop), 2)

@@ -28,6 +28,7 @@ Which module holds what:
     faults.py    Faults: the switches tests arm, and the canned answers they give
     storage.py   tasks, uploads and renders on disk across restarts; seven-day retention
     render.py    the preview MP4 itself, rendered once per distinct image
+    limits.py    an account tier's limits (tasks at once, submits a minute), off unless given
     pusher.py    webhooks: a task's end POSTed where its submit asked, signed, with fault switches
     routes/      the HTTP routes, one module per group; `routes/common.py` has what they share
 """
@@ -35,5 +36,6 @@ Which module holds what:
 from skyreels_demo.local_api.backend import LocalBackend, serve
 from skyreels_demo.local_api.clock import TaskRecord, TaskTiming
 from skyreels_demo.local_api.faults import Faults
+from skyreels_demo.local_api.limits import Limits
 
-__all__ = ["Faults", "LocalBackend", "TaskRecord", "TaskTiming", "serve"]
+__all__ = ["Faults", "LocalBackend", "Limits", "TaskRecord", "TaskTiming", "serve"]

@@ -21,6 +21,7 @@ from skyreels_demo.local_api import routes
 from skyreels_demo.local_api.clock import RETENTION_S, RenderDone, TaskFailure, TaskRecord, TaskTiming
 from skyreels_demo.local_api.faults import Faults
 from skyreels_demo.local_api.fetch import ImageUnavailable, fetch_image, refuse_address
+from skyreels_demo.local_api.limits import Admissions, Limits, OverLimits
 from skyreels_demo.local_api.pusher import Pusher
 from skyreels_demo.local_api.render import NotAnImage, PreviewRenders, camera_move
 from skyreels_demo.local_api.routes.llm import Answers
@@ -43,7 +44,10 @@ class LocalBackend:
     for its task to end before answering it as still processing (WaveSpeed's sync timeout).
     `retired` names kinds of request (e.g. "ticket", "upload", "balance", "predictions",
     "pricing") whose routes answer 404. `prices` is what the pricing route answers per model
-    (default: each model's listed price), settable while serving.
+    (default: each model's listed price), settable while serving. `limits` (off by default;
+    settable while serving) keeps an account tier's tasks at once and submits a minute,
+    answering 429 past them (`refused` lists each). `checks` holds, per task id, the clock's
+    time of every result request that named it.
     Tasks are kept in `data_dir/tasks/`; on start it answers for the tasks stored there by an
     earlier backend (they are not counted in `created_task_ids`, which is this one's own).
     """
@@ -64,8 +68,13 @@ class LocalBackend:
         retention_s: float = RETENTION_S,
         sync_wait_s: float = 120.0,
         prices: dict[str, float] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.clock = clock
+        self.limits = limits
+        self._admissions = Admissions()
+        self._admitting = threading.Lock()
+        self.checks: dict[str, list[float]] = collections.defaultdict(list)
         self.retention_s = retention_s
         self.sync_wait_s = sync_wait_s
         self._api_key = api_key
@@ -260,6 +269,23 @@ class LocalBackend:
         with self._lock:
             self.counts[kind] += 1
 
+    def note_check(self, task_id: str) -> None:
+        """A result request named this task: when, for tests of how often a client asks."""
+        with self._lock:
+            self.checks[task_id].append(self.clock())
+
+    @property
+    def refused(self) -> list[tuple[float, str]]:
+        """Submits answered 429 for being over `limits`: (the clock's time, why)."""
+        return list(self._admissions.refused)
+
+    def in_flight(self, now: float | None = None) -> int:
+        """Tasks created or processing at `now` (default: the clock's now)."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            records = list(self._tasks.values())
+        return sum(1 for r in records if r.status_at(now) in ("created", "processing"))
+
     # -- tasks --
 
     @property
@@ -273,7 +299,20 @@ class LocalBackend:
     def create_task(
         self, model: ModelSpec, prompt: str, image_url: str, seed: int, webhook: str | None = None
     ) -> TaskRecord:
-        """Record a new task (on disk first) and start making its video; seed -1 picks one."""
+        """Record a new task (on disk first) and start making its video; seed -1 picks one.
+        Raises `OverLimits` (nothing made) when `limits` are on and this submit is past them."""
+        with self._admitting:  # one at a time, so two submits cannot both take the last place
+            limits = self.limits
+            if limits is not None:
+                now = self.clock()
+                refusal = self._admissions.refusal(limits, now, self.in_flight(now))
+                if refusal is not None:
+                    raise OverLimits(refusal)
+            return self._create_task(model, prompt, image_url, seed, webhook)
+
+    def _create_task(
+        self, model: ModelSpec, prompt: str, image_url: str, seed: int, webhook: str | None
+    ) -> TaskRecord:
         timing = self._timing if isinstance(self._timing, TaskTiming) else self._timing()
         if seed == -1:
             seed = random.randint(0, model.seed_max)
@@ -346,9 +385,12 @@ def serve(
     timing: TaskTiming = TaskTiming(),
     data_dir: Path | None = None,
     models: tuple[ModelSpec, ...] = VIDEO_MODELS,
+    limits: Limits | None = None,
 ) -> None:
     """Serve the local backend in the foreground until interrupted (`python -m skyreels_demo local-api`)."""
-    backend = LocalBackend(api_key=api_key, timing=timing, data_dir=data_dir, host=host, port=port, models=models)
+    backend = LocalBackend(
+        api_key=api_key, timing=timing, data_dir=data_dir, host=host, port=port, models=models, limits=limits
+    )
     sock, server = backend._prepare(log_level="info")
     log.info("local WaveSpeed-compatible backend at %s (data in %s)", backend.base_url, backend.data_dir)
     try:

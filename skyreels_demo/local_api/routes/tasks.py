@@ -17,6 +17,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from skyreels_demo.local_api.clock import TaskRecord
+from skyreels_demo.local_api.limits import OverLimits
 from skyreels_demo.local_api.routes.common import answer, error_response, prediction_data, success
 from skyreels_demo.local_api.routes.files import OUTPUTS_PATH
 from skyreels_demo.local_api.routes.llm import answer_data
@@ -80,9 +81,12 @@ def _serve_model(app: FastAPI, backend: LocalBackend, model: ModelSpec) -> None:
                 except ValueError as exc:
                     return error_response(400, 1401, f"Invalid parameter: image ({exc}).")
             webhook = request.query_params.get("webhook") or None
-            record = await run_in_threadpool(
-                backend.create_task, model, body["prompt"], image, -1 if seed is None else seed, webhook
-            )
+            try:
+                record = await run_in_threadpool(
+                    backend.create_task, model, body["prompt"], image, -1 if seed is None else seed, webhook
+                )
+            except OverLimits as exc:
+                return error_response(429, 429, str(exc))
             if body.get("enable_sync_mode") is True:
                 return await sync_answer(backend, record, model)
             return success(task_data(record, model, backend.base_url, backend.clock()))
@@ -93,6 +97,8 @@ def _serve_model(app: FastAPI, backend: LocalBackend, model: ModelSpec) -> None:
 def _serve_results(app: FastAPI, backend: LocalBackend) -> None:
 
     async def result(task_id: str, request: Request) -> Response:
+        backend.note_check(task_id)
+
         async def build() -> Response:
             record = backend.find_task(task_id)
             if record is None:
