@@ -215,8 +215,9 @@ def test_in_shared_mode_a_visitor_can_neither_list_nor_pick_another_visitors_run
 
     assert ids == [mine.id]
     assert [caption.rsplit(" · ", 1)[0] for _, caption in items] == ["Being made · visitor B's kite · seed 2"]
-    with pytest.raises(gr.Error):
-        app.history.reuse(theirs.id, b, as_b)
+    # Another visitor's run is as good as nothing picked: Create is left alone, the note says so.
+    refused = app.history.reuse(theirs.id, b, as_b)
+    assert refused[0] == gr.update() and refused[1] == gr.update() and refused[-1] != ""
     assert app.history.reuse(mine.id, b, as_b)[0] == "visitor B's kite"
     # A made-up id, or none, sees nothing at all.
     assert app.history.history("B", as_b) == ([], []) and app.history.history(None, as_b) == ([], [])
