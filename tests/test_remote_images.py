@@ -539,7 +539,7 @@ def shared_app(tmp_path, **env):
     with LocalBackend(timing=TaskTiming(0.2, 0.4)) as backend, LaunchedApp(
         tmp_path / "space",
         WAVESPEED_BASE_URL=backend.base_url,
-        WAVESPEED_API_KEY="fake-owner-key-not-secret",
+        WAVESPEED_API_KEY="fake-owner-key",
         SKYREELS_SHARED="1",
         SKYREELS_ALLOW_LOOPBACK_IMAGES="1",
         SKYREELS_PREVIEW_TIMING="0.2,0.4",
