@@ -35,7 +35,7 @@ from urllib.parse import unquote
 
 from .door import REFUSED_HEADER
 from .images import MAX_BYTES as MAX_IMAGE_BYTES
-from .visitors import CALLER_HEADER, seal
+from .visitors import CALLER_HEADER, LOCAL, seal
 
 from .events import (
     Done,
@@ -454,7 +454,7 @@ def _agent_server_class(base: type) -> type:
             if uploads is None:
                 raise ValueError("inline pictures are not kept by this server")
             try:
-                return uploads.keep_upload(caller.key if caller is not None else "local", data, "image")
+                return uploads.keep_upload(caller.key if caller is not None else LOCAL, data, "image")
             except Exception as refusal:  # the door's Refusal: its sentence is the answer
                 raise InlineRefused(getattr(refusal, "sentence", None) or NO_SENTENCE) from None
 

@@ -48,7 +48,7 @@ import anyio.to_thread
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 from .event_inputs import EventInputs
-from .visitors import identify
+from .visitors import identify, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -424,15 +424,19 @@ class Door:
                 raise self._over_hourly(who, now)
         await self._make_room(size)
         with self._lock:
-            self._added_since_scan += size
-            if who == MCP_REUPLOAD:
-                return
-            buckets = self._spent.setdefault(who, deque())
-            minute = now // 60 * 60
-            if buckets and buckets[-1][0] == minute:
-                buckets[-1][1] += size
-            else:
-                buckets.append([minute, size])
+            self._count_locked(who, size, now)
+
+    def _count_locked(self, who: str, size: int, now: float) -> None:
+        """Add `size` bytes to the folder's count and to `who`'s hour, in minute buckets."""
+        self._added_since_scan += size
+        if who == MCP_REUPLOAD:
+            return
+        buckets = self._spent.setdefault(who, deque())
+        minute = now // 60 * 60
+        if buckets and buckets[-1][0] == minute:
+            buckets[-1][1] += size
+        else:
+            buckets.append([minute, size])
 
     def _spent_in_hour(self, who: str, now: float) -> int:
         with self._lock:
@@ -504,13 +508,7 @@ class Door:
                     raise self._over_hourly(who, now)
                 if self._scanned_bytes + self._added_since_scan + len(data) > self.limits.upload_folder_bytes:
                     raise Refusal(507, "This app's upload space is full; try again in a few minutes.")
-            buckets = self._spent.setdefault(who, deque())
-            minute = now // 60 * 60
-            if buckets and buckets[-1][0] == minute:
-                buckets[-1][1] += len(data)
-            else:
-                buckets.append([minute, len(data)])
-            self._added_since_scan += len(data)
+            self._count_locked(who, len(data), now)
         folder = self.folder / ("inline-" + hashlib.sha256(data).hexdigest()[:40])
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / (re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".")[-60:] or "image")
@@ -675,8 +673,8 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 def _mcp_reupload(scope: Scope) -> bool:
     """An upload by Gradio's own MCP client (gradio/mcp.py: `x-gradio-user: mcp`) over loopback."""
-    peer = (scope.get("client") or ("",))[0] or ""
-    return _headers(scope).get("x-gradio-user") == "mcp" and (peer.startswith("127.") or peer == "::1")
+    peer = (scope.get("client") or (None,))[0]
+    return _headers(scope).get("x-gradio-user") == "mcp" and is_loopback(peer)
 
 
 def _hosts(scope: Scope) -> list[str]:

@@ -48,7 +48,7 @@ def identify(
 ) -> Requester:
     """The requester for one call. `proxy_hops`: trusted proxies in front of the app."""
     sealed = _header(headers or {}, CALLER_HEADER)
-    if sealed and _loopback(peer):
+    if sealed and is_loopback(peer):
         caller = unseal(sealed)
         if caller is not None:
             return caller
@@ -91,7 +91,8 @@ def _mac(body: str) -> str:
     return hmac.new(_SEAL_KEY, body.encode(), hashlib.sha256).hexdigest()
 
 
-def _loopback(peer: str | None) -> bool:
+def is_loopback(peer: str | None) -> bool:
+    """Whether `peer` (an address as the server sees it) is this machine's loopback."""
     try:
         return ipaddress.ip_address((peer or "").strip("[]").split("%", 1)[0]).is_loopback
     except ValueError:
