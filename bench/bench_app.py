@@ -117,7 +117,7 @@ def guarded_app(max_threads: int | None = None) -> str:
     patch = ""
     if max_threads is not None:
         patch = (
-            "import skyreels_demo.ui as ui; "
+            "import skyreels_demo.web.page as ui; "
             f"ui.worker_threads = lambda settings: {int(max_threads)}; "
         )
     return GUARD + f"import runpy; {patch}sys.argv = ['app.py']; runpy.run_path('app.py', run_name='__main__')"

@@ -62,7 +62,7 @@ class Tree:
     """The schedules of whichever skyreels_demo is imported: this commit's, or an older one's."""
 
     def __init__(self) -> None:
-        from skyreels_demo import schedule
+        from skyreels_demo.wavespeed import schedule
         from skyreels_demo.models import SKYREELS_V1
 
         self.schedule = schedule
@@ -107,7 +107,7 @@ class Clock:
 
 def simulate(tree: Tree, schedule, queue_s: float, making_s: float, *, sdk: bool = False):
     """Follow one task with the real Poller on a virtual clock: (lateness, checks [(t, status)])."""
-    from skyreels_demo.tasks import TaskState
+    from skyreels_demo.wavespeed.tasks import TaskState
 
     end = queue_s + making_s
     clock = Clock()
@@ -202,7 +202,7 @@ def loopback(n: int, shape: str = "steady 35 s") -> dict:
     loopback_only()
     import wavespeed
 
-    from skyreels_demo.client import WaveSpeedClient
+    from skyreels_demo.wavespeed.client import WaveSpeedClient
     from skyreels_demo.config import Settings
     from skyreels_demo.local_api import LocalBackend, TaskTiming
 

@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_app import loopback_only  # noqa: E402
 from bench_preview_render import photo_like  # noqa: E402
-from skyreels_demo.client import WaveSpeedClient  # noqa: E402
+from skyreels_demo.wavespeed.client import WaveSpeedClient  # noqa: E402
 from skyreels_demo.config import Settings  # noqa: E402
-from skyreels_demo.films import cut_film, frames_in  # noqa: E402
+from skyreels_demo.studio.films import cut_film, frames_in  # noqa: E402
 from skyreels_demo.local_api import LocalBackend, TaskTiming  # noqa: E402
 from skyreels_demo.models import SKYREELS_V1  # noqa: E402
-from skyreels_demo.schedule import FixedSchedule  # noqa: E402
+from skyreels_demo.wavespeed.schedule import FixedSchedule  # noqa: E402
 
 SHOTS = 6
 

@@ -82,7 +82,7 @@ class Receiver:
         import uvicorn
         from fastapi import FastAPI
 
-        from skyreels_demo.webhooks import WebhookHub, add_route
+        from skyreels_demo.wavespeed.webhooks import WebhookHub, add_route
 
         port = free_port()
         self.hub = WebhookHub(public_url=f"http://127.0.0.1:{port}")
@@ -131,11 +131,11 @@ def follow_sdk(sdk, image_url: str, seed: int) -> Followed:
 def learn(backend, runs: int, data_dir: Path, image: Path):
     """The app's own first runs on this account, through Studio; what the store then teaches."""
     from skyreels_demo.config import Settings
-    from skyreels_demo.studio import Studio
+    from skyreels_demo.studio.studio import Studio
 
     settings = Settings(api_key="bench-key", base_url=backend.base_url, data_dir=data_dir, max_concurrent_tasks=runs)
     from skyreels_demo.models import SKYREELS_V1
-    from skyreels_demo.run_request import RunRequest
+    from skyreels_demo.studio.run_request import RunRequest
 
     studio = Studio(settings, SKYREELS_V1)
     threads = [
@@ -170,11 +170,11 @@ def at_once(jobs) -> list:
 def one_shape(name: str, args, tmp: Path, image: Path, receiver: Receiver, out: dict) -> None:
     import wavespeed
 
-    from skyreels_demo.client import WaveSpeedClient
+    from skyreels_demo.wavespeed.client import WaveSpeedClient
     from skyreels_demo.config import Settings
     from skyreels_demo.local_api import LocalBackend
     from skyreels_demo.models import SKYREELS_V1
-    from skyreels_demo.schedule import AdaptiveSchedule
+    from skyreels_demo.wavespeed.schedule import AdaptiveSchedule
 
     warm_s, measured_s = SHAPES[name]
     folder = tmp / name.split()[0]
@@ -210,11 +210,11 @@ def one_shape(name: str, args, tmp: Path, image: Path, receiver: Receiver, out: 
 
 def first_runs(tmp: Path, out: dict) -> None:
     """Fresh store, prior only: one task of each length, followed by the default schedule."""
-    from skyreels_demo.client import WaveSpeedClient
+    from skyreels_demo.wavespeed.client import WaveSpeedClient
     from skyreels_demo.config import Settings
     from skyreels_demo.local_api import LocalBackend, TaskTiming
     from skyreels_demo.models import SKYREELS_V1
-    from skyreels_demo.schedule import Expectation, schedule_from_setting
+    from skyreels_demo.wavespeed.schedule import Expectation, schedule_from_setting
 
     def one(length: float) -> None:
         with LocalBackend(timing=TaskTiming(2.0, length), render=False, data_dir=tmp / f"first-{length:g}") as api:

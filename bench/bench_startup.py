@@ -82,9 +82,9 @@ def time_import(module: str) -> float:
 
 
 def import_profile() -> list[tuple[str, float, float]]:
-    """(module, self s, cumulative s) for every module `import skyreels_demo.ui` loads."""
+    """(module, self s, cumulative s) for every module `import skyreels_demo.web.page` loads."""
     run = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", GUARD + "import skyreels_demo.ui"],
+        [sys.executable, "-X", "importtime", "-c", GUARD + "import skyreels_demo.web.page"],
         cwd=ROOT, env=app_env(), capture_output=True, text=True, check=True,
     )
     rows = []
@@ -108,7 +108,7 @@ def main() -> None:
         for i in range(args.starts):
             # Interleaved, so a busy moment on the machine touches every kind alike.
             gradio.append(time_import("gradio"))
-            package.append(time_import("skyreels_demo.ui"))
+            package.append(time_import("skyreels_demo.web.page"))
             starts.append(time_start(tmp / f"start-{i}"))
     profile = import_profile()
 
@@ -119,7 +119,7 @@ def main() -> None:
          f"median ≤ {TARGET_START_S:g} s", met(median_start <= TARGET_START_S)),
         ("python -c 'import gradio', until the import returns", seconds(median_gradio), seconds(min(gradio)),
          seconds(max(gradio)), "–", "–"),
-        ("python -c 'import skyreels_demo.ui' (gradio + the app's code), likewise", seconds(statistics.median(package)),
+        ("python -c 'import skyreels_demo.web.page' (gradio + the app's code), likewise", seconds(statistics.median(package)),
          seconds(min(package)), seconds(max(package)), "–", "–"),
         ("app start beyond importing gradio (derived: difference of the medians)", seconds(median_start - median_gradio),
          "", "", "–", "–"),

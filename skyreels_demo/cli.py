@@ -17,14 +17,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from .config import Settings
-from .errors import BadInput, Stopped, StudioError
-from .events import Done, Event, Processing, Queued, Submitted
-from .models import SKYREELS_V1, TIERS, ModelSpec
-from .preview import OfflinePreview
-from .run_request import RunRequest, check_seed
-from .runs import Run, RunStatus
-from .studio import Studio
+from skyreels_demo.config import Settings
+from skyreels_demo.errors import BadInput, Stopped, StudioError
+from skyreels_demo.events import Done, Event, Processing, Queued, Submitted
+from skyreels_demo.models import SKYREELS_V1, TIERS, ModelSpec
+from skyreels_demo.studio.preview import OfflinePreview
+from skyreels_demo.studio.run_request import RunRequest, check_seed
+from skyreels_demo.store.runs import Run, RunStatus
+from skyreels_demo.studio.studio import Studio
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_API, EXIT_TASK_FAILED, EXIT_GAVE_UP = 0, 2, 3, 4, 5
 PREVIEW_NOTICE = (
@@ -84,7 +84,7 @@ def _generate(args: argparse.Namespace, settings: Settings, status: StatusLines)
 
 
 def _continue(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    from .films import continue_run
+    from skyreels_demo.studio.films import continue_run
 
     if args.frame is not None and args.frame < 0:
         raise BadInput("--frame counts from 0: give 0 or more.")
@@ -161,7 +161,7 @@ def _one_run(args: argparse.Namespace, settings: Settings, status: StatusLines, 
 
 
 def _film(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    from .films import check_shots, make_film
+    from skyreels_demo.studio.films import check_shots, make_film
 
     path = Path(args.image).expanduser()
     if not path.is_file():
@@ -195,7 +195,7 @@ def _film(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
 
 
 def _film_summary(studio: Studio, film) -> dict:
-    from .films import frames_in
+    from skyreels_demo.studio.films import frames_in
 
     shots = [run for run in studio.store.shots_of(film.id) if run.status == RunStatus.DONE]
     frames = frames_in(film.film_path) if film.has_film else 0
@@ -209,7 +209,7 @@ def _film_summary(studio: Studio, film) -> dict:
 
 
 def _films(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    from .runs import RunStore
+    from skyreels_demo.store.runs import RunStore
 
     store = RunStore(settings.runs_db)
     rows = []
@@ -243,7 +243,7 @@ def _take_to_make_again(args: argparse.Namespace):
         return None
     if args.prompt or args.image:
         raise BadInput("--from makes a take again with its own prompt and image: leave out --prompt and --image.")
-    from .takes import read_take
+    from skyreels_demo.studio.takes import read_take
 
     take = read_take(args.from_take, args.model)
     # The take's seed, unless one is given (the same take with another seed).
@@ -251,8 +251,8 @@ def _take_to_make_again(args: argparse.Namespace):
 
 
 def _export(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    from .runs import RunStore
-    from .takes import export_take, find_run
+    from skyreels_demo.store.runs import RunStore
+    from skyreels_demo.studio.takes import export_take, find_run
 
     store = RunStore(settings.runs_db)
     try:
@@ -275,7 +275,7 @@ def _resume(args: argparse.Namespace, settings: Settings, status: StatusLines) -
     count = 0
     try:
         if not args.task_id:
-            from .films import carry_on_all
+            from skyreels_demo.studio.films import carry_on_all
 
             # A lost submit's task found again is finished below like any other (a shot's by its film).
             for run in studio.recover_lost():
@@ -335,7 +335,7 @@ def format_runs(runs: Sequence[Run], now: float | None = None) -> str:
 
 
 def _runs(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    from .runs import RunStore
+    from skyreels_demo.store.runs import RunStore
 
     store = RunStore(settings.runs_db)
     runs = store.recent(model=args.model.name, limit=args.limit, words=" ".join(args.find or ()), kept=args.kept)
@@ -355,13 +355,13 @@ def _runs(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
 
 def _recovered(store, run: Run) -> str:
     """What History says of a run whose lost submit's task was found again, else ""."""
-    from .runs import RECOVERED_NOTE, was_recovered
+    from skyreels_demo.store.runs import RECOVERED_NOTE, was_recovered
 
     return RECOVERED_NOTE if run.task_id and was_recovered(store.statuses(run.id)) else ""
 
 
 def _sweep(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    from .sweeps import parse_seeds, read_prompts, run_sweep
+    from skyreels_demo.studio.sweeps import parse_seeds, read_prompts, run_sweep
 
     prompts = read_prompts(Path(args.prompts))
     seeds = parse_seeds(args.seeds, args.model)
@@ -412,7 +412,7 @@ def _agree_to_spend(videos: int, settings: Settings, studio: Studio, yes: bool, 
 
 
 def _balance(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    from .client import WaveSpeedClient
+    from skyreels_demo.wavespeed.client import WaveSpeedClient
 
     if not settings.has_key:
         raise BadInput("No WAVESPEED_API_KEY is set, so there is no balance to check: set it first.")
@@ -426,7 +426,7 @@ def _balance(args: argparse.Namespace, settings: Settings, status: StatusLines) 
 
 
 def _local_api(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    from .local_api import Limits, TaskTiming, serve
+    from skyreels_demo.local_api import Limits, TaskTiming, serve
 
     url = f"http://{args.host}:{args.port}"
     status.say(

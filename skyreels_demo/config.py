@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .models import BRONZE, TIERS, Tier
+from skyreels_demo.models import BRONZE, TIERS, Tier
 
 DEFAULT_BASE_URL = "https://api.wavespeed.ai"
 

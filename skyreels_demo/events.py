@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .images import PreparedImage
-from .runs import Run
+from skyreels_demo.images import PreparedImage
+from skyreels_demo.store.runs import Run
 
 
 @dataclass(frozen=True)

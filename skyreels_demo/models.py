@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .errors import BadInput
+from skyreels_demo.errors import BadInput
 
 Payload = dict[str, Any]
 # A model's native frames, (width, height) each.

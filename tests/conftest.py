@@ -21,8 +21,8 @@ from PIL import Image
 
 from skyreels_demo.config import Settings
 from skyreels_demo.local_api import LocalBackend, TaskTiming
-from skyreels_demo.runs import RunStore
-from skyreels_demo.studio import Studio
+from skyreels_demo.store.runs import RunStore
+from skyreels_demo.studio.studio import Studio
 from skyreels_demo.models import SKYREELS_V1
 
 ROOT = Path(__file__).resolve().parent.parent

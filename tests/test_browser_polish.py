@@ -15,7 +15,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from skyreels_demo import takes
+from skyreels_demo.studio import takes
 from skyreels_demo.models import SKYREELS_V1
 
 from .conftest import ASTRONAUT, ROOT, LaunchedApp, clean_env, fill_in, run_cli, wait_for, write_storyboard

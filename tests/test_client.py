@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from skyreels_demo.client import LIST_PAGE_SIZE, WaveSpeedClient
+from skyreels_demo.wavespeed.client import LIST_PAGE_SIZE, WaveSpeedClient
 from skyreels_demo.errors import (
     AuthError,
     BadInput,
@@ -25,15 +25,15 @@ from skyreels_demo.errors import (
     TimedOut,
 )
 from skyreels_demo.local_api import LocalBackend
-from skyreels_demo.runs import RunStatus
+from skyreels_demo.store.runs import RunStatus
 DONE = RunStatus.DONE
-from skyreels_demo.schedule import FixedSchedule
+from skyreels_demo.wavespeed.schedule import FixedSchedule
 from skyreels_demo.events import Done
 from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.studio import Studio
+from skyreels_demo.studio.studio import Studio
 
 from .conftest import FAST, free_port, jpeg_bytes, photo, settings_for, video_facts
-from skyreels_demo.run_request import RunRequest
+from skyreels_demo.studio.run_request import RunRequest
 
 
 def run_to_end(studio: Studio, image, **kwargs) -> Done:

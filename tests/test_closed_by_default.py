@@ -219,7 +219,7 @@ def test_inline_pictures_count_against_the_callers_upload_allowance(mcp_space):
 
 
 def test_a_caller_header_a_client_writes_makes_no_one_else():
-    from skyreels_demo.visitors import CALLER_HEADER, Requester, identify, seal
+    from skyreels_demo.studio.visitors import CALLER_HEADER, Requester, identify, seal
 
     forged = {CALLER_HEADER: "ip:127.0.0.9|0|" + "0" * 64}
     assert identify(username=None, peer="127.0.0.5", headers=forged, proxy_hops=0).key == "ip:127.0.0.5"

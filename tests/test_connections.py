@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from skyreels_demo.connections import HEAD_TIMEOUT_S, PER_ADDRESS, raise_open_files_limit
+from skyreels_demo.web.connections import HEAD_TIMEOUT_S, PER_ADDRESS, raise_open_files_limit
 
 from .conftest import LaunchedApp, wait_for
 

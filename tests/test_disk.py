@@ -22,15 +22,15 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from skyreels_demo import takes
+from skyreels_demo.studio import takes
 from skyreels_demo.config import Settings
-from skyreels_demo.films import frame_of, starting_frame
+from skyreels_demo.studio.films import frame_of, starting_frame
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.page_input import NOT_YOURS
-from skyreels_demo.retention import disk_use, prune
-from skyreels_demo.runs import FilmStatus, KeySource, RunStatus, RunStore
-from skyreels_demo.ui import StudioApp
+from skyreels_demo.web.page_input import NOT_YOURS
+from skyreels_demo.store.retention import disk_use, prune
+from skyreels_demo.store.runs import FilmStatus, KeySource, RunStatus, RunStore
+from skyreels_demo.web.page import StudioApp
 
 from .conftest import ASTRONAUT, CHELSEA, FAST, LaunchedApp, settings_for, video_facts
 

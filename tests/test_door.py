@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from python_multipart.multipart import MultipartParser
 
-from skyreels_demo.door import (
+from skyreels_demo.web.door import (
     MB,
     Door,
     DoorLimits,
@@ -26,7 +26,7 @@ from skyreels_demo.door import (
     session_limits,
     visitor_by_address,
 )
-from skyreels_demo.event_inputs import EventInputs, events_of
+from skyreels_demo.web.event_inputs import EventInputs, events_of
 
 SHARED = DoorLimits(shared=True, upload_bytes_per_hour=2 * MB, upload_folder_bytes=1000 * MB)
 
@@ -343,7 +343,7 @@ def test_refused_upload_poison_breaks_the_parser_wherever_it_is_cut():
 
 
 def video_call(tmp_path):
-    from skyreels_demo.event_inputs import FILE_INPUT_BYTES, Event, Rule
+    from skyreels_demo.web.event_inputs import FILE_INPUT_BYTES, Event, Rule
 
     served = tmp_path / "runs"
     event = Event("continue", (Rule("file", FILE_INPUT_BYTES, label="video"),), (0,), ("video",), frozenset({"video"}))

@@ -15,13 +15,13 @@ import pytest
 from PIL import Image
 
 from skyreels_demo.errors import BadInput, QuotaExceeded
-from skyreels_demo.films import carry_on, continue_run, cut_film, frame_of, make_film
+from skyreels_demo.studio.films import carry_on, continue_run, cut_film, frame_of, make_film
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.run_request import RunRequest
-from skyreels_demo.runs import FilmStatus, RunStatus
-from skyreels_demo.studio import Studio
-from skyreels_demo.visitors import Requester
+from skyreels_demo.studio.run_request import RunRequest
+from skyreels_demo.store.runs import FilmStatus, RunStatus
+from skyreels_demo.studio.studio import Studio
+from skyreels_demo.studio.visitors import Requester
 
 from .conftest import ROOT, clean_env, open_store, run_cli, settings_for, video_facts, wait_for
 

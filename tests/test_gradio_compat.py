@@ -1,4 +1,4 @@
-"""Each reach into Gradio's internals (skyreels_demo/gradio_compat.py) still does what it was
+"""Each reach into Gradio's internals (skyreels_demo/web/gradio_compat.py) still does what it was
 read to do: these fail loudly when an upgrade of Gradio moves one."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from gradio.context import LocalContext
 from gradio.exceptions import InvalidPathError
 from gradio.processing_utils import _check_allowed
 
-from skyreels_demo import gradio_compat
+from skyreels_demo.web import gradio_compat
 
 
 def test_gradio_is_the_version_the_reaches_were_read_from():

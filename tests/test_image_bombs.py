@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, features
 
-from skyreels_demo.image_limits import MAX_DECODED_BYTES
+from skyreels_demo.images.limits import MAX_DECODED_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 MB = 1_000_000

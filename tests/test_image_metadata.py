@@ -19,9 +19,10 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageCms, PngImagePlugin
 
-from skyreels_demo import image_metadata, images
+from skyreels_demo import images
+from skyreels_demo.images import metadata as image_metadata
 from skyreels_demo.errors import ImageRejected
-from skyreels_demo.image_limits import MAX_METADATA_BYTES, METADATA_BUDGET_BYTES, check_metadata
+from skyreels_demo.images.limits import MAX_METADATA_BYTES, METADATA_BUDGET_BYTES, check_metadata
 from skyreels_demo.models import SKYREELS_V1
 
 from .conftest import LaunchedApp, jpeg_bytes, photo

@@ -25,7 +25,7 @@ from skyreels_demo import images
 from skyreels_demo.errors import BadInput, ImageRejected
 from skyreels_demo.images import MAX_BYTES, MAX_MEGAPIXELS, MIN_SIDE, PreparedImage, is_remote_url
 from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.run_request import RunRequest
+from skyreels_demo.studio.run_request import RunRequest
 
 LANDSCAPE, PORTRAIT, SQUARE = SKYREELS_V1.frames
 
@@ -693,7 +693,7 @@ REFUSED = [p for p in CORPUS if isinstance(p.values[1], Refused) and p.id != "we
 
 @pytest.mark.parametrize(("make", "expected"), REFUSED)
 def test_refused_picture_sends_nothing_to_the_api(make, expected, tmp_path, backend) -> None:
-    from skyreels_demo.studio import Studio
+    from skyreels_demo.studio.studio import Studio
 
     from .conftest import settings_for
 

@@ -1040,7 +1040,7 @@ def test_the_backend_needs_nothing_of_the_app_but_the_models_facts() -> None:
 
 
 def test_the_backend_reads_the_idea_from_the_question_the_studio_asks() -> None:
-    from skyreels_demo import prompts
+    from skyreels_demo.studio import prompts
     from skyreels_demo.local_api.routes.llm import idea_in
 
     assert idea_in(prompts.ask("she laughs, then looks away")) == "she laughs, then looks away"

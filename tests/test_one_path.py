@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from skyreels_demo.client import WaveSpeedClient
+from skyreels_demo.wavespeed.client import WaveSpeedClient
 from skyreels_demo.errors import ApiError, QuotaExceeded, ServiceError, SubmitUnconfirmed, TaskFailed
 from skyreels_demo.events import Submitted
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1, DurationPrior, ModelSpec
-from skyreels_demo.recorder import RunRecorder
-from skyreels_demo.run_request import RunRequest
-from skyreels_demo.runs import KeySource, Limit, Mode, RunStatus, RunStore
-from skyreels_demo.status_board import details
-from skyreels_demo.studio import Studio
-from skyreels_demo.tasks import Task, TaskState
-from skyreels_demo.visitors import Requester
+from skyreels_demo.studio.recorder import RunRecorder
+from skyreels_demo.studio.run_request import RunRequest
+from skyreels_demo.store.runs import KeySource, Limit, Mode, RunStatus, RunStore
+from skyreels_demo.web.status_board import details
+from skyreels_demo.studio.studio import Studio
+from skyreels_demo.wavespeed.tasks import Task, TaskState
+from skyreels_demo.studio.visitors import Requester
 
 from .conftest import FAST, ROOT, clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts, wait_for
 
@@ -359,7 +359,7 @@ def test_the_app_shows_and_runs_a_second_model_end_to_end_offline(tmp_path, phot
     from gradio_client import Client, handle_file
 
     from skyreels_demo.local_api import LocalBackend, TaskTiming
-    from skyreels_demo.ui import StudioApp
+    from skyreels_demo.web.page import StudioApp
 
     with LocalBackend(timing=TaskTiming(0.2, 0.4), models=(TINY,)) as backend:
         app = StudioApp(settings_for(backend, tmp_path / "data"), model=TINY)

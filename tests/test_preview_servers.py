@@ -17,10 +17,10 @@ import requests
 from skyreels_demo.config import Settings
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.preview import OfflinePreview
-from skyreels_demo.run_request import RunRequest
-from skyreels_demo.runs import RunStatus
-from skyreels_demo.studio import Studio
+from skyreels_demo.studio.preview import OfflinePreview
+from skyreels_demo.studio.run_request import RunRequest
+from skyreels_demo.store.runs import RunStatus
+from skyreels_demo.studio.studio import Studio
 
 from .conftest import ASTRONAUT, ROOT, LaunchedApp, clean_env, open_store, photo, jpeg_bytes, wait_for
 
@@ -122,7 +122,7 @@ def test_the_apps_follower_leaves_a_command_lines_preview_run_alone_then_saves_i
     follower = app.start_follower()
     follower.idle_s = 0.2
     try:
-        with caplog.at_level("INFO", logger="skyreels_demo.follower"):
+        with caplog.at_level("INFO", logger="skyreels_demo.studio.follower"):
             follower.wake()
             wait_for(lambda: "to the process whose offline preview made it" in caplog.text, timeout=20)
             # The app asked its own server nothing about that task, and finished nothing of it.

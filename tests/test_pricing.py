@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import requests
 
-from skyreels_demo.access import Access
-from skyreels_demo.account import check_key
-from skyreels_demo.films import film_price
+from skyreels_demo.studio.access import Access
+from skyreels_demo.studio.account import check_key
+from skyreels_demo.studio.films import film_price
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.pricing import Prices
-from skyreels_demo.studio import Studio
+from skyreels_demo.studio.pricing import Prices
+from skyreels_demo.studio.studio import Studio
 
 from .conftest import FAST, LaunchedApp, settings_for, wait_for
 

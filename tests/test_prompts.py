@@ -12,13 +12,13 @@ from skyreels_demo.config import Settings
 from skyreels_demo.errors import AuthError, BadInput, QuotaExceeded, ServiceError, TaskFailed
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import VISION_LLM
-from skyreels_demo.prompts import MAX_IDEA_CHARS, answer_text, suggest_prompt
-from skyreels_demo.studio import Studio
+from skyreels_demo.studio.prompts import MAX_IDEA_CHARS, answer_text, suggest_prompt
+from skyreels_demo.studio.studio import Studio
 
 from .conftest import FAST, settings_for, wait_for
 from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.run_request import RunRequest
-from skyreels_demo.visitors import Requester
+from skyreels_demo.studio.run_request import RunRequest
+from skyreels_demo.studio.visitors import Requester
 
 VISITOR_KEY = "wsk-visitor-prompts-0123456789SECRET"
 PREVIEW_MARK = "[Offline preview suggestion]"

@@ -22,7 +22,7 @@ from skyreels_demo import images
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.config import Settings
 from skyreels_demo.errors import BadInput, ImageRejected
-from skyreels_demo.remote_images import MAX_REDIRECTS, fetch_image, non_public_kind
+from skyreels_demo.images.remote import MAX_REDIRECTS, fetch_image, non_public_kind
 
 from .conftest import jpeg_bytes, photo
 
@@ -408,7 +408,7 @@ def test_closed_port_is_refused_as_unreachable():
 
 
 def test_log_never_holds_the_query_string_or_credentials(server, caplog):
-    caplog.set_level(logging.DEBUG, logger="skyreels_demo.remote_images")
+    caplog.set_level(logging.DEBUG, logger="skyreels_demo.images.remote")
     url = f"http://someone:hunter2@127.0.0.1:{server.server_port}/photo.jpg?token=s3cret"
     fetch_image(url, allow_loopback=True)
     with pytest.raises(ImageRejected) as refused:
@@ -465,7 +465,7 @@ def image_app():
     import gradio as gr
     from gradio import processing_utils
 
-    from skyreels_demo.ui import ImageInput
+    from skyreels_demo.web.page import ImageInput
 
     gradio_downloads: list[str] = []
     original = processing_utils.async_ssrf_protected_download
@@ -505,8 +505,8 @@ def test_api_client_image_address_reaches_the_handler_unfetched(image_app, serve
 
 
 def test_an_address_naming_this_machine_is_refused_with_our_sentence_before_any_fetch(server):
-    from skyreels_demo.remote_images import ImageAddress
-    from skyreels_demo.run_request import image_source
+    from skyreels_demo.images.remote import ImageAddress
+    from skyreels_demo.studio.run_request import image_source
 
     address = ImageAddress(server.url("/photo.jpg"))
     with pytest.raises(ImageRejected, match="points to this server itself"):
@@ -516,7 +516,7 @@ def test_an_address_naming_this_machine_is_refused_with_our_sentence_before_any_
 
 
 def test_an_address_is_fetched_once_however_many_runs_ask(server):
-    from skyreels_demo.remote_images import ImageAddress
+    from skyreels_demo.images.remote import ImageAddress
 
     address = ImageAddress(server.url("/photo.jpg?token=s3cret"))
     futures = [address.fetch(len, allow_loopback=True) for _ in range(4)]

@@ -21,7 +21,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from skyreels_demo.local_api import LocalBackend, TaskTiming
-from skyreels_demo.runs import RunStatus, RunStore
+from skyreels_demo.store.runs import RunStatus, RunStore
 DONE = RunStatus.DONE
 
 from .conftest import (

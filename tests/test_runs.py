@@ -17,11 +17,11 @@ import pytest
 
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.config import Settings
-from skyreels_demo.runs import MIGRATIONS, SCHEMA_VERSION, RunStatus, RunStore
+from skyreels_demo.store.runs import MIGRATIONS, SCHEMA_VERSION, RunStatus, RunStore
 
 COMPLETED, DONE, PREPARING = RunStatus.COMPLETED, RunStatus.DONE, RunStatus.PREPARING
 PROCESSING, SUBMITTED = RunStatus.PROCESSING, RunStatus.SUBMITTED
-from skyreels_demo.ui import StudioApp
+from skyreels_demo.web.page import StudioApp
 
 from .conftest import ASTRONAUT, CHELSEA, LaunchedApp, browser_page, clean_env, make_run_in_browser, open_store, run_cli
 

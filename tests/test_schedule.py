@@ -18,12 +18,12 @@ from dataclasses import replace
 
 import pytest
 
-from skyreels_demo.client import WaveSpeedClient
+from skyreels_demo.wavespeed.client import WaveSpeedClient
 from skyreels_demo.config import Settings
 from skyreels_demo.errors import Stopped
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.models import SKYREELS_V1, VISION_LLM, CheckRule
-from skyreels_demo.schedule import (
+from skyreels_demo.wavespeed.schedule import (
     MAX_GAP_S,
     MIN_GAP_S,
     PUSH_SAFETY_GAP_S,
@@ -36,7 +36,7 @@ from skyreels_demo.schedule import (
     PollState,
     schedule_from_setting,
 )
-from skyreels_demo.tasks import TaskState
+from skyreels_demo.wavespeed.tasks import TaskState
 
 from .conftest import wait_for
 
@@ -98,8 +98,8 @@ def test_a_change_of_shape_is_learned_from_the_newest_runs_alone():
 
 
 def test_the_studio_learns_from_finished_runs_of_its_model_and_host(tmp_path):
-    from skyreels_demo.runs import RunStatus
-    from skyreels_demo.studio import Studio
+    from skyreels_demo.store.runs import RunStatus
+    from skyreels_demo.studio.studio import Studio
 
     settings = Settings(api_key="k", base_url="https://api.example", data_dir=tmp_path)
     studio = Studio(settings, SKYREELS_V1)
@@ -120,7 +120,7 @@ def test_the_studio_learns_from_finished_runs_of_its_model_and_host(tmp_path):
 
 
 def test_the_rule_is_scaled_only_for_a_backend_on_this_machine(tmp_path):
-    from skyreels_demo.studio import Studio
+    from skyreels_demo.studio.studio import Studio
 
     scaled = Settings(api_key="k", base_url="http://127.0.0.1:9", data_dir=tmp_path, check_scale=0.1)
     assert Studio(scaled, SKYREELS_V1).check_rule("api") == CheckRule(0.2, 0.5)

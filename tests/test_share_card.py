@@ -16,7 +16,7 @@ import requests
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from skyreels_demo import takes
+from skyreels_demo.studio import takes
 
 from .conftest import CHELSEA, LaunchedApp, open_store
 

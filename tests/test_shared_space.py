@@ -203,6 +203,6 @@ def test_the_queue_cannot_be_skipped_through_the_run_route(space, owner_backend)
     ],
 )
 def test_the_visitor_s_address_is_the_one_the_proxy_saw(forwarded, address):
-    from skyreels_demo.visitors import client_address
+    from skyreels_demo.studio.visitors import client_address
 
     assert client_address("10.0.0.1", {"X-Forwarded-For": forwarded} if forwarded else {}, 1) == address

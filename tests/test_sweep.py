@@ -69,7 +69,7 @@ def test_a_sweep_writes_its_report_and_a_second_run_submits_nothing(sweep_backen
     exports = [report.parent / href for href in re.findall(r'<a class="export" href="([^"]+)"', page)]
     assert len(exports) == 6 and all(path.is_file() and path.suffix == ".zip" for path in exports)
     from skyreels_demo.models import SKYREELS_V1
-    from skyreels_demo.takes import read_take
+    from skyreels_demo.studio.takes import read_take
     assert sorted((take.prompt, take.seed) for take in map(lambda e: read_take(e, SKYREELS_V1), exports)) == sorted(
         (prompt, seed) for prompt in PROMPTS for seed in SEEDS
     )

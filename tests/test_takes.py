@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from skyreels_demo import takes
+from skyreels_demo.studio import takes
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.page_input import NOT_YOURS
-from skyreels_demo.retention import disk_use, prune
-from skyreels_demo.runs import RunStatus, RunStore
-from skyreels_demo.ui_context import PageContext
-from skyreels_demo.ui_takes import TakeHandlers
-from skyreels_demo.visitors import LOCAL, Requester
+from skyreels_demo.web.page_input import NOT_YOURS
+from skyreels_demo.store.retention import disk_use, prune
+from skyreels_demo.store.runs import RunStatus, RunStore
+from skyreels_demo.web.ui_context import PageContext
+from skyreels_demo.web.ui_takes import TakeHandlers
+from skyreels_demo.studio.visitors import LOCAL, Requester
 
 from .conftest import ASTRONAUT, FAST, clean_env, jpeg_bytes, open_store, photo, run_cli, settings_for
 
@@ -286,7 +286,7 @@ class _Request:
 
 def test_in_shared_mode_only_the_takes_own_visitor_can_share_keep_export_or_withdraw_it(backend, tmp_path):
     settings = settings_for(backend, tmp_path / "data", shared=True)
-    from skyreels_demo.studio import Studio
+    from skyreels_demo.studio.studio import Studio
 
     studio = Studio(settings, SKYREELS_V1)
     try:

@@ -9,15 +9,15 @@ import json
 import pytest
 import requests
 
-import skyreels_demo.uploads as uploads_module
-from skyreels_demo.account import BalanceWatch, check_key
+import skyreels_demo.wavespeed.uploads as uploads_module
+from skyreels_demo.studio.account import BalanceWatch, check_key
 from skyreels_demo.errors import UploadFailed
 from skyreels_demo.local_api import LocalBackend, TaskTiming
-from skyreels_demo.studio import Studio
+from skyreels_demo.studio.studio import Studio
 
 from .conftest import FAST, clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts, wait_for
 from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.run_request import RunRequest
+from skyreels_demo.studio.run_request import RunRequest
 
 ASKED = ("ticket", "put", "upload", "submit")
 

@@ -14,12 +14,12 @@ from skyreels_demo.errors import BadInput, QuotaExceeded, Stopped, TaskFailed
 from skyreels_demo.events import Submitted
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.models import SKYREELS_V1
-from skyreels_demo.studio import Studio
-from skyreels_demo.variations import VariationUpdate, make_variations, variation_seeds
+from skyreels_demo.studio.studio import Studio
+from skyreels_demo.studio.variations import VariationUpdate, make_variations, variation_seeds
 
 from .conftest import settings_for, video_facts, wait_for
-from skyreels_demo.run_request import RunRequest
-from skyreels_demo.visitors import Requester
+from skyreels_demo.studio.run_request import RunRequest
+from skyreels_demo.studio.visitors import Requester
 
 PROMPT = "a woman turns to the camera and smiles"
 

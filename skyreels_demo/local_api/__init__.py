@@ -8,11 +8,11 @@ uploads and renders are kept on disk, so a new backend on the same data director
 port) answers for the tasks of an old one; what is older than seven days goes when it starts.
 
     from pathlib import Path
-    from skyreels_demo.client import WaveSpeedClient
+    from skyreels_demo.wavespeed.client import WaveSpeedClient
     from skyreels_demo.config import Settings
     from skyreels_demo.local_api import LocalBackend, TaskTiming
     from skyreels_demo.models import MODELS
-    from skyreels_demo.schedule import FixedSchedule
+    from skyreels_demo.wavespeed.schedule import FixedSchedule
 
     with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=0.5)) as backend:
         client = WaveSpeedClient(Settings(api_key="anything", base_url=backend.base_url))

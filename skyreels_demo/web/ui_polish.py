@@ -1,0 +1,355 @@
+"""What keeps the page pleasant for a stranger: a status that is always fresh, an error said once,
+what a click changed brought into view, and a seed box that answers in the app's own words.
+
+The browser-side steps here are tiny JavaScript functions that Gradio runs without a round trip
+(`fn=None, js=...`): the status must change the instant Generate is pressed, not when the
+server's first answer arrives, and a scroll is the page's business, not the server's.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import gradio as gr
+
+from skyreels_demo.web.status_board import StatusBoard, idle_status
+
+# A helper every snippet shares: brings an element into view when it is mostly out of it.
+_REVEAL = """const reveal = (id, low = 0.6) => {
+  const el = document.getElementById(id);
+  const box = el && el.getBoundingClientRect();
+  if (box && (box.top < 0 || box.top > window.innerHeight * low)) el.scrollIntoView({block: 'start'});
+};"""
+
+
+def fresh_status_js() -> str:
+    """On Generate: the status shows a new run at once (never the last run's words), in view."""
+    starting = json.dumps(StatusBoard().render())
+    return f"() => {{ {_REVEAL} reveal('status'); return {starting}; }}"
+
+
+def clear_refusal_js() -> str:
+    """When the inputs change after a refusal or failure, the status stops describing it."""
+    idle = json.dumps(idle_status())
+    return f"(shown) => (typeof shown === 'string' && shown.includes('class=\"failed\"')) ? {idle} : shown"
+
+
+def reveal_js(element_id: str, *, low: float = 0.6) -> str:
+    """Brings `element_id` into view (its top on the screen), passing the event's inputs through."""
+    return f"(...inputs) => {{ {_REVEAL} reveal({json.dumps(element_id)}, {low}); return inputs; }}"
+
+
+def after_run_js() -> str:
+    """After a run: a failure is brought into view (said once, in the status, never only in a
+    pop-up), and a finished clip is shown whole, its controls included."""
+    return (
+        f"() => {{ {_REVEAL} const status = document.getElementById('status');"
+        " if (status && status.querySelector('li.failed')) { reveal('status', 0.8); return; }"
+        " const video = document.querySelector('#result-video video'); if (!video) return;"
+        " const whole = () => { const box = video.getBoundingClientRect();"
+        " if (box.bottom > window.innerHeight || box.top < 0)"
+        " document.getElementById('result-video').scrollIntoView({block: 'nearest'}); };"
+        # Its size is known once its metadata is: a clip just handed over has none yet.
+        " if (video.readyState >= 1) whole(); else video.addEventListener('loadedmetadata', whole, {once: true}); }"
+    )
+
+
+def whole_video_js(element_id: str) -> str:
+    """A video (in the block `element_id`) shown whole, its controls included, once its size is known."""
+    target = json.dumps(element_id)
+    return (
+        f"() => {{ const block = document.getElementById({target}); if (!block) return;"
+        " const show = () => { const video = block.querySelector('video'); if (!video) return;"
+        " const whole = () => { const box = video.getBoundingClientRect();"
+        " if (box.bottom > window.innerHeight || box.top < 0) block.scrollIntoView({block: 'nearest'}); };"
+        " if (video.readyState >= 1) whole(); else video.addEventListener('loadedmetadata', whole, {once: true}); };"
+        # The picked take's video arrives a moment after the click.
+        " setTimeout(show, 50); setTimeout(show, 600); }"
+    )
+
+
+def reveal_inputs_js() -> str:
+    """After an example is chosen: the image and prompt it filled in, in view."""
+    return f"() => {{ {_REVEAL} reveal('input-image', 0.3); }}"
+
+
+# Waits (a few frames at most, up to 3 s) until `id`'s element is drawn (a tab just switched
+# to draws its contents a moment later), then runs `then(el)`.
+_WHEN_DRAWN = """const whenDrawn = (id, then) => {
+  const started = performance.now();
+  const look = () => {
+    const el = document.getElementById(id);
+    if (el && el.getClientRects().length && el.getBoundingClientRect().height > 0) { then(el); return; }
+    if (performance.now() - started < 3000) requestAnimationFrame(look);
+  };
+  look();
+};"""
+
+
+_NEAREST = "(el) => { const box = el.getBoundingClientRect(); if (box.top < 0 || box.bottom > window.innerHeight) el.scrollIntoView({block: 'nearest'}); }"
+
+
+def note_in_view_js(note_id: str) -> str:
+    """After a button that answers in the note `note_id` (ui_notes.py): the note, if it says
+    anything, scrolled just into view (a note under a button near the screen's edge is not seen)."""
+    return f"() => {{ {_WHEN_DRAWN} whenDrawn({json.dumps(note_id)}, {_NEAREST}); }}"
+
+
+def reveal_form_js(note_id: str) -> str:
+    """After Create was filled (a shared take's "Make one like it", a take made again from its
+    zip, History's "Use these settings"): the filled form in view, its picture at the top; or,
+    when the note (the step's one input) says why nothing was filled, that note."""
+    return (
+        f"(said) => {{ {_WHEN_DRAWN} if (typeof said === 'string' && said.trim()) {{ whenDrawn({json.dumps(note_id)}, {_NEAREST}); return; }}"
+        " whenDrawn('input-image', (el) => el.scrollIntoView({block: 'start'})); }"
+    )
+
+
+def reveal_said_js(element_id: str) -> str:
+    """After a step that answers in `element_id` (a comparison, a sentence): that answer in view,
+    whole if it fits, else from its top (a comparison's videos, not only its buttons)."""
+    return (
+        f"() => {{ {_WHEN_DRAWN} whenDrawn({json.dumps(element_id)}, (el) => {{ const fit = () => {{ const box = el.getBoundingClientRect();"
+        " if (box.top < 0 || box.bottom > window.innerHeight) el.scrollIntoView({block: 'start'}); };"
+        # A video's height is known once its metadata is: measured before, the answer looks short.
+        " const video = el.querySelector('video');"
+        " if (video && video.readyState < 1) video.addEventListener('loadedmetadata', fit, {once: true}); else fit(); }); }"
+    )
+
+
+def continued_js(note_id: str) -> str:
+    """After "Continue this shot": the new picture and the emptied prompt in view, the prompt
+    focused; or, when the note (the step's one input) says why nothing was continued, that note."""
+    return (
+        f"(said) => {{ {_WHEN_DRAWN} if (typeof said === 'string' && said.trim()) {{ whenDrawn({json.dumps(note_id)}, {_NEAREST}); return; }}"
+        " whenDrawn('prompt', () => { const box = document.querySelector('#prompt textarea');"
+        " if (box) { box.scrollIntoView({block: 'center'}); box.focus(); } }); }"
+    )
+
+
+def film_cut_js() -> str:
+    """After a film's event: the cut film in view, whole, playing (as Create's video does)."""
+    return (
+        f"() => {{ {_WHEN_DRAWN} whenDrawn('film-video', (block) => {{"
+        " const video = block.querySelector('video'); if (!video) return;"
+        " const whole = () => { const box = video.getBoundingClientRect();"
+        " if (box.bottom > window.innerHeight || box.top < 0) block.scrollIntoView({block: box.height > window.innerHeight ? 'start' : 'nearest'}); };"
+        " if (video.readyState >= 1) whole(); else video.addEventListener('loadedmetadata', whole, {once: true});"
+        " video.muted = true; if (video.paused) video.play().catch(() => {}); }); }"
+    )
+
+
+def take_buttons_wait_js() -> str:
+    """A thumbnail clicked: the picked take's buttons are disabled at once, in the browser, so
+    none is pressed before the pick lands (`take_buttons_ready_js` enables them again)."""
+    return "() => { document.querySelectorAll('#take-actions button').forEach((b) => { b.disabled = true; }); }"
+
+
+def take_buttons_ready_js() -> str:
+    """The pick has landed (or failed): the picked take's buttons work again."""
+    return "() => { document.querySelectorAll('#take-actions button').forEach((b) => { b.disabled = false; }); }"
+
+
+def download_zip_js() -> str:
+    """After "Download this take": the zip's own link clicked for the visitor (one click, not two)."""
+    return (
+        f"() => {{ {_WHEN_DRAWN} whenDrawn('take-zip', (el) => {{"
+        " const link = el.querySelector('a[href][download]') || el.querySelector('a[href]'); if (link) link.click(); }); }"
+    )
+
+
+def untagged_prompt_js() -> str:
+    """The offline writer's "[Offline preview suggestion]" tag out of the prompt box: a tag left
+    there would go to the model unless the visitor deleted it (the pop-up says it instead)."""
+    return r"(prompt) => (typeof prompt === 'string') ? prompt.replace(/^\s*\[[^\]]{1,60}\]\s*/, '') : prompt"
+
+
+CHECKING_KEY = "Checking the key with WaveSpeed…"
+
+
+def checking_key_js() -> str:
+    """While a key is checked: a sentence, not Gradio's timer (the check takes a second or two)."""
+    return f"(key) => (typeof key === 'string' && key.trim()) ? {json.dumps(CHECKING_KEY)} : ''"
+
+
+# The page's own fixes for Gradio's markup, found by axe-core: the empty player's "Empty value"
+# label on a div with no role (aria-prohibited-attr), and buttons (the upload area, History's
+# thumbnails) whose accessible name does not contain the words they show
+# (label-content-name-mismatch): the shown words are put first. Applied as Gradio draws.
+ACCESSIBLE_MARKUP_HEAD = """<script>
+(() => {
+  const fix = (root) => {
+    root.querySelectorAll('div[aria-label]:not([role])').forEach((el) => el.setAttribute('role', 'img'));
+    root.querySelectorAll('button[aria-label]').forEach((el) => {
+      const shown = (el.innerText || '').replace(/\\s+/g, ' ').trim();
+      const name = el.getAttribute('aria-label') || '';
+      // The words shown come first in the name, Gradio's own ("Thumbnail 1 of 3") after them.
+      if (shown.length > 3 && !name.toLowerCase().includes(shown.toLowerCase()))
+        el.setAttribute('aria-label', `${shown} · ${name}`);
+    });
+  };
+  const start = () => {
+    let due = false;
+    const soon = () => { if (!due) { due = true; requestAnimationFrame(() => { due = false; fix(document); }); } };
+    fix(document);
+    new MutationObserver(soon).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-label']});
+  };
+  if (document.body) start(); else document.addEventListener('DOMContentLoaded', start);
+})();
+</script>"""
+
+
+class SeedInput(gr.Number):
+    """The seed box, handing the number on as typed: the run's own check (run_request.choose_seed)
+    answers an out-of-range seed with the app's sentence, in the status, instead of Gradio's
+    "Value 99999999999999 is greater than maximum value 2147483647" raised before any handler."""
+
+    is_template = True  # drawn by gr.Number's own front end
+
+    def api_info(self) -> dict:
+        # The range the run's check takes, stated to API and MCP clients (-1 to 2147483647).
+        info = {"type": "integer"}
+        info.update({k: v for k, v in (("minimum", self.minimum), ("maximum", self.maximum)) if v is not None})
+        return info
+
+    def refusal(self, value: object) -> str | None:
+        """The run's own sentence for a seed out of this box's range, for a client whose schema
+        check would otherwise answer first in its own words (agents.py); None when it is fine."""
+        from skyreels_demo.errors import BadInput
+        from skyreels_demo.studio.run_request import check_seed
+
+        try:
+            check_seed(value, (int(self.minimum), int(self.maximum)))
+        except BadInput as exc:
+            return exc.sentence
+        return None
+
+    def preprocess(self, payload: float | None) -> float | int | None:
+        if payload is None:
+            return None
+        if isinstance(payload, bool) or not isinstance(payload, (int, float)):
+            return payload  # not a number: the run's check says so in a sentence
+        return self.round_to_precision(payload, self.precision)
+
+
+def randomized(checked: bool, seed: float | None, seed_max: int) -> float | int:
+    """The "Randomize seed" box, ticked or not: -1 (a new seed every run), or a seed to keep."""
+    if checked:
+        return -1
+    return seed if isinstance(seed, (int, float)) and seed >= 0 else random.randint(0, seed_max)
+
+
+# Where Gradio's own queue holds a run before its handler starts (a second film while the first
+# is made, or more callers than the line lets in at once), the run's status still says its place
+# in the line's words and markup (status_board.place_in_line), not Gradio's hidden counter. The
+# page hears Gradio's place ("estimation": rank, rank_eta) on the queue's event stream: a copy of
+# that stream is read here, and each event is matched to the status it writes to by its
+# dependency's outputs in the page's config. Runs ahead are Gradio's place, plus for a run (not a
+# film) the line's places and slots it lets in first. The estimate is Gradio's own, from how long
+# those events have taken in this app; before it has learned one, the usual run's time per slot,
+# or the pace of submits when that is slower (Bronze: one every 30 s).
+_QUEUE_PLACE_HEAD = r"""<script>
+(() => {
+  const STATUS_IDS = ['status', 'film-status', 'variations-status'];
+  const LINE = __LINE__;
+  const fnOf = new Map();      // event id -> the dependency (fn_index) it runs
+  const early = new Map();     // event id -> a place heard before the join's answer was read
+  const shown = new Map();     // event id -> the place element written into its status
+  const about = (s) => s < 55 ? `${Math.max(5, 5 * Math.round(s / 5))} s` : `${Math.max(1, Math.round(s / 60))} min`;
+  const statusOf = (fn) => {
+    const config = window.gradio_config;
+    const dep = config && config.dependencies.find((d) => d.id === fn);
+    if (!dep) return null;
+    for (const id of dep.outputs) {
+      const component = config.components.find((c) => c.id === id);
+      const elemId = component && component.props && component.props.elem_id;
+      if (STATUS_IDS.includes(elemId)) return document.getElementById(elemId);
+    }
+    return null;
+  };
+  const show = (eventId, rank, eta) => {
+    if (!fnOf.has(eventId)) { early.set(eventId, [rank, eta]); return; }
+    const box = statusOf(fnOf.get(eventId));
+    if (!box) return;
+    const ahead = rank + (LINE.let_in[box.id] || 0);
+    const seconds = (typeof eta === 'number' && eta >= 0) ? eta : (ahead + 1) * Math.max(LINE.run_s / LINE.slots, LINE.every_s);
+    let place = shown.get(eventId);
+    if (!place || !place.isConnected) {
+      place = document.createElement('p');
+      place.className = 'queue-place';
+      place.setAttribute('role', 'status');
+      place.dataset.heldBy = 'gradio';
+      (box.querySelector('.prose') || box).prepend(place);
+      shown.set(eventId, place);
+    }
+    place.dataset.queuePlace = String(ahead);
+    place.dataset.queueEstimateS = String(Math.round(seconds));
+    place.textContent = `${ahead === 0 ? 'You are next' : `${ahead} ahead of you`} · about ${about(seconds)}`;
+  };
+  const started = (eventId) => {
+    early.delete(eventId);
+    const place = shown.get(eventId);
+    if (place) place.remove();
+    shown.delete(eventId);
+  };
+  const heard = (message) => {
+    if (!message || !message.event_id) return;
+    if (message.msg === 'estimation') { if (typeof message.rank === 'number') show(message.event_id, message.rank, message.rank_eta); }
+    else if (message.msg !== 'heartbeat') started(message.event_id);
+  };
+  const listen = async (stream) => {
+    const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const {value, done} = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n/g, '\n');
+      let cut;
+      while ((cut = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        for (const row of block.split('\n')) {
+          if (!row.startsWith('data:')) continue;
+          try { heard(JSON.parse(row.slice(5))); } catch (e) { /* not one of the queue's messages */ }
+        }
+      }
+    }
+  };
+  const urlOf = (input) => typeof input === 'string' ? input : (input && input.url) || String(input);
+  const passOn = window.fetch.bind(window);
+  window.fetch = async (input, init) => {
+    const url = urlOf(input);
+    if (url.includes('/queue/join')) {
+      let fn;
+      try { fn = JSON.parse(init && typeof init.body === 'string' ? init.body : '{}').fn_index; } catch (e) { fn = undefined; }
+      const answer = await passOn(input, init);
+      if (typeof fn === 'number') answer.clone().json().then((body) => {
+        if (!body || !body.event_id) return;
+        fnOf.set(body.event_id, fn);
+        const heardEarly = early.get(body.event_id);
+        if (heardEarly) { early.delete(body.event_id); show(body.event_id, ...heardEarly); }
+      }).catch(() => {});
+      return answer;
+    }
+    if (url.includes('/queue/data')) {
+      const answer = await passOn(input, init);
+      if (!answer.ok || !answer.body) return answer;
+      const [ours, theirs] = answer.body.tee();
+      listen(ours).catch(() => {});
+      return new Response(theirs, {status: answer.status, statusText: answer.statusText, headers: answer.headers});
+    }
+    return passOn(input, init);
+  };
+})();
+</script>"""
+
+
+def queue_place_head(run_s: float, slots: int, line_places: int, submits_per_minute: float = 0.0) -> str:
+    """The page's script that shows a place in Gradio's own queue in the status (see above):
+    `run_s` a run's usual time, `slots` the account's, `line_places` the line's length,
+    `submits_per_minute` the account's pace (0: not paced)."""
+    let_in = {name: line_places + slots for name in ("status", "variations-status")}
+    every_s = round(60.0 / submits_per_minute, 1) if submits_per_minute > 0 else 0.0
+    line = json.dumps({"run_s": round(max(1.0, run_s), 1), "slots": max(1, int(slots)), "every_s": every_s, "let_in": let_in})
+    return _QUEUE_PLACE_HEAD.replace("__LINE__", line)
