@@ -107,7 +107,7 @@ class Clock:
 
 def simulate(tree: Tree, schedule, queue_s: float, making_s: float, *, sdk: bool = False):
     """Follow one task with the real Poller on a virtual clock: (lateness, checks [(t, status)])."""
-    from skyreels_demo.wavespeed.tasks import TaskState
+    from skyreels_demo.status import TaskState
 
     end = queue_s + making_s
     clock = Clock()

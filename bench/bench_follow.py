@@ -82,7 +82,8 @@ class Receiver:
         import uvicorn
         from fastapi import FastAPI
 
-        from skyreels_demo.wavespeed.webhooks import WebhookHub, add_route
+        from skyreels_demo.studio.hub import WebhookHub
+        from skyreels_demo.web.webhook_route import add_route
 
         port = free_port()
         self.hub = WebhookHub(public_url=f"http://127.0.0.1:{port}")

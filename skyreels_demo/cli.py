@@ -19,11 +19,12 @@ from typing import Sequence, TextIO
 
 from skyreels_demo.config import Settings
 from skyreels_demo.errors import BadInput, Stopped, StudioError
-from skyreels_demo.events import Done, Event, Processing, Queued, Submitted
+from skyreels_demo.studio.events import Done, Event, Processing, Queued, Submitted
 from skyreels_demo.models import SKYREELS_V1, TIERS, ModelSpec
 from skyreels_demo.studio.preview import OfflinePreview
 from skyreels_demo.studio.run_request import RunRequest, check_seed
-from skyreels_demo.store.runs import Run, RunStatus
+from skyreels_demo.store.runs import Run
+from skyreels_demo.status import RunStatus
 from skyreels_demo.studio.studio import Studio
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_API, EXIT_TASK_FAILED, EXIT_GAVE_UP = 0, 2, 3, 4, 5

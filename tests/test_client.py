@@ -25,10 +25,10 @@ from skyreels_demo.errors import (
     TimedOut,
 )
 from skyreels_demo.local_api import LocalBackend
-from skyreels_demo.store.runs import RunStatus
+from skyreels_demo.status import RunStatus
 DONE = RunStatus.DONE
 from skyreels_demo.wavespeed.schedule import FixedSchedule
-from skyreels_demo.events import Done
+from skyreels_demo.studio.events import Done
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.studio.studio import Studio
 

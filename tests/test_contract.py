@@ -16,9 +16,10 @@ from skyreels_demo.errors import TaskGone
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.studio.run_request import RunRequest
-from skyreels_demo.store.runs import RunStatus
+from skyreels_demo.status import RunStatus
 from skyreels_demo.studio.studio import Studio
-from skyreels_demo.wavespeed.tasks import Task, TaskState
+from skyreels_demo.status import TaskState
+from skyreels_demo.wavespeed.tasks import Task
 
 from .conftest import ASTRONAUT, FAST, LaunchedApp, settings_for, video_facts
 

@@ -19,7 +19,7 @@ from skyreels_demo.studio.films import carry_on, continue_run, cut_film, frame_o
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.studio.run_request import RunRequest
-from skyreels_demo.store.runs import FilmStatus, RunStatus
+from skyreels_demo.status import FilmStatus, RunStatus
 from skyreels_demo.studio.studio import Studio
 from skyreels_demo.studio.visitors import Requester
 

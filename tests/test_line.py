@@ -12,12 +12,12 @@ import pytest
 from gradio_client import Client, handle_file
 
 from skyreels_demo.errors import Stopped
-from skyreels_demo.events import Done, InLine, SlowedDown, about
+from skyreels_demo.studio.events import Done, InLine, SlowedDown, about
 from skyreels_demo.studio.line import OWNER, Line, LineRefused
 from skyreels_demo.local_api import Limits, LocalBackend, TaskTiming
 from skyreels_demo.models import BRONZE, SKYREELS_V1
 from skyreels_demo.studio.run_request import RunRequest
-from skyreels_demo.store.runs import RunStatus
+from skyreels_demo.status import RunStatus
 from skyreels_demo.web.status_board import StatusBoard
 from skyreels_demo.studio.studio import Studio
 from skyreels_demo.studio.variations import make_variations

@@ -11,15 +11,17 @@ import pytest
 
 from skyreels_demo.wavespeed.client import WaveSpeedClient
 from skyreels_demo.errors import ApiError, QuotaExceeded, ServiceError, SubmitUnconfirmed, TaskFailed
-from skyreels_demo.events import Submitted
+from skyreels_demo.studio.events import Submitted
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1, DurationPrior, ModelSpec
 from skyreels_demo.studio.recorder import RunRecorder
 from skyreels_demo.studio.run_request import RunRequest
-from skyreels_demo.store.runs import KeySource, Limit, Mode, RunStatus, RunStore
+from skyreels_demo.store.runs import KeySource, Limit, Mode, RunStore
+from skyreels_demo.status import RunStatus
 from skyreels_demo.web.status_board import details
 from skyreels_demo.studio.studio import Studio
-from skyreels_demo.wavespeed.tasks import Task, TaskState
+from skyreels_demo.status import TaskState
+from skyreels_demo.wavespeed.tasks import Task
 from skyreels_demo.studio.visitors import Requester
 
 from .conftest import FAST, ROOT, clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts, wait_for

@@ -19,7 +19,7 @@ from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.studio.preview import OfflinePreview
 from skyreels_demo.studio.run_request import RunRequest
-from skyreels_demo.store.runs import RunStatus
+from skyreels_demo.status import RunStatus
 from skyreels_demo.studio.studio import Studio
 
 from .conftest import ASTRONAUT, ROOT, LaunchedApp, clean_env, open_store, photo, jpeg_bytes, wait_for

@@ -21,7 +21,8 @@ import pytest
 from gradio_client import Client, handle_file
 
 from skyreels_demo.local_api import LocalBackend, TaskTiming
-from skyreels_demo.store.runs import RunStatus, RunStore
+from skyreels_demo.store.runs import RunStore
+from skyreels_demo.status import RunStatus
 DONE = RunStatus.DONE
 
 from .conftest import (

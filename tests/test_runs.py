@@ -17,7 +17,8 @@ import pytest
 
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.config import Settings
-from skyreels_demo.store.runs import MIGRATIONS, SCHEMA_VERSION, RunStatus, RunStore
+from skyreels_demo.store.runs import MIGRATIONS, SCHEMA_VERSION, RunStore
+from skyreels_demo.status import RunStatus
 
 COMPLETED, DONE, PREPARING = RunStatus.COMPLETED, RunStatus.DONE, RunStatus.PREPARING
 PROCESSING, SUBMITTED = RunStatus.PROCESSING, RunStatus.SUBMITTED

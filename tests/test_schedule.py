@@ -36,7 +36,7 @@ from skyreels_demo.wavespeed.schedule import (
     PollState,
     schedule_from_setting,
 )
-from skyreels_demo.wavespeed.tasks import TaskState
+from skyreels_demo.status import TaskState
 
 from .conftest import wait_for
 
@@ -98,7 +98,7 @@ def test_a_change_of_shape_is_learned_from_the_newest_runs_alone():
 
 
 def test_the_studio_learns_from_finished_runs_of_its_model_and_host(tmp_path):
-    from skyreels_demo.store.runs import RunStatus
+    from skyreels_demo.status import RunStatus
     from skyreels_demo.studio.studio import Studio
 
     settings = Settings(api_key="k", base_url="https://api.example", data_dir=tmp_path)

@@ -9,11 +9,11 @@ from urllib.parse import urlsplit
 
 import requests
 
-from skyreels_demo.events import Done
+from skyreels_demo.studio.events import Done
 from skyreels_demo.studio.films import continue_run
 from skyreels_demo.local_api.storage import UPLOADS_PATH
 from skyreels_demo.studio.run_request import RunRequest
-from skyreels_demo.store.runs import RunStatus
+from skyreels_demo.status import RunStatus
 from skyreels_demo.studio.takes import export_take, read_take
 
 WEEK_AND_A_DAY_S = 8 * 24 * 3600.0

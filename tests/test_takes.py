@@ -19,7 +19,8 @@ from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.web.page_input import NOT_YOURS
 from skyreels_demo.store.retention import disk_use, prune
-from skyreels_demo.store.runs import RunStatus, RunStore
+from skyreels_demo.store.runs import RunStore
+from skyreels_demo.status import RunStatus
 from skyreels_demo.web.ui_context import PageContext
 from skyreels_demo.web.ui_takes import TakeHandlers
 from skyreels_demo.studio.visitors import LOCAL, Requester

@@ -11,7 +11,7 @@ import pytest
 
 from skyreels_demo.config import Settings
 from skyreels_demo.errors import BadInput, QuotaExceeded, Stopped, TaskFailed
-from skyreels_demo.events import Submitted
+from skyreels_demo.studio.events import Submitted
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.studio.studio import Studio

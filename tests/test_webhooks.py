@@ -11,7 +11,8 @@ import pytest
 from gradio_client import Client
 
 from skyreels_demo.local_api import LocalBackend, TaskTiming
-from skyreels_demo.wavespeed.webhooks import MAX_BODY_BYTES, Refused, WebhookHub, signature, verify
+from skyreels_demo.studio.hub import WebhookHub
+from skyreels_demo.wavespeed.webhooks import MAX_BODY_BYTES, Refused, signature, verify
 
 from .conftest import LaunchedApp, free_port, video_facts
 from .test_app import generate

@@ -27,6 +27,7 @@ from skyreels_demo.local_api.render import NotAnImage, PreviewRenders, camera_mo
 from skyreels_demo.local_api.routes.llm import Answers
 from skyreels_demo.local_api.storage import Storage
 from skyreels_demo.models import VIDEO_MODELS, ModelSpec
+from skyreels_demo.status import ApiWord
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class LocalBackend:
         self._restore()
         with self._lock:
             now = self.clock()
-            waiting = [r for r in self._tasks.values() if r.webhook and r.status_at(now) not in ("completed", "failed", "deleted")]
+            waiting = [r for r in self._tasks.values() if r.webhook and r.status_at(now) not in (ApiWord.COMPLETED, ApiWord.FAILED, ApiWord.DELETED)]
         for record in waiting:  # a restored task that asked for a webhook still gets one
             self.pusher.watch(record.id, record.due_at)
         self.pusher.start()
@@ -251,7 +252,7 @@ class LocalBackend:
             stored = self.storage.stored_task(task_id)
             if stored is not None and not self.storage.serving_elsewhere(stored.server):
                 self._adopt(stored)
-                if stored.webhook and stored.status_at(self.clock()) not in ("completed", "failed", "deleted"):
+                if stored.webhook and stored.status_at(self.clock()) not in (ApiWord.COMPLETED, ApiWord.FAILED, ApiWord.DELETED):
                     self.pusher.watch(stored.id, stored.due_at)
                 record = self._tasks.get(task_id)
         return record
@@ -284,7 +285,7 @@ class LocalBackend:
         now = self.clock() if now is None else now
         with self._lock:
             records = list(self._tasks.values())
-        return sum(1 for r in records if r.status_at(now) in ("created", "processing"))
+        return sum(1 for r in records if r.status_at(now) in (ApiWord.CREATED, ApiWord.PROCESSING))
 
     # -- tasks --
 

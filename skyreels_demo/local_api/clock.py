@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from skyreels_demo.status import ApiWord
 
 
 # How long WaveSpeed keeps a prediction; after that its result answers `deleted`.
@@ -78,17 +79,17 @@ class TaskRecord:
 
     def status_at(self, now: float) -> str:
         if now >= self.created_at + self.retention():
-            return "deleted"
+            return ApiWord.DELETED
         if now < self.processing_at:
-            return "created"
+            return ApiWord.CREATED
         if self.failure is not None and now >= self.failure.at:
-            return "failed"
+            return ApiWord.FAILED
         if self.hang or self.failure is not None:
-            return "processing"
+            return ApiWord.PROCESSING
         render = self.render
         if render is not None and now >= max(self.due_at, render.at):
-            return "completed"
-        return "processing"
+            return ApiWord.COMPLETED
+        return ApiWord.PROCESSING
 
     @property
     def status(self) -> str:

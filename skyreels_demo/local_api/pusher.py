@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from skyreels_demo.local_api.fetch import refuse_address
+from skyreels_demo.status import ApiWord
 
 if TYPE_CHECKING:
     from skyreels_demo.local_api.backend import LocalBackend
@@ -89,9 +90,9 @@ class Pusher(threading.Thread):
         if record is None or not record.webhook:
             return
         status = record.status
-        if status == "deleted":
+        if status == ApiWord.DELETED:
             return  # kept past its retention: nothing is sent any more
-        if status not in ("completed", "failed"):
+        if status not in (ApiWord.COMPLETED, ApiWord.FAILED):
             self.watch(task_id, time.time() + 0.05)  # the render may still be finishing
             return
         with self._cond:
@@ -117,7 +118,7 @@ class Pusher(threading.Thread):
             "created_at": data["created_at"],
             "error": data["error"],
         }
-        if status == "completed":
+        if status == ApiWord.COMPLETED:
             body["outputs"] = data["outputs"]
         return json.dumps(body).encode()
 

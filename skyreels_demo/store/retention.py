@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Iterator
 
 from skyreels_demo.config import Settings
-from skyreels_demo.store.runs import FilmStatus, Mode, RunStore
+from skyreels_demo.store.runs import Mode, RunStore
+from skyreels_demo.status import FilmStatus
 
 log = logging.getLogger(__name__)
 

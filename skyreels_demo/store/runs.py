@@ -9,7 +9,6 @@ The API key is never stored: only which host a run went to and whose key it used
 
 from __future__ import annotations
 
-import enum
 import json
 import sqlite3
 import threading
@@ -20,39 +19,17 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from skyreels_demo.errors import QuotaExceeded
+from skyreels_demo.status import FINISHED, IN_FLIGHT, FilmStatus, RunStatus, Word
 
 
-class _Word(str, enum.Enum):
-    """An enum whose members are stored, compared and printed as their plain words."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class RunStatus(_Word):
-    """A run's own lifecycle. Before `submitted` nothing was paid for; after it, the task exists."""
-
-    PREPARING = "preparing"
-    SUBMITTING = "submitting"  # the submit is on its way: from here a task may exist
-    SUBMITTED = "submitted"
-    QUEUED = "queued"
-    PROCESSING = "processing"
-    COMPLETED = "completed"  # the task is done; its video is not saved yet
-    DONE = "done"  # the video is saved locally
-    FAILED = "failed"  # the task failed on WaveSpeed (refunded)
-    REFUSED = "refused"  # WaveSpeed (or our own checks) said nothing was made: nothing paid
-    UNCONFIRMED = "unconfirmed"  # the submit went out but its answer was lost: maybe paid
-    LOST = "lost"  # the task can no longer be fetched (WaveSpeed keeps outputs 7 days)
-
-
-class Mode(_Word):
+class Mode(Word):
     """Where a run's requests went."""
 
     API = "api"
     PREVIEW = "preview"
 
 
-class KeySource(_Word):
+class KeySource(Word):
     """Whose key paid for a run."""
 
     OWNER = "owner"
@@ -60,9 +37,6 @@ class KeySource(_Word):
     PREVIEW = "preview"
 
 
-FINISHED = frozenset({RunStatus.DONE, RunStatus.FAILED, RunStatus.REFUSED, RunStatus.UNCONFIRMED, RunStatus.LOST})
-# A task that exists and has not ended: it takes one of the account's tasks at once.
-IN_FLIGHT = frozenset({RunStatus.SUBMITTED, RunStatus.QUEUED, RunStatus.PROCESSING})
 # What a person reads beside a run in History and `runs --json`, where the status alone says too little.
 NOTES = {RunStatus.UNCONFIRMED: "WaveSpeed may have made this video; it is not known."}
 # What History says of a run whose submit's answer was lost and whose task was found again.
@@ -246,15 +220,6 @@ class Limit:
     requester: str | None = None  # None: everyone's runs count
 
 
-class FilmStatus(_Word):
-    """A film's own lifecycle: its shots are made in turn, then it is cut."""
-
-    MAKING = "making"  # shots are being made (or a process died while they were)
-    DONE = "done"  # cut: film_path is the whole film
-    FAILED = "failed"  # a shot failed or was refused: it can be made again
-    STOPPED = "stopped"  # the person stopped it between shots
-
-
 @dataclass(frozen=True)
 class Film:
     """A film: its shots in order, each an ordinary run whose image is the previous shot's last frame."""
@@ -411,7 +376,7 @@ class RunStore:
         if unknown:
             raise ValueError(f"unknown run fields: {sorted(unknown)}")
         now = time.time()
-        changes = {name: str(value) if isinstance(value, _Word) else value for name, value in changes.items()}
+        changes = {name: str(value) if isinstance(value, Word) else value for name, value in changes.items()}
         changes["updated_at"] = now
         assignments = ", ".join(f"{name} = ?" for name in changes)
         with self._lock, self._transaction():
@@ -542,7 +507,7 @@ class RunStore:
         unknown = set(changes) - set(_FILM_COLUMNS)
         if unknown:
             raise ValueError(f"unknown film fields: {sorted(unknown)}")
-        changes = {name: str(value) if isinstance(value, _Word) else value for name, value in changes.items()}
+        changes = {name: str(value) if isinstance(value, Word) else value for name, value in changes.items()}
         changes["updated_at"] = time.time()
         assignments = ", ".join(f"{name} = ?" for name in changes)
         with self._lock, self._transaction():

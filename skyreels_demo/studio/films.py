@@ -31,9 +31,10 @@ from PIL import Image
 from skyreels_demo import images
 from skyreels_demo.studio.caps import limits_for, room_left
 from skyreels_demo.errors import BadInput, QuotaExceeded, Stopped, StudioError
-from skyreels_demo.events import Done, Event
+from skyreels_demo.studio.events import Done, Event
 from skyreels_demo.studio.run_request import RunRequest, check_prompt, choose_seed, image_source
-from skyreels_demo.store.runs import Film, FilmStatus, Mode, Run, RunStatus
+from skyreels_demo.store.runs import Film, Mode, Run
+from skyreels_demo.status import FilmStatus, RunStatus
 from skyreels_demo.studio.studio import Studio
 from skyreels_demo.studio.visitors import LOCAL, Requester
 

@@ -23,10 +23,12 @@ from skyreels_demo.wavespeed.client import Job, WaveSpeedClient
 from skyreels_demo.errors import ApiError, TaskFailed, TaskGone
 from skyreels_demo.studio.recorder import RunRecorder
 from skyreels_demo.studio.recovery import search, unknown
-from skyreels_demo.store.runs import Mode, Run, RunStatus
+from skyreels_demo.store.runs import Mode, Run
+from skyreels_demo.status import RunStatus
 from skyreels_demo.wavespeed.schedule import PollSchedule
-from skyreels_demo.wavespeed.tasks import Task, TaskState
-from skyreels_demo.wavespeed.webhooks import WebhookHub
+from skyreels_demo.status import TaskState
+from skyreels_demo.wavespeed.tasks import Task
+from skyreels_demo.studio.hub import WebhookHub
 
 log = logging.getLogger(__name__)
 

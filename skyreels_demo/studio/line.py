@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
 from skyreels_demo.errors import RateLimited, Stopped, StudioError
-from skyreels_demo.events import Event, InLine, Prepared, SlowedDown
+from skyreels_demo.studio.events import Event, InLine, Prepared, SlowedDown
 from skyreels_demo.models import BRONZE
 from skyreels_demo.studio.recorder import STOPPED_BEFORE_SUBMIT as STOPPED_IN_LINE
 

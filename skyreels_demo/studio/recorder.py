@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from skyreels_demo.errors import StudioError, SubmitUnconfirmed, TaskFailed
-from skyreels_demo.store.runs import KeySource, Limit, Mode, Run, RunStatus, RunStore
-from skyreels_demo.wavespeed.tasks import Task, TaskState
+from skyreels_demo.store.runs import KeySource, Limit, Mode, Run, RunStore
+from skyreels_demo.status import RunStatus
+from skyreels_demo.status import TaskState
+from skyreels_demo.wavespeed.tasks import Task
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from skyreels_demo.studio.caps import limits_for
 from skyreels_demo.wavespeed.client import Job
 from skyreels_demo.config import Settings, is_loopback_url
 from skyreels_demo.errors import AuthError, Stopped, SubmitUnconfirmed
-from skyreels_demo.events import (
+from skyreels_demo.studio.events import (
     Done,
     Downloading,
     Event,
@@ -46,10 +46,11 @@ from skyreels_demo.studio.pricing import Prices
 from skyreels_demo.studio.recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
 from skyreels_demo.store.retention import Pruner, forget_image
 from skyreels_demo.studio.run_request import RunRequest, check_prompt, choose_seed, image_source
-from skyreels_demo.store.runs import IN_FLIGHT, Mode, Run, RunStatus, RunStore
+from skyreels_demo.store.runs import Mode, Run, RunStore
+from skyreels_demo.status import IN_FLIGHT, RunStatus
 from skyreels_demo.wavespeed.schedule import Ended, Expectation, PollSchedule, schedule_from_setting
-from skyreels_demo.wavespeed.tasks import TaskState
-from skyreels_demo.wavespeed.webhooks import WebhookHub
+from skyreels_demo.status import TaskState
+from skyreels_demo.studio.hub import WebhookHub
 
 log = logging.getLogger(__name__)
 FETCH_STOP_CHECK_S = 0.5  # how soon a run waiting for its picture's fetch hears Stop

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
 import anyio.to_thread
 
 from skyreels_demo.errors import BadInput, StudioError
-from skyreels_demo.events import Done, Event
+from skyreels_demo.studio.events import Done, Event
 from skyreels_demo.studio.line import watch
 from skyreels_demo.models import ModelSpec
 from skyreels_demo.studio.run_request import RunRequest, check_prompt, choose_seed, image_source

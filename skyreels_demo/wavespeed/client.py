@@ -39,7 +39,8 @@ from skyreels_demo.models import ModelSpec
 from skyreels_demo.config import Settings
 from skyreels_demo.wavespeed.retries import DEFAULT_POLICY, Call, RetryPolicy
 from skyreels_demo.wavespeed.schedule import Poller, PollSchedule
-from skyreels_demo.wavespeed.tasks import Task, TaskState
+from skyreels_demo.status import TaskState
+from skyreels_demo.wavespeed.tasks import Task
 from skyreels_demo.wavespeed.transport import Transport, error_from_response
 from skyreels_demo.wavespeed.uploads import ImageUploads
 

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Protocol
 
 from skyreels_demo.models import CheckRule, DurationPrior, ModelSpec
 from skyreels_demo.wavespeed.retries import DEFAULT_POLICY, RetryPolicy
-from skyreels_demo.wavespeed.tasks import TaskState
+from skyreels_demo.status import TaskState
 
 # Bounds that hold whatever a schedule decides: never hammer, never go quiet for long.
 MIN_GAP_S = 0.1

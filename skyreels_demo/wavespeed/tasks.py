@@ -7,40 +7,11 @@ same way. Any other word is read as still running, bounded by the caller's deadl
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-
-class TaskState(enum.Enum):
-    QUEUED = "queued"  # accepted, waiting for a worker
-    RUNNING = "running"  # a worker is making it
-    COMPLETED = "completed"  # outputs are ready
-    FAILED = "failed"  # ended without outputs (refunded by WaveSpeed)
-    GONE = "gone"  # WaveSpeed no longer keeps it (deleted after 7 days): nothing to fetch, ever
-
-    @classmethod
-    def from_api(cls, word: object) -> "TaskState":
-        return _API_WORDS.get(str(word or "created").strip().lower(), cls.RUNNING)
-
-    @property
-    def is_final(self) -> bool:
-        return self in (TaskState.COMPLETED, TaskState.FAILED, TaskState.GONE)
-
-
-_API_WORDS = {
-    "created": TaskState.QUEUED,
-    "pending": TaskState.QUEUED,
-    "processing": TaskState.RUNNING,
-    "completed": TaskState.COMPLETED,
-    "failed": TaskState.FAILED,
-    "cancelled": TaskState.FAILED,
-    "canceled": TaskState.FAILED,
-    "timeout": TaskState.FAILED,
-    "deleted": TaskState.GONE,
-    "expired": TaskState.GONE,
-}
+from skyreels_demo.status import TaskState
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from skyreels_demo.web.door import REFUSED_HEADER
 from skyreels_demo.images import MAX_BYTES as MAX_IMAGE_BYTES
 from skyreels_demo.studio.visitors import CALLER_HEADER, LOCAL, seal
 
-from skyreels_demo.events import (
+from skyreels_demo.studio.events import (
     Done,
     Downloading,
     Event,

@@ -48,7 +48,7 @@ from skyreels_demo.studio.keys import MAX_KEY_CHARS, install_key_mask
 from skyreels_demo.studio.line import few_memory_arenas
 from skyreels_demo.web.connections import ConnectionLimits
 from skyreels_demo.web.server import Server, build_server_app, ready_note
-from skyreels_demo.wavespeed.webhooks import WebhookHub
+from skyreels_demo.studio.hub import WebhookHub
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ from skyreels_demo.web.connections import ConnectionLimits, guarded_protocol, ra
 from skyreels_demo.web.event_inputs import EventInputs, events_of
 from skyreels_demo.config import Settings
 from skyreels_demo.studio.visitors import LOCAL, Requester, identify
-from skyreels_demo.wavespeed.webhooks import WebhookHub, add_route
+from skyreels_demo.studio.hub import WebhookHub
+from skyreels_demo.web.webhook_route import add_route
 
 log = logging.getLogger(__name__)
 

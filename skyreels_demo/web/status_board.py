@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterable
 
 from skyreels_demo.config import Settings
-from skyreels_demo.events import (
+from skyreels_demo.studio.events import (
     Done,
     Downloading,
     Event,
@@ -27,7 +27,8 @@ from skyreels_demo.events import (
     Uploading,
 )
 from skyreels_demo.models import ModelSpec
-from skyreels_demo.store.runs import RECOVERED_NOTE, Mode, Run, RunStatus, was_recovered
+from skyreels_demo.store.runs import RECOVERED_NOTE, Mode, Run, was_recovered
+from skyreels_demo.status import RunStatus
 from skyreels_demo.studio.variations import VariationUpdate
 
 KEY_PAGE = "https://wavespeed.ai/accesskey"

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, Response
 
 from skyreels_demo.local_api.routes.common import answer, error_response
 from skyreels_demo.local_api.storage import UPLOADS_PATH
+from skyreels_demo.status import ApiWord
 
 if TYPE_CHECKING:
     from skyreels_demo.local_api.backend import LocalBackend
@@ -36,7 +37,7 @@ def register(app: FastAPI, backend: LocalBackend) -> None:
         async def build() -> Response:
             match = _OUTPUT_NAME.fullmatch(name)
             record = backend.find_task(match[1]) if match else None
-            if record is None or record.missing_output or record.status != "completed":
+            if record is None or record.missing_output or record.status != ApiWord.COMPLETED:
                 return error_response(404, 404, "File not found.")
             return FileResponse(record.render.path, media_type="video/mp4")  # type: ignore[union-attr]
 

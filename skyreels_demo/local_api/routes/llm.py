@@ -31,6 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from skyreels_demo.local_api.fetch import ImageUnavailable, refuse_address
 from skyreels_demo.local_api.routes.common import answer, error_response, prediction_data, success
 from skyreels_demo.models import VISION_LLM
+from skyreels_demo.status import ApiWord
 
 if TYPE_CHECKING:
     from skyreels_demo.local_api.backend import LocalBackend
@@ -54,8 +55,8 @@ class Answered:
 
     def status_at(self, now: float) -> str:
         if now < self.ready_at:
-            return "processing"
-        return "failed" if self.failure is not None else "completed"
+            return ApiWord.PROCESSING
+        return ApiWord.FAILED if self.failure is not None else ApiWord.COMPLETED
 
 
 class Answers:
@@ -132,11 +133,11 @@ def answer_data(answered: Answered, base_url: str, now: float) -> dict[str, Any]
     """The envelope's `data` for a call, as it stands at `now` (the result route uses it too)."""
     status = answered.status_at(now)
     data = prediction_data(answered.id, VISION_LLM.name, base_url, status, answered.created_at)
-    if status == "completed":
+    if status == ApiWord.COMPLETED:
         data["outputs"] = [answered.text]
         data["has_nsfw_contents"] = [False]
         data["timings"] = {"inference": max(1, round((answered.ready_at - answered.created_at) * 1000))}
-    elif status == "failed":
+    elif status == ApiWord.FAILED:
         data["code"], data["error"] = answered.failure  # type: ignore[misc]
     return data
 

@@ -23,6 +23,7 @@ from skyreels_demo.local_api.routes.files import OUTPUTS_PATH
 from skyreels_demo.local_api.routes.llm import answer_data
 from skyreels_demo.local_api.storage import MAX_UPLOAD_BYTES, UPLOADS_PATH
 from skyreels_demo.models import ModelSpec
+from skyreels_demo.status import ApiWord
 
 if TYPE_CHECKING:
     from skyreels_demo.local_api.backend import LocalBackend
@@ -121,10 +122,10 @@ async def sync_answer(backend: LocalBackend, record: TaskRecord, model: ModelSpe
     is, then the final task; past `sync_wait_s`, the task as it stands, still processing, with
     code 5004 and the sentence WaveSpeed's SDK looks for (the task goes on: poll it by its id)."""
     deadline = time.monotonic() + backend.sync_wait_s
-    while record.status not in ("completed", "failed") and time.monotonic() < deadline:
+    while record.status not in (ApiWord.COMPLETED, ApiWord.FAILED) and time.monotonic() < deadline:
         await asyncio.sleep(SYNC_CHECK_S)
     data = task_data(record, model, backend.base_url, backend.clock())
-    if data["status"] in ("created", "processing"):
+    if data["status"] in (ApiWord.CREATED, ApiWord.PROCESSING):
         data["code"] = 5004
         data["error"] = (
             f"Sync mode timed out after {backend.sync_wait_s:g} s; the task is still running: "
@@ -137,12 +138,12 @@ def task_data(record: TaskRecord, model: ModelSpec, base_url: str, now: float) -
     """The envelope's `data` for a task of `model`, as it stands at `now`."""
     status = record.status_at(now)
     data = prediction_data(record.id, model.name, base_url, status, record.created_at)
-    if status == "completed":
+    if status == ApiWord.COMPLETED:
         done = max(record.due_at, record.render.at)  # type: ignore[union-attr]
         data["outputs"] = [f"{base_url}{OUTPUTS_PATH}{record.id}.mp4"]
         data["has_nsfw_contents"] = [record.nsfw]
         data["timings"] = {"inference": round((done - record.processing_at) * 1000)}
-    elif status == "failed":
+    elif status == ApiWord.FAILED:
         data["error"] = record.failure.message  # type: ignore[union-attr]
         data["code"] = record.failure.code  # type: ignore[union-attr]
     return data
