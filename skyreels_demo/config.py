@@ -1,4 +1,5 @@
-"""Settings from arguments and the environment, as one frozen value.
+"""Settings from arguments and the environment, as one frozen value: the environment parsed once
+(`Environment`, with pydantic-settings), every path the app writes named once (`Settings`).
 
 Every variable is optional. The API key is kept out of `repr` so a logged or printed Settings
 never shows it.
@@ -9,7 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal, Mapping
 from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from skyreels_demo.models import BRONZE, TIERS, Tier
 
@@ -33,26 +38,6 @@ def _listens_beyond_loopback(env: dict[str, str]) -> bool:
     """Whether Gradio will accept visitors from other machines (its default is loopback)."""
     name = env.get("GRADIO_SERVER_NAME", "").strip().strip("[]").lower()
     return bool(name) and name not in {"127.0.0.1", "localhost", "::1"} and not name.startswith("127.")
-
-
-def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, not {raw!r}.") from None
-
-
-def _flag(raw: str | None, *, default: bool) -> bool:
-    if raw is None or not raw.strip():
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _int(env: dict[str, str], name: str, default: int) -> int:
-    return int(_float(env, name, default))
 
 
 def _public_url(env: dict[str, str]) -> str | None:
@@ -99,22 +84,6 @@ def refused_public_url(env: dict[str, str] | None = None) -> str | None:
     return public_url_problem(_public_url_raw(dict(os.environ if env is None else env)))
 
 
-def _choice(env: dict[str, str], name: str, choices: tuple[str, ...]) -> str:
-    raw = env.get(name, "").strip().lower() or choices[0]
-    if raw not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {raw!r}.")
-    return raw
-
-
-def _tier(env: dict[str, str]) -> Tier:
-    """The account's tier as SKYREELS_TIER names it (default Bronze, every new account's)."""
-    raw = env.get("SKYREELS_TIER", "").strip().lower() or BRONZE.name.lower()
-    if raw not in TIERS:
-        names = ", ".join(tier.name for tier in TIERS.values())
-        raise ValueError(f"SKYREELS_TIER must be one of {names}, not {raw!r}.")
-    return TIERS[raw]
-
-
 def is_loopback_url(url: str) -> bool:
     """Whether an http(s) address names this machine (127.x, ::1, localhost)."""
     try:
@@ -124,17 +93,108 @@ def is_loopback_url(url: str) -> bool:
     return host in {"localhost", "::1"} or host.startswith("127.")
 
 
-def _timing(env: dict[str, str], name: str, default: tuple[float, float]) -> tuple[float, float]:
-    raw = env.get(name, "").strip()
-    if not raw:
+class BadSetting(ValueError):
+    """An environment variable whose value does not parse; its text is the sentence to show."""
+
+
+def _var(name: str, **bounds):
+    """A field read from the environment variable `name` (its errors name it); unset, the
+    setting keeps Settings' own default."""
+    return Field(None, validation_alias=name, **bounds)
+
+
+class Environment(BaseSettings):
+    """The environment's variables, each parsed by its type and bounds; a blank one is unset.
+
+    Its only source is the mapping it is given (`Settings.from_env` passes os.environ, or a
+    test's own), so nothing else leaks in. A value that does not parse is an error naming the
+    variable: a typo in a flag (`SKYREELS_SHARED=ture`) refuses to start rather than read as off.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True)
+
+    api_key: SecretStr | None = _var("WAVESPEED_API_KEY")
+    base_url: str | None = _var("WAVESPEED_BASE_URL")
+    data_dir: Path | None = _var("SKYREELS_DATA_DIR")
+    poll: str | None = _var("SKYREELS_POLL")
+    run_deadline_s: float | None = _var("SKYREELS_RUN_TIMEOUT", gt=0)
+    image_transport: Literal["auto", "upload", "inline"] | None = _var("SKYREELS_IMAGE_TRANSPORT")
+    low_balance_usd: float | None = _var("SKYREELS_LOW_BALANCE_USD", ge=0)
+    confirm_above_usd: float | None = _var("SKYREELS_CONFIRM_ABOVE_USD", ge=0)
+    tier: str | None = _var("SKYREELS_TIER")
+    max_concurrent_tasks: int | None = _var("SKYREELS_MAX_CONCURRENT_TASKS", ge=1)
+    visitor_runs_per_hour: int | None = _var("SKYREELS_VISITOR_RUNS_PER_HOUR", ge=0)
+    signed_in_runs_per_hour: int | None = _var("SKYREELS_SIGNED_IN_RUNS_PER_HOUR", ge=0)
+    app_runs_per_day: int | None = _var("SKYREELS_APP_RUNS_PER_DAY", ge=0)
+    preview_runs_per_hour: int | None = _var("SKYREELS_PREVIEW_RUNS_PER_HOUR", ge=0)
+    preview_runs_per_day: int | None = _var("SKYREELS_PREVIEW_RUNS_PER_DAY", ge=0)
+    queue_size: int | None = _var("SKYREELS_QUEUE_SIZE", ge=0)
+    max_wait_minutes: float | None = _var("SKYREELS_MAX_WAIT_MINUTES", ge=0)
+    submits_per_minute: float | None = _var("SKYREELS_SUBMITS_PER_MINUTE", gt=0)
+    shared: bool | None = _var("SKYREELS_SHARED")
+    proxy_hops: int | None = _var("SKYREELS_PROXY_HOPS", ge=0)
+    keep_days: float | None = _var("SKYREELS_KEEP_DAYS", ge=0)
+    disk_budget_mb: float | None = _var("SKYREELS_DISK_BUDGET_MB", ge=0)
+    upload_mb_per_hour: float | None = _var("SKYREELS_UPLOAD_MB_PER_HOUR", ge=0)
+    upload_budget_mb: float | None = _var("SKYREELS_UPLOAD_BUDGET_MB", ge=0)
+    preview_timing: str | None = _var("SKYREELS_PREVIEW_TIMING")
+    allow_loopback_images: bool | None = _var("SKYREELS_ALLOW_LOOPBACK_IMAGES")
+    sharing: bool | None = _var("SKYREELS_SHARING")
+    check_scale: float | None = _var("SKYREELS_CHECK_SCALE", gt=0)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return (init_settings,)  # only the mapping from_env hands over
+
+    @classmethod
+    def read(cls, env: Mapping[str, str]) -> "Environment":
+        given = {name: value.strip() for name, value in env.items() if isinstance(value, str) and value.strip()}
+        if "SKYREELS_IMAGE_TRANSPORT" in given:
+            given["SKYREELS_IMAGE_TRANSPORT"] = given["SKYREELS_IMAGE_TRANSPORT"].lower()
+        try:
+            return cls(**given)
+        except ValidationError as exc:
+            raise BadSetting(_sentence(exc.errors()[0], given)) from None
+
+
+def _sentence(error: dict, given: Mapping[str, str]) -> str:
+    """One sentence for a variable that does not parse: which, what it must be, what it was."""
+    name = str(error["loc"][0]) if error.get("loc") else "A setting"
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    if kind.startswith("bool"):
+        wanted = "a flag: 1, true, yes or on (or 0, false, no, off)"
+    elif kind.startswith("int"):
+        wanted = "a whole number"
+    elif kind in ("float_parsing", "float_type"):
+        wanted = "a number"
+    elif kind == "literal_error":
+        wanted = "one of " + str(ctx.get("expected", "")).replace("'", "")
+    elif kind in ("greater_than", "greater_than_equal"):
+        wanted = f"more than {ctx['gt']}" if kind == "greater_than" else f"{ctx.get('ge')} or more"
+    else:
+        wanted = error.get("msg", "valid").lower()
+    return f"{name} must be {wanted}, not {given.get(name, '')!r}."
+
+
+def _timing(name: str, raw: str | None, default: tuple[float, float]) -> tuple[float, float]:
+    if raw is None:
         return default
     try:
         queue_s, processing_s = (float(part) for part in raw.split(","))
     except ValueError:
-        raise ValueError(f"{name} must be two numbers of seconds, queue,processing (like 1,3), not {raw!r}.") from None
+        raise BadSetting(f"{name} must be two numbers of seconds, queue,processing (like 1,3), not {raw!r}.") from None
     if queue_s < 0 or processing_s < 0:
-        raise ValueError(f"{name} must not be negative, not {raw!r}.")
+        raise BadSetting(f"{name} must not be negative, not {raw!r}.")
     return queue_s, processing_s
+
+
+def _tier(raw: str) -> Tier:
+    """The account's tier as SKYREELS_TIER names it (default Bronze, every new account's)."""
+    if raw.lower() not in TIERS:
+        names = ", ".join(tier.name for tier in TIERS.values())
+        raise BadSetting(f"SKYREELS_TIER must be one of {names}, not {raw!r}.")
+    return TIERS[raw.lower()]
 
 
 @dataclass(frozen=True)
@@ -278,42 +338,21 @@ class Settings:
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
         """Read the environment (or `env`), then apply explicit overrides."""
         env = dict(os.environ if env is None else env)
-        tier = _tier(env)
-        values = dict(
-            api_key=env.get("WAVESPEED_API_KEY", "").strip() or None,
-            base_url=(env.get("WAVESPEED_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
-            data_dir=Path(env["SKYREELS_DATA_DIR"]).expanduser()
-            if env.get("SKYREELS_DATA_DIR", "").strip()
-            else _default_data_dir(env),
-            poll=env.get("SKYREELS_POLL", "").strip() or "adaptive",
-            run_deadline_s=_float(env, "SKYREELS_RUN_TIMEOUT", cls.run_deadline_s),
-            image_transport=_choice(env, "SKYREELS_IMAGE_TRANSPORT", ("auto", "upload", "inline")),
-            low_balance_usd=_float(env, "SKYREELS_LOW_BALANCE_USD", cls.low_balance_usd),
-            confirm_above_usd=_float(env, "SKYREELS_CONFIRM_ABOVE_USD", cls.confirm_above_usd),
-            max_concurrent_tasks=_int(env, "SKYREELS_MAX_CONCURRENT_TASKS", tier.tasks_at_once),
-            visitor_runs_per_hour=_int(env, "SKYREELS_VISITOR_RUNS_PER_HOUR", cls.visitor_runs_per_hour),
-            signed_in_runs_per_hour=_int(env, "SKYREELS_SIGNED_IN_RUNS_PER_HOUR", cls.signed_in_runs_per_hour),
-            app_runs_per_day=_int(env, "SKYREELS_APP_RUNS_PER_DAY", cls.app_runs_per_day),
-            preview_runs_per_hour=_int(env, "SKYREELS_PREVIEW_RUNS_PER_HOUR", cls.preview_runs_per_hour),
-            preview_runs_per_day=_int(env, "SKYREELS_PREVIEW_RUNS_PER_DAY", cls.preview_runs_per_day),
-            queue_size=_int(env, "SKYREELS_QUEUE_SIZE", cls.queue_size),
-            max_wait_minutes=_float(env, "SKYREELS_MAX_WAIT_MINUTES", cls.max_wait_minutes),
-            submits_per_minute=_float(env, "SKYREELS_SUBMITS_PER_MINUTE", tier.submits_per_minute),
-            shared=_flag(
-                env.get("SKYREELS_SHARED"),
-                default=bool(env.get("SPACE_ID")) or _listens_beyond_loopback(env),
-            ),
+        read = Environment.read(env)
+        tier = _tier(read.tier or BRONZE.name)
+        special = {"api_key", "base_url", "data_dir", "tier", "shared", "proxy_hops", "preview_timing"}
+        values = {k: v for k, v in read.model_dump(exclude=special).items() if v is not None}
+        values.update(
+            api_key=read.api_key.get_secret_value() if read.api_key else None,
+            base_url=(read.base_url or DEFAULT_BASE_URL).rstrip("/"),
+            data_dir=read.data_dir.expanduser() if read.data_dir else _default_data_dir(env),
+            max_concurrent_tasks=read.max_concurrent_tasks or tier.tasks_at_once,
+            submits_per_minute=read.submits_per_minute or tier.submits_per_minute,
+            shared=read.shared if read.shared is not None else bool(env.get("SPACE_ID")) or _listens_beyond_loopback(env),
             sign_in=bool(env.get("OAUTH_CLIENT_ID")) and bool(env.get("SPACE_ID")),
             public_url=_public_url(env),
-            proxy_hops=_int(env, "SKYREELS_PROXY_HOPS", 1 if env.get("SPACE_ID") else 0),
-            keep_days=_float(env, "SKYREELS_KEEP_DAYS", cls.keep_days),
-            disk_budget_mb=_float(env, "SKYREELS_DISK_BUDGET_MB", cls.disk_budget_mb),
-            upload_mb_per_hour=_float(env, "SKYREELS_UPLOAD_MB_PER_HOUR", cls.upload_mb_per_hour),
-            upload_budget_mb=_float(env, "SKYREELS_UPLOAD_BUDGET_MB", cls.upload_budget_mb),
-            preview_timing=_timing(env, "SKYREELS_PREVIEW_TIMING", cls.preview_timing),
-            allow_loopback_images=_flag(env.get("SKYREELS_ALLOW_LOOPBACK_IMAGES"), default=False),
-            sharing=_flag(env.get("SKYREELS_SHARING"), default=True),
-            check_scale=_float(env, "SKYREELS_CHECK_SCALE", cls.check_scale),
+            proxy_hops=read.proxy_hops if read.proxy_hops is not None else (1 if env.get("SPACE_ID") else 0),
+            preview_timing=_timing("SKYREELS_PREVIEW_TIMING", read.preview_timing, cls.preview_timing),
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
