@@ -3,6 +3,7 @@ refusals of a line too long, and what a crowd of waiting visitors costs the app 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import threading
 import time
@@ -20,7 +21,7 @@ from skyreels_demo.studio.run_request import RunRequest
 from skyreels_demo.status import RunStatus
 from skyreels_demo.web.status_board import StatusBoard
 from skyreels_demo.studio.studio import Studio
-from skyreels_demo.studio.variations import make_variations
+from skyreels_demo.studio.variations import stream_variations
 
 from .conftest import ASTRONAUT, ROOT, LaunchedApp, browser_page, fill_in, open_store, settings_for, wait_for, write_storyboard
 
@@ -177,8 +178,11 @@ def test_one_visitors_variations_do_not_jump_a_visitor_who_came_first(tmp_path, 
                 note(seed, event)
 
         def variations() -> None:
-            for update in make_variations(studio, RunRequest(PROMPT, str(photo_path), 100), 3):
-                note(update.seed, update.event)
+            async def read() -> None:
+                async for update in stream_variations(studio, RunRequest(PROMPT, str(photo_path), 100), 3):
+                    note(update.seed, update.event)
+
+            asyncio.run(read())
 
         try:
             threads = [threading.Thread(target=one, args=(0,))]

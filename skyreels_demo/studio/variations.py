@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import anyio.to_thread
 
@@ -65,51 +64,6 @@ def variation_seeds(seed: int | float | str | None, count: int, model: ModelSpec
     return [(first + i) % (top + 1) for i in range(count)]
 
 
-def make_variations(studio: "Studio", request: RunRequest, count: Any) -> Iterator[VariationUpdate]:
-    """Run `request` with `count` (2 to 4) distinct seeds at once, yielding updates.
-
-    The seeds are `request.seed` and the ones after it, or random ones for -1. First one update
-    per variation with its seed, then each variation's events as they come; every variation ends
-    with one update carrying its `video_path` or its `error`. Bad input (prompt, image, count,
-    seed) raises `BadInput` before anything starts. Setting `request.stop` ends every
-    variation's wait (tasks already sent still finish and are saved to History); so does closing
-    this iterator early, which sets it (one is made here when none is given).
-    """
-    shared, seeds, halt = _plan(studio, request, count)
-    updates: queue.Queue[VariationUpdate | int] = queue.Queue()
-
-    def run(which: int, its_seed: int) -> None:
-        latest: Event | None = None
-        try:
-            for latest in studio.generate(shared.but(seed=its_seed)):
-                updates.put(_seen(which, its_seed, latest))
-        except Exception as exc:
-            updates.put(_ended(which, its_seed, latest, exc))
-        finally:
-            updates.put(which)  # this variation sends nothing more
-
-    workers = [
-        threading.Thread(target=run, args=(which, its_seed), name=f"variation-{which}", daemon=True)
-        for which, its_seed in enumerate(seeds, start=1)
-    ]
-    running = len(workers)
-    try:
-        for which, its_seed in enumerate(seeds, start=1):
-            yield VariationUpdate(which, its_seed)
-        for worker in workers:
-            worker.start()
-        while running:
-            update = updates.get()
-            if isinstance(update, int):
-                running -= 1
-            else:
-                yield update
-    finally:
-        if running:
-            # Nobody is listening any more: stop waiting; paid tasks are finished unseen.
-            halt.set()
-
-
 def _seen(which: int, seed: int, event: Event) -> VariationUpdate:
     """A variation's latest event, with its video once it is saved."""
     return VariationUpdate(which, seed, event, video_path=event.video_path if isinstance(event, Done) else None)
@@ -127,9 +81,17 @@ _UNSEEN: set[asyncio.Task] = set()  # variations whose watcher left: kept until 
 
 
 async def stream_variations(studio: "Studio", request: RunRequest, count: Any) -> AsyncIterator[VariationUpdate]:
-    """`make_variations` for async code (the page and the API): the same updates, but each
-    variation is a task on the event loop (line.watch), so variations waiting in line hold no
-    thread. Leaving early sets the stop, as closing `make_variations` does."""
+    """Run `request` with `count` (2 to 4) distinct seeds at once, yielding updates: the page's,
+    the API's and MCP's one way to make variations.
+
+    The seeds are `request.seed` and the ones after it, or random ones for -1. First one update
+    per variation with its seed, then each variation's events as they come; every variation ends
+    with one update carrying its `video_path` or its `error`. Bad input (prompt, image, count,
+    seed) raises `BadInput` before anything starts. Each variation is a task on the event loop
+    (line.watch), so variations waiting in line hold no thread. Setting `request.stop` ends every
+    variation's wait (tasks already sent still finish and are saved to History); so does leaving
+    this iterator early (one stop is made here when none is given).
+    """
     shared, seeds, halt = await anyio.to_thread.run_sync(_plan, studio, request, count)
     updates: asyncio.Queue[VariationUpdate | int] = asyncio.Queue()
 
