@@ -20,6 +20,7 @@ import argparse
 import os
 import re
 import resource
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -130,14 +131,18 @@ def main() -> None:
             app_share(app, loaded, 1000, burst, idle_mb, peak_mb, threads_idle=_threads(app))
 
 
-ARRIVED = re.compile(r"run arrived: seed (-?\d+)(?:\.0)? at (\d+\.\d+)")
+def _recorded_at(app) -> dict[int, float]:
+    """When each run's record was written (wall clock), by seed: the handler writes it before
+    the image is uploaded, so it marks the run's arrival without the app logging for us."""
+    with sqlite3.connect(f"file:{app.data_dir / 'runs.sqlite3'}?mode=ro", uri=True) as db:
+        return {int(seed): float(at) for seed, at in db.execute("SELECT seed, created_at FROM runs")}
 
 
 def app_share(app, loaded: list[Visit], first_seed: int, burst: "Burst", idle_mb: float, peak_mb: float, threads_idle: int) -> None:
     """The app's own share of the crowd's wait, apart from the driver's: when each run reached
-    the app's handler (its INFO line "run arrived", wall clock) against the driver's click and
+    the app's handler (its run record's created_at, wall clock) against the driver's click and
     the first status the driver received; the app's CPU from /proc/<pid>/stat."""
-    arrived = {int(m[1]): float(m[2]) for m in ARRIVED.finditer(app.log_path.read_text(errors="replace"))}
+    arrived = _recorded_at(app)
     to_app, in_app = [], []
     for i, v in enumerate(loaded):
         at = arrived.get(first_seed + i)  # at_once gives visitor i the seed first_seed + i
@@ -147,7 +152,7 @@ def app_share(app, loaded: list[Visit], first_seed: int, burst: "Burst", idle_mb
         in_app.append(v.updates[0][0] - at)
     n = len(loaded)
     rows = [
-        ("runs matched to the app's log", f"{len(to_app)}/{n}", "–"),
+        ("runs matched to the app's records", f"{len(to_app)}/{n}", "–"),
         ("click → run at the app's handler (driver send + Gradio's queue), median", seconds(statistics.median(to_app)) if to_app else "–", "both"),
         ("click → run at the app's handler, p95", high(to_app) if to_app else "–", "both"),
         ("run at the handler → first status at the driver, median", seconds(statistics.median(in_app)) if in_app else "–", "app (+ delivery)"),

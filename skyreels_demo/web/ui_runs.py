@@ -8,7 +8,6 @@ import hashlib
 import logging
 import re
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -147,9 +146,6 @@ class RunHandlers:
 
         `report`: an API call's progress (agents.py). `raises`: an API client gets a failure as
         its error; on the page it is said once, in the status."""
-        # When the run reached the app's handler (wall clock, so a benchmark on the same machine
-        # can split a visitor's wait into the app's share and its own: bench/bench_load.py).
-        log.info("run arrived: seed %s at %.3f", seed, time.time())
         board = StatusBoard()
         # HTML for the page and gradio_client (the place in line as data-queue-place); MCP
         # hands agents the same board as plain lines (agents.py).
