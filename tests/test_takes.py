@@ -89,7 +89,7 @@ def test_generate_from_an_export_makes_the_same_submit_with_the_same_image_bytes
     again = run_cli("generate", "--from", str(out), "--json", env=env)
     assert again.returncode == 0, again.stderr
     result = json.loads(again.stdout)
-    assert result["status"] == "completed" and result["seed"] == 7
+    assert result["status"] == "done" and result["seed"] == 7
     assert backend.tasks_created == before + 1
     first, second = backend.task(task_id), backend.task(result["task_id"])
     assert second.prompt == first.prompt == "FPS-24, " + PROMPT
