@@ -81,3 +81,17 @@ def test_the_poison_breaks_gradios_multipart_parser_wherever_it_is_cut(cut):
     with pytest.raises(Exception):
         parser.write(gradio_compat.multipart_poison(parser))
         parser.finalize()
+
+
+def test_the_queue_stream_the_page_reads_still_speaks_estimation_with_rank_and_eta():
+    """gradio_compat/page_js.py reads "estimation" messages (rank, rank_eta) from the fetches of
+    /queue/join and /queue/data that Gradio's front end makes."""
+    from pathlib import Path
+
+    from gradio.server_messages import EstimationMessage
+
+    assert EstimationMessage(queue_size=3, rank=1, rank_eta=2.0).model_dump()["msg"] == "estimation"
+    assert {"rank", "rank_eta"} <= set(EstimationMessage.model_fields)
+    bundle = Path(gr.__file__).parent / "templates" / "frontend" / "assets"
+    assert any("queue/join" in p.read_text(errors="ignore") and "queue/data" in p.read_text(errors="ignore")
+               for p in bundle.glob("index-*.js"))

@@ -730,8 +730,8 @@ def mount_options(settings: Settings, run_s: float = 60.0) -> dict[str, Any]:
         footer_links=["api"],
         theme=studio_theme(),
         css=CSS_PATH.read_text(encoding="utf-8"),
-        head=ui_polish.ACCESSIBLE_MARKUP_HEAD
-        + ui_polish.queue_place_head(run_s, settings.max_concurrent_tasks, settings.queue_size, settings.submits_per_minute),
+        head=gradio_compat.ACCESSIBLE_MARKUP_HEAD
+        + gradio_compat.queue_place_head(run_s, settings.max_concurrent_tasks, settings.queue_size, settings.submits_per_minute),
         # Our handlers raise gr.Error with a sentence; anything else must not show its raw text.
         show_error=False,
         # Refused at the door: no upload larger than the app would prepare.

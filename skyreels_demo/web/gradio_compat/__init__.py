@@ -15,6 +15,8 @@ from typing import Any
 
 import gradio as gr
 
+from skyreels_demo.web.gradio_compat.page_js import ACCESSIBLE_MARKUP_HEAD, queue_place_head  # noqa: F401
+
 GRADIO_VERSION = "6.31.0"
 # gradio/blocks.py Blocks.create_limiter: max_threads of exactly 40 (its default) means "no
 # limiter of Gradio's own": its steps then share the serving loop's default thread limiter.
