@@ -22,10 +22,10 @@ from skyreels_demo.web.door import (
     MB,
     Door,
     DoorLimits,
-    _PartCount,
     session_limits,
     visitor_by_address,
 )
+from skyreels_demo.web.upload_parts import PartCount
 from skyreels_demo.web.event_inputs import EventInputs, events_of
 
 SHARED = DoorLimits(shared=True, upload_bytes_per_hour=2 * MB, upload_folder_bytes=1000 * MB)
@@ -324,7 +324,7 @@ def test_refused_upload_poison_breaks_the_parser_wherever_it_is_cut():
     rng = random.Random(7)
     cuts = list(range(0, len(body) - len(boundary) - 8)) + [rng.randrange(len(body)) for _ in range(50)]
     for cut in cuts:
-        count = _PartCount(boundary, DoorLimits(shared=True, files_per_upload=1000))
+        count = PartCount(boundary, DoorLimits(shared=True, files_per_upload=1000))
         sizes = [1, 7, 64]
         offset = 0
         while offset < cut:

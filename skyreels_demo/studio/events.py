@@ -1,7 +1,8 @@
 """What a person sees of a run: the typed, frozen events that `Studio.generate` yields.
 
 The app's status board and the command line's status lines only render these; each carries
-its facts as fields and a `message` in plain words.
+its facts as fields and a `message` in plain words, the one wording of it (progress.py adds how
+far it takes the run).
 """
 
 from __future__ import annotations
@@ -128,10 +129,9 @@ class Processing(Event):
 
     @property
     def message(self) -> str:
-        return (
-            f"Making the video: {self.processing_s:.0f} s so far; "
-            f"it usually takes about {self.typical_s:.0f} s."
-        )
+        if self.typical_s > 0:
+            return f"Making the video: {self.processing_s:.0f} s of about {max(1, round(self.typical_s))} s"
+        return f"Making the video: {self.processing_s:.0f} s so far"
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Downloading(Event):
 
     @property
     def message(self) -> str:
-        return "Downloading the finished video…"
+        return "Downloading the video"
 
 
 @dataclass(frozen=True)

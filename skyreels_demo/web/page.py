@@ -22,6 +22,7 @@ from pydantic import model_serializer
 
 from skyreels_demo import images
 from skyreels_demo.web import agents
+from skyreels_demo.web import gradio_compat
 from skyreels_demo.images import remote as remote_images
 from skyreels_demo.studio.account import BalanceWatch
 from skyreels_demo.config import Settings, refused_public_url
@@ -729,8 +730,8 @@ def mount_options(settings: Settings, run_s: float = 60.0) -> dict[str, Any]:
         footer_links=["api"],
         theme=studio_theme(),
         css=CSS_PATH.read_text(encoding="utf-8"),
-        head=ui_polish.ACCESSIBLE_MARKUP_HEAD
-        + ui_polish.queue_place_head(run_s, settings.max_concurrent_tasks, settings.queue_size, settings.submits_per_minute),
+        head=gradio_compat.ACCESSIBLE_MARKUP_HEAD
+        + gradio_compat.queue_place_head(run_s, settings.max_concurrent_tasks, settings.queue_size, settings.submits_per_minute),
         # Our handlers raise gr.Error with a sentence; anything else must not show its raw text.
         show_error=False,
         # Refused at the door: no upload larger than the app would prepare.
@@ -799,8 +800,7 @@ def main() -> None:
     blocks = app.build()
     # Gradio's own 40 means "the serving loop's shared limiter" (Blocks.create_limiter), so its
     # steps and the server's (uploads, files) share the one pool build_server_app sizes.
-    blocks.max_threads = 40
-    blocks._queue.max_thread_count = events_at_once(blocks, settings.max_concurrent_tasks)
+    gradio_compat.share_threads(blocks, events_at_once(blocks, settings.max_concurrent_tasks))
     served, gate = build_server_app(
         blocks, settings, hub, mount_options(settings, app.studio.slot_s()), routes=[app.share_routes, app.card_routes], threads=worker_threads(settings)
     )

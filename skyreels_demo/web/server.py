@@ -29,6 +29,7 @@ from skyreels_demo.web.event_inputs import EventInputs, events_of
 from skyreels_demo.config import Settings
 from skyreels_demo.studio.visitors import LOCAL, Requester, identify
 from skyreels_demo.studio.hub import WebhookHub
+from skyreels_demo.web.upload_budget import upload_folder
 from skyreels_demo.web.webhook_route import add_route
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,12 @@ def build_server_app(
     """The ASGI app to serve: the door, in front of FastAPI with the webhook route, any other
     `routes` (each adds its own, e.g. shared takes: ui_takes.py) and Gradio. `threads` bounds
     the worker threads the server and Gradio share (None: anyio's default 40)."""
-    door.apply_session_limits(blocks)
-    if not settings.shared:
-        blocks.delete_cache = (600, 3600)  # a laptop keeps an upload an hour, as before
+    limits = door.session_limits()
+    # A laptop keeps an upload an hour, as before.
+    delete_cache = limits["blocks"]["delete_cache"] if settings.shared else (600, 3600)
+    gradio_compat.set_session_limits(
+        blocks, sessions=limits["launch"]["state_session_capacity"], delete_cache=delete_cache
+    )
     api = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, lifespan=thread_bound(threads))
     if hub is not None:
         add_route(api, hub)  # before the mount: Gradio at "/" would take every path
@@ -66,7 +70,7 @@ def build_server_app(
         api,
         door.DoorLimits.from_settings(settings),
         visitor=door.visitor_by_address(settings.proxy_hops),
-        inputs=EventInputs(events_of(blocks), roots=[door.upload_folder(), *settings.served_dirs]),
+        inputs=EventInputs(events_of(blocks), roots=[upload_folder(), *settings.served_dirs]),
     )
     # The MCP server, when GRADIO_MCP_SERVER=True, as agents need it; each MCP caller is who
     # its own connection says, as a page's visitor is.
@@ -169,12 +173,7 @@ class Server:
             self._halt.wait(0.05)
         self._thread = thread
         # What launch() would have told Gradio: its own address, for MCP and the API page.
-        self.blocks.local_url = self.url
-        self.blocks.local_api_url = f"{self.url}gradio_api/"
-        self.blocks.is_running = True
-        mcp = getattr(self.blocks, "mcp_server_obj", None)
-        if mcp is not None:
-            mcp._local_url = self.url
+        gradio_compat.mark_running(self.blocks, self.url)
         threading.Thread(target=self._sweeps, name="skyreels-sweeps", daemon=True).start()
         log.debug("SkyReels V1 Studio is running on %s", self.url)
         # The one line a person starting the app reads: where to open it, and what it will make.

@@ -1,13 +1,16 @@
 """What the app shows in words: the status board of a run, and the texts around a video.
 
-Pure rendering from events and runs to HTML and Markdown; the Gradio layout and handlers are in
-ui.py. Everything a person typed is escaped before it is shown.
+Pure rendering from events (through their progress: studio/progress.py) and runs to HTML and
+Markdown, each status with its plain lines for agents (plain_text); the layout is in page.py. Everything a person typed is escaped before it is shown.
 """
 
 from __future__ import annotations
 
 import html
+import re
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -21,36 +24,36 @@ from skyreels_demo.studio.events import (
     InLine,
     Prepared,
     Processing,
-    Queued,
-    SlowedDown,
     Submitted,
-    Uploading,
 )
 from skyreels_demo.models import ModelSpec
 from skyreels_demo.store.runs import RECOVERED_NOTE, Mode, Run, was_recovered
-from skyreels_demo.status import RunStatus
+from skyreels_demo.status import RunStatus, Stage
+from skyreels_demo.studio.progress import progress_of
 from skyreels_demo.studio.variations import VariationUpdate
 
 KEY_PAGE = "https://wavespeed.ai/accesskey"
 
 
-_STAGES = ("prepare", "upload", "submit", "wait", "download", "done")
+_STAGES = tuple(stage.value for stage in Stage)  # plain words: the keys of `lines`
 _LABELS = {
-    "prepare": "Prepare the image",
-    "upload": "Upload it",
-    "submit": "Submit the task",
-    "wait": "Make the video",
-    "download": "Download the video",
-    "done": "Ready",
+    Stage.PREPARE.value: "Prepare the image",
+    Stage.UPLOAD.value: "Upload it",
+    Stage.SUBMIT.value: "Submit the task",
+    Stage.WAIT.value: "Make the video",
+    Stage.DOWNLOAD.value: "Download the video",
+    Stage.DONE.value: "Ready",
 }
 
 
 @dataclass
 class StatusBoard:
-    """What the status area shows: one line per stage, the current one live."""
+    """What the status area shows: one line per stage, the current one live. Each event's line
+    and stage come from its progress (studio/progress.py); the board words the stages it leaves
+    behind in the past tense."""
 
     lines: dict[str, str] = field(default_factory=dict)
-    current: str = "prepare"
+    current: str = Stage.PREPARE.value
     failed: str | None = None
     progress: float | None = None  # 0..1 while the video is being made
     stopped: bool = False  # ended by the person, not by a failure
@@ -59,42 +62,31 @@ class StatusBoard:
     def apply(self, event: Event) -> None:
         # A place in line is shown until the run's turn comes (any later step ends the wait).
         self.in_line = event if isinstance(event, InLine) else None
-        if isinstance(event, InLine):
-            self.current, self.lines["upload"] = "upload", "Waiting for your turn in line"
-        elif isinstance(event, SlowedDown):
-            self.current, self.lines["submit"] = "submit", event.message
-        elif isinstance(event, Fetching):
-            self.lines["prepare"] = event.message
-        elif isinstance(event, Prepared):
-            self.lines["prepare"] = event.message
-            self.current = "upload"
-        elif isinstance(event, Uploading):
-            self.lines["upload"] = event.message
-            self.current = "upload"
+        now = progress_of(event)
+        if now is None:
+            return
+        self.lines[now.stage.value] = now.text
+        if not isinstance(event, (Fetching, Prepared)):
+            self.current = now.stage.value
+        if isinstance(event, Prepared):
+            self.current = Stage.UPLOAD.value
+        elif isinstance(event, InLine):
+            self.lines[Stage.UPLOAD.value] = "Waiting for your turn in line"
         elif isinstance(event, Submitted):
-            upload = self.lines.get("upload", "")
+            upload = self.lines.get(Stage.UPLOAD.value, "")
             uploaded = upload.replace("Uploading", "Uploaded").rstrip("…") + "." if upload.startswith("Uploading") else ""
-            self.lines["upload"] = uploaded or "Uploaded."
+            self.lines[Stage.UPLOAD.value] = uploaded or "Uploaded."
             # The task id is for the summary's Details and the command line, not a person's status.
-            self.lines["submit"] = f"Submitted with seed {event.seed}."
-            self.current = "wait"
-            self.lines["wait"] = "Waiting for WaveSpeed to start…"
-        elif isinstance(event, Queued):
-            self.lines["wait"] = event.message
-            self.current = "wait"
-        elif isinstance(event, Processing):
-            self.lines["wait"] = event.message
-            self.current = "wait"
-            if event.typical_s > 0:
-                self.progress = min(0.97, event.processing_s / event.typical_s)
+            self.lines[Stage.SUBMIT.value] = f"Submitted with seed {event.seed}."
+            self.current, self.lines[Stage.WAIT.value] = Stage.WAIT.value, "Waiting for WaveSpeed to start…"
+        elif isinstance(event, Processing) and now.making is not None:
+            self.progress = now.making
         elif isinstance(event, Downloading):
-            self.lines["wait"] = "Made the video."
-            self.lines["download"] = event.message
-            self.current, self.progress = "download", None
+            self.lines[Stage.WAIT.value] = "Made the video."
+            self.progress = None
         elif isinstance(event, Done):
-            self.lines["download"] = "Downloaded."
-            self.lines["done"] = done_words(event)
-            self.current = "done"
+            self.lines[Stage.DOWNLOAD.value] = "Downloaded."
+            self.lines[Stage.DONE.value] = done_words(event)
 
     def fail(self, sentence: str, *, stopped: bool = False) -> None:
         self.failed = self.current
@@ -102,26 +94,61 @@ class StatusBoard:
         self.lines[self.current] = sentence
         self.progress = None
 
-    def render(self) -> str:
-        items = []
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(state, mark, words) of each stage: done ✓, active ●, pending ○, failed ✕, stopped ■."""
+        rows = []
         reached = _STAGES.index(self.current)
         for index, stage in enumerate(_STAGES):
             text = self.lines.get(stage) or _LABELS[stage]
             if stage == self.failed:
                 state, mark = ("stopped", "■") if self.stopped else ("failed", "✕")
-            elif index < reached or (stage == "done" and self.current == "done"):
+            elif index < reached or (stage == Stage.DONE.value and self.current == Stage.DONE.value):
                 state, mark = "done", "✓"
             elif index == reached and self.failed is None:
                 state, mark = "active", "●"
             else:
                 state, mark = "pending", "○"
-            items.append(
-                f'<li class="{state}"><span class="mark">{mark}</span><span>{html.escape(text)}</span></li>'
-            )
+            rows.append((state, mark, text))
+        return rows
+
+    def text(self) -> str:
+        """The board in plain lines ("✓ Uploaded the image (74 KB)."), its place in line first."""
+        place = [self.in_line.message] if self.in_line is not None else []
+        return "\n".join(place + [f"{mark} {words}" for _, mark, words in self.rows()])
+
+    def render(self) -> str:
+        items = "".join(
+            f'<li class="{state}"><span class="mark">{mark}</span><span>{html.escape(words)}</span></li>'
+            for state, mark, words in self.rows()
+        )
         meter = ""
         if self.progress is not None:
             meter = f'<div class="meter" aria-hidden="true"><div style="width:{self.progress * 100:.0f}%"></div></div>'
-        return f'{place_in_line(self.in_line)}<ul class="stages" aria-live="polite">{"".join(items)}</ul>{meter}'
+        shown = f'{place_in_line(self.in_line)}<ul class="stages" aria-live="polite">{items}</ul>{meter}'
+        return _remember(shown, self.text())
+
+
+# The plain text of each status rendered lately, for MCP: the tool's outputs come back to the
+# MCP server over Gradio's loopback queue as the very strings the page gets, and the agent is
+# handed the words they were made from (agent_results.plain_outputs), never a reading of HTML.
+_PLAIN: "OrderedDict[str, str]" = OrderedDict()
+_PLAIN_KEPT = 2048
+_PLAIN_LOCK = threading.Lock()
+
+
+def _remember(shown: str, text: str) -> str:
+    with _PLAIN_LOCK:
+        _PLAIN[shown] = text
+        _PLAIN.move_to_end(shown)
+        while len(_PLAIN) > _PLAIN_KEPT:
+            _PLAIN.popitem(last=False)
+    return shown
+
+
+def plain_text(shown: str) -> str | None:
+    """The plain lines of a status this module rendered lately; None for any other string."""
+    with _PLAIN_LOCK:
+        return _PLAIN.get(shown)
 
 
 def place_in_line(event: InLine | None, tag: str = "p") -> str:
@@ -290,16 +317,23 @@ def variation_grid(latest: dict[int, VariationUpdate]) -> list[tuple[str, str]]:
     ]
 
 
-def status_lines(lines: Iterable[str]) -> str:
+def status_lines(lines: Iterable[str], texts: Iterable[str] | None = None) -> str:
     """A status made of lines (a film's shots, the variations), each already HTML, one paragraph
     each: the page shows it as it is, a place in line keeping its data-queue-place (a Markdown
-    block would strip it), and an agent reads it as plain lines (agents.board_as_text)."""
-    return '<div class="status-lines">' + "".join(f"<p>{line}</p>" for line in lines) + "</div>"
+    block would strip it). `texts`: the same lines in plain words, for agents (plain_text); when
+    a caller gives none, its own lines' few tags are dropped (they are this app's markup)."""
+    lines = list(lines)
+    words = list(texts) if texts is not None else [html.unescape(_TAG.sub("", line)) for line in lines]
+    shown = '<div class="status-lines">' + "".join(f"<p>{line}</p>" for line in lines) + "</div>"
+    return _remember(shown, "\n".join(words))
+
+
+_TAG = re.compile(r"<[^>]*>")
 
 
 def status_line(words: str) -> str:
     """A status of one line of plain words."""
-    return status_lines([html.escape(words)])
+    return status_lines([html.escape(words)], [words])
 
 
 def done_words(event: Done) -> str:
@@ -324,9 +358,20 @@ def event_words(event: Event | None, otherwise: str) -> str:
 
 
 def variation_lines(latest: dict[int, VariationUpdate]) -> str:
-    lines = []
+    lines, texts = [], []
     for number, update in sorted(latest.items()):
         mark = "✓" if update.video_path else ("✕" if update.error else "●")
         words = html.escape(update.error.sentence) if update.error is not None else event_words(update.event, "Waiting to start…")
         lines.append(f"{mark} <strong>{number}</strong> · seed {update.seed} · {words}")
-    return status_lines(lines)
+        said = update.error.sentence if update.error is not None else _said(update.event, "Waiting to start…")
+        texts.append(f"{mark} {number} · seed {update.seed} · {said}")
+    return status_lines(lines, texts)
+
+
+def _said(event: Event | None, otherwise: str) -> str:
+    """`event_words` in plain words."""
+    if isinstance(event, Submitted):
+        return "Submitted."
+    if isinstance(event, Done):
+        return done_words(event)
+    return event.message if event is not None else otherwise

@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator
 
 import gradio as gr
 
-from skyreels_demo.web.agents import StageReport, film_stage
+from skyreels_demo.web.agent_progress import StageReport, film_stage
 from skyreels_demo.errors import Stopped, StudioError
 from skyreels_demo.studio.films import MIN_SHOTS, FilmUpdate, carry_on, film_price, make_film
 from skyreels_demo.status import FilmStatus
@@ -141,7 +141,7 @@ class FilmHandlers:
         """(the cut film once there is one, the timeline in words, the shots made, the film's id).
 
         A step at a time in a worker thread, but holding none while a shot waits in line.
-        `report`: an API call's progress, each shot's stage in words (agents.film_stage)."""
+        `report`: an API call's progress, each shot's stage in words (agent_progress.film_stage)."""
         session = self.stops.hold(request, film_request.stop)
         timeline: dict[int, FilmUpdate] = {}
         last: FilmUpdate | None = None

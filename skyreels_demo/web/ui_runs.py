@@ -14,7 +14,8 @@ from typing import Any, AsyncIterator
 
 import gradio as gr
 
-from skyreels_demo.web.agents import StageReport, stage_of, variations_stage
+from skyreels_demo.studio.progress import progress_of
+from skyreels_demo.web.agent_progress import StageReport, variations_stage
 from skyreels_demo.errors import BadInput, Stopped, StudioError
 from skyreels_demo.studio.events import Done
 from skyreels_demo.studio.line import watch
@@ -166,7 +167,7 @@ class RunHandlers:
             async for event in watch(events(run), self.studio.line, stop):
                 board.apply(event)
                 if report is not None:
-                    report(stage_of(event))
+                    report(progress_of(event))
                     if isinstance(event, Done):
                         # Gradio sends progress every 10 ms: let "Done" (1.0) leave before the result.
                         await asyncio.sleep(0.05)
