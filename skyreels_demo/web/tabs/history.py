@@ -10,7 +10,8 @@ import gradio as gr
 
 from skyreels_demo.studio.keys import MAX_KEY_CHARS
 from skyreels_demo.web.components import KeyBox
-from skyreels_demo.web.ui_takes import COMPARE_JS, KEEP
+from skyreels_demo.web.compare_view import COMPARE_JS
+from skyreels_demo.web.ui_takes import KEEP
 
 
 @dataclass(frozen=True)
