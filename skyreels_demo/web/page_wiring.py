@@ -5,7 +5,7 @@ wires is drawn by tabs/ and page_parts.py, the handlers live in ui_*.py."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -14,6 +14,9 @@ from skyreels_demo.studio.films import MIN_SHOTS
 from skyreels_demo.web import agents, ui_polish
 from skyreels_demo.web.page_input import new_visitor
 from skyreels_demo.web.page_parts import Page
+
+if TYPE_CHECKING:  # the app that builds the page, named here for its handlers' types only
+    from skyreels_demo.web.page import StudioApp
 
 REFUSALS_AT_ONCE = 20  # runs past a full line, let in to be refused at once with the line's sentence
 
@@ -38,7 +41,7 @@ def run_options(settings: Settings, page: Page) -> dict[str, Any]:
     )
 
 
-def history_options(app: Any, page: Page) -> dict[str, Any]:
+def history_options(app: StudioApp, page: Page) -> dict[str, Any]:
     """History's gallery, found by words and kept (ui_takes.py), as every refresh of it asks."""
     history = page.history
     return dict(
@@ -50,7 +53,7 @@ def history_options(app: Any, page: Page) -> dict[str, Any]:
     )
 
 
-def wire_picture_and_seed(app: Any, page: Page) -> None:
+def wire_picture_and_seed(app: StudioApp, page: Page) -> None:
     """Create's picture as the model will see it, the seed and its Randomize box, and a status
     that never describes a refusal of inputs that have since changed."""
     create, seed_max = page.create, app.model.seed_max
@@ -81,7 +84,7 @@ def wire_picture_and_seed(app: Any, page: Page) -> None:
     )
 
 
-def wire_runs(app: Any, page: Page) -> gr.events.Dependency:
+def wire_runs(app: StudioApp, page: Page) -> gr.events.Dependency:
     """/generate, Create's Generate and History's "Run again with a new seed": one run each.
     Returns Generate's event, after which History is refreshed."""
     create, history, options = page.create, page.history, run_options(app.settings, page)
@@ -113,7 +116,7 @@ def wire_runs(app: Any, page: Page) -> gr.events.Dependency:
     return run_event
 
 
-def wire_variations(app: Any, page: Page) -> None:
+def wire_variations(app: StudioApp, page: Page) -> None:
     """/generate_variations and Create's "Make variations"; a variation picked plays above."""
     create = page.create
     variation_options = dict(
@@ -141,7 +144,7 @@ def wire_variations(app: Any, page: Page) -> None:
     )
 
 
-def wire_assist(app: Any, page: Page) -> None:
+def wire_assist(app: StudioApp, page: Page) -> None:
     """The prompt writer, the key check, Stop, and an example brought into view."""
     create, assist = page.create, app.assist
     create.suggest.click(
@@ -175,7 +178,7 @@ def wire_assist(app: Any, page: Page) -> None:
         create.examples.load_input_event.then(fn=None, js=ui_polish.reveal_inputs_js(), api_visibility="private")
 
 
-def wire_history(app: Any, page: Page, run_event: gr.events.Dependency) -> None:
+def wire_history(app: StudioApp, page: Page, run_event: gr.events.Dependency) -> None:
     """History refreshed after a run, on its tab and by Refresh; a take picked, finished with a
     pasted key, or its settings put back in Create."""
     history, create, private = page.history, page.create, dict(api_visibility="private")
@@ -211,7 +214,7 @@ def wire_history(app: Any, page: Page, run_event: gr.events.Dependency) -> None:
     ).then(fn=None, js=ui_polish.reveal_form_js("take-note"), inputs=[history.take_note], **private)
 
 
-def wire_continue(app: Any, page: Page) -> None:
+def wire_continue(app: StudioApp, page: Page) -> None:
     """Longer than one take: "Continue this shot" in Create and in History, and /continue_shot.
     Pressed too early, a note beside the button says what to do first; the picture and prompt
     are left as they are."""
@@ -235,7 +238,7 @@ def wire_continue(app: Any, page: Page) -> None:
     )
 
 
-def wire_film(app: Any, page: Page) -> None:
+def wire_film(app: StudioApp, page: Page) -> None:
     """/make_film and the Film tab: the film made, a shot made again, Stop, the price as written."""
     film, create, films, private = page.film, page.create, app.films, dict(api_visibility="private")
     # A queue of its own: Gradio gives events of one concurrency id the lowest limit among
@@ -273,7 +276,7 @@ def wire_film(app: Any, page: Page) -> None:
     )
 
 
-def wire_takes(app: Any, page: Page) -> None:
+def wire_takes(app: StudioApp, page: Page) -> None:
     """Takes: find, keep, share, download, compare, make again, the shared view (ui_takes.py)."""
     history, create, takes, private = page.history, page.create, app.takes, dict(api_visibility="private")
     gr.on(triggers=[history.find_words.submit, history.kept_only.change], **history_options(app, page))
@@ -313,7 +316,7 @@ def wire_takes(app: Any, page: Page) -> None:
     )
 
 
-def wire_page_load(app: Any, page: Page, demo: gr.Blocks) -> None:
+def wire_page_load(app: StudioApp, page: Page, demo: gr.Blocks) -> None:
     """As the page opens: a shared take's view, this browser's History id, what to expect, the price."""
     shared, private = page.shared, dict(api_visibility="private")
     demo.load(app.takes.open_shared, None, [shared.view, shared.take, shared.token, shared.like_it], queue=False,
