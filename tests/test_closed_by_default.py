@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 
@@ -132,6 +133,48 @@ def test_an_event_named_in_another_spelling_is_bounded_as_its_number(space):
         answer = requests.post(space.url + "gradio_api/queue/join", json=body, timeout=10)
         assert answer.status_code == 413, spelling
         assert "at most 2000 characters" in answer.json()["detail"]
+
+
+def press(space, api_name: str, data: list, session: str) -> list:
+    """One of the page's own events, as a browser's page sends it (its session, its History id
+    among the inputs): the outputs it answers with."""
+    index = next(d["id"] for d in config(space)["dependencies"] if d.get("api_name") == api_name)
+    body = {"data": data, "fn_index": index, "session_hash": session, "event_data": None, "trigger_id": None}
+    assert requests.post(space.url + "gradio_api/queue/join", json=body, timeout=10).status_code == 200
+    with requests.get(space.url + "gradio_api/queue/data", params={"session_hash": session}, stream=True, timeout=60) as stream:
+        for line in stream.iter_lines(decode_unicode=True):
+            message = json.loads(line[5:]) if line and line.startswith("data:") else {}
+            if message.get("msg") == "process_completed":
+                assert message.get("success"), message
+                return message["output"]["data"]
+    raise AssertionError(f"{api_name} never completed")
+
+
+def test_continue_this_shot_refuses_another_browsers_take(space):
+    """Browser B presses "Continue this shot" on browser A's take, as the page sends it: refused
+    beside the button, B's picture and prompt untouched, no frame of A's made; A still can, and
+    an API caller (no History) is refused A's take with the same sentence."""
+    from skyreels_demo.web.page_input import NOT_YOURS
+
+    browser_a, browser_b = "a" * 32, "b" * 32  # each browser's private History id
+    upload = requests.post(space.url + "gradio_api/upload", files={"files": open(ASTRONAUT, "rb")}, timeout=10).json()
+    picture = {"path": upload[0], "meta": FILE}
+    _status, video, _summary = press(space, "generate_in_page", ["a woman smiles", picture, 3, True, "crop", "", browser_a], "page-a")
+    assert video and video["path"].endswith(".mp4")
+    frames = space.data_dir / "frames"
+    before = files_under(frames)
+
+    image, prompt, said = press(space, "frame_to_continue", [video, -1, browser_b], "page-b")
+    assert said == NOT_YOURS
+    assert image == prompt == {"__type__": "update"}  # left as they were
+    assert files_under(frames) == before  # nothing of A's read into a frame
+
+    image, prompt, said = press(space, "frame_to_continue", [video, -1, browser_a], "page-a2")
+    assert said == "" and image["path"].endswith("-last.png") and "What happens next?" in prompt["placeholder"]
+
+    client = Client(space.url, verbose=False)
+    with pytest.raises(AppError, match=NOT_YOURS):
+        client.predict(handle_file(video["url"]), "she turns to the window", 4, api_name="/continue_shot")
 
 
 # --- MCP callers: each is who its own connection says, and an inline picture is an upload ------

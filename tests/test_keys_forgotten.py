@@ -135,7 +135,8 @@ def test_a_pasted_key_is_kept_in_no_session_and_nowhere_in_memory_after_its_run_
     keep the last event they handled until the next one arrives (at most one event, replaced by
     the next visitor's; Gradio's own, left as it is)."""
     from skyreels_demo.config import Settings
-    from skyreels_demo.web.page import KeyBox, StudioApp
+    from skyreels_demo.web.components import KeyBox
+    from skyreels_demo.web.page import StudioApp
 
     settings = Settings(
         api_key=None, base_url=wavespeed_stand_in, data_dir=tmp_path / "data", poll="0.1",

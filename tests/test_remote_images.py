@@ -465,7 +465,7 @@ def image_app():
     import gradio as gr
     from gradio import processing_utils
 
-    from skyreels_demo.web.page import ImageInput
+    from skyreels_demo.web.components import ImageInput
 
     gradio_downloads: list[str] = []
     original = processing_utils.async_ssrf_protected_download

@@ -9,6 +9,7 @@ import gradio as gr
 
 from skyreels_demo import images
 from skyreels_demo.images.remote import ImageAddress
+from skyreels_demo.store.runs import Run, RunStore
 
 UNEXPECTED = "Something went wrong on our side: try again, and if it keeps happening, report it."
 # A browser's private History id, as `new_visitor` makes them.
@@ -65,3 +66,15 @@ def may_touch(shared: bool, record: object, visitor: object, requester: str = ""
     if browser:
         return owner == browser
     return not owner and bool(requester) and getattr(record, "requester", None) == requester
+
+
+def own_run(store: RunStore, shared: bool, run_id: object, visitor: object, requester: str = "") -> Run | None:
+    """The run `run_id` names, if this browser may touch it (`may_touch`), else None: the same
+    whether the run is someone else's or no run at all, so an answer tells nothing of others'."""
+    if not isinstance(run_id, str) or not run_id:
+        return None
+    try:
+        run = store.get(run_id)
+    except KeyError:
+        return None
+    return run if may_touch(shared, run, visitor, requester) else None

@@ -10,7 +10,7 @@ import gradio as gr
 
 from skyreels_demo.errors import StudioError
 from skyreels_demo.studio.keys import in_use
-from skyreels_demo.web.page_input import may_touch, text, visitor_id
+from skyreels_demo.web.page_input import own_run, text, visitor_id
 from skyreels_demo.store.runs import Run
 from skyreels_demo.web.status_board import caption, details, picture_of, shown, status_line
 from skyreels_demo.web.ui_context import PageContext
@@ -28,13 +28,13 @@ class HistoryHandlers:
         self.model = context.studio.model
 
     def history(self, visitor: str | None, request: gr.Request):
-        runs = [run for run in self._visible_runs(visitor) if shown(run)]
+        runs = [run for run in self.visible_runs(visitor) if shown(run)]
         items = [(picture_of(run), caption(run, self.model)) for run in runs]
         return items, [run.id for run in runs]
 
     def pick(self, run_ids: list[str], visitor: str | None, request: gr.Request, evt: gr.SelectData):
         index = evt.index if isinstance(evt.index, int) else -1
-        run = self._run_for_visitor(run_ids[index], visitor) if isinstance(run_ids, list) and 0 <= index < len(run_ids) else None
+        run = self._own(run_ids[index], visitor) if isinstance(run_ids, list) and 0 <= index < len(run_ids) else None
         if run is None:
             return None, "", "", gr.update(visible=False)
         video = run.video_path if run.has_video else None
@@ -43,7 +43,7 @@ class HistoryHandlers:
 
     def finish_with_key(self, run_id: str, api_key: str | None, visitor: str | None, request: gr.Request):
         """Finish a visitor's own-key run that a restart cut off, with the key pasted again."""
-        run = self._run_for_visitor(text(run_id), visitor)
+        run = self._own(run_id, visitor)
         if run is None:
             raise gr.Error("Pick a run in the history first.", print_exception=False)
         if not run.is_unfinished_task:
@@ -64,7 +64,7 @@ class HistoryHandlers:
 
         (prompt, image, seed, tabs, status, note): with nothing picked, Create is left alone and
         the note beside History's buttons says what to do first."""
-        run = self._run_for_visitor(text(run_id), visitor)
+        run = self._own(run_id, visitor)
         if run is None:
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), note(PICK_A_TAKE)
         image = run.image_path if run.image_path and Path(run.image_path).exists() else None
@@ -80,10 +80,10 @@ class HistoryHandlers:
     def require_pick(self, run_id: str, visitor: str | None, request: gr.Request) -> None:
         """Ends a chain of events (its next step runs on success) when nothing is picked; the
         note already says why, so the error is shown nowhere and has no outputs to mark."""
-        if self._run_for_visitor(text(run_id), visitor) is None:
+        if self._own(run_id, visitor) is None:
             raise gr.Error(PICK_A_TAKE, visible=False, print_exception=False)
 
-    def _visible_runs(self, visitor: str | None, *, words: str = "", kept: bool = False) -> list[Run]:
+    def visible_runs(self, visitor: str | None, *, words: str = "", kept: bool = False) -> list[Run]:
         """This browser's runs (everyone's, on a laptop), newest first; `words` and `kept` as
         `RunStore.recent` takes them (History's search and its kept-only switch, ui_takes.py)."""
         found = dict(model=self.model.name, limit=HISTORY_SIZE, words=words, kept=kept)
@@ -95,12 +95,5 @@ class HistoryHandlers:
             return []
         return self.studio.store.recent(visitor=visitor, **found)
 
-    def _run_for_visitor(self, run_id: str, visitor: str | None) -> Run | None:
-        if not run_id or not isinstance(run_id, str):
-            return None
-        try:
-            run = self.studio.store.get(run_id)
-        except KeyError:
-            return None
-        return run if may_touch(self.settings.shared, run, visitor) else None
-
+    def _own(self, run_id: object, visitor: str | None) -> Run | None:
+        return own_run(self.studio.store, self.settings.shared, run_id, visitor)

@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import re
 import threading
-import uuid
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -19,47 +16,16 @@ from skyreels_demo.web.agent_progress import StageReport, variations_stage
 from skyreels_demo.errors import BadInput, Stopped, StudioError
 from skyreels_demo.studio.events import Done
 from skyreels_demo.studio.line import watch
-from skyreels_demo.web.page_input import NOT_YOURS, UNEXPECTED, fit_choice, may_touch, picture, text, visitor_id
+from skyreels_demo.web.continue_frames import continued_from_frame, frame_name, save_frame
+from skyreels_demo.web.page_input import NOT_YOURS, UNEXPECTED, fit_choice, may_touch, own_run, picture, text, visitor_id
 from skyreels_demo.web.ui_notes import NO_VIDEO_YET, PICK_A_TAKE, note
 from skyreels_demo.studio.run_request import RunRequest
-from skyreels_demo.store.runs import Run
 from skyreels_demo.web.status_board import StatusBoard, status_line, summary, variation_grid, variation_lines
 from skyreels_demo.web.ui_context import PageContext
 from skyreels_demo.studio.variations import VariationUpdate, stream_variations
 from skyreels_demo.studio.films import continue_shot, run_of_video, starting_frame
 
 log = logging.getLogger(__name__)
-
-# A frame picked to continue a shot is kept in the data directory's frames/ folder, named by the
-# run it came from ("<run id>-last.png", "<run id>-12.png"), or, for a clip that is not one of
-# this app's, by the clip's own bytes ("clip-<sha-256>-last.png"): never a name two visitors
-# could share, so one visitor's frame is never another's picture.
-_RUN_FRAME = re.compile(r"([0-9a-f]{32})-(?:last|[0-9]{1,6})\.png")
-
-
-def frame_name(run: Run | None, clip: Path, index: int | None) -> str:
-    """The file name of a continue frame: by its run, else by its clip's bytes."""
-    which = "last" if index is None else str(index)
-    if run is not None:
-        return f"{run.id}-{which}.png"
-    digest = hashlib.sha256()
-    with open(clip, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return f"clip-{digest.hexdigest()[:40]}-{which}.png"
-
-
-def continued_from_frame(image_path: str, frames_dir: Path) -> str | None:
-    """The run id a continue frame names, if the image is one of frames/ named by a run."""
-    path = Path(image_path)
-    try:
-        if path.parent.resolve() != frames_dir.resolve():
-            return None
-    except OSError:
-        return None
-    match = _RUN_FRAME.fullmatch(path.name)
-    return match[1] if match else None
-
 
 class RunHandlers:
     """Handlers that start runs."""
@@ -161,7 +127,7 @@ class RunHandlers:
             else:
                 continued = None
             run = self.request_from(prompt, image, seed, fps_prefix, fit, api_key, visitor, request, profile, stop)
-            if continued and self._own_run(continued, visitor):
+            if continued and own_run(self.studio.store, self.shared, continued, visitor):
                 run = run.but(continued_from=continued)
             # In a worker thread a step at a time, but holding none while the run waits in line.
             async for event in watch(events(run), self.studio.line, stop):
@@ -251,11 +217,8 @@ class RunHandlers:
 
         (video, image, prompt, tabs, note): with nothing picked, Create is left alone and the note
         beside History's buttons says what to do first."""
-        try:
-            run = self.studio.store.get(text(run_id)) if text(run_id) else None
-        except KeyError:
-            run = None
-        if run is None or not may_touch(self.shared, run, visitor):
+        run = own_run(self.studio.store, self.shared, run_id, visitor)
+        if run is None:
             return gr.update(), gr.update(), gr.update(), gr.update(), note(PICK_A_TAKE)
         if not run.has_video:
             return gr.update(), gr.update(), gr.update(), gr.update(), note(
@@ -281,15 +244,7 @@ class RunHandlers:
             name = frame_name(run, Path(source), index)
         except OSError:
             raise BadInput("That video could not be read: make a video first, then continue it.") from None
-        dest = self.frames_dir / name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        # Written whole, then put in place: a frame is never read half written.
-        part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.part")
-        try:
-            picture.save(part, "PNG")
-            part.replace(dest)
-        finally:
-            part.unlink(missing_ok=True)
+        dest = save_frame(picture, self.frames_dir / name)
         seed_note = f" (seed {run.seed})" if run else ""
         placeholder = (
             f"What happens next? Continuing from {'the last frame' if index is None else f'frame {index}'} "
@@ -308,13 +263,6 @@ class RunHandlers:
             return self.studio.store.film(clip.stem)
         except (KeyError, OSError, ValueError):
             return None
-
-    def _own_run(self, run_id: str, visitor: str) -> bool:
-        try:
-            run = self.studio.store.get(run_id)
-        except KeyError:
-            return False
-        return may_touch(self.shared, run, visitor)
 
     def _run_by_task(self, task_id: str, visitor: str | None):
         run = self.studio.store.by_task(task_id)

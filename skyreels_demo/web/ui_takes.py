@@ -24,63 +24,18 @@ from fastapi.responses import FileResponse, JSONResponse
 
 from skyreels_demo.studio import takes
 from skyreels_demo.errors import StudioError
-from skyreels_demo.web.page_input import NOT_YOURS, text
+from skyreels_demo.web.page_input import NOT_YOURS, own_run, text
 from skyreels_demo.store.runs import Run
 from skyreels_demo.web.status_board import caption, picture_of, shown, status_line
 from skyreels_demo.web.ui_context import PageContext
+from skyreels_demo.web.compare_view import MAX_COMPARE, MIN_COMPARE, compare_html, compare_note
 from skyreels_demo.web.ui_history import HistoryHandlers
 from skyreels_demo.web.ui_notes import CHOOSE_A_ZIP, PICK_A_TAKE, note
 
 log = logging.getLogger(__name__)
 
-MIN_COMPARE, MAX_COMPARE = 2, 4
 KEEP, KEPT = "☆ Keep this take", "★ Kept (click to unkeep)"
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
-
-# Runs in the browser once, when #compare is drawn: one control (or the first video's own
-# controls) plays, pauses and seeks every take; a tick pulls the others back onto the first.
-COMPARE_JS = """
-const videos = () => Array.from(element.querySelectorAll('video'));
-const follow = (fn) => { const vs = videos(); if (vs.length) fn(vs[0], vs.slice(1)); };
-const align = (lead, rest) => rest.forEach((v) => { v.currentTime = lead.currentTime; });
-element.addEventListener('click', (event) => {
-  const button = event.target.closest('[data-compare]');
-  if (!button) return;
-  follow((lead, rest) => {
-    if (button.dataset.compare === 'play') { align(lead, rest); [lead, ...rest].forEach((v) => v.play().catch(() => {})); }
-    if (button.dataset.compare === 'pause') { [lead, ...rest].forEach((v) => v.pause()); align(lead, rest); }
-    if (button.dataset.compare === 'start') { lead.currentTime = 0; align(lead, rest); }
-  });
-});
-element.addEventListener('input', (event) => {
-  const slider = event.target.closest('[data-compare=seek]');
-  if (!slider) return;
-  follow((lead, rest) => { lead.currentTime = (lead.duration || 0) * slider.value / 1000; align(lead, rest); });
-});
-// The first video's own controls drive the rest (media events do not bubble: capture them).
-element.addEventListener('play', (event) => follow((lead, rest) => {
-  if (event.target === lead) { align(lead, rest); rest.forEach((v) => v.play().catch(() => {})); }
-}), true);
-element.addEventListener('pause', (event) => follow((lead, rest) => {
-  if (event.target === lead) rest.forEach((v) => v.pause());
-}), true);
-element.addEventListener('seeked', (event) => follow((lead, rest) => {
-  if (event.target === lead && rest.some((v) => Math.abs(v.currentTime - lead.currentTime) > 0.05)) align(lead, rest);
-}), true);
-setInterval(() => follow((lead, rest) => {
-  const slider = element.querySelector('[data-compare=seek]');
-  if (slider && lead.duration) slider.value = Math.round(1000 * lead.currentTime / lead.duration);
-  if (lead.paused) return;
-  const span = lead.duration || 0;
-  rest.forEach((v) => {
-    if (v.paused) v.play().catch(() => {});
-    const drift = Math.abs(v.currentTime - lead.currentTime);
-    // Near the loop's turn one has wrapped and the other not yet: that is no drift.
-    if (drift > 0.08 && drift < span - 0.5) v.currentTime = lead.currentTime;
-  });
-}), 150);
-"""
-
 
 class TakeHandlers:
     """Handlers of History's takes and of the shared view."""
@@ -90,7 +45,7 @@ class TakeHandlers:
         self.studio = context.studio
         self.store = context.studio.store
         self.model = context.studio.model
-        self.visits = HistoryHandlers(context)  # whose runs these are: one rule for History and takes
+        self.visits = HistoryHandlers(context)  # the runs History lists are the takes found here
 
     # -- finding and keeping --
 
@@ -99,7 +54,7 @@ class TakeHandlers:
         """History's gallery, its runs' ids and the Compare… choices, found by words and kept;
         `ticked`: the takes ticked to compare, kept ticked while they are still listed."""
         runs = [
-            run for run in self.visits._visible_runs(visitor, words=text(words), kept=kept_only is True)
+            run for run in self.visits.visible_runs(visitor, words=text(words), kept=kept_only is True)
             if shown(run)
         ]
         items = [
@@ -115,7 +70,7 @@ class TakeHandlers:
         """A take was opened in History: its star, its live link, no stale download or note (its
         buttons, disabled in the browser while the pick was on its way, are enabled there)."""
         ready = tuple(gr.update(interactive=True) for _ in range(TAKE_BUTTONS - 1))
-        run = self.visits._run_for_visitor(text(run_id), visitor)
+        run = self._own(run_id, visitor)
         if run is None:
             return (gr.update(value=KEEP, interactive=True), *ready, _link(""), gr.update(value=None, visible=False), "")
         token = self.store.live_share(run.id) if self.settings.sharing else None
@@ -194,7 +149,7 @@ class TakeHandlers:
         if not MIN_COMPARE <= len(ids) <= MAX_COMPARE:
             ticked = "no take is ticked" if not ids else ("one take is ticked" if len(ids) == 1 else f"{len(ids)} are ticked")
             return compare_note(f"Tick {MIN_COMPARE} to {MAX_COMPARE} takes under “Compare…”, then press Compare: {ticked}.")
-        runs = [self.visits._run_for_visitor(run_id, visitor) for run_id in dict.fromkeys(ids)]
+        runs = [self._own(run_id, visitor) for run_id in dict.fromkeys(ids)]
         runs = [run for run in runs if run is not None and run.has_video]
         if len(runs) < MIN_COMPARE:
             return compare_note("Those takes have no videos to compare: tick finished ones.")
@@ -208,7 +163,7 @@ class TakeHandlers:
             path = _gallery_path(item)
             run = self.store.by_task(Path(path).stem) if path else None
             if run is not None:
-                run = self.visits._run_for_visitor(run.id, visitor)
+                run = self._own(run.id, visitor)
             if run is not None and run.has_video and run not in runs:
                 runs.append(run)
         if len(runs) < MIN_COMPARE:
@@ -249,8 +204,11 @@ class TakeHandlers:
         """The picked take, or None and the note saying what to do first."""
         if not text(run_id):
             return None, note(PICK_A_TAKE)
-        run = self.visits._run_for_visitor(text(run_id), visitor)
+        run = self._own(run_id, visitor)
         return (run, "") if run is not None else (None, note(NOT_YOURS))
+
+    def _own(self, run_id: object, visitor: str | None) -> Run | None:
+        return own_run(self.store, self.settings.shared, run_id, visitor)
 
     def _choice_label(self, run: Run) -> str:
         prompt = takes.typed_prompt(run, self.model)
@@ -292,11 +250,6 @@ def _link(link: str):
     return gr.update(value=link, visible=bool(link))
 
 
-def compare_note(sentence: str) -> str:
-    """#compare's content when there is nothing to compare yet: what to do, in a sentence."""
-    return f'<p class="action-note" role="status">{html.escape(note(sentence))}</p>'
-
-
 def _gallery_path(item: Any) -> str | None:
     """A gallery item's video (or image) path, in any of the shapes Gradio hands them over."""
     if isinstance(item, (list, tuple)) and item:
@@ -305,44 +258,6 @@ def _gallery_path(item: Any) -> str | None:
         media = item.get("video") or item.get("image") or item
         item = media.get("path") if isinstance(media, dict) else media
     return item if isinstance(item, str) else None
-
-
-def _file_url(path: str) -> str:
-    # Relative to the page, through Gradio's file route (videos are in its allowed paths).
-    return "gradio_api/file=" + quote(path)
-
-
-def compare_html(runs: list[Run], model) -> str:
-    """#compare's content: the takes side by side, one control for all, what differs in words."""
-    figures = []
-    for number, run in enumerate(runs, start=1):
-        prompt = takes.typed_prompt(run, model)
-        short = prompt if len(prompt) <= 60 else prompt[:59] + "…"
-        controls = " controls" if number == 1 else ""
-        figures.append(
-            f'<figure style="margin:0"><video src="{html.escape(_file_url(run.video_path))}" muted loop playsinline'
-            f' preload="auto"{controls} data-seed="{run.seed}" style="width:100%;max-height:48vh;object-fit:contain;border-radius:6px;background:#000"'
-            f' aria-label="Take {number}, seed {run.seed}"></video>'
-            f'<figcaption style="font-size:0.9em;margin-top:4px"><strong>Take {number} · seed {run.seed}</strong>'
-            f'{" ★" if run.kept else ""}<br>{html.escape(short)}</figcaption></figure>'
-        )
-    differences = "".join(f"<li>{html.escape(line)}</li>" for line in takes.differences(runs, model))
-    button = 'type="button" style="padding:6px 14px;border-radius:6px;border:1px solid #c7c9e6;background:#eef0ff;cursor:pointer"'
-    return (
-        '<div class="compare-takes">'
-        '<div role="group" aria-label="Play the takes together" style="display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin-bottom:10px">'
-        f'<button {button} data-compare="play">▶ Play together</button>'
-        f'<button {button} data-compare="pause">❚❚ Pause together</button>'
-        f'<button {button} data-compare="start">Back to the start</button>'
-        '<label style="display:flex;gap:6px;align-items:center;flex:1;min-width:180px">Seek all'
-        ' <input type="range" data-compare="seek" min="0" max="1000" value="0" style="flex:1" aria-label="Seek every take"></label>'
-        '</div>'
-        # Side by side even on a phone (two across), which is the point of comparing.
-        '<div style="display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:10px">'
-        f'{"".join(figures)}</div>'
-        f'<h4 style="margin:12px 0 4px">What differs</h4><ul class="compare-differences">{differences}</ul>'
-        '</div>'
-    )
 
 
 def shared_html(run: Run, token: str, model) -> str:
