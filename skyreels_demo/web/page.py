@@ -12,6 +12,7 @@ only groups a browser's History.
 from __future__ import annotations
 
 import logging
+import sys
 import os
 import secrets
 from pathlib import Path
@@ -33,7 +34,7 @@ from skyreels_demo.web import page_wiring as wiring
 from skyreels_demo.web import gradio_compat
 from skyreels_demo.web.connections import ConnectionLimits
 from skyreels_demo.web.page_parts import Page, api_inputs, header, shared_view
-from skyreels_demo.web.server import Server, build_server_app, ready_note
+from skyreels_demo.web.server import ANNOUNCE, Server, build_server_app, ready_note
 from skyreels_demo.web.share_card import card_routes
 from skyreels_demo.web.status_board import PRUNED_PICTURE
 from skyreels_demo.web.tabs.create import create_tab
@@ -203,6 +204,10 @@ def worker_threads(settings: Settings) -> int:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    said = logging.StreamHandler(sys.stdout)  # "Running on local URL", as it is, on stdout
+    said.setFormatter(logging.Formatter("%(message)s"))
+    ANNOUNCE.addHandler(said)
+    ANNOUNCE.propagate = False
     few_memory_arenas()  # before any worker thread starts: a waiting crowd stays small (line.py)
     install_key_mask()
     settings = Settings.from_env()

@@ -33,6 +33,9 @@ from skyreels_demo.web.upload_budget import upload_folder
 from skyreels_demo.web.webhook_route import add_route
 
 log = logging.getLogger(__name__)
+# The one line a person starting the app reads, as it is (no level, no logger name): main() gives
+# it a handler of its own on stdout; a program that embeds the server decides for itself.
+ANNOUNCE = logging.getLogger("skyreels_demo.announce")
 
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 7860
 # Requests served at once before uvicorn answers 503; every open connection counts, so one
@@ -177,7 +180,7 @@ class Server:
         threading.Thread(target=self._sweeps, name="skyreels-sweeps", daemon=True).start()
         log.debug("SkyReels V1 Studio is running on %s", self.url)
         # The one line a person starting the app reads: where to open it, and what it will make.
-        print(f"* Running on local URL:  {self.url} (open it in a browser){self.note}", flush=True)
+        ANNOUNCE.info("* Running on local URL:  %s (open it in a browser)%s", self.url, self.note)
         return self
 
     def _sweeps(self) -> None:
