@@ -22,7 +22,7 @@ import anyio.to_thread
 
 from skyreels_demo.errors import BadInput, StudioError
 from skyreels_demo.studio.events import Done, Event
-from skyreels_demo.studio.line import watch
+from skyreels_demo.studio.watching import watch
 from skyreels_demo.models import ModelSpec
 from skyreels_demo.studio.run_request import RunRequest, check_prompt, choose_seed, image_source
 
@@ -128,7 +128,7 @@ _UNSEEN: set[asyncio.Task] = set()  # variations whose watcher left: kept until 
 
 async def stream_variations(studio: "Studio", request: RunRequest, count: Any) -> AsyncIterator[VariationUpdate]:
     """`make_variations` for async code (the page and the API): the same updates, but each
-    variation is a task on the event loop (line.watch), so variations waiting in line hold no
+    variation is a task on the event loop (watching.watch), so variations waiting in line hold no
     thread. Leaving early sets the stop, as closing `make_variations` does."""
     shared, seeds, halt = await anyio.to_thread.run_sync(_plan, studio, request, count)
     updates: asyncio.Queue[VariationUpdate | int] = asyncio.Queue()

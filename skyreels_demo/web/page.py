@@ -45,7 +45,7 @@ from skyreels_demo.web.share_card import card_routes
 from skyreels_demo.studio.variations import MAX_VARIATIONS, MIN_VARIATIONS
 from skyreels_demo.studio.visitors import LOCAL, Requester, identify
 from skyreels_demo.studio.keys import MAX_KEY_CHARS, install_key_mask
-from skyreels_demo.studio.line import few_memory_arenas
+from skyreels_demo.studio.watching import few_memory_arenas
 from skyreels_demo.web.connections import ConnectionLimits
 from skyreels_demo.web.server import Server, build_server_app, ready_note
 from skyreels_demo.studio.hub import WebhookHub

@@ -18,7 +18,7 @@ import gradio as gr
 from skyreels_demo.web.agents import StageReport, stage_of, variations_stage
 from skyreels_demo.errors import BadInput, Stopped, StudioError
 from skyreels_demo.studio.events import Done
-from skyreels_demo.studio.line import watch
+from skyreels_demo.studio.watching import watch
 from skyreels_demo.web.page_input import NOT_YOURS, UNEXPECTED, fit_choice, may_touch, picture, text, visitor_id
 from skyreels_demo.web.ui_notes import NO_VIDEO_YET, PICK_A_TAKE, note
 from skyreels_demo.studio.run_request import RunRequest
