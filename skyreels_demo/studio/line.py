@@ -23,7 +23,6 @@ code watches it (watching.py asks the run for its next event only when the line 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import threading
@@ -340,16 +339,6 @@ class Line:
         finally:
             if ticket is not None:
                 self.leave(ticket)
-
-    # -- async code that watches a run --
-
-    async def until_moved(self, version: int, stop: threading.Event | None, *, every: float = 0.25) -> None:
-        """Sleep on the event loop (no thread) until the line moves, Stop, or REFRESH_S passes."""
-        give_up = time.monotonic() + REFRESH_S
-        while self.version == version and time.monotonic() < give_up:
-            if stop is not None and stop.is_set():
-                return
-            await asyncio.sleep(every)
 
 
 @dataclass

@@ -10,13 +10,14 @@ async code or threads: this is how the web room's handlers and the variations dr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
 
 from skyreels_demo.studio.events import Event, InLine, Prepared
-from skyreels_demo.studio.line import Line
+from skyreels_demo.studio.line import REFRESH_S, Line
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,15 @@ def _close_when_idle(close, wait_s: float = 30.0) -> None:
                 log.warning("a run's events could not be closed: its step did not end")
                 return
             time.sleep(0.05)
+
+
+async def _until_moved(line: Line, version: int, stop: threading.Event | None, *, every: float = 0.25) -> None:
+    """Sleep on the event loop (no thread) until the line moves, Stop, or REFRESH_S passes."""
+    give_up = time.monotonic() + REFRESH_S
+    while line.version == version and time.monotonic() < give_up:
+        if stop is not None and stop.is_set():
+            return
+        await asyncio.sleep(every)
 
 
 T = TypeVar("T")
@@ -96,7 +106,7 @@ async def watch(
             # (and a thread) is asked again only when its turn has come, or for Stop.
             received = time.monotonic()
             while isinstance(event, InLine) and event.line_version >= 0:
-                await line.until_moved(event.line_version, stop)
+                await _until_moved(line, event.line_version, stop)
                 if stop is not None and stop.is_set():
                     break
                 event = line.refreshed(event, event.elapsed_s + time.monotonic() - received)
