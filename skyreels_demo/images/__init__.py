@@ -1,6 +1,6 @@
 """Pictures: bound, open, orient, frame and encode one (picture, framing, encode); metadata and
 size read from headers before anything is decoded (metadata, limits); fetch by address by our
-rules (remote).
+rules (the remote package: networks, hops, refusals).
 
 `from skyreels_demo import images` gives a picture's public face, as the flat module did:
 everything public in picture.py (prepare, PreparedImage, is_remote_url, FITS, and the limits
