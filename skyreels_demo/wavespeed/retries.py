@@ -8,7 +8,8 @@ a poll is never retried inside the request, because the poll schedule owns its t
 rule for checks) and `follow` must keep ticking (and hear Stop) while it backs off
 (`poll_backoff`); a submit in the studio's line is sent again by the line, which holds the whole
 account back as long (`slowdown`, `paced_attempts`). Whoever asks, a server's Retry-After is read
-here once, and no wait after a 429 it advises is longer than `longest_wait_s`.
+here once, capped at `longest_wait_s`, as is a request's or a poll's back-off; the line's own
+fallback is the account's pace, which the tier sets.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class RetryPolicy:
     jitter_s: float = 0.25
     # A poll's gap doubles with each 429 in a row, at most this many times (then the cap holds it).
     poll_doublings: int = 5
-    # No wait after a 429 is longer, a server's Retry-After included: never quiet for long.
+    # No Retry-After, and no back-off of a request or a poll, is longer: never quiet for long.
     longest_wait_s: float = 30.0
     transient_statuses: frozenset[int] = frozenset({500, 502, 503, 504})
 
