@@ -1,4 +1,4 @@
-"""Pillow: open, validate, orient, crop or fit to the model's frame, encode.
+"""A picture prepared for the model: open, validate, orient, decode, then frame and encode.
 
 Whatever a person drops in (a 48-megapixel phone photo turned sideways by EXIF, a PNG with
 transparency, a CMYK JPEG, a 16-bit TIFF, an animated GIF, a file that only pretends to be an
@@ -8,6 +8,10 @@ sentence (`ImageRejected`) before anything is uploaded.
 `prepare` is thread-safe: it never changes Pillow's global settings (it reads
 `Image.MAX_IMAGE_PIXELS` only to honour a stricter limit set by someone else) and never
 modifies an image passed in by the caller.
+
+This module opens and decodes, within the limits and budgets of limits.py; where the frame falls
+(the crop or fit, the orientation's geometry, the reduced decode) is framing.py's, and the
+pixels made into the JPEG (modes, transparency, colours, quality) are encode.py's.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import math
 import os
 import stat
 import struct
@@ -23,18 +26,10 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 from urllib.parse import urlsplit
 
-from PIL import (
-    Image,
-    ImageCms,
-    ImageEnhance,
-    ImageFilter,
-    ImageOps,
-    UnidentifiedImageError,
-    features,
-)
+from PIL import Image, ImageOps, UnidentifiedImageError, features
 
-from skyreels_demo.images import metadata as image_metadata
 from skyreels_demo.errors import ImageRejected
+from skyreels_demo.images import metadata as image_metadata
 from skyreels_demo.images.limits import (  # noqa: F401 (the limits are part of this module's surface)
     DECODE_BUDGET,
     MAX_BYTES,
@@ -53,33 +48,19 @@ from skyreels_demo.images.limits import (  # noqa: F401 (the limits are part of 
     check_cost,
     decode_cost,
 )
-from skyreels_demo.models import Frames, nearest_frame
+from skyreels_demo.images.encode import CONTENT_TYPE, encode, resizable, to_rgb
+from skyreels_demo.images.framing import (
+    ORIENTATIONS,
+    decode_reduced,
+    frame_box,
+    framing_notes,
+    on_blurred_border,
+)
+from skyreels_demo.models import Frames
 
 log = logging.getLogger(__name__)
 
-def choose_frame(width: int, height: int, frames: Frames) -> tuple[int, int]:
-    """Of the model's native `frames`, the one a picture of this size becomes (models.py)."""
-    return nearest_frame(width, height, frames)
-
-
 FITS = ("crop", "pad")
-CONTENT_TYPE = "image/jpeg"
-
-# Mid grey (#808080) behind transparent parts: neutral, neither a glow nor a hole to animate.
-BACKGROUND = (128, 128, 128)
-
-# The model takes 960x544 and turns it into 4:2:0 video; chroma finer than half resolution
-# never survives, and quality 90 keeps block artefacts well below what it would animate.
-JPEG_QUALITY = 90
-JPEG_SUBSAMPLING = "4:2:0"
-# Pathological pictures (pure noise) step quality down until they fit a quick upload.
-UPLOAD_BUDGET = 300_000
-FALLBACK_QUALITIES = (85, 80, 75)
-
-# libjpeg's 1/2, 1/4 or 1/8 scale decode low-passes each 8x8 block properly, so it may go
-# down to the frame itself: against a full-size LANCZOS it differs about as much as BICUBIC
-# does (34 dB on sharp lines and text), and it takes a third off a 24-MP photo's time.
-JPEG_DRAFT_MARGIN = 1.0
 # Pillow's whole-factor reduce is a plain box filter, so it stops at twice the target and
 # leaves LANCZOS the rest, as Pillow's thumbnail does (47 dB against a full-size LANCZOS).
 REDUCING_GAP = 2.0
@@ -92,27 +73,7 @@ READABLE_FORMATS = tuple(
     if name != "AVIF" or features.check("avif")
 )
 _DRAFTABLE = ("JPEG", "MPO")
-
-# EXIF orientation -> (sides swapped, oriented x mirrored, oriented y mirrored), as
-# ImageOps.exif_transpose turns them; needed to place a reduced-scale decode exactly.
-_ORIENTATIONS = {
-    1: (False, False, False),
-    2: (False, True, False),
-    3: (False, True, True),
-    4: (False, False, True),
-    5: (True, False, False),
-    6: (True, True, False),
-    7: (True, True, True),
-    8: (True, False, True),
-}
 _ORIENTATION_TAG = 0x0112
-
-
-
-def frame_name(frame: tuple[int, int]) -> str:
-    """What a person calls a frame of this shape."""
-    width, height = frame
-    return "square" if width == height else ("landscape" if width > height else "portrait")
 
 # What Pillow raises on files that parse as images but do not decode.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
@@ -272,14 +233,10 @@ def _prepare_image(
 
 def _draft_for_frame(image: Image.Image, fit: str, frames: Frames) -> float:
     """Ask for the reduced decode that still covers this picture's frame; the scale it gives."""
-    swapped = _ORIENTATIONS[_orientation(image)][0]
+    swapped = ORIENTATIONS[_orientation(image)][0]
     width, height = (image.height, image.width) if swapped else image.size
-    frame = choose_frame(width, height, frames)
-    if fit == "crop":
-        crop_box, target = _centred_box(width, height, frame), frame
-    else:
-        crop_box, target = (0, 0, width, height), _fitted_size(width, height, frame)
-    return _decode_reduced(image, (width, height), crop_box, target, swapped)
+    _frame, crop_box, target = frame_box(width, height, fit, frames)
+    return decode_reduced(image, (width, height), crop_box, target, swapped)
 
 
 def _decode_and_frame(
@@ -305,15 +262,9 @@ def _decode_and_frame(
         if not reducible:
             image.load()  # a PNG may keep its EXIF after the pixels, so decode before reading it
         orientation = _orientation(image)
-        swapped, mirror_x, mirror_y = _ORIENTATIONS[orientation]
+        swapped, mirror_x, mirror_y = ORIENTATIONS[orientation]
         width, height = (raw_h, raw_w) if swapped else (raw_w, raw_h)
-        frame = choose_frame(width, height, frames)
-        if fit == "crop":
-            crop_box = _centred_box(width, height, frame)
-            target = frame
-        else:
-            crop_box = (0, 0, width, height)
-            target = _fitted_size(width, height, frame)
+        frame, crop_box, target = frame_box(width, height, fit, frames)
         if reducible:
             image.load()
         icc_profile = image.info.get("icc_profile")
@@ -325,7 +276,7 @@ def _decode_and_frame(
             else:
                 image = ImageOps.exif_transpose(image)
             notes.append("Rotated to match the photo's orientation tag.")
-        working = _resizable(image)
+        working = resizable(image)
     except Image.DecompressionBombError as exc:
         raise bomb((raw_w, raw_h), file_size) from exc
     except _DECODE_ERRORS as exc:
@@ -342,11 +293,11 @@ def _decode_and_frame(
         offset_y + crop_box[3] * scale,
     )
     picture = working.resize(target, Image.Resampling.LANCZOS, box=box, reducing_gap=REDUCING_GAP)
-    picture = _to_rgb(picture, icc_profile, notes)
-    notes.extend(_framing_notes(fit, (width, height), crop_box, target, frame))
+    picture = to_rgb(picture, icc_profile, notes)
+    notes.extend(framing_notes(fit, (width, height), crop_box, target, frame))
     if fit == "pad" and target != frame:
-        picture = _on_blurred_border(picture, frame)
-    data = _encode(picture)
+        picture = on_blurred_border(picture, frame)
+    data = encode(picture)
     return PreparedImage(
         data=data,
         content_type=CONTENT_TYPE,
@@ -386,175 +337,6 @@ def _orientation(image: Image.Image) -> int:
         # Damaged EXIF should not cost the picture; it is shown as stored.
         log.info("Ignoring unreadable EXIF: %r", exc)
         return 1
-    return value if value in _ORIENTATIONS else 1
+    return value if value in ORIENTATIONS else 1
 
 
-def _centred_box(width: int, height: int, frame: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The largest box of the frame's aspect in the middle of the picture, as SkyReels crops."""
-    frame_w, frame_h = frame
-    if width * frame_h > height * frame_w:
-        crop_w, crop_h = min(width, round(height * frame_w / frame_h)), height
-    else:
-        crop_w, crop_h = width, min(height, round(width * frame_h / frame_w))
-    left, top = (width - crop_w) // 2, (height - crop_h) // 2
-    return (left, top, left + crop_w, top + crop_h)
-
-
-def _fitted_size(width: int, height: int, frame: tuple[int, int]) -> tuple[int, int]:
-    """The whole picture scaled to fit inside the frame."""
-    scale = min(frame[0] / width, frame[1] / height)
-    return (
-        max(1, min(frame[0], round(width * scale))),
-        max(1, min(frame[1], round(height * scale))),
-    )
-
-
-def _decode_reduced(
-    image: Image.Image,
-    oriented: tuple[int, int],
-    box: tuple[int, int, int, int],
-    target: tuple[int, int],
-    swapped: bool,
-) -> float:
-    """Ask libjpeg for a 1/2, 1/4 or 1/8 scale decode that still covers the target; the scale."""
-    width, height = oriented
-    box_w, box_h = box[2] - box[0], box[3] - box[1]
-    # Pillow picks the largest scale keeping the whole image >= the request, so ask for the
-    # whole image at the size that leaves the crop at JPEG_DRAFT_MARGIN times the target.
-    request = (
-        math.ceil(width * target[0] * JPEG_DRAFT_MARGIN / box_w),
-        math.ceil(height * target[1] * JPEG_DRAFT_MARGIN / box_h),
-    )
-    if swapped:
-        request = (request[1], request[0])
-    raw_w = image.width
-    result = image.draft("RGB", request)
-    if result is None:
-        return 1.0
-    return result[1][2] / raw_w
-
-
-def _resizable(image: Image.Image) -> Image.Image:
-    """The picture in a mode Pillow resizes well: RGB, L, CMYK, or RGBA/LA if transparent."""
-    mode = image.mode
-    if mode in ("RGBA", "LA", "CMYK"):
-        return image
-    if mode in ("RGB", "L", "P", "PA", "1"):
-        if image.has_transparency_data:
-            # Resizing RGBA premultiplies alpha, so hidden colours never bleed into the edges.
-            return image.convert("RGBA")
-        return image if mode in ("RGB", "L") else image.convert("L" if mode == "1" else "RGB")
-    if mode in ("RGBa", "La"):
-        return image.convert(mode.upper())
-    if mode.startswith("I") or mode == "F":
-        return _eight_bit_grey(image)
-    try:
-        return image.convert("RGB")  # YCbCr, LAB, HSV
-    except ValueError as exc:
-        raise ImageRejected(
-            f"This picture uses a colour format ({mode}) this app cannot convert; save it "
-            "as an ordinary RGB JPEG or PNG and try again."
-        ) from exc
-
-
-def _eight_bit_grey(image: Image.Image) -> Image.Image:
-    """16-bit, 32-bit and float greyscale scaled, not clipped, into 0..255."""
-    if image.mode.startswith("I;16"):
-        scale, offset = 255 / 65535, 0.0
-        image = image.convert("I")
-    else:
-        low, high = image.getextrema()
-        # The file does not say its range, so judge it from the values present.
-        if image.mode == "F" and low >= 0 and high <= 1:
-            scale, offset = 255.0, 0.0
-        elif low >= 0 and high <= 255:
-            scale, offset = 1.0, 0.0
-        elif low >= 0 and high <= 65535:
-            scale, offset = 255 / 65535, 0.0
-        elif high > low:
-            scale, offset = 255 / (high - low), -low * 255 / (high - low)
-        else:
-            scale, offset = 0.0, 128.0
-    return image.point(lambda value: value * scale + offset).convert("L")
-
-
-def _to_rgb(picture: Image.Image, icc_profile: bytes | None, notes: list[str]) -> Image.Image:
-    """Flatten transparency onto grey and bring the colours to sRGB."""
-    if picture.mode in ("RGBA", "LA"):
-        alpha = picture.getchannel("A")
-        opaque_mode = picture.mode[:-1]
-        flat = Image.new(opaque_mode, picture.size, BACKGROUND if opaque_mode == "RGB" else 128)
-        flat.paste(picture.convert(opaque_mode), mask=alpha)
-        if alpha.getextrema()[0] < 255:
-            notes.append("Flattened transparency onto grey.")
-        picture = flat
-    if icc_profile:
-        try:
-            source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
-            converted = ImageCms.profileToProfile(
-                picture, source, ImageCms.createProfile("sRGB"), outputMode="RGB"
-            )
-            description = ImageCms.getProfileDescription(source).strip()
-        except (ImageCms.PyCMSError, OSError, ValueError, TypeError) as exc:
-            # A broken or mismatched profile is common in the wild; plain conversion is fine.
-            log.info("Ignoring an unusable colour profile: %r", exc)
-        else:
-            if "srgb" not in description.lower():
-                notes.append(f"Converted colours from {description[:40] or 'its profile'} to sRGB.")
-            return converted
-    return picture if picture.mode == "RGB" else picture.convert("RGB")
-
-
-def _framing_notes(
-    fit: str,
-    size: tuple[int, int],
-    box: tuple[int, int, int, int],
-    target: tuple[int, int],
-    frame: tuple[int, int],
-) -> list[str]:
-    width, height = size
-    frame_text = f"{frame[0]}×{frame[1]} ({frame_name(frame)})"
-    used_w, used_h = box[2] - box[0], box[3] - box[1]
-    notes = []
-    if fit == "pad" and target != frame:
-        notes.append(f"Fitted the whole picture into {frame_text} on a blurred border.")
-    elif (used_w, used_h) == (width, height):
-        notes.append(f"Resized to {frame_text}.")
-    else:
-        notes.append(f"Cropped to {frame_text}, as SkyReels does.")
-        kept = used_w * used_h / (width * height)
-        if kept < 0.6:
-            notes.append(
-                f"Only the middle {kept:.0%} of the picture fits this frame; fit the whole "
-                "picture instead to keep all of it."
-            )
-    if used_w < target[0] or used_h < target[1]:
-        notes.append(f"Enlarged from {used_w}×{used_h} pixels, so the video may look soft.")
-    return notes
-
-
-def _on_blurred_border(picture: Image.Image, frame: tuple[int, int]) -> Image.Image:
-    """The picture centred on a blurred, dimmed, enlarged copy of itself filling the frame."""
-    cover = _centred_box(picture.width, picture.height, frame)
-    # Blurring a tiny copy and enlarging it is far cheaper than a wide blur at full size.
-    tiny = picture.resize(
-        (max(1, frame[0] // 16), max(1, frame[1] // 16)), Image.Resampling.BOX, box=cover
-    )
-    backdrop = tiny.resize(frame, Image.Resampling.BICUBIC).filter(
-        ImageFilter.GaussianBlur(frame[1] / 60)
-    )
-    backdrop = ImageEnhance.Brightness(backdrop).enhance(0.55)
-    backdrop.paste(picture, ((frame[0] - picture.width) // 2, (frame[1] - picture.height) // 2))
-    return backdrop
-
-
-def _encode(picture: Image.Image) -> bytes:
-    """Baseline JPEG with no metadata at all: no EXIF, ICC, XMP or comment."""
-    picture.info = {}  # our own new image; Pillow would copy a comment from here
-    for quality in (JPEG_QUALITY, *FALLBACK_QUALITIES):
-        buffer = io.BytesIO()
-        picture.save(buffer, "JPEG", quality=quality, subsampling=JPEG_SUBSAMPLING, optimize=True)
-        if buffer.tell() <= UPLOAD_BUDGET:
-            break
-        log.info("Frame is %d bytes at quality %d; trying lower", buffer.tell(), quality)
-    return buffer.getvalue()

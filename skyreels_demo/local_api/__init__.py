@@ -23,6 +23,7 @@ port) answers for the tasks of an old one; what is older than seven days goes wh
 
 Which module holds what:
     backend.py   LocalBackend: start, stop, serve; creating tasks and making their videos
+    server.py    the port bound, uvicorn built and run in a daemon thread until it answers
     fetch.py     fetching a task's image: our own uploads from disk, else loopback HTTP only
     clock.py     TaskTiming and TaskRecord: a task's status read off the clock
     faults.py    Faults: the switches tests arm, and the canned answers they give

@@ -1,4 +1,7 @@
-"""LocalBackend: the server's lifecycle and the tasks it creates, from submit to video."""
+"""LocalBackend: the server's lifecycle and the tasks it creates, from submit to video.
+
+How it is served (the port, uvicorn, its thread) is server.py's; this module holds the tasks.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from skyreels_demo.local_api.limits import Admissions, Limits, OverLimits
 from skyreels_demo.local_api.pusher import Pusher
 from skyreels_demo.local_api.render import NotAnImage, PreviewRenders, camera_move
 from skyreels_demo.local_api.routes.llm import Answers
+from skyreels_demo.local_api.server import bind, build_server, run_in_thread, url_host
 from skyreels_demo.local_api.storage import Storage
 from skyreels_demo.models import VIDEO_MODELS, ModelSpec
 from skyreels_demo.status import ApiWord
@@ -124,15 +128,7 @@ class LocalBackend:
             return self
         sock, server = self._prepare(log_level="warning")
         self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name=f"local-api:{self.port}", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the local backend did not start on {self.base_url}")
-            time.sleep(0.01)
+        self._thread = run_in_thread(server, sock, f"local-api:{self.port}", self.base_url)
         self._http.get(self.base_url + "/", timeout=5).raise_for_status()
         log.info("local backend serving at %s (data in %s)", self.base_url, self.data_dir)
         return self
@@ -156,33 +152,20 @@ class LocalBackend:
 
     def _prepare(self, *, log_level: str) -> tuple[socket.socket, uvicorn.Server]:
         """Bind the port (so port 0 becomes a real one) and build the server."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
+        sock = bind(self.host, self.port)
         self.port = sock.getsockname()[1]
-        self.base_url = f"http://{_url_host(self.host)}:{self.port}"
+        self.base_url = f"http://{url_host(self.host)}:{self.port}"
         self.storage.hold_server()  # before restoring: another backend starting now leaves ours be
         if not self.render:
             self._placeholder = self._renders.placeholder(self.default_model)
         self._restore()
         with self._lock:
             now = self.clock()
-            waiting = [r for r in self._tasks.values() if r.webhook and r.status_at(now) not in (ApiWord.COMPLETED, ApiWord.FAILED, ApiWord.DELETED)]
+            waiting = [r for r in self._tasks.values() if _awaits_webhook(r, now)]
         for record in waiting:  # a restored task that asked for a webhook still gets one
             self.pusher.watch(record.id, record.due_at)
         self.pusher.start()
-        embedded = log_level == "warning"
-        config = uvicorn.Config(
-            self.app,
-            log_level=log_level,
-            access_log=not embedded,
-            # Embedded in the app or a test, leave the host program's logging alone.
-            log_config=None if embedded else uvicorn.config.LOGGING_CONFIG,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
-        )
-        return sock, uvicorn.Server(config)
+        return sock, build_server(self.app, log_level=log_level)
 
     def _restore(self) -> None:
         """Answer (once) for the tasks kept in storage, finishing the renders they still need;
@@ -252,7 +235,7 @@ class LocalBackend:
             stored = self.storage.stored_task(task_id)
             if stored is not None and not self.storage.serving_elsewhere(stored.server):
                 self._adopt(stored)
-                if stored.webhook and stored.status_at(self.clock()) not in (ApiWord.COMPLETED, ApiWord.FAILED, ApiWord.DELETED):
+                if _awaits_webhook(stored, self.clock()):
                     self.pusher.watch(stored.id, stored.due_at)
                 record = self._tasks.get(task_id)
         return record
@@ -404,10 +387,6 @@ def serve(
         backend._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _url_host(host: str) -> str:
-    """How a client on this machine should name the bound host in a URL."""
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
-    return f"[{host}]" if ":" in host else host
+def _awaits_webhook(record: TaskRecord, now: float) -> bool:
+    """Whether a task asked for a webhook and has yet to end (so the pusher must watch it)."""
+    return bool(record.webhook) and record.status_at(now) not in (ApiWord.COMPLETED, ApiWord.FAILED, ApiWord.DELETED)

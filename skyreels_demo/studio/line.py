@@ -12,36 +12,46 @@ A slot is the account's, not the visitor's: once a run's task is submitted, its 
 until the task ends, whether anyone still watches it or not (a closed tab leaves the task
 running on WaveSpeed, and finished by the follower; the studio says when it ends).
 
-Submits are spread evenly, at most one every 60/N seconds, so a burst never meets WaveSpeed's
-429s; a 429 that comes all the same is waited out in view, never spent as a failed run.
+Submits are spread evenly, at most one every interval of the tier's pace (60 s over its submits
+a minute), so a burst never meets WaveSpeed's 429s; a 429 that comes all the same is waited out
+in view, never spent as a failed run, for as long and as many times as the retry policy says
+(wavespeed/retries.py: the server's Retry-After, else one interval of the pace).
 
-Waiting is cheap: a ticket is a few fields, and `watch` drives a run's events from async code
-so that a run in line holds no worker thread (it sleeps on the event loop and asks the run for
-its next event only when the line has moved, or now and then to refresh the estimate).
+Waiting is cheap: a ticket is a few fields, and a run in line holds no worker thread while async
+code watches it (watching.py asks the run for its next event only when the line has moved).
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator
 
 from skyreels_demo.errors import RateLimited, Stopped, StudioError
-from skyreels_demo.studio.events import Event, InLine, Prepared, SlowedDown
 from skyreels_demo.models import BRONZE
+from skyreels_demo.studio.events import Event, InLine, SlowedDown
 from skyreels_demo.studio.recorder import STOPPED_BEFORE_SUBMIT as STOPPED_IN_LINE
+from skyreels_demo.wavespeed.retries import DEFAULT_POLICY, RetryPolicy
 
 log = logging.getLogger(__name__)
 
 OWNER, PREVIEW = "owner", "preview"  # the accounts with a line: the owner's key, this machine
 REFRESH_S = 5.0  # a waiting run's estimate is brought up to date at least this often
 STOP_CHECK_S = 0.5  # how soon a blocked wait notices Stop
-SLOWDOWN_TRIES = 8  # submits a run sends in all while WaveSpeed keeps answering 429
+
+
+def pace_s(submits_per_minute: float) -> float:
+    """Seconds between submits that keep to a tier's submits a minute (0: not paced)."""
+    return 60.0 / submits_per_minute if submits_per_minute > 0 else 0.0
+
+
+# A key whose tier the app does not know (a visitor's own) is paced after a 429 as every new
+# account is: WaveSpeed's default tier.
+UNKNOWN_TIER_PACE_S = pace_s(BRONZE.submits_per_minute)
 
 
 class LineRefused(StudioError):
@@ -85,6 +95,7 @@ class Line:
         max_wait_s: float,
         clock: Callable[[], float] = time.monotonic,
         in_flight: Callable[[str], bool] = lambda run_id: False,
+        policy: RetryPolicy = DEFAULT_POLICY,
     ) -> None:
         self.size = max(1, size)
         self.max_wait_s = max_wait_s
@@ -92,9 +103,9 @@ class Line:
         # Whether a run's task is still running (the run store's word): a slot whose run left
         # the line is held while it is, and let go at the latest when it is seen not to be.
         self.in_flight = in_flight
-        interval = 60.0 / submits_per_minute if submits_per_minute > 0 else 0.0
+        self.policy = policy  # how often, and how long, a 429 to a submit is waited out
         self._accounts = {
-            OWNER: _Account(max(1, slots), interval),
+            OWNER: _Account(max(1, slots), pace_s(submits_per_minute)),
             # This machine's renders: as many at once as the owner's, not paced (no tier to meet).
             PREVIEW: _Account(max(1, slots), 0.0),
         }
@@ -247,12 +258,13 @@ class Line:
         stop: threading.Event | None,
         elapsed: Callable[[], float],
     ) -> Iterator[Event]:
-        """Send a submit in its turn (at most one every 60/N seconds on a paced account),
-        waiting out each 429 in view; returns what `send` returned.
+        """Send a submit in its turn (at most one every interval of the pace on a paced account),
+        waiting out each 429 in view, as often as the policy allows; returns what `send` returned.
 
         Use as `result = yield from line.submit(...)`. `ticket` None: a visitor's own key, not
         paced here, whose 429s are waited out all the same."""
-        for attempt in range(1, SLOWDOWN_TRIES + 1):
+        attempts = self.policy.paced_attempts
+        for attempt in range(1, attempts + 1):
             wait_s = self._submit_turn(ticket)
             if wait_s > 0:
                 # Next, and sent in a moment: no line to watch (version -1), the wait is this one.
@@ -263,7 +275,7 @@ class Line:
             try:
                 return send()
             except RateLimited as exc:
-                if attempt == SLOWDOWN_TRIES:
+                if attempt == attempts:
                     raise
                 pause = self._slowed_down(ticket, exc.retry_after)
                 log.info("WaveSpeed answered 429 to a submit; waiting %.1f s before sending it again", pause)
@@ -304,10 +316,10 @@ class Line:
 
     def _slowed_down(self, ticket: Ticket | None, retry_after: float | None) -> float:
         """How long to wait after a 429; the whole account waits as long, not only this run."""
-        fallback = 60.0 / BRONZE.submits_per_minute  # a key of unknown tier: the default's pace
+        pace = UNKNOWN_TIER_PACE_S
         if ticket is not None and self._accounts[ticket.account].submit_interval_s > 0:
-            fallback = self._accounts[ticket.account].submit_interval_s
-        pause = retry_after if retry_after is not None and retry_after > 0 else fallback
+            pace = self._accounts[ticket.account].submit_interval_s
+        pause = self.policy.slowdown(retry_after, pace)
         if ticket is not None:
             with self._changed:
                 line = self._accounts[ticket.account]
@@ -327,16 +339,6 @@ class Line:
         finally:
             if ticket is not None:
                 self.leave(ticket)
-
-    # -- async code that watches a run --
-
-    async def until_moved(self, version: int, stop: threading.Event | None, *, every: float = 0.25) -> None:
-        """Sleep on the event loop (no thread) until the line moves, Stop, or REFRESH_S passes."""
-        give_up = time.monotonic() + REFRESH_S
-        while self.version == version and time.monotonic() < give_up:
-            if stop is not None and stop.is_set():
-                return
-            await asyncio.sleep(every)
 
 
 @dataclass
@@ -378,22 +380,6 @@ def _wait_for_slot(line: _Account, ahead: int, now: float) -> float:
     return max(0.0, start - now)
 
 
-def few_memory_arenas(arenas: int = 2) -> bool:
-    """Ask glibc for few malloc arenas in this process (as MALLOC_ARENA_MAX would): a crowd
-    arriving at once prepares its images in several worker threads, and each thread's own arena
-    keeps its freed pages, about 2 MB of resident memory per visitor that never comes back.
-    Returns whether it took (not on other C libraries)."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        return bool(libc and libc.mallopt(-8, arenas))  # -8: M_ARENA_MAX
-    except (OSError, AttributeError):
-        return False
-
-
 def _sleep(seconds: float, stop: threading.Event | None) -> None:
     """Wait `seconds`, or until Stop, which ends the run before anything is sent."""
     if stop is None:
@@ -402,98 +388,3 @@ def _sleep(seconds: float, stop: threading.Event | None) -> None:
     if stop.wait(seconds):
         raise Stopped(STOPPED_IN_LINE)
 
-
-_DONE = object()
-ARRIVING_AT_ONCE = 4  # runs preparing their image or stepping in line at once, in worker threads
-RUNNING_AT_ONCE = 1000  # runs past their turn: bounded by the line's slots and visitors' caps
-_limiters: dict[str, Any] = {}
-
-
-def _limiter(name: str) -> Any:
-    """The worker threads a run's steps take, apart from the small pool the server and Gradio
-    share for uploads and quick events (server.py), so that runs never starve those:
-    "arriving" (preparing an image, joining the line) shares a few, so a crowd arriving at once
-    does not take a thread (and its memory) each; "running" (submitting and following a task,
-    about one thread per task in flight) is as many as there are runs past their turn."""
-    import anyio
-
-    if name not in _limiters:
-        _limiters[name] = anyio.CapacityLimiter(ARRIVING_AT_ONCE if name == "arriving" else RUNNING_AT_ONCE)
-    return _limiters[name]
-
-
-def _close_when_idle(close, wait_s: float = 30.0) -> None:
-    """Close a generator that another thread may still be running a step of."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            close()
-            return
-        except ValueError:  # "generator already executing": its step ends soon, stop is set
-            if time.monotonic() > deadline:
-                log.warning("a run's events could not be closed: its step did not end")
-                return
-            time.sleep(0.05)
-
-
-T = TypeVar("T")
-
-
-def _itself(item: Any) -> Any:
-    return item
-
-
-async def watch(
-    events: Iterator[T],
-    line: Line,
-    stop: threading.Event | None,
-    *,
-    event_of: Callable[[T], Event | None] = _itself,
-    with_place: Callable[[T, InLine], T] = lambda _item, place: place,  # type: ignore[assignment, return-value]
-) -> AsyncIterator[T]:
-    """A run's events, for async code: each step runs in a worker thread, but while the run is in
-    line no thread is held (the next event is asked for only once the line has moved).
-
-    The items may wrap a run's events (a film's updates: `event_of` finds the event in one, and
-    `with_place` makes the same item with its place brought up to date)."""
-    import anyio.to_thread
-
-    arriving = True  # until the run's turn: its image prepared, its place in line
-    left = True  # the watcher went away (a closed tab, a cancelled call) rather than the run ending
-    try:
-        while True:
-            limiter = _limiter("arriving" if arriving else "running")
-            try:
-                item = await anyio.to_thread.run_sync(next, events, _DONE, limiter=limiter)
-            except Exception:
-                left = False  # the run itself ended, with its error
-                raise
-            if item is _DONE:
-                left = False
-                return
-            event = event_of(item)
-            in_line = isinstance(event, InLine) and event.line_version >= 0
-            arriving = arriving and (isinstance(event, Prepared) or in_line)
-            yield item
-            # In line: the place is brought up to date here, on the event loop; the run itself
-            # (and a thread) is asked again only when its turn has come, or for Stop.
-            received = time.monotonic()
-            while isinstance(event, InLine) and event.line_version >= 0:
-                await line.until_moved(event.line_version, stop)
-                if stop is not None and stop.is_set():
-                    break
-                event = line.refreshed(event, event.elapsed_s + time.monotonic() - received)
-                received = time.monotonic()
-                if event is not None:
-                    yield with_place(item, event)
-    finally:
-        close = getattr(events, "close", None)
-        if close is not None:
-            if left and stop is not None:
-                # Nobody watches any more: the run stops waiting (a paid task is finished unseen).
-                stop.set()
-            # A closed tab or Stop: the run leaves the line (its generator's blocks unwind), once
-            # the step running in a worker thread, if any, has heard the stop. Shielded: a
-            # cancelled watcher must still let the run record where it stands.
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_close_when_idle, close, limiter=_limiter("running"))

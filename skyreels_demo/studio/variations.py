@@ -21,7 +21,7 @@ import anyio.to_thread
 
 from skyreels_demo.errors import BadInput, StudioError
 from skyreels_demo.studio.events import Done, Event
-from skyreels_demo.studio.line import watch
+from skyreels_demo.studio.watching import watch
 from skyreels_demo.models import ModelSpec
 from skyreels_demo.studio.run_request import RunRequest, check_prompt, choose_seed, image_source
 
@@ -88,7 +88,7 @@ async def stream_variations(studio: "Studio", request: RunRequest, count: Any) -
     per variation with its seed, then each variation's events as they come; every variation ends
     with one update carrying its `video_path` or its `error`. Bad input (prompt, image, count,
     seed) raises `BadInput` before anything starts. Each variation is a task on the event loop
-    (line.watch), so variations waiting in line hold no thread. Setting `request.stop` ends every
+    (watching.watch), so variations waiting in line hold no thread. Setting `request.stop` ends every
     variation's wait (tasks already sent still finish and are saved to History); so does leaving
     this iterator early (one stop is made here when none is given).
     """

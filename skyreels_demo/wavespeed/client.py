@@ -3,19 +3,18 @@ predictions and a run's price; HTTP and nothing else.
 
 The HTTP itself (sessions, the retry policy, errors built once from an answer) is `Transport`'s
 (transport.py), handing the image over is `ImageUploads`' (uploads.py). When to poll is decided
-by a `Poller` (schedule.py), within the model's rule for checks; `follow` only asks and waits.
+by a `Poller` (schedule.py), within the model's rule for checks; `follow` (follow.py) only asks
+and waits.
 The paid submit is sent once, and again only after a 429, which created nothing.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import tempfile
 import threading
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -27,29 +26,19 @@ from skyreels_demo.errors import (
     ApiError,
     DownloadFailed,
     NetworkError,
-    RateLimited,
     ServiceError,
-    Stopped,
     SubmitUnconfirmed,
-    TaskGone,
-    TimedOut,
-    task_failed,
 )
 from skyreels_demo.models import ModelSpec
 from skyreels_demo.config import Settings
 from skyreels_demo.wavespeed.retries import DEFAULT_POLICY, Call, RetryPolicy
-from skyreels_demo.wavespeed.schedule import Poller, PollSchedule
-from skyreels_demo.status import TaskState
+from skyreels_demo.wavespeed.follow import follow_task
+from skyreels_demo.wavespeed.schedule import PollSchedule
 from skyreels_demo.wavespeed.tasks import Task
 from skyreels_demo.wavespeed.transport import Transport, error_from_response
 from skyreels_demo.wavespeed.uploads import ImageUploads
 
-log = logging.getLogger(__name__)
 
-# How often `follow` yields while it waits, so a UI can show the time passing.
-TICK_S = 1.0
-# While a webhook may wake a follow, Stop is checked at least this often.
-STOP_CHECK_S = 0.2
 # The list of predictions is read this many at a time (as WaveSpeed's desktop client asks), and
 # no further than this many pages: a window around one submit holds a handful of tasks.
 LIST_PAGE_SIZE = 20
@@ -263,86 +252,12 @@ class WaveSpeedClient:
         submitted_ago_s: float = 0.0,
         pushed: threading.Event | None = None,
     ) -> Iterator[Task]:
-        """Yield the task whenever its status changes, and at least every second while it runs.
-
-        Ends after yielding a final task; a failed one raises `TaskFailed` after it is yielded,
-        one WaveSpeed no longer keeps (`deleted`, `expired`) raises `TaskGone`.
-        Raises `TimedOut` (with the task id) when `deadline_s` from now passes, and `Stopped`
-        when `stop` is set. Transient poll errors are tried again until the deadline.
-        `submitted_ago_s` tells the schedule how old the task already is (when resuming);
-        `pushed`, when given, is set by a verified webhook: the schedule then polls only as a
-        safety net, and confirms at once when it is set.
-        """
-        budget_s = self.settings.run_deadline_s if deadline_s is None else deadline_s
-        poller = Poller(
-            schedule,
-            age_s=submitted_ago_s,
-            answer_in_hand=first is not None,
-            max_failures=self.policy.poll_failures,
-            push_expected=pushed is not None,
-            policy=self.policy,
+        """Yield the task whenever its status changes, and at least every second while it runs,
+        until it ends; what each option means, and what it raises, is `follow_task`'s (follow.py)."""
+        return follow_task(
+            self, task_id, schedule=schedule, deadline_s=deadline_s, stop=stop, first=first,
+            submitted_ago_s=submitted_ago_s, pushed=pushed,
         )
-        deadline = poller.now() + budget_s
-        task = first or Task.queued(task_id)
-        last_yield = -TICK_S
-        # When a check (or the submit's answer) last found the task running: the end came after.
-        running_at = time.time() if first is not None and not first.is_final else None
-        while True:
-            if pushed is not None and pushed.is_set():
-                pushed.clear()
-                poller.pushed()
-            if poller.due_in() <= 0:
-                asked_at = time.time()
-                fresh = self._poll(task, poller)
-                if fresh is not task and not fresh.is_final:
-                    running_at = asked_at
-                elif fresh.is_final:
-                    fresh = replace(fresh, ended_after=running_at)
-                changed = fresh.state != task.state or fresh.outputs != task.outputs
-                task = fresh
-                if changed or task.is_final:
-                    last_yield = poller.now()
-                    yield task
-                if task.is_final:
-                    if task.state is TaskState.GONE:
-                        raise TaskGone(task_id=task.id, api_status=task.api_status)
-                    if not task.succeeded:
-                        raise task_failed(task.id, task.error_code, task.error)
-                    return
-            now = poller.now()
-            if now >= deadline:
-                raise TimedOut(
-                    f"The video is still being made after {budget_s:.0f} s; it is saved, so "
-                    "resume it later to fetch the result.",
-                    task_id=task_id,
-                    last_status=task.api_status,
-                )
-            if now - last_yield >= TICK_S:
-                last_yield = now
-                yield task
-            wait = max(0.0, min(poller.due_in(), last_yield + TICK_S - now, deadline - now))
-            if _wait(wait, stop, pushed):
-                raise Stopped(
-                    "Stopped waiting. The task still runs on WaveSpeed and is paid for; its "
-                    "video will be saved to your history when it is done.",
-                    task_id=task_id,
-                )
-
-    def _poll(self, task: Task, poller: Poller) -> Task:
-        """One result request, its outcome told to the poller; the last known task on trouble."""
-        poller.polling()
-        try:
-            fresh = self.result(task.id)
-        except RateLimited as exc:
-            poller.rate_limited(exc.retry_after)
-            return task
-        except (ServiceError, NetworkError) as exc:
-            if poller.failed():
-                raise
-            log.info("poll failed (%s); trying again", exc.detail or exc.sentence)
-            return task
-        poller.saw(fresh.state)
-        return fresh
 
     def download(self, url: str, dest: Path, *, max_bytes: int | None = None) -> Path:
         """Stream a video to `dest` atomically; no Authorization leaves for another host."""
@@ -416,20 +331,3 @@ def answer_was_lost(exc: ApiError) -> bool:
     if exc.status == 200 and not exc.code:
         return True  # an answer that could not be read
     return effective >= 500 and effective != 503
-
-
-def _wait(seconds: float, stop: threading.Event | None, pushed: threading.Event | None) -> bool:
-    """Sleep up to `seconds`, ending early on a stop or a push; True when stopped."""
-    if stop is None and pushed is None:
-        time.sleep(seconds)
-        return False
-    if pushed is None:
-        return stop.wait(seconds)  # type: ignore[union-attr]
-    deadline = time.monotonic() + seconds
-    while True:
-        remaining = deadline - time.monotonic()
-        if stop is not None and stop.is_set():
-            return True
-        if remaining <= 0 or pushed.is_set():
-            return False
-        pushed.wait(min(remaining, STOP_CHECK_S))

@@ -26,7 +26,7 @@ from skyreels_demo.models import SKYREELS_V1, ModelSpec
 from skyreels_demo.studio.account import BalanceWatch
 from skyreels_demo.studio.hub import WebhookHub
 from skyreels_demo.studio.keys import install_key_mask
-from skyreels_demo.studio.line import few_memory_arenas
+from skyreels_demo.studio.watching import few_memory_arenas
 from skyreels_demo.studio.preview import OfflinePreview
 from skyreels_demo.studio.studio import Studio
 from skyreels_demo.studio.visitors import LOCAL, Requester, identify

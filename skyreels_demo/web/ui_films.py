@@ -16,7 +16,7 @@ from skyreels_demo.web.agent_progress import StageReport, film_stage
 from skyreels_demo.errors import Stopped, StudioError
 from skyreels_demo.studio.films import MIN_SHOTS, FilmUpdate, carry_on, film_price, make_film
 from skyreels_demo.status import FilmStatus
-from skyreels_demo.studio.line import watch
+from skyreels_demo.studio.watching import watch
 from skyreels_demo.web.page_input import UNEXPECTED, fit_choice, may_touch, picture, text, visitor_id
 from skyreels_demo.studio.run_request import RunRequest, choose_seed
 from skyreels_demo.web.status_board import event_words, status_line, status_lines

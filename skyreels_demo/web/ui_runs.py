@@ -15,7 +15,7 @@ from skyreels_demo.studio.progress import progress_of
 from skyreels_demo.web.agent_progress import StageReport, variations_stage
 from skyreels_demo.errors import BadInput, Stopped, StudioError
 from skyreels_demo.studio.events import Done
-from skyreels_demo.studio.line import watch
+from skyreels_demo.studio.watching import watch
 from skyreels_demo.web.continue_frames import continued_from_frame, frame_name, save_frame
 from skyreels_demo.web.page_input import NOT_YOURS, UNEXPECTED, fit_choice, may_touch, own_run, picture, text, visitor_id
 from skyreels_demo.web.ui_notes import NO_VIDEO_YET, PICK_A_TAKE, note
