@@ -23,7 +23,7 @@ from skyreels_demo.studio.events import Done, Event, Processing, Queued, Submitt
 from skyreels_demo.models import SKYREELS_V1, TIERS, ModelSpec
 from skyreels_demo.studio.preview import OfflinePreview
 from skyreels_demo.studio.run_request import RunRequest, check_seed
-from skyreels_demo.store.runs import Run
+from skyreels_demo.store.records import Run
 from skyreels_demo.status import RunStatus
 from skyreels_demo.studio.studio import Studio
 
@@ -356,7 +356,7 @@ def _runs(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
 
 def _recovered(store, run: Run) -> str:
     """What History says of a run whose lost submit's task was found again, else ""."""
-    from skyreels_demo.store.runs import RECOVERED_NOTE, was_recovered
+    from skyreels_demo.store.records import RECOVERED_NOTE, was_recovered
 
     return RECOVERED_NOTE if run.task_id and was_recovered(store.statuses(run.id)) else ""
 

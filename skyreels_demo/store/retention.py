@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Iterator
 
 from skyreels_demo.config import Settings
-from skyreels_demo.store.runs import Mode, RunStore
+from skyreels_demo.store.records import Mode
+from skyreels_demo.store.runs import RunStore
 from skyreels_demo.status import FilmStatus
 
 log = logging.getLogger(__name__)

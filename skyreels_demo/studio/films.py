@@ -2,7 +2,7 @@
 
 A continued shot is an ordinary run whose image is a frame (by default the last) of an earlier
 video, decoded with PyAV and prepared like any picture, under the same caps and price. A film
-is a record of its own (runs.py) naming 2 to 6 shots in order; each shot is an ordinary run
+is a record of its own (store/films.py) naming 2 to 6 shots in order; each shot is an ordinary run
 (`Studio.generate`) whose image is the previous shot's last frame, recorded with the film's id
 and its place. When every shot is done the film is cut: one H.264 MP4 at the model's frame rate,
 each join's repeated frame dropped (n shots of 97 frames make 97n - (n - 1)).
@@ -33,7 +33,7 @@ from skyreels_demo.studio.caps import limits_for, room_left
 from skyreels_demo.errors import BadInput, QuotaExceeded, Stopped, StudioError
 from skyreels_demo.studio.events import Done, Event
 from skyreels_demo.studio.run_request import RunRequest, check_prompt, choose_seed, image_source
-from skyreels_demo.store.runs import Film, Mode, Run
+from skyreels_demo.store.records import Film, Mode, Run
 from skyreels_demo.status import FilmStatus, RunStatus
 from skyreels_demo.studio.studio import Studio
 from skyreels_demo.studio.visitors import LOCAL, Requester

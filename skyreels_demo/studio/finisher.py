@@ -23,7 +23,7 @@ from skyreels_demo.wavespeed.client import Job, WaveSpeedClient
 from skyreels_demo.errors import ApiError, TaskFailed, TaskGone
 from skyreels_demo.studio.recorder import RunRecorder
 from skyreels_demo.studio.recovery import search, unknown
-from skyreels_demo.store.runs import Mode, Run
+from skyreels_demo.store.records import Mode, Run
 from skyreels_demo.status import RunStatus
 from skyreels_demo.wavespeed.schedule import PollSchedule
 from skyreels_demo.status import TaskState

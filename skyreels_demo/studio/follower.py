@@ -16,7 +16,8 @@ from typing import Callable, Container, Iterator
 
 from skyreels_demo.errors import BadInput, Stopped, StudioError
 from skyreels_demo.studio.finisher import API_RETENTION_S, Finisher
-from skyreels_demo.store.runs import Run, RunStore
+from skyreels_demo.store.records import Run
+from skyreels_demo.store.runs import RunStore
 from skyreels_demo.status import RunStatus
 
 log = logging.getLogger(__name__)

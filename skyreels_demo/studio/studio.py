@@ -46,7 +46,8 @@ from skyreels_demo.studio.pricing import Prices
 from skyreels_demo.studio.recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
 from skyreels_demo.store.retention import Pruner, forget_image
 from skyreels_demo.studio.run_request import RunRequest, check_prompt, choose_seed, image_source
-from skyreels_demo.store.runs import Mode, Run, RunStore
+from skyreels_demo.store.records import Mode, Run
+from skyreels_demo.store.runs import RunStore
 from skyreels_demo.status import IN_FLIGHT, RunStatus
 from skyreels_demo.wavespeed.schedule import Ended, Expectation, PollSchedule, schedule_from_setting
 from skyreels_demo.status import TaskState

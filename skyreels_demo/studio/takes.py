@@ -8,7 +8,7 @@ before anything is sent: its size, where its entries point, which members it has
 `take.json` fits the model; each refusal is one sentence (`BadInput`).
 
 A share link names a take by a random token (`secrets.token_urlsafe`), never by its task id or
-run id, and can be withdrawn; the store keeps it (runs.py `shares`), so links survive restarts.
+run id, and can be withdrawn; the store keeps it (store/shares.py), so links survive restarts.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ from skyreels_demo import images
 from skyreels_demo.errors import BadInput
 from skyreels_demo.models import ModelSpec
 from skyreels_demo.studio.run_request import RunRequest
-from skyreels_demo.store.runs import Run, RunStore
+from skyreels_demo.store.records import Run
+from skyreels_demo.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 

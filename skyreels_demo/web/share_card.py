@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, Response
 
 from skyreels_demo.web import gradio_compat
 from skyreels_demo.studio import takes
-from skyreels_demo.store.runs import Mode, Run
+from skyreels_demo.store.records import Mode, Run
 from skyreels_demo.web.ui_context import PageContext
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from skyreels_demo.studio.events import (
     Uploading,
 )
 from skyreels_demo.models import ModelSpec
-from skyreels_demo.store.runs import RECOVERED_NOTE, Mode, Run, was_recovered
+from skyreels_demo.store.records import RECOVERED_NOTE, Mode, Run, was_recovered
 from skyreels_demo.status import RunStatus
 from skyreels_demo.studio.variations import VariationUpdate
 

@@ -22,7 +22,7 @@ from skyreels_demo.studio.line import watch
 from skyreels_demo.web.page_input import NOT_YOURS, UNEXPECTED, fit_choice, may_touch, picture, text, visitor_id
 from skyreels_demo.web.ui_notes import NO_VIDEO_YET, PICK_A_TAKE, note
 from skyreels_demo.studio.run_request import RunRequest
-from skyreels_demo.store.runs import Run
+from skyreels_demo.store.records import Run
 from skyreels_demo.web.status_board import StatusBoard, status_line, summary, variation_grid, variation_lines
 from skyreels_demo.web.ui_context import PageContext
 from skyreels_demo.studio.variations import VariationUpdate, stream_variations
