@@ -1,64 +1,50 @@
-"""The use case: one run as a stream of progress events.
+"""The studio: what every kind of run shares, for the app and the command line alike.
 
-`Studio.generate` walks the path of DESIGN.md (prepare, upload, submit, follow, download) and
-yields typed events (events.py); the Gradio handler and the command line only render them.
-The run store hears of every step first: a run exists before its upload, its task id is stored
-the moment submit returns, and a run whose watcher goes away (Stop, a closed tab, a crash) is
-finished by the follower or by `resume` (follower.py). Who pays and where requests go is
-`Access`'s business (access.py); nothing about Gradio, and nothing of the offline server,
-lives here.
+`Studio` holds the run store, who pays and where requests go (`Access`, access.py), the line
+strangers share (line.py), the caps, and what runs usually take; and the steps every run takes
+in its own order (open within its caps, fetch, upload, submit, recover a lost answer). One
+video run's walk through them is one_run.py (`Studio.generate`); a prompt's is prompts.py, a
+film's films.py. The run store hears of every step first: a run exists before its upload, its
+task id is stored the moment submit returns, and a run whose watcher goes away (Stop, a closed
+tab, a crash) is finished by the follower or by `resume` (follower.py). Nothing about Gradio,
+and nothing of the offline server, lives here.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from skyreels_demo import images
-from skyreels_demo.studio.access import Access, Backend
-from skyreels_demo.images.remote import ImageAddress
-from skyreels_demo.studio.caps import limits_for
-from skyreels_demo.wavespeed.client import Job
 from skyreels_demo.config import Settings, is_loopback_url
 from skyreels_demo.errors import AuthError, Stopped, SubmitUnconfirmed
-from skyreels_demo.studio.events import (
-    Done,
-    Downloading,
-    Event,
-    Fetching,
-    Prepared,
-    Processing,
-    Queued,
-    Submitted,
-    Uploading,
-)
+from skyreels_demo.images.remote import ImageAddress
+from skyreels_demo.models import CheckRule, ModelSpec
+from skyreels_demo.status import IN_FLIGHT, RunStatus
+from skyreels_demo.store.records import Mode, Run
+from skyreels_demo.store.retention import Pruner, forget_image
+from skyreels_demo.store.runs import RunStore
+from skyreels_demo.studio.access import Access, Backend
+from skyreels_demo.studio.caps import limits_for
+from skyreels_demo.studio.events import Event
 from skyreels_demo.studio.finisher import Finisher
 from skyreels_demo.studio.follower import Follower, recover_lost, resume
+from skyreels_demo.studio.hub import WebhookHub
 from skyreels_demo.studio.keys import KeyRefusals, checked_key, in_use
-from skyreels_demo.studio.line import OWNER, PREVIEW, Line
-from skyreels_demo.models import CheckRule, ModelSpec
+from skyreels_demo.studio.line import Line
+from skyreels_demo.studio.one_run import walk
 from skyreels_demo.studio.pricing import Prices
 from skyreels_demo.studio.recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
-from skyreels_demo.store.retention import Pruner, forget_image
-from skyreels_demo.studio.run_request import RunRequest, check_prompt, choose_seed, image_source
-from skyreels_demo.store.records import Mode, Run
-from skyreels_demo.store.runs import RunStore
-from skyreels_demo.status import IN_FLIGHT, RunStatus
+from skyreels_demo.studio.run_request import RunRequest
+from skyreels_demo.wavespeed.client import Job
 from skyreels_demo.wavespeed.schedule import Ended, Expectation, PollSchedule, schedule_from_setting
-from skyreels_demo.status import TaskState
-from skyreels_demo.studio.hub import WebhookHub
 
 log = logging.getLogger(__name__)
 FETCH_STOP_CHECK_S = 0.5  # how soon a run waiting for its picture's fetch hears Stop
-STOPPED_IN_PREVIEW = (
-    "Stopped waiting. The offline preview is free and keeps rendering on this machine; its video "
-    "will be saved to your history when it is done."
-)
 
 
 class Studio:
@@ -226,12 +212,6 @@ class Studio:
             ) from None
         return run, backend.client.job(run.task_id)
 
-    def line_turn(self, backend: Backend, request: RunRequest, clock: "_Clock"):
-        """A run's place in its account's line: the owner's key and the preview each have one;
-        a visitor's own key waits in none (their key, their tier)."""
-        account = None if backend.is_visitors else (PREVIEW if backend.is_preview else OWNER)
-        return self.line.turn(account, self.slot_s(backend.mode), request.stop, lambda: clock.elapsed)
-
     def slot_s(self, mode: Mode | None = None) -> float:
         """How long a run usually holds its slot in the line, from upload to saved video: a
         task's queue and making, and a little."""
@@ -269,119 +249,10 @@ class Studio:
     # -- one run --
 
     def generate(self, request: RunRequest) -> Iterator[Event]:
-        """Walk one run from input to saved video, yielding what the person should see (below);
+        """Walk one run from input to saved video, yielding what the person should see (one_run.walk);
         a visitor's key is masked in the log while the run uses it, then forgotten (keys.py)."""
         with in_use(request.api_key):
-            yield from self._generate(request)
-
-    def _generate(self, request: RunRequest) -> Iterator[Event]:
-        """Walk one run from input to saved video, yielding what the person should see.
-
-        Raises a `StudioError` with its sentence on any failure. Input is checked, and the image
-        prepared, before anything is sent or paid for; the run is recorded within its caps
-        before it waits for a slot. A picture named by its address (`ImageAddress`) is fetched
-        only after that, once the caps have let the run go.
-        """
-        clock = _Clock()
-        text = self.model.with_prefix(check_prompt(request.prompt, self.model), request.fps_prefix)
-        seed = choose_seed(request.seed, self.model)
-        source = image_source(
-            request.image, request.fit, self.model, allow_loopback=self.settings.allow_loopback_images
-        )
-        prepared = source if isinstance(source, images.PreparedImage) else None
-        clock.mark("prepare_s")
-        run, backend = self.open_run(request, self.model, prompt=text, seed=seed)
-        with self._lock:
-            # Watched from birth, so the follower never races this generator for its task.
-            self._watched.add(run.id)
-        waiting = None
-        job: Job | None = None
-        try:
-            with self.until_submitted(run, backend, request) as submitted:
-                if isinstance(source, ImageAddress):
-                    # Only now, the run admitted by its caps, is a picture fetched by its address.
-                    yield Fetching(clock.elapsed)
-                    source = prepared = self.fetch_admitted(source, self.model, request)
-                    clock.mark("prepare_s")
-                yield Prepared(clock.elapsed, prepared)
-                with self.line_turn(backend, request, clock) as turn:
-                    yield from turn.wait()
-                    if prepared is not None:
-                        yield Uploading(clock.elapsed, len(prepared.data), run.id)
-                    run, image_url = self.hand_over_image(run, backend, source)
-                    clock.mark("upload_s")
-                    if request.stop is not None and request.stop.is_set():
-                        raise Stopped(STOPPED_BEFORE_SUBMIT)
-                    waiting = self.webhooks and self.webhooks.expect(
-                        backend.client, preview=backend.is_preview, owner=not backend.is_visitors
-                    )
-                    hook = self.webhooks.url(waiting, preview=backend.is_preview) if waiting else None
-                    inputs = {"prompt": text, "image": image_url, "seed": seed}
-                    recovered = False
-                    try:
-                        try:
-                            run, job = yield from turn.submit(
-                                lambda: self.launch(run, backend, self.model, inputs, webhook=hook, paced=True)
-                            )
-                        except SubmitUnconfirmed as lost:
-                            run, job = self.recover(run, backend, lost)
-                            recovered = True
-                    except BaseException:
-                        if waiting is not None:
-                            self.webhooks.forget(waiting=waiting)
-                        raise
-                    submitted()
-                    turn.hold(run.id)  # the slot is the task's now, until it ends, watched or not
-                    if waiting is not None:
-                        self.webhooks.submitted(waiting, job.id)
-                    clock.mark("submit_s")
-                    self.access.keep(run.id, backend)
-                    yield Submitted(clock.elapsed, run.id, job.id, seed, recovered=recovered)
-                    try:
-                        yield from self._follow(run, job, backend.mode, clock, request)
-                    except Stopped as exc:
-                        if not backend.is_preview:
-                            raise
-                        # The client's words are about WaveSpeed and money; the preview is neither.
-                        raise Stopped(STOPPED_IN_PREVIEW, task_id=exc.task_id) from None
-        finally:
-            with self._lock:
-                self._watched.discard(run.id)
-            if job is not None:
-                self.left_behind(run.id)
-            elif backend.is_visitors:
-                backend.client.close()  # nothing to follow: the visitor's key is forgotten
-
-    def _follow(self, run: Run, job: Job, mode: Mode, clock: "_Clock", request: RunRequest) -> Iterator[Event]:
-        expected = self.expectation(mode)
-        processing_since: float | None = None
-        queued_since = time.monotonic()
-        task = job.task
-        pushed = self.finisher.pushed_event(run.task_id)
-        for task in self.finisher.follow(run, job, stop=request.stop, deadline_s=request.deadline_s):
-            if task.state is not TaskState.QUEUED and processing_since is None:
-                processing_since = time.monotonic()
-                clock.mark("queue_s")
-            if task.is_final:
-                continue
-            if processing_since is None and pushed is not None:
-                # No polls while WaveSpeed will say when it is done: queue and making, together.
-                typical = expected.queue_s + expected.processing_s
-                yield Processing(clock.elapsed, task.id, time.monotonic() - queued_since, typical)
-            elif processing_since is None:
-                yield Queued(clock.elapsed, task.id, time.monotonic() - queued_since, expected.queue_s)
-            else:
-                yield Processing(clock.elapsed, task.id, time.monotonic() - processing_since, expected.processing_s)
-        if processing_since is None:
-            clock.mark("queue_s")
-        clock.mark("processing_s")
-        yield Downloading(clock.elapsed, task.id)
-        run = self.finisher.save(self.store.get(run.id), job.client, task)
-        clock.mark("download_s")
-        timings = clock.laps()
-        if task.inference_ms:
-            timings["inference_s"] = task.inference_ms / 1000
-        yield Done(clock.elapsed, run, Path(run.video_path), run.seed, task.is_nsfw, timings)
+            yield from walk(self, request)
 
     # -- runs nobody watches --
 
@@ -444,23 +315,3 @@ def keep_image(images_dir: Path, prepared: images.PreparedImage) -> Path:
         tmp.replace(path)
     return path
 
-
-class _Clock:
-    """Elapsed time since the click, and laps between the stages of a run."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-        self._last = self.start
-        self._laps: dict[str, float] = {}
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.start
-
-    def mark(self, name: str) -> None:
-        now = time.monotonic()
-        self._laps[name] = self._laps.get(name, 0.0) + now - self._last
-        self._last = now
-
-    def laps(self) -> dict[str, float]:
-        return {**self._laps, "total_s": self.elapsed}
