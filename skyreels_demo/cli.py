@@ -85,7 +85,7 @@ def _generate(args: argparse.Namespace, settings: Settings, status: StatusLines)
 
 
 def _continue(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    from skyreels_demo.studio.films import continue_run
+    from skyreels_demo.studio.frames import continue_run
 
     if args.frame is not None and args.frame < 0:
         raise BadInput("--frame counts from 0: give 0 or more.")
@@ -196,7 +196,7 @@ def _film(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
 
 
 def _film_summary(studio: Studio, film) -> dict:
-    from skyreels_demo.studio.films import frames_in
+    from skyreels_demo.studio.frames import frames_in
 
     shots = [run for run in studio.store.shots_of(film.id) if run.status == RunStatus.DONE]
     frames = frames_in(film.film_path) if film.has_film else 0

@@ -115,7 +115,7 @@ class Posters:
 
     def of(self, video: str) -> tuple[bytes, tuple[int, int]]:
         """(JPEG bytes, (width, height)) of the video's first frame; StudioError if it has none."""
-        from skyreels_demo.studio.films import frame_of  # PyAV, only when a card or a poster is asked for
+        from skyreels_demo.studio.frames import frame_of  # PyAV, only when a card or a poster is asked for
 
         stat = Path(video).stat()
         key = (video, stat.st_mtime_ns, stat.st_size)
