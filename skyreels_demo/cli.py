@@ -26,6 +26,7 @@ from skyreels_demo.studio.run_request import RunRequest, check_seed
 from skyreels_demo.store.records import Run
 from skyreels_demo.status import RunStatus
 from skyreels_demo.studio.studio import Studio
+from skyreels_demo.times import DAY_S, HOUR_S, MINUTE_S
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_API, EXIT_TASK_FAILED, EXIT_GAVE_UP = 0, 2, 3, 4, 5
 PREVIEW_NOTICE = (
@@ -172,7 +173,8 @@ def _film(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
     try:
         # Checked as generate's --seed is (the same sentence); the others follow it, wrapping at the top.
         first = check_seed(args.seed, args.model.seed_range)
-        seeds = [-1 if first == -1 else (first + n) % (args.model.seed_max + 1) for n in range(len(args.shot or []))]
+        count = len(args.shot or [])
+        seeds = [-1] * count if first == -1 else args.model.following_seeds(first, count)
         shots = list(zip(args.shot or [], seeds))
         planned = check_shots(shots, studio)  # bad shots are refused before the question
         if not settings.has_key:
@@ -313,7 +315,7 @@ def _resume(args: argparse.Namespace, settings: Settings, status: StatusLines) -
 
 
 def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("d", DAY_S), ("h", HOUR_S), ("m", MINUTE_S)):
         if seconds >= size:
             return f"{seconds / size:.0f}{unit}"
     return f"{seconds:.0f}s"

@@ -49,6 +49,7 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 
 from skyreels_demo.web.event_inputs import EventInputs
 from skyreels_demo.studio.visitors import identify, is_loopback
+from skyreels_demo.times import HOUR_S
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,6 @@ DIRECT = re.compile(r"/gradio_api/(?P<route>call/v2|call|run|api)/(?P<api_name>[
 # Gradio's MCP server: streamable HTTP, and the SSE transport's messages.
 MCP = re.compile(r"/gradio_api/mcp(?:/http|/messages)?/?$")
 
-HOUR_S = 3600.0
 MCP_REUPLOAD = "mcp-reupload"  # not a visitor: the bytes were counted when the caller sent them
 SCAN_EVERY_S = 5.0  # the upload folder is walked at most this often; bytes since are added
 
