@@ -34,7 +34,7 @@ def prompt_changes(before: str, after: str) -> tuple[list[str], list[str]]:
     return added, removed
 
 
-def differences(runs: Sequence[Run], model: ModelSpec) -> list[str]:
+def in_words(runs: Sequence[Run], model: ModelSpec) -> list[str]:
     """Sentences saying what differs between takes, each later one against the first."""
     if len(runs) < 2:
         return []

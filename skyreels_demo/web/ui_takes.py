@@ -22,8 +22,7 @@ import gradio as gr
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, JSONResponse
 
-from skyreels_demo.studio import takes
-from skyreels_demo.studio.differences import differences
+from skyreels_demo.studio import differences, takes
 from skyreels_demo.errors import StudioError
 from skyreels_demo.web.page_input import NOT_YOURS, text
 from skyreels_demo.store.records import Run
@@ -327,7 +326,7 @@ def compare_html(runs: list[Run], model) -> str:
             f'<figcaption style="font-size:0.9em;margin-top:4px"><strong>Take {number} · seed {run.seed}</strong>'
             f'{" ★" if run.kept else ""}<br>{html.escape(short)}</figcaption></figure>'
         )
-    differing = "".join(f"<li>{html.escape(line)}</li>" for line in differences(runs, model))
+    differing = "".join(f"<li>{html.escape(line)}</li>" for line in differences.in_words(runs, model))
     button = 'type="button" style="padding:6px 14px;border-radius:6px;border:1px solid #c7c9e6;background:#eef0ff;cursor:pointer"'
     return (
         '<div class="compare-takes">'
