@@ -4,13 +4,15 @@ Separate from the records (runs.py, films.py, shares.py) because every kind of r
 this one file and this one connection: WAL mode (readers never block the writer), one
 connection shared by the app's threads behind a lock, writes in `BEGIN IMMEDIATE` transactions,
 and a schema version in `PRAGMA user_version` with forward migrations. Another process on the
-same file (the app and `resume`) waits its turn by SQLite's own busy timeout.
+same file (the app and `resume`) waits its turn by SQLite's own busy timeout, but for the
+switch to WAL, which takes turns by hand (`_switch_to_wal`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -125,9 +127,7 @@ class Database:
         self._lock = threading.RLock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S)
         self._db.row_factory = sqlite3.Row
-        # Two processes opening one fresh data dir at once (the app and `resume`) both switch it
-        # to WAL; the busy timeout makes the second wait its turn (test_runs opens eight at once).
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._switch_to_wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self.migrate()
@@ -139,6 +139,21 @@ class Database:
     @property
     def version(self) -> int:
         return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _switch_to_wal(self) -> None:
+        # Switching a new file to WAL can fail at once with "database is locked", the busy
+        # timeout unasked (SQLite's deadlock guard, while another connection switches it too):
+        # two processes opening one fresh data dir together (the app and `resume`) take turns
+        # here (without this loop, test_runs' eight openers of one fresh file fail now and then).
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def migrate(self, to: int = SCHEMA_VERSION) -> None:
         """Apply missing migrations one at a time, each reading the version inside its own
