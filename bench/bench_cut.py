@@ -25,7 +25,8 @@ from bench_app import loopback_only  # noqa: E402
 from bench_preview_render import photo_like  # noqa: E402
 from skyreels_demo.wavespeed.client import WaveSpeedClient  # noqa: E402
 from skyreels_demo.config import Settings  # noqa: E402
-from skyreels_demo.studio.films import cut_film, frames_in  # noqa: E402
+from skyreels_demo.studio.cut import cut_film  # noqa: E402
+from skyreels_demo.studio.frames import frames_in  # noqa: E402
 from skyreels_demo.local_api import LocalBackend, TaskTiming  # noqa: E402
 from skyreels_demo.models import SKYREELS_V1  # noqa: E402
 from skyreels_demo.wavespeed.schedule import FixedSchedule  # noqa: E402

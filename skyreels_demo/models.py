@@ -77,6 +77,11 @@ class ModelSpec:
     def seed_max(self) -> int:
         return self.seed_range[1]
 
+    def following_seeds(self, first: int, count: int) -> list[int]:
+        """`count` seeds from `first`: `first`, `first + 1`, …, wrapping at the top to 0 (the seeds
+        of variations, and of a film's shots after its first)."""
+        return [(first + n) % (self.seed_max + 1) for n in range(count)]
+
     @property
     def makes_video(self) -> bool:
         return bool(self.frames)

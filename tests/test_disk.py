@@ -24,12 +24,13 @@ from PIL import Image
 
 from skyreels_demo.studio import takes
 from skyreels_demo.config import Settings
-from skyreels_demo.studio.films import frame_of, starting_frame
+from skyreels_demo.studio.frames import frame_of, starting_frame
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.web.page_input import NOT_YOURS
 from skyreels_demo.store.retention import disk_use, prune
-from skyreels_demo.store.runs import KeySource, RunStore
+from skyreels_demo.store.records import KeySource
+from skyreels_demo.store.runs import RunStore
 from skyreels_demo.status import FilmStatus, RunStatus
 from skyreels_demo.web.page import StudioApp
 

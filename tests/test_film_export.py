@@ -16,7 +16,7 @@ from skyreels_demo.errors import BadInput
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.status import FilmStatus
-from skyreels_demo.store.runs import KeySource
+from skyreels_demo.store.records import KeySource
 from skyreels_demo.studio.film_export import cut_ranges, export_film, film_for_editor
 from skyreels_demo.studio.films import make_film
 from skyreels_demo.studio.run_request import RunRequest

@@ -15,7 +15,9 @@ import pytest
 from PIL import Image
 
 from skyreels_demo.errors import BadInput, QuotaExceeded
-from skyreels_demo.studio.films import carry_on, continue_run, cut_film, frame_of, make_film
+from skyreels_demo.studio.cut import cut_film
+from skyreels_demo.studio.films import carry_on, make_film
+from skyreels_demo.studio.frames import continue_run, frame_of
 from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.studio.run_request import RunRequest

@@ -16,7 +16,8 @@ from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1, DurationPrior, ModelSpec
 from skyreels_demo.studio.recorder import RunRecorder
 from skyreels_demo.studio.run_request import RunRequest
-from skyreels_demo.store.runs import KeySource, Limit, Mode, RunStore
+from skyreels_demo.store.records import KeySource, Limit, Mode
+from skyreels_demo.store.runs import RunStore
 from skyreels_demo.status import RunStatus
 from skyreels_demo.web.status_board import details
 from skyreels_demo.studio.studio import Studio

@@ -17,7 +17,8 @@ import pytest
 
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.config import Settings
-from skyreels_demo.store.runs import MIGRATIONS, SCHEMA_VERSION, RunStore
+from skyreels_demo.store.db import MIGRATIONS, SCHEMA_VERSION
+from skyreels_demo.store.runs import RunStore
 from skyreels_demo.status import RunStatus
 
 COMPLETED, DONE, PREPARING = RunStatus.COMPLETED, RunStatus.DONE, RunStatus.PREPARING

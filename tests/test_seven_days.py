@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import requests
 
 from skyreels_demo.studio.events import Done
-from skyreels_demo.studio.films import continue_run
+from skyreels_demo.studio.frames import continue_run
 from skyreels_demo.local_api.storage import UPLOADS_PATH
 from skyreels_demo.studio.run_request import RunRequest
 from skyreels_demo.status import RunStatus

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from skyreels_demo.studio import takes
+from skyreels_demo.studio import differences, takes
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1
 from skyreels_demo.web.page_input import NOT_YOURS
@@ -270,7 +270,7 @@ def test_differences_say_the_words_added_and_dropped_and_the_seeds():
     store = RunStore(":memory:")
     first = _done_run(store, "FPS-24, a woman smiles at the camera", seed=7)
     second = _done_run(store, "FPS-24, a woman slowly smiles at the sea", seed=8, fit="pad")
-    lines = takes.differences([first, second], SKYREELS_V1)
+    lines = differences.in_words([first, second], SKYREELS_V1)
     assert "Take 2 (seed 8) adds “slowly”, “sea” and drops “camera”, against take 1." in lines
     assert "Seeds: 7 (take 1), 8 (take 2)." in lines
     assert "Framing: cropped to the frame (take 1), the whole picture (take 2)." in lines

@@ -63,7 +63,8 @@ def _film(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
     try:
         # Checked as generate's --seed is (the same sentence); the others follow it, wrapping at the top.
         first = check_seed(args.seed, args.model.seed_range)
-        seeds = [-1 if first == -1 else (first + n) % (args.model.seed_max + 1) for n in range(len(args.shot or []))]
+        count = len(args.shot or [])
+        seeds = [-1] * count if first == -1 else args.model.following_seeds(first, count)
         shots = list(zip(args.shot or [], seeds))
         planned = check_shots(shots, studio)  # bad shots are refused before the question
         if not settings.has_key:
@@ -87,7 +88,7 @@ def _film(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
 
 
 def _film_summary(studio: Studio, film) -> dict:
-    from skyreels_demo.studio.films import frames_in
+    from skyreels_demo.studio.frames import frames_in
 
     shots = [run for run in studio.store.shots_of(film.id) if run.status == RunStatus.DONE]
     frames = frames_in(film.film_path) if film.has_film else 0

@@ -65,7 +65,7 @@ def _generate(args: argparse.Namespace, settings: Settings, status: StatusLines)
 
 
 def _continue(args: argparse.Namespace, settings: Settings, status: StatusLines) -> int:
-    from skyreels_demo.studio.films import continue_run
+    from skyreels_demo.studio.frames import continue_run
 
     if args.frame is not None and args.frame < 0:
         raise BadInput("--frame counts from 0: give 0 or more.")

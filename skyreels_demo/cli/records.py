@@ -13,9 +13,10 @@ from skyreels_demo.config import Settings
 from skyreels_demo.errors import BadInput, StudioError
 from skyreels_demo.models import TIERS, ModelSpec
 from skyreels_demo.status import RunStatus
-from skyreels_demo.store.runs import Run
+from skyreels_demo.store.records import Run
 from skyreels_demo.studio.preview import OfflinePreview
 from skyreels_demo.studio.studio import Studio
+from skyreels_demo.times import DAY_S, HOUR_S, MINUTE_S
 
 
 def register(add: Callable[..., argparse.ArgumentParser], model: ModelSpec) -> None:
@@ -89,7 +90,7 @@ def _resume(args: argparse.Namespace, settings: Settings, status: StatusLines) -
 
 
 def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("d", DAY_S), ("h", HOUR_S), ("m", MINUTE_S)):
         if seconds >= size:
             return f"{seconds / size:.0f}{unit}"
     return f"{seconds:.0f}s"
@@ -132,7 +133,7 @@ def _runs(args: argparse.Namespace, settings: Settings, status: StatusLines) -> 
 
 def _recovered(store, run: Run) -> str:
     """What History says of a run whose lost submit's task was found again, else ""."""
-    from skyreels_demo.store.runs import RECOVERED_NOTE, was_recovered
+    from skyreels_demo.store.records import RECOVERED_NOTE, was_recovered
 
     return RECOVERED_NOTE if run.task_id and was_recovered(store.statuses(run.id)) else ""
 

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from skyreels_demo.status import ApiWord
+from skyreels_demo.times import WAVESPEED_RETENTION_S
 
 
 # How long WaveSpeed keeps a prediction; after that its result answers `deleted`.
-RETENTION_S = 7 * 24 * 3600.0
+RETENTION_S = WAVESPEED_RETENTION_S
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,15 @@ from pathlib import Path
 from typing import Iterator
 
 from skyreels_demo.config import Settings
-from skyreels_demo.store.runs import Mode, RunStore
+from skyreels_demo.store.records import Mode
+from skyreels_demo.store.runs import RunStore
 from skyreels_demo.status import FilmStatus
+from skyreels_demo.times import DAY_S, HOUR_S
 
 log = logging.getLogger(__name__)
 
-DAY_S = 86400.0
 # Nothing written in the last hour is deleted, to make room or otherwise.
-FRESH_S = 3600.0
+FRESH_S = HOUR_S
 # How often the sweeper runs at most (the server asks every minute, and after each saved video).
 EVERY_S = 60.0
 

@@ -21,7 +21,7 @@ from skyreels_demo.wavespeed.client import WaveSpeedClient
 from skyreels_demo.config import Settings
 from skyreels_demo.errors import BadInput
 from skyreels_demo.studio.keys import checked_key, in_use, remember
-from skyreels_demo.store.runs import KeySource, Mode, Run
+from skyreels_demo.store.records import KeySource, Mode, Run
 
 PREVIEW_HOST = "offline-preview"
 # The preview accepts any key; this one says what it is in any log of the preview server.

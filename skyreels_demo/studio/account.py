@@ -21,10 +21,9 @@ from skyreels_demo.errors import AuthError, StudioError
 from skyreels_demo.studio.keys import checked_key, in_use
 from skyreels_demo.models import ModelSpec
 from skyreels_demo.studio.pricing import ask_price
+from skyreels_demo.times import DAY_S
 
 log = logging.getLogger(__name__)
-
-DAY_S = 86400.0
 
 
 @dataclass(frozen=True)

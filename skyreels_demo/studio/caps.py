@@ -13,10 +13,10 @@ import time
 
 from skyreels_demo.studio.access import Backend
 from skyreels_demo.config import Settings
-from skyreels_demo.store.runs import KeySource, Limit, RunStore
+from skyreels_demo.store.records import KeySource, Limit
+from skyreels_demo.store.runs import RunStore
 from skyreels_demo.studio.visitors import Requester
-
-HOUR_S, DAY_S = 3600.0, 86400.0
+from skyreels_demo.times import DAY_S, HOUR_S
 
 
 def limits_for(settings: Settings, backend: Backend, who: Requester, *, now: float | None = None) -> list[Limit]:

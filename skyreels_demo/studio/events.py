@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skyreels_demo.images import PreparedImage
-from skyreels_demo.store.runs import Run
+from skyreels_demo.store.records import Run
 
 
 @dataclass(frozen=True)

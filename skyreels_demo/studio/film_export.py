@@ -36,8 +36,11 @@ import av
 from skyreels_demo.errors import BadInput, StudioError
 from skyreels_demo.models import ModelSpec
 from skyreels_demo.status import FilmStatus, RunStatus
-from skyreels_demo.store.runs import Film, Run, RunStore
-from skyreels_demo.studio.films import MAX_CLIP_BYTES, MAX_SHOTS, MIN_SHOTS, cut_film, frames_in
+from skyreels_demo.store.records import Film, Run
+from skyreels_demo.store.runs import RunStore
+from skyreels_demo.studio.cut import cut_film
+from skyreels_demo.studio.films import MAX_SHOTS, MIN_SHOTS
+from skyreels_demo.studio.frames import MAX_CLIP_BYTES, frames_in
 
 log = logging.getLogger(__name__)
 

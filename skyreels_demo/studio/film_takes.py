@@ -24,7 +24,7 @@ from typing import Iterable, Sequence
 from skyreels_demo.errors import BadInput
 from skyreels_demo.models import ModelSpec
 from skyreels_demo.status import RunStatus, Word
-from skyreels_demo.store.runs import Run
+from skyreels_demo.store.records import Run
 
 MIN_TAKES, MAX_TAKES = 1, 4
 

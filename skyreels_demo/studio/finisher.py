@@ -23,17 +23,15 @@ from skyreels_demo.wavespeed.client import Job, WaveSpeedClient
 from skyreels_demo.errors import ApiError, TaskFailed, TaskGone
 from skyreels_demo.studio.recorder import RunRecorder
 from skyreels_demo.studio.recovery import search, unknown
-from skyreels_demo.store.runs import Mode, Run
+from skyreels_demo.store.records import Mode, Run
 from skyreels_demo.status import RunStatus
 from skyreels_demo.wavespeed.schedule import PollSchedule
 from skyreels_demo.status import TaskState
 from skyreels_demo.wavespeed.tasks import Task
 from skyreels_demo.studio.hub import WebhookHub
+from skyreels_demo.times import WAVESPEED_RETENTION_S
 
 log = logging.getLogger(__name__)
-
-# WaveSpeed deletes predictions after 7 days; a run older than that cannot be fetched.
-API_RETENTION_S = 7 * 24 * 3600
 
 
 def video_name(task_id: str) -> str:
@@ -147,7 +145,8 @@ class Finisher:
         except (TaskFailed, TaskGone):
             return self.recorder.store.get(run.id)
         except ApiError as exc:
-            if exc.status == 404 and time.time() - run.created_at > API_RETENTION_S:
+            # Older than WaveSpeed keeps a prediction: deleted there, it can never be fetched.
+            if exc.status == 404 and time.time() - run.created_at > WAVESPEED_RETENTION_S:
                 return self.recorder.lost(run, TaskGone.SENTENCE)
             raise
 

@@ -15,9 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Container, Iterator
 
 from skyreels_demo.errors import BadInput, Stopped, StudioError
-from skyreels_demo.studio.finisher import API_RETENTION_S, Finisher
-from skyreels_demo.store.runs import Run, RunStore
+from skyreels_demo.studio.finisher import Finisher
+from skyreels_demo.store.records import Run
+from skyreels_demo.store.runs import RunStore
 from skyreels_demo.status import RunStatus
+from skyreels_demo.times import WAVESPEED_RETENTION_S
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ def recover_lost(finisher: Finisher, store: RunStore, model: str, *, skip: Conta
     seven days whose key is at hand (a visitor's is not kept), yielding each as it then is:
     `submitted` with its task, found (for `resume` to finish), or still `unconfirmed`. `skip`:
     runs a live generate is looking after itself."""
-    for run in store.unconfirmed(model=model, since=time.time() - API_RETENTION_S):
+    for run in store.unconfirmed(model=model, since=time.time() - WAVESPEED_RETENTION_S):
         if run.id in skip:
             continue
         client = finisher.access.client_for_run(run)

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from skyreels_demo.errors import BadInput
+from skyreels_demo.times import HOUR_S
 
 MAX_KEY_CHARS = 200
 # WaveSpeed's keys are long; anything this short is a slip, refused before any request.
@@ -31,7 +32,6 @@ MIN_KEY_CHARS = 8
 # After this many keys refused by WaveSpeed (401/403) in an hour, a visitor's own-key runs and
 # key checks are refused before any request.
 REFUSED_KEYS_PER_HOUR = 5
-HOUR_S = 3600.0
 MASK = "[key hidden]"
 
 

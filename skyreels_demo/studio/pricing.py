@@ -20,13 +20,14 @@ from skyreels_demo.studio.access import Access
 from skyreels_demo.wavespeed.client import WaveSpeedClient
 from skyreels_demo.errors import StudioError
 from skyreels_demo.models import ModelSpec
+from skyreels_demo.times import HOUR_S
 
 log = logging.getLogger(__name__)
 
 # The run the route is asked about: one as the page's form starts (no picture yet, a random seed);
 # a SkyReels V1 run costs the same whatever its prompt and picture.
 PRICE_INPUTS = {"prompt": "", "image": "", "seed": -1}
-FRESH_S = 3600.0  # the owner's price is asked again after an hour
+FRESH_S = HOUR_S  # the owner's price is asked again after an hour
 RETRY_S = 300.0  # after the route did not answer, after five minutes
 
 

@@ -20,7 +20,7 @@ from skyreels_demo.errors import BadInput, ServiceError, TaskFailed, TimedOut
 from skyreels_demo.config import is_loopback_url
 from skyreels_demo.studio.keys import in_use
 from skyreels_demo.models import VISION_LLM, ModelSpec
-from skyreels_demo.store.runs import Mode
+from skyreels_demo.store.records import Mode
 from skyreels_demo.studio.run_request import RunRequest, image_source
 from skyreels_demo.images.remote import ImageAddress
 from skyreels_demo.wavespeed.schedule import Expectation, schedule_from_setting

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from skyreels_demo.errors import StudioError, SubmitUnconfirmed, TaskFailed
-from skyreels_demo.store.runs import KeySource, Limit, Mode, Run, RunStore
+from skyreels_demo.store.records import KeySource, Limit, Mode, Run
+from skyreels_demo.store.runs import RunStore
 from skyreels_demo.status import RunStatus
 from skyreels_demo.status import TaskState
 from skyreels_demo.wavespeed.tasks import Task

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from skyreels_demo.wavespeed.client import WaveSpeedClient
 from skyreels_demo.errors import StudioError, SubmitUnconfirmed
-from skyreels_demo.store.runs import Run, RunStore
+from skyreels_demo.store.records import Run
+from skyreels_demo.store.runs import RunStore
 from skyreels_demo.status import RunStatus
 from skyreels_demo.wavespeed.tasks import Task
 

@@ -1,12 +1,13 @@
-"""The use case: one run as a stream of progress events.
+"""The use case: one run as a stream of progress events, for the app and the command line.
 
 `Studio.generate` walks the path of DESIGN.md (prepare, upload, submit, follow, download) and
 yields typed events (events.py); the Gradio handler and the command line only render them.
-The run store hears of every step first: a run exists before its upload, its task id is stored
-the moment submit returns, and a run whose watcher goes away (Stop, a closed tab, a crash) is
-finished by the follower or by `resume` (follower.py). Who pays and where requests go is
-`Access`'s business (access.py); nothing about Gradio, and nothing of the offline server,
-lives here.
+`Studio` builds its parts: the run store, who pays and where requests go (`Access`,
+access.py), the line strangers share (line.py), the finisher; the steps every kind of run takes
+are its `RunSteps` (steps.py), which prompts and films take too. The run store hears of every
+step first: a run exists before its upload, its task id is stored the moment submit returns,
+and a run whose watcher goes away (Stop, a closed tab, a crash) is finished by the follower or
+by `resume` (follower.py). Nothing about Gradio, and nothing of the offline server, lives here.
 """
 
 from __future__ import annotations
@@ -14,18 +15,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, ContextManager, Generator, Iterator
 
 from skyreels_demo import images
-from skyreels_demo.studio.access import Access, Backend
+from skyreels_demo.config import Settings
+from skyreels_demo.errors import Stopped, SubmitUnconfirmed
 from skyreels_demo.images.remote import ImageAddress
-from skyreels_demo.studio.caps import limits_for
-from skyreels_demo.wavespeed.client import Job
-from skyreels_demo.config import Settings, is_loopback_url
-from skyreels_demo.errors import AuthError, Stopped, SubmitUnconfirmed
+from skyreels_demo.models import ModelSpec
+from skyreels_demo.status import IN_FLIGHT, TaskState
+from skyreels_demo.store.records import Mode, Run
+from skyreels_demo.store.retention import Pruner
+from skyreels_demo.store.runs import RunStore
+from skyreels_demo.studio.access import Access, Backend
 from skyreels_demo.studio.events import (
     Done,
     Downloading,
@@ -39,28 +42,24 @@ from skyreels_demo.studio.events import (
 )
 from skyreels_demo.studio.finisher import Finisher
 from skyreels_demo.studio.follower import Follower, recover_lost, resume
-from skyreels_demo.studio.keys import KeyRefusals, checked_key, in_use
-from skyreels_demo.studio.line import OWNER, PREVIEW, Line
-from skyreels_demo.models import CheckRule, ModelSpec
+from skyreels_demo.studio.hub import WebhookHub
+from skyreels_demo.studio.keys import KeyRefusals, in_use
+from skyreels_demo.studio.line import OWNER, PREVIEW, Line, Turn
 from skyreels_demo.studio.pricing import Prices
 from skyreels_demo.studio.recorder import STOPPED_BEFORE_SUBMIT, RunRecorder
-from skyreels_demo.store.retention import Pruner, forget_image
 from skyreels_demo.studio.run_request import RunRequest, check_prompt, choose_seed, image_source
-from skyreels_demo.store.runs import Mode, Run, RunStore
-from skyreels_demo.status import IN_FLIGHT, RunStatus
-from skyreels_demo.wavespeed.schedule import Ended, Expectation, PollSchedule, schedule_from_setting
-from skyreels_demo.status import TaskState
-from skyreels_demo.studio.hub import WebhookHub
+from skyreels_demo.studio.steps import RunSteps
+from skyreels_demo.wavespeed.client import Job
 
 log = logging.getLogger(__name__)
-FETCH_STOP_CHECK_S = 0.5  # how soon a run waiting for its picture's fetch hears Stop
 STOPPED_IN_PREVIEW = (
     "Stopped waiting. The offline preview is free and keeps rendering on this machine; its video "
     "will be saved to your history when it is done."
 )
+FETCH_STOP_CHECK_S = 0.5  # how soon a run waiting for its picture's fetch hears Stop
 
 
-class Studio:
+class Studio(RunSteps):
     """Runs of one video model, for the app and the command line alike."""
 
     def __init__(
@@ -111,228 +110,44 @@ class Studio:
         except KeyError:
             return False
 
-    # -- what runs usually take --
-
-    def expectation(self, mode: Mode | None = None, model: ModelSpec | None = None) -> Expectation:
-        """How long this model's runs on this backend usually take, from the store, else a prior."""
-        mode = mode or self.access.default_mode
-        model = model or self.model
-        if mode == Mode.PREVIEW:
-            queue_s, processing_s = self.settings.preview_timing
-            # The preview keeps to its clock exactly: its end can be aimed at from the start.
-            prior = Expectation(queue_s=queue_s, processing_s=processing_s, spread_s=0.5)
-        else:
-            prior = Expectation.prior(model)
-        seen = self.store.durations(model.name, self.access.host_for(mode))
-        return Expectation.learn([Ended(*end) for end in seen.ends], prior=prior)
-
-    def check_rule(self, mode: Mode | None = None, model: ModelSpec | None = None) -> CheckRule:
-        """The model's rule for checks of a task; on a faster clock only where the settings ask
-        for it (tests) and the backend is this machine's (never WaveSpeed's own)."""
-        rule = (model or self.model).checks
-        local = mode == Mode.PREVIEW or is_loopback_url(self.settings.base_url)
-        return rule.scaled(self.settings.check_scale) if local and self.settings.check_scale != 1.0 else rule
-
-    def schedule_for(self, mode: Mode) -> PollSchedule:
-        return schedule_from_setting(self.settings.poll, self.expectation(mode), self.check_rule(mode))
-
-    # -- the steps every kind of run shares --
-
-    def open_run(self, request: RunRequest, model: ModelSpec, *, prompt: str, seed: int) -> tuple[Run, Backend]:
-        """Record a new run within its caps (or refuse it), before any money is spent."""
-        if checked_key(request.api_key):
-            self.key_refusals.check(request.requester.key)  # before any request at all
-        backend = self.access.backend_for(request.api_key)
-        try:
-            run = self.recorder.open(
-                prompt=prompt,
-                seed=seed,
-                model=model.name,
-                mode=backend.mode,
-                api_host=backend.host,
-                key_source=backend.key_source,
-                requester=request.requester.key,
-                visitor=request.visitor,
-                sweep=request.sweep,
-                within=limits_for(self.settings, backend, request.requester),
-                fit=request.fit,
-                fps_prefix=request.fps_prefix,
-                continued_from=request.continued_from,
-                film_id=request.film_id,
-                shot=request.shot,
-            )
-        except BaseException:
-            if backend.is_visitors:
-                backend.client.close()
-            raise
-        return run, backend
-
-    def fetch_admitted(self, address: ImageAddress, model: ModelSpec, request: RunRequest) -> images.PreparedImage:
-        """The model's frame from a picture named by its address, for a run the caps have just
-        admitted (`open_run`): fetched and prepared on the address pool (remote_images.py),
-        within its time and size bounds, once for every run that shares the address; Stop ends
-        the wait (the fetch itself ends within its bounds)."""
-        future = address.fetch(
-            lambda data: images.prepare(data, fit=request.fit, frames=model.frames),
-            allow_loopback=self.settings.allow_loopback_images,
-        )
-        while True:
-            try:
-                return future.result(timeout=FETCH_STOP_CHECK_S)
-            except FutureTimeout:
-                if request.stop is not None and request.stop.is_set():
-                    raise Stopped(STOPPED_BEFORE_SUBMIT) from None
-
-    def hand_over_image(self, run: Run, backend: Backend, source: images.PreparedImage | str) -> tuple[Run, str]:
-        """The image's URL for the submit: the prepared frame uploaded, then kept (a run refused
-        at the upload, for its key say, keeps nothing), or a URL as given."""
-        if isinstance(source, str):
-            return self.recorder.image_sent(run, source), source
-        url = backend.client.upload(source.data, source.filename, source.content_type)
-        path = keep_image(self.settings.images_dir, source)
-        run = self.recorder.image_kept(run, source.sha256, path)
-        return self.recorder.image_sent(run, url, source.sha256), url
-
-    def launch(
-        self,
-        run: Run,
-        backend: Backend,
-        model: ModelSpec,
-        inputs: Mapping[str, Any],
-        *,
-        webhook: str | None = None,
-        paced: bool = False,
-    ) -> tuple[Run, Job]:
-        """Submit once; the task id is durable before anyone hears of it. `paced`: a 429 is
-        raised at once, for the line to wait out in view, not retried inside the transport."""
-        run = self.recorder.submitting(run)
-        job = backend.client.submit(model, inputs, webhook=webhook, paced=paced)
-        return self.recorder.submitted(run, job.id), job
-
-    def recover(self, run: Run, backend: Backend, lost: SubmitUnconfirmed) -> tuple[Run, Job]:
-        """A submit's answer was lost: the run is `unconfirmed` (durably, first), then its task
-        is looked for in the list of predictions (recovery.py) and, found, followed as if the
-        answer had come. Not found: `SubmitUnconfirmed` with a sentence saying why not."""
-        run = self.recorder.not_submitted(self.store.get(run.id), lost)
-        try:
-            run = self.finisher.recover(run, backend.client, original=lost.sentence)
-        except Exception:  # looking must never turn a maybe-paid run into a refused one
-            log.exception("run %s: looking for its lost task failed", run.id)
-            raise lost from None
-        if run.task_id is None:
-            raise SubmitUnconfirmed(
-                run.error_message or lost.sentence, status=lost.status, code=lost.code, detail=lost.detail
-            ) from None
-        return run, backend.client.job(run.task_id)
-
-    def line_turn(self, backend: Backend, request: RunRequest, clock: "_Clock"):
-        """A run's place in its account's line: the owner's key and the preview each have one;
-        a visitor's own key waits in none (their key, their tier)."""
-        account = None if backend.is_visitors else (PREVIEW if backend.is_preview else OWNER)
-        return self.line.turn(account, self.slot_s(backend.mode), request.stop, lambda: clock.elapsed)
-
-    def slot_s(self, mode: Mode | None = None) -> float:
-        """How long a run usually holds its slot in the line, from upload to saved video: a
-        task's queue and making, and a little."""
-        expected = self.expectation(mode)
-        return expected.queue_s + expected.processing_s + 2.0
-
-    @contextmanager
-    def until_submitted(self, run: Run, backend: Backend, request: RunRequest) -> Iterator[Callable[[], None]]:
-        """Ends the run as `refused` (or `unconfirmed`, when a submit's answer was lost) if the
-        block fails before the function it gives is called, the moment a task id is recorded;
-        a visitor's key that WaveSpeed refused is counted against them."""
-        handed_over = False
-
-        def submitted() -> None:
-            nonlocal handed_over
-            handed_over = True
-
-        try:
-            yield submitted
-        except BaseException as exc:
-            if not handed_over:
-                ended = self.recorder.not_submitted(run, exc)
-                if ended.status == RunStatus.REFUSED and (isinstance(exc, AuthError) or backend.is_visitors):
-                    self.forget_image(ended)
-            if isinstance(exc, AuthError) and backend.is_visitors:
-                self.key_refusals.refused(request.requester.key)
-            raise
-
-    def forget_image(self, run: Run) -> None:
-        """A run refused for its key (or on a visitor's own key) keeps nothing: its picture goes,
-        unless another run or film uses it too."""
-        if run.image_path and forget_image(self.store, run.image_path):
-            self.store.update(run.id, image_path=None)
-
     # -- one run --
 
     def generate(self, request: RunRequest) -> Iterator[Event]:
         """Walk one run from input to saved video, yielding what the person should see (below);
         a visitor's key is masked in the log while the run uses it, then forgotten (keys.py)."""
         with in_use(request.api_key):
-            yield from self._generate(request)
+            yield from self._walk(request)
 
-    def _generate(self, request: RunRequest) -> Iterator[Event]:
-        """Walk one run from input to saved video, yielding what the person should see.
+    def _walk(self, request: RunRequest) -> Iterator[Event]:
+        """The walk itself, its steps in order.
 
         Raises a `StudioError` with its sentence on any failure. Input is checked, and the image
         prepared, before anything is sent or paid for; the run is recorded within its caps
         before it waits for a slot. A picture named by its address (`ImageAddress`) is fetched
         only after that, once the caps have let the run go.
         """
-        clock = _Clock()
-        text = self.model.with_prefix(check_prompt(request.prompt, self.model), request.fps_prefix)
-        seed = choose_seed(request.seed, self.model)
-        source = image_source(
-            request.image, request.fit, self.model, allow_loopback=self.settings.allow_loopback_images
-        )
-        prepared = source if isinstance(source, images.PreparedImage) else None
+        clock = Clock()
+        model = self.model
+        text = model.with_prefix(check_prompt(request.prompt, model), request.fps_prefix)
+        seed = choose_seed(request.seed, model)
+        source = image_source(request.image, request.fit, model, allow_loopback=self.settings.allow_loopback_images)
         clock.mark("prepare_s")
-        run, backend = self.open_run(request, self.model, prompt=text, seed=seed)
-        with self._lock:
-            # Watched from birth, so the follower never races this generator for its task.
-            self._watched.add(run.id)
-        waiting = None
+        run, backend = self.open_run(request, model, prompt=text, seed=seed)
         job: Job | None = None
         try:
-            with self.until_submitted(run, backend, request) as submitted:
-                if isinstance(source, ImageAddress):
-                    # Only now, the run admitted by its caps, is a picture fetched by its address.
-                    yield Fetching(clock.elapsed)
-                    source = prepared = self.fetch_admitted(source, self.model, request)
-                    clock.mark("prepare_s")
-                yield Prepared(clock.elapsed, prepared)
-                with self.line_turn(backend, request, clock) as turn:
+            # Watched from birth, so the follower never races this walk for its task.
+            with self.watching(run.id), self.until_submitted(run, backend, request) as submitted:
+                prepared = yield from self._prepared(source, request, clock)
+                with self._line_turn(backend, request, clock) as turn:
                     yield from turn.wait()
                     if prepared is not None:
                         yield Uploading(clock.elapsed, len(prepared.data), run.id)
-                    run, image_url = self.hand_over_image(run, backend, source)
+                    run, image_url = self.hand_over_image(run, backend, source if prepared is None else prepared)
                     clock.mark("upload_s")
                     if request.stop is not None and request.stop.is_set():
                         raise Stopped(STOPPED_BEFORE_SUBMIT)
-                    waiting = self.webhooks and self.webhooks.expect(
-                        backend.client, preview=backend.is_preview, owner=not backend.is_visitors
-                    )
-                    hook = self.webhooks.url(waiting, preview=backend.is_preview) if waiting else None
                     inputs = {"prompt": text, "image": image_url, "seed": seed}
-                    recovered = False
-                    try:
-                        try:
-                            run, job = yield from turn.submit(
-                                lambda: self.launch(run, backend, self.model, inputs, webhook=hook, paced=True)
-                            )
-                        except SubmitUnconfirmed as lost:
-                            run, job = self.recover(run, backend, lost)
-                            recovered = True
-                    except BaseException:
-                        if waiting is not None:
-                            self.webhooks.forget(waiting=waiting)
-                        raise
-                    submitted()
-                    turn.hold(run.id)  # the slot is the task's now, until it ends, watched or not
-                    if waiting is not None:
-                        self.webhooks.submitted(waiting, job.id)
+                    run, job, recovered = yield from self._submit(run, backend, turn, inputs, submitted)
                     clock.mark("submit_s")
                     self.access.keep(run.id, backend)
                     yield Submitted(clock.elapsed, run.id, job.id, seed, recovered=recovered)
@@ -344,14 +159,60 @@ class Studio:
                         # The client's words are about WaveSpeed and money; the preview is neither.
                         raise Stopped(STOPPED_IN_PREVIEW, task_id=exc.task_id) from None
         finally:
-            with self._lock:
-                self._watched.discard(run.id)
             if job is not None:
                 self.left_behind(run.id)
             elif backend.is_visitors:
                 backend.client.close()  # nothing to follow: the visitor's key is forgotten
 
-    def _follow(self, run: Run, job: Job, mode: Mode, clock: "_Clock", request: RunRequest) -> Iterator[Event]:
+    def _prepared(
+        self, source: Any, request: RunRequest, clock: Clock
+    ) -> Generator[Event, None, images.PreparedImage | None]:
+        """The prepared picture (None for a URL given as it is), fetched first when it is named by
+        its address: only now, the run admitted by its caps, is it fetched."""
+        if isinstance(source, ImageAddress):
+            yield Fetching(clock.elapsed)
+            source = self.fetch_admitted(source, self.model, request)
+            clock.mark("prepare_s")
+        prepared = source if isinstance(source, images.PreparedImage) else None
+        yield Prepared(clock.elapsed, prepared)
+        return prepared
+
+    def _line_turn(self, backend: Backend, request: RunRequest, clock: Clock) -> ContextManager[Turn]:
+        """A run's place in its account's line: the owner's key and the preview each have one;
+        a visitor's own key waits in none (their key, their tier)."""
+        account = None if backend.is_visitors else (PREVIEW if backend.is_preview else OWNER)
+        return self.line.turn(account, self.slot_s(backend.mode), request.stop, lambda: clock.elapsed)
+
+    def _submit(
+        self, run: Run, backend: Backend, turn: Turn, inputs: dict, submitted: Callable[[], None]
+    ) -> Generator[Event, None, tuple[Run, Job, bool]]:
+        """Submit once, in the line's pace, with the webhook to call if one can reach this process;
+        a lost answer is looked for (`Studio.recover`). Returns the run, its job and whether it was
+        recovered; from then on the slot is the task's, until it ends, watched or not."""
+        hub = self.webhooks
+        waiting = hub and hub.expect(backend.client, preview=backend.is_preview, owner=not backend.is_visitors)
+        hook = hub.url(waiting, preview=backend.is_preview) if waiting else None
+        recovered = False
+        try:
+            try:
+                run, job = yield from turn.submit(
+                    lambda: self.launch(run, backend, self.model, inputs, webhook=hook, paced=True)
+                )
+            except SubmitUnconfirmed as lost:
+                run, job = self.recover(run, backend, lost)
+                recovered = True
+        except BaseException:
+            if waiting is not None:
+                hub.forget(waiting=waiting)
+            raise
+        submitted()
+        turn.hold(run.id)
+        if waiting is not None:
+            hub.submitted(waiting, job.id)
+        return run, job, recovered
+
+    def _follow(self, run: Run, job: Job, mode: Mode, clock: Clock, request: RunRequest) -> Iterator[Event]:
+        """The task's progress until it ends, then its video saved."""
         expected = self.expectation(mode)
         processing_since: float | None = None
         queued_since = time.monotonic()
@@ -433,18 +294,7 @@ class Studio:
         self.access.close()
 
 
-def keep_image(images_dir: Path, prepared: images.PreparedImage) -> Path:
-    """The prepared JPEG, kept once per distinct picture (written atomically)."""
-    path = images_dir / f"{prepared.sha256}.jpg"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{threading.get_ident()}.part")
-        tmp.write_bytes(prepared.data)
-        tmp.replace(path)
-    return path
-
-
-class _Clock:
+class Clock:
     """Elapsed time since the click, and laps between the stages of a run."""
 
     def __init__(self) -> None:

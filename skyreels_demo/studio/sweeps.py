@@ -22,7 +22,7 @@ from skyreels_demo import images
 from skyreels_demo.errors import BadInput, StudioError
 from skyreels_demo.models import ModelSpec
 from skyreels_demo.studio.events import Done
-from skyreels_demo.store.runs import Run
+from skyreels_demo.store.records import Run
 from skyreels_demo.status import RunStatus
 from skyreels_demo.studio.run_request import RunRequest
 from skyreels_demo.studio.studio import Studio

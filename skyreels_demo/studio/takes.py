@@ -1,5 +1,5 @@
-"""Takes: runs as a person sees them. What differs between takes, in words; a take exported as
-a zip that makes it again; and share links of their own.
+"""Takes: runs as a person sees them. A take exported as a zip that makes it again, and share
+links of their own (what differs between takes, in words, is differences.py).
 
 An export is one folder in a zip: `take.json` (the prompt as typed, the prefix setting, seed,
 framing, model, task id, when it was made), `image.jpg` (the prepared frame as it was
@@ -8,12 +8,11 @@ before anything is sent: its size, where its entries point, which members it has
 `take.json` fits the model; each refusal is one sentence (`BadInput`).
 
 A share link names a take by a random token (`secrets.token_urlsafe`), never by its task id or
-run id, and can be withdrawn; the store keeps it (runs.py `shares`), so links survive restarts.
+run id, and can be withdrawn; the store keeps it (store/shares.py), so links survive restarts.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import io
 import json
@@ -27,7 +26,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Sequence
+from typing import Any
 
 from PIL import Image
 
@@ -35,7 +34,8 @@ from skyreels_demo import images
 from skyreels_demo.errors import BadInput
 from skyreels_demo.models import ModelSpec
 from skyreels_demo.studio.run_request import RunRequest
-from skyreels_demo.store.runs import Run, RunStore
+from skyreels_demo.store.records import Run
+from skyreels_demo.store.runs import RunStore
 
 log = logging.getLogger(__name__)
 
@@ -311,63 +311,6 @@ def _prepared(data: bytes, fit: str, model: ModelSpec) -> images.PreparedImage:
         notes=("The image kept with this take, uploaded exactly as it was.",),
         fit=fit,
     )
-
-
-# --- what differs between takes, in words --------------------------------------------------
-
-
-def _quoted(words: Sequence[str]) -> str:
-    return "“" + " ".join(words) + "”"
-
-
-def prompt_changes(before: str, after: str) -> tuple[list[str], list[str]]:
-    """Words `after` adds to `before`, and words it drops, as runs of neighbouring words."""
-    a, b = before.split(), after.split()
-    added, removed = [], []
-    matcher = difflib.SequenceMatcher(a=[w.lower() for w in a], b=[w.lower() for w in b], autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag in ("replace", "delete"):
-            removed.append(_quoted(a[i1:i2]))
-        if tag in ("replace", "insert"):
-            added.append(_quoted(b[j1:j2]))
-    return added, removed
-
-
-def differences(runs: Sequence[Run], model: ModelSpec) -> list[str]:
-    """Sentences saying what differs between takes, each later one against the first."""
-    if len(runs) < 2:
-        return []
-    first = runs[0]
-    lines: list[str] = []
-    base = typed_prompt(first, model)
-    same_prompt = True
-    for number, run in enumerate(runs[1:], start=2):
-        added, removed = prompt_changes(base, typed_prompt(run, model))
-        if added or removed:
-            same_prompt = False
-            parts = []
-            if added:
-                parts.append("adds " + ", ".join(added))
-            if removed:
-                parts.append("drops " + ", ".join(removed))
-            lines.append(f"Take {number} (seed {run.seed}) {' and '.join(parts)}, against take 1.")
-    if same_prompt:
-        lines.append("The prompt is the same in every take.")
-    seeds = [run.seed for run in runs]
-    lines.append(
-        "The seed is the same in every take." if len(set(seeds)) == 1
-        else "Seeds: " + ", ".join(f"{seed} (take {n})" for n, seed in enumerate(seeds, start=1)) + "."
-    )
-    fits = {"crop": "cropped to the frame", "pad": "the whole picture"}
-    if len({run.fit for run in runs}) > 1:
-        lines.append("Framing: " + ", ".join(f"{fits.get(run.fit, run.fit)} (take {n})" for n, run in enumerate(runs, start=1)) + ".")
-    if len({run.fps_prefix for run in runs}) > 1:
-        lines.append("Prefix: " + ", ".join(
-            f"{'with' if run.fps_prefix else 'without'} {model.prompt_prefix.strip(', ')!r} (take {n})"
-            for n, run in enumerate(runs, start=1)) + ".")
-    if len({run.image_sha256 for run in runs}) > 1:
-        lines.append("The takes start from different pictures.")
-    return lines
 
 
 # --- share links ---------------------------------------------------------------------------

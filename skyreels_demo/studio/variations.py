@@ -61,7 +61,7 @@ def variation_seeds(seed: int | float | str | None, count: int, model: ModelSpec
     top = model.seed_max
     if _is_random(seed):
         return random.sample(range(top + 1), count)
-    return [(first + i) % (top + 1) for i in range(count)]
+    return model.following_seeds(first, count)
 
 
 def _seen(which: int, seed: int, event: Event) -> VariationUpdate:

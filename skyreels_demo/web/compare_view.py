@@ -7,8 +7,8 @@ from __future__ import annotations
 import html
 from urllib.parse import quote
 
-from skyreels_demo.store.runs import Run
-from skyreels_demo.studio import takes
+from skyreels_demo.store.records import Run
+from skyreels_demo.studio import differences, takes
 from skyreels_demo.web.ui_notes import note
 
 MIN_COMPARE, MAX_COMPARE = 2, 4
@@ -82,7 +82,7 @@ def compare_html(runs: list[Run], model) -> str:
             f'<figcaption style="font-size:0.9em;margin-top:4px"><strong>Take {number} · seed {run.seed}</strong>'
             f'{" ★" if run.kept else ""}<br>{html.escape(short)}</figcaption></figure>'
         )
-    differences = "".join(f"<li>{html.escape(line)}</li>" for line in takes.differences(runs, model))
+    differing = "".join(f"<li>{html.escape(line)}</li>" for line in differences.in_words(runs, model))
     button = 'type="button" style="padding:6px 14px;border-radius:6px;border:1px solid #c7c9e6;background:#eef0ff;cursor:pointer"'
     return (
         '<div class="compare-takes">'
@@ -96,6 +96,6 @@ def compare_html(runs: list[Run], model) -> str:
         # Side by side even on a phone (two across), which is the point of comparing.
         '<div style="display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:10px">'
         f'{"".join(figures)}</div>'
-        f'<h4 style="margin:12px 0 4px">What differs</h4><ul class="compare-differences">{differences}</ul>'
+        f'<h4 style="margin:12px 0 4px">What differs</h4><ul class="compare-differences">{differing}</ul>'
         '</div>'
     )

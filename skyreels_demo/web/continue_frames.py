@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from skyreels_demo.store.runs import Run
+from skyreels_demo.store.records import Run
 
 _RUN_FRAME = re.compile(r"([0-9a-f]{32})-(?:last|[0-9]{1,6})\.png")
 

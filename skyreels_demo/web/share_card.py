@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, Response
 
 from skyreels_demo.web import gradio_compat
 from skyreels_demo.studio import takes
-from skyreels_demo.store.runs import Mode, Run
+from skyreels_demo.store.records import Mode, Run
 from skyreels_demo.web.ui_context import PageContext
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class Posters:
 
     def of(self, video: str) -> tuple[bytes, tuple[int, int]]:
         """(JPEG bytes, (width, height)) of the video's first frame; StudioError if it has none."""
-        from skyreels_demo.studio.films import frame_of  # PyAV, only when a card or a poster is asked for
+        from skyreels_demo.studio.frames import frame_of  # PyAV, only when a card or a poster is asked for
 
         stat = Path(video).stat()
         key = (video, stat.st_mtime_ns, stat.st_size)

@@ -27,7 +27,7 @@ from skyreels_demo.studio.events import (
     Submitted,
 )
 from skyreels_demo.models import ModelSpec
-from skyreels_demo.store.runs import RECOVERED_NOTE, Mode, Run, was_recovered
+from skyreels_demo.store.records import RECOVERED_NOTE, Mode, Run, was_recovered
 from skyreels_demo.status import RunStatus, Stage
 from skyreels_demo.studio.progress import progress_of
 from skyreels_demo.studio.variations import VariationUpdate

@@ -13,7 +13,7 @@ from skyreels_demo.errors import StudioError
 from skyreels_demo.web.page_input import UNEXPECTED, fit_choice, picture, text
 from skyreels_demo.studio.prompts import suggest_prompt
 from skyreels_demo.studio.run_request import RunRequest
-from skyreels_demo.store.runs import Mode
+from skyreels_demo.store.records import Mode
 from skyreels_demo.web.status_board import duration, price_line
 from skyreels_demo.web.ui_context import PageContext
 

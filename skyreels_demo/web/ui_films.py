@@ -128,8 +128,8 @@ class FilmHandlers:
             except StudioError as exc:
                 raise gr.Error(exc.sentence, print_exception=False) from None
             if not (asked is None or asked == "" or float(asked) == -1):
-                top = self.model.seed_max + 1
-                shots = [(prompt, (first + n) % top) for n, (prompt, _) in enumerate(shots)]
+                seeds = self.model.following_seeds(first, len(shots))
+                shots = [(prompt, seed) for (prompt, _), seed in zip(shots, seeds)]
         stop = threading.Event()
         film_request = self._request(image, fit, api_key, visitor, request, profile, stop)
         async for outputs in self._render(lambda run: make_film(self.studio, run, shots), film_request, request, report):

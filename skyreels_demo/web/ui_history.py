@@ -11,7 +11,7 @@ import gradio as gr
 from skyreels_demo.errors import StudioError
 from skyreels_demo.studio.keys import in_use
 from skyreels_demo.web.page_input import own_run, text, visitor_id
-from skyreels_demo.store.runs import Run
+from skyreels_demo.store.records import Run
 from skyreels_demo.web.status_board import caption, details, picture_of, shown, status_line
 from skyreels_demo.web.ui_context import PageContext
 from skyreels_demo.web.ui_notes import PICK_A_TAKE, note

@@ -23,7 +23,7 @@ from skyreels_demo.studio.run_request import RunRequest
 from skyreels_demo.web.status_board import StatusBoard, status_line, summary, variation_grid, variation_lines
 from skyreels_demo.web.ui_context import PageContext
 from skyreels_demo.studio.variations import VariationUpdate, stream_variations
-from skyreels_demo.studio.films import continue_shot, run_of_video, starting_frame
+from skyreels_demo.studio.frames import continue_shot, run_of_video, starting_frame
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from skyreels_demo.studio import takes
 from skyreels_demo.errors import StudioError
 from skyreels_demo.web.page_input import NOT_YOURS, own_run, text
-from skyreels_demo.store.runs import Run
+from skyreels_demo.store.records import Run
 from skyreels_demo.web.status_board import caption, picture_of, shown, status_line
 from skyreels_demo.web.ui_context import PageContext
 from skyreels_demo.web.compare_view import MAX_COMPARE, MIN_COMPARE, compare_html, compare_note

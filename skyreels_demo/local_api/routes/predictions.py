@@ -19,12 +19,13 @@ from fastapi.responses import Response
 
 from skyreels_demo.local_api.routes.common import answer, error_response, success
 from skyreels_demo.local_api.routes.tasks import task_data
+from skyreels_demo.times import DAY_S
 
 if TYPE_CHECKING:
     from skyreels_demo.local_api.backend import LocalBackend
 
 KINDS = ("predictions", "pricing")
-DEFAULT_SPAN_S = 24 * 3600.0  # no dates: the last 24 hours, as WaveSpeed's desktop client asks
+DEFAULT_SPAN_S = DAY_S  # no dates: the last 24 hours, as WaveSpeed's desktop client asks
 MAX_PAGE_SIZE = 100
 
 
