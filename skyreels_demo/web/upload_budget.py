@@ -21,11 +21,11 @@ from typing import Any, Callable, Iterable
 
 import anyio.to_thread
 
+from skyreels_demo.times import HOUR_S
 from skyreels_demo.web.asgi import Refusal, mb
 
 log = logging.getLogger(__name__)
 
-HOUR_S = 3600.0
 MCP_REUPLOAD = "mcp-reupload"  # not a visitor: the bytes were counted when the caller sent them
 SCAN_EVERY_S = 5.0  # the upload folder is walked at most this often; bytes since are added
 FULL = "This app's upload space is full; try again in a few minutes."
