@@ -95,6 +95,7 @@ class FilmStatus(Word):
     DONE = "done"  # cut: film_path is the whole film
     FAILED = "failed"  # a shot failed or was refused: it can be made again
     STOPPED = "stopped"  # the person stopped it between shots
+    CHANGED = "changed"  # a shot was picked or made anew: the shots after it follow an old frame
 
 
 class CellStatus(Word):

@@ -28,13 +28,15 @@ class Cut:
     seconds: float
 
 
-def cut_film(clips: Sequence[Path], dest: Path, fps: int) -> Cut:
+def cut_film(clips: Sequence[Path], dest: Path, fps: int, continues: Sequence[bool] | None = None) -> Cut:
     """The clips in order as one H.264 MP4 at `fps`, each join's repeated first frame dropped.
 
-    The first frame of every clip after the first is the previous clip's last frame (it is the
-    picture the shot was made from), so it is dropped. That frame is each clip's keyframe, so a
-    stream copy cannot drop it: the film is encoded once, fast, with evenly spaced timestamps.
+    The first frame of a clip that continues the one before is that clip's last frame (it is the
+    picture the shot was made from), so it is dropped; a clip after a cut (`continues[i]` False:
+    made from a picture of its own) keeps all its frames. That frame is each clip's keyframe, so
+    a stream copy cannot drop it: the film is encoded once, fast, with evenly spaced timestamps.
     """
+    continues = list(continues) if continues is not None else [number > 0 for number in range(len(clips))]
     started = time.perf_counter()
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=".tmp.mp4")
@@ -47,7 +49,7 @@ def cut_film(clips: Sequence[Path], dest: Path, fps: int) -> Cut:
             for number, clip in enumerate(clips):
                 with av.open(str(clip)) as source:
                     for position, frame in enumerate(source.decode(source.streams.video[0])):
-                        if number > 0 and position == 0:
+                        if number > 0 and continues[number] and position == 0:
                             continue  # the join's repeated frame
                         if stream is None:
                             stream = out.add_stream("libx264", rate=fps)

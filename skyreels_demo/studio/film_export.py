@@ -35,11 +35,12 @@ import av
 
 from skyreels_demo.errors import BadInput, StudioError
 from skyreels_demo.models import ModelSpec
-from skyreels_demo.status import FilmStatus, RunStatus
-from skyreels_demo.store.records import Film, Run
+from skyreels_demo.status import FilmStatus
+from skyreels_demo.store.records import Film
 from skyreels_demo.store.runs import RunStore
 from skyreels_demo.studio.cut import cut_film
-from skyreels_demo.studio.films import MAX_SHOTS, MIN_SHOTS
+from skyreels_demo.studio.film_takes import film_state
+from skyreels_demo.studio.films import MAX_SHOTS, MIN_SHOTS, plans_of
 from skyreels_demo.studio.frames import MAX_CLIP_BYTES, frames_in
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class ShotForEditor:
     take: int  # which take of this shot, from 1
     task_id: str | None
     video: Path  # the take's saved MP4
+    continues: bool = True  # starts from the previous shot's last frame (False: a cut); ignored for the first
 
 
 @dataclass(frozen=True)
@@ -96,12 +98,14 @@ class ClipRange:
         return self.cut_start + self.frames
 
 
-def cut_ranges(frame_counts: Sequence[int]) -> list[ClipRange]:
-    """Each take's range in the cut, as films.cut_film trims: every take after the first loses
-    its first frame (the previous take's last frame, which it was made from)."""
+def cut_ranges(frame_counts: Sequence[int], continues: Sequence[bool] | None = None) -> list[ClipRange]:
+    """Each take's range in the cut, as cut.cut_film trims: a take that continues the one before
+    loses its first frame (the previous take's last frame, which it was made from); a take after
+    a cut keeps it."""
+    continues = list(continues) if continues is not None else [n > 0 for n in range(len(frame_counts))]
     ranges, at = [], 0
     for number, count in enumerate(frame_counts):
-        start = 0 if number == 0 else 1
+        start = 1 if number > 0 and continues[number] else 0
         used = max(count - start, 0)
         ranges.append(ClipRange(start, used, at, count))
         at += used
@@ -135,7 +139,8 @@ def export_film(film: FilmForEditor, out: Path | str, *, within: Path | str) -> 
     except (OSError, RuntimeError):
         raise BadInput("The app's data directory is missing, so there are no videos to export.") from None
     takes = [_checked_take(number, shot, root) for number, shot in enumerate(film.shots, start=1)]
-    ranges = cut_ranges([take.frames for take in takes])
+    continues = [take.shot.continues for take in takes]
+    ranges = cut_ranges([take.frames for take in takes], continues)
     total = sum(r.frames for r in ranges)
     timeline = _timeline(film, takes, ranges)
 
@@ -147,7 +152,7 @@ def export_film(film: FilmForEditor, out: Path | str, *, within: Path | str) -> 
         recut = cut_path is None
         if cut_path is None:
             cut_path = folder / CUT
-            cut = cut_film([take.path for take in takes], cut_path, film.fps)
+            cut = cut_film([take.path for take in takes], cut_path, film.fps, continues)
             if cut.frames != total:  # the timeline and the cut disagree: nothing half-true is written
                 raise StudioError(f"The cut has {cut.frames} frames but its timeline {total}: export the film again.")
         _write_timeline(timeline, folder)
@@ -260,7 +265,8 @@ def _write_timeline(timeline: Any, folder: Path) -> None:
 
 
 def _shot_facts(shot: ShotForEditor) -> dict[str, Any]:
-    return {"prompt": shot.prompt, "seed": shot.seed, "take": shot.take, "task_id": shot.task_id}
+    return {"prompt": shot.prompt, "seed": shot.seed, "take": shot.take, "task_id": shot.task_id,
+            "starts": "continuous" if shot.continues else "cut"}
 
 
 def _record(film: FilmForEditor, takes: Sequence[_Take], ranges: Sequence[ClipRange]) -> dict[str, Any]:
@@ -295,28 +301,29 @@ def _record(film: FilmForEditor, takes: Sequence[_Take], ranges: Sequence[ClipRa
 
 
 def film_for_editor(store: RunStore, film: Film, model: ModelSpec) -> FilmForEditor:
-    """A film's record as plain values: for each shot its latest take, numbered among its takes.
+    """A film's record as plain values: for each shot its picked take, numbered among its takes.
 
-    Refused with a sentence when a shot has no finished take yet.
+    Refused with a sentence when a shot has no finished take yet, or follows an old frame.
     """
-    tries: dict[int, list[Run]] = {}
-    for run in store.shots_of(film.id):
-        if run.shot is not None:
-            tries.setdefault(run.shot, []).append(run)
+    plans = plans_of(film)
+    states = film_state(plans, store.shots_of(film.id), model)
     shots = []
-    for index, planned in enumerate(film.shots):
-        runs = tries.get(index, [])
-        latest = runs[-1] if runs else None
-        if latest is None or latest.status != RunStatus.DONE or not latest.video_path:
-            raise BadInput(f"Shot {index + 1} has no finished take yet: finish the film, then export it.")
-        # Takes are the tries that made a video; a failed try is not one.
-        takes = [run for run in runs if run.status == RunStatus.DONE]
+    for state in states:
+        picked = state.picked
+        if picked is None or not picked.video_path:
+            raise BadInput(f"Shot {state.index + 1} has no finished take yet: finish the film, then export it.")
+        if state.stale:
+            raise BadInput(
+                f"Shot {state.index + 1} follows an old frame: re-make the film from there, or pick back "
+                "the take it followed, then export it."
+            )
         shots.append(ShotForEditor(
-            prompt=planned.get("prompt", ""),  # as typed (the run keeps it as sent, prefix and all)
-            seed=latest.seed,
-            take=len(takes),
-            task_id=latest.task_id,
-            video=Path(latest.video_path),
+            prompt=state.plan.prompt,  # as typed (the run keeps it as sent, prefix and all)
+            seed=picked.seed,
+            take=state.take_number or 1,
+            task_id=picked.task_id,
+            video=Path(picked.video_path),
+            continues=not state.plan.is_cut,
         ))
     return FilmForEditor(
         shots=tuple(shots),

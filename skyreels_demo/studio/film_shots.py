@@ -32,12 +32,18 @@ class FilmUpdate:
     event: Event | None = None
     video_path: Path | None = None  # a shot's saved video, or the cut film
     error: StudioError | None = None
+    take: int | None = None  # which take of the shot, from 1 (None: the shot as a whole)
+    follows_old: bool = False  # the shot follows an old frame: the walk stopped before it
 
     @property
     def message(self) -> str:
         where = f"Shot {self.shot + 1} of {len(self.film.shots)}: " if self.shot is not None else ""
+        if self.take is not None and self.shot is not None:
+            where = f"Shot {self.shot + 1} of {len(self.film.shots)}, take {self.take}: "
         if self.error is not None:
             return where + self.error.sentence
+        if self.follows_old:
+            return where + "follows an old frame: re-make the film from here, or pick back the take it followed."
         if self.event is not None:
             return where + self.event.message
         if self.shot is None and self.video_path is not None:

@@ -25,6 +25,7 @@ from skyreels_demo.errors import BadInput
 from skyreels_demo.models import ModelSpec
 from skyreels_demo.status import RunStatus, Word
 from skyreels_demo.store.records import Run
+from skyreels_demo.studio.takes import typed_prompt
 
 MIN_TAKES, MAX_TAKES = 1, 4
 
@@ -118,10 +119,10 @@ def is_made(run: Run | None) -> bool:
     return run is not None and run.status == RunStatus.DONE and run.has_video
 
 
-def _current_take(runs: Iterable[Run], prompt: str, seed: int, source: Run | None) -> Run | None:
-    """The latest run of this prompt and seed made from `source` (None: from a picture)."""
+def _current_take(runs: Iterable[Run], prompt: str, seed: int, source: Run | None, model: ModelSpec) -> Run | None:
+    """The latest run of this prompt (as typed) and seed made from `source` (None: a picture)."""
     wanted = source.id if source is not None else None
-    same = [r for r in runs if r.prompt == prompt and r.seed == seed and r.continued_from == wanted]
+    same = [r for r in runs if typed_prompt(r, model) == prompt and r.seed == seed and r.continued_from == wanted]
     made = [r for r in same if is_made(r)]
     return (made or same or [None])[-1]
 
@@ -133,7 +134,7 @@ def film_state(plans: Sequence[ShotPlan], runs: Sequence[Run], model: ModelSpec)
         mine = [run for run in runs if run.shot == index]
         before = states[-1] if states else None
         source = before.picked if (before is not None and not plan.is_cut) else None
-        takes = tuple(_current_take(mine, plan.prompt, seed, source) for seed in plan.seeds(model))
+        takes = tuple(_current_take(mine, plan.prompt, seed, source, model) for seed in plan.seeds(model))
         picked = next((run for run in mine if run.id == plan.picked and is_made(run)), None)
         if picked is None:
             finished = sorted((t for t in takes if is_made(t)), key=lambda t: (t.finished_at or t.updated_at))
