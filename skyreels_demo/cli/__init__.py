@@ -4,7 +4,7 @@ resume | runs | balance | local-api`.
 Status goes to stderr, results to stdout, and the exit code says how it ended:
 0 done, 2 bad input (nothing was sent), 3 API or auth error, 4 the task failed,
 5 gave up waiting (the task is recorded: resume it). Each command's arguments are declared
-beside its handler (one_run.py, many.py, records.py); this module only assembles them.
+beside its handler (one_run.py, films.py, many.py, records.py); this module only assembles them.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import sys
 from typing import Sequence
 
-from skyreels_demo.cli import many, one_run, records
+from skyreels_demo.cli import films, many, one_run, records
 from skyreels_demo.cli.lines import EXIT_BAD_INPUT, StatusLines
 from skyreels_demo.config import Settings
 from skyreels_demo.errors import StudioError
@@ -45,7 +45,7 @@ def build_parser(model: ModelSpec) -> argparse.ArgumentParser:
     def add(name: str, **kwargs) -> argparse.ArgumentParser:
         return commands.add_parser(name, formatter_class=_Help, **kwargs)
 
-    for command in (one_run, many, records):
+    for command in (one_run, films, many, records):
         command.register(add, model)
     return parser
 
