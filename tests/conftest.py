@@ -56,8 +56,12 @@ def photo_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def backend():
-    with LocalBackend(timing=FAST) as server:
+def backend(request):
+    """The local backend on loopback, its tasks quick. It hands every task one tiny shared video
+    unless the test is marked `renders` (it looks at the video: its frames, size or picture),
+    which spares the suite a real 97-frame H.264 render (~1 s of a core) per run."""
+    render = request.node.get_closest_marker("renders") is not None
+    with LocalBackend(timing=FAST, render=render) as server:
         yield server
 
 
