@@ -315,12 +315,16 @@ BROWSER_FIXTURES = {"browser"}
 # workers a file at a time (pytest-xdist's loadfile), and a long file started last would leave
 # one worker idle while the other finishes it.
 LONGEST_FIRST = (
-    "test_line.py",
-    "test_pleasant.py",
     "test_films.py",
-    "test_browser_visitors.py",
+    "test_line.py",
     "test_browser_takes.py",
+    "test_pleasant.py",
+    "test_preview_moves.py",
+    "test_browser_visitors.py",
     "test_agents.py",
+    "test_browser_polish.py",
+    "test_preview_servers.py",
+    "test_shared_space.py",
 )
 
 
