@@ -56,8 +56,12 @@ def photo_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def backend():
-    with LocalBackend(timing=FAST) as server:
+def backend(request):
+    """The local backend on loopback, its tasks quick. It hands every task one tiny shared video
+    unless the test is marked `renders` (it looks at the video: its frames, size or picture),
+    which spares the suite a real 97-frame H.264 render (~1 s of a core) per run."""
+    render = request.node.get_closest_marker("renders") is not None
+    with LocalBackend(timing=FAST, render=render) as server:
         yield server
 
 
@@ -173,10 +177,25 @@ class LaunchedApp:
 
     def __init__(self, data_dir: Path, log_path: Path | None = None, *, port: int | None = None, **env: str) -> None:
         self.data_dir = data_dir
-        self.port = port or free_port()  # the same port again: the same origin, the same browser storage
-        self.url = f"http://127.0.0.1:{self.port}/"
         self.log_path = log_path or data_dir / "app.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in range(3):
+            # The same port again when asked: the same origin, the same browser storage.
+            self._start(port or free_port(), env)
+            try:
+                wait_until_serving(self.url, self.process, self.log_path)
+                return
+            except AssertionError:
+                self.stop()
+                # A free port can be taken by another test process (xdist's other worker) between
+                # free_port() and the app's bind: another port, then, unless this one was asked for.
+                taken = "address already in use" in self.log_path.read_text(errors="replace")[-3000:]
+                if port is not None or not taken or attempt == 2:
+                    raise
+
+    def _start(self, port: int, env: dict[str, str]) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{self.port}/"
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "app.py"],
@@ -184,14 +203,13 @@ class LaunchedApp:
             env=clean_env(
                 GRADIO_SERVER_PORT=str(self.port),
                 GRADIO_SERVER_NAME="127.0.0.1",
-                SKYREELS_DATA_DIR=str(data_dir),
+                SKYREELS_DATA_DIR=str(self.data_dir),
                 GRADIO_ANALYTICS_ENABLED="False",
                 **env,
             ),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        wait_until_serving(self.url, self.process, self.log_path)
 
     def __enter__(self) -> LaunchedApp:
         return self
@@ -293,9 +311,28 @@ def make_run_in_browser(page, prompt: str, image: str = ASTRONAUT, *, wait_for_v
 
 BROWSER_FIXTURES = {"browser"}
 
+# The longest files, longest first (from `--durations`): scripts/test.sh runs the suite on two
+# workers a file at a time (pytest-xdist's loadfile), and a long file started last would leave
+# one worker idle while the other finishes it.
+LONGEST_FIRST = (
+    "test_films.py",
+    "test_line.py",
+    "test_browser_takes.py",
+    "test_pleasant.py",
+    "test_preview_moves.py",
+    "test_browser_visitors.py",
+    "test_agents.py",
+    "test_browser_polish.py",
+    "test_preview_servers.py",
+    "test_shared_space.py",
+)
+
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """A test that starts Chromium must say so, or `-m "not browser"` would not mean what it says."""
+    """The longest files first (the same order on every worker); and a test that starts Chromium
+    must say so, or `-m "not browser"` would not mean what it says."""
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
     unmarked = [
         item.nodeid
         for item in items

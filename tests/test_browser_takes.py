@@ -5,7 +5,6 @@ take and nothing else of the sharer's, and is dead once withdrawn or while shari
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -76,7 +75,10 @@ def test_two_takes_compared_play_together_and_a_seek_moves_both(browser, two_tak
             expect(compare).to_contain_text("“and waves”")
             expect(compare).to_contain_text("Seeds: 7 (take 1), 8 (take 2).")
             compare.get_by_role("button", name="Play together").click()
-            time.sleep(1.5)
+            page.wait_for_function(  # both under way, half a second in
+                "() => Array.from(document.querySelectorAll('#compare video')).every(v => !v.paused && v.currentTime > 0.5)",
+                timeout=15_000,
+            )
             playing = clocks(page)
             assert not any(video["paused"] for video in playing), playing
             assert all(video["t"] > 0.5 for video in playing), playing  # both really play
@@ -84,17 +86,19 @@ def test_two_takes_compared_play_together_and_a_seek_moves_both(browser, two_tak
             compare.scroll_into_view_if_needed()
             page.screenshot(path=str(SHOTS / f"compare-{name}.png"), full_page=True)
             compare.get_by_role("button", name="Pause together").click()
-            time.sleep(0.3)
-            assert all(video["paused"] for video in clocks(page))
+            page.wait_for_function(
+                "() => Array.from(document.querySelectorAll('#compare video')).every(v => v.paused)", timeout=10_000
+            )
             # One seek moves both.
             page.evaluate(
                 "() => { const s = document.querySelector('#compare [data-compare=seek]');"
                 " s.value = 250; s.dispatchEvent(new Event('input', {bubbles: true})); }"
             )
-            time.sleep(0.5)
-            sought = clocks(page)
-            for video in sought:
-                assert abs(video["t"] - video["duration"] * 0.25) < 0.1, sought
+            page.wait_for_function(  # the seek has landed in both
+                "() => Array.from(document.querySelectorAll('#compare video'))"
+                ".every(v => !v.seeking && Math.abs(v.currentTime - v.duration * 0.25) < 0.1)",
+                timeout=10_000,
+            )
         finally:
             context.close()
 
@@ -180,7 +184,10 @@ def test_a_shared_link_shows_only_that_take_to_a_stranger_and_dies_when_withdraw
             "() => { const v = document.querySelector('#shared-view video'); return v && v.readyState >= 2; }",
             timeout=15_000,
         )
-        time.sleep(1.0)  # a second of the take playing
+        view.wait_for_function(  # a second of the take playing, for the picture (or its first frame, if it waits)
+            "() => { const v = document.querySelector('#shared-view video'); return v.currentTime >= 1 || v.paused; }",
+            timeout=15_000,
+        )
         view.screenshot(path=str(SHOTS / "shared-take-phone.png"))  # what a friend sees first
         expect(view.locator("#shared-view textarea, #shared-view input")).to_have_count(0)  # text, not an editable box
         html = view.content()

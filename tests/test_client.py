@@ -45,6 +45,7 @@ def run_to_end(studio: Studio, image, **kwargs) -> Done:
     return done
 
 
+@pytest.mark.renders  # looks at the video
 def test_happy_path_saves_a_playable_mp4_at_the_models_frame(studio, backend, photo_path):
     done = run_to_end(studio, photo_path)
 
@@ -58,6 +59,7 @@ def test_happy_path_saves_a_playable_mp4_at_the_models_frame(studio, backend, ph
     assert sent.seed == 7
 
 
+@pytest.mark.renders  # looks at the video
 def test_portrait_photo_becomes_a_portrait_video(studio, tmp_path):
     path = tmp_path / "tall.jpg"
     path.write_bytes(jpeg_bytes(photo(600, 1000)))

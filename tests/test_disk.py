@@ -197,6 +197,7 @@ def same_picture(a: Image.Image, b: Image.Image) -> bool:
     return a.size == b.size and a.tobytes() == b.tobytes()
 
 
+@pytest.mark.renders  # looks at the video
 def test_two_visitors_continuing_their_own_clips_each_get_their_own_frame(shared_app, tmp_path):
     app = shared_app
     mine, theirs = make_run(app, A, "a woman smiles", ASTRONAUT), make_run(app, B, "a cat blinks", CHELSEA, seed=2)

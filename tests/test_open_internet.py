@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -51,13 +50,6 @@ def files_under(folder: Path) -> set[Path]:
     return {p for p in folder.rglob("*") if p.is_file()} if folder.exists() else set()
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def fn_index(space, api_name: str) -> int:
     config = requests.get(space.url + "config", timeout=10).json()
     return next(d["id"] for d in config["dependencies"] if d.get("api_name") == api_name)
@@ -66,53 +58,28 @@ def fn_index(space, api_name: str) -> int:
 # --- uploads, deep links and bodies ----------------------------------------------------------
 
 
-def test_a_sixth_file_in_one_upload_is_refused_and_nothing_of_it_is_kept(space):
+def test_gradios_own_doors_are_bounded_in_the_launched_space(space):
+    """The door is in front of the launched app: a sixth file, a deep link and a body over its
+    length are refused there, keeping nothing. How the door bounds each (mid-stream cut-offs,
+    memory held flat over 200 sessions and a 200 MB stream, a laptop's door) is test_door.py's,
+    in-process: the same attacks, sent again to a second process, checked nothing more."""
     before = files_under(space.uploads)
     files = [("files", (f"f{i}.jpg", os.urandom(50_000), "image/jpeg")) for i in range(6)]
     answer = requests.post(space.url + "gradio_api/upload", files=files, timeout=30)
     assert answer.status_code == 413
     assert "at most 5 files" in answer.json()["detail"]
     assert files_under(space.uploads) - before == set()
-    # Five are fine.
-    answer = requests.post(space.url + "gradio_api/upload", files=files[:5], timeout=30)
-    assert answer.status_code == 200 and len(answer.json()) == 5
-
-
-def test_a_deep_link_writes_nothing(space):
-    before = files_under(space.uploads)
     answer = requests.get(space.url + "gradio_api/deep_link", params={"session_hash": "x" * 12}, timeout=10)
     assert answer.status_code == 404
     assert files_under(space.uploads) == before and not (space.uploads / "deep_links").exists()
-
-
-def test_large_bodies_are_refused_before_they_are_read(space):
     index = fn_index(space, "generate")
     body = json.dumps({"data": ["x" * 2_000_000], "fn_index": index, "session_hash": "s" * 11}).encode()
     assert requests.post(space.url + "gradio_api/queue/join", data=body, timeout=30).status_code == 413
-    before = rss_mb(space.process.pid)
-
-    def two_hundred_mb():
-        chunk = b"x" * 1_000_000
-        for _ in range(200):
-            yield chunk
-
-    try:
-        answer = requests.post(space.url + "gradio_api/queue/join", data=two_hundred_mb(), timeout=60)
-        assert answer.status_code == 413
-    except requests.ConnectionError:
-        pass  # the server may hang up on the rest of the body before the client reads the 413
-    assert rss_mb(space.process.pid) - before < 50
-
-
-def test_hundreds_of_sessions_with_oversized_prompts_leave_memory_where_it_was(space):
-    index = fn_index(space, "generate")
-    prompt = "x" * 900_000  # under the body limit, far over the prompt's 2,000 characters
-    before = rss_mb(space.process.pid)
-    with requests.Session() as http:
-        for _ in range(300):
-            body = {"data": [prompt, None, 1, True, "crop", ""], "fn_index": index, "session_hash": uuid.uuid4().hex[:11]}
-            assert http.post(space.url + "gradio_api/queue/join", json=body, timeout=30).status_code == 413
-    assert rss_mb(space.process.pid) - before < 40
+    prompt = {"data": ["x" * 900_000, None, 1, True, "crop", ""], "fn_index": index, "session_hash": "t" * 11}
+    assert requests.post(space.url + "gradio_api/queue/join", json=prompt, timeout=30).status_code == 413
+    # Five files are fine.
+    answer = requests.post(space.url + "gradio_api/upload", files=files[:5], timeout=30)
+    assert answer.status_code == 200 and len(answer.json()) == 5
 
 
 # --- a key is used and forgotten -------------------------------------------------------------

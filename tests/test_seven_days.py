@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 
 from skyreels_demo.studio.events import Done
@@ -54,6 +55,7 @@ def test_a_take_made_again_after_seven_days_uploads_its_picture_again(studio, ba
     assert (sent.seed, sent.prompt) == (7, first.prompt)  # the same take, made again
 
 
+@pytest.mark.renders  # looks at the video
 def test_a_run_continued_after_seven_days_uploads_its_frame(studio, backend, photo_path):
     first = done_of(studio.generate(RunRequest("a man looks up", str(photo_path), 3))).run
     a_week_passes(studio, backend, first)

@@ -173,7 +173,7 @@ def test_a_sweep_says_what_it_costs_and_asks_before_spending(tmp_path):
     prompts.write_text("a woman smiles\na man waves\n")
     picture = tmp_path / "photo.jpg"
     picture.write_bytes(jpeg_bytes(photo()))
-    with LocalBackend(timing=FAST) as backend:
+    with LocalBackend(timing=FAST, render=False) as backend:
         env = clean_env(WAVESPEED_API_KEY="k", WAVESPEED_BASE_URL=backend.base_url,
                         SKYREELS_DATA_DIR=str(tmp_path / "data"), SKYREELS_CONFIRM_ABOVE_USD="0.5")
         args = ("sweep", "--image", str(picture), "--prompts", str(prompts), "--seeds", "1,2")
