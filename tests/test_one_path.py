@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from skyreels_demo.wavespeed.client import WaveSpeedClient
-from skyreels_demo.errors import ApiError, QuotaExceeded, ServiceError, SubmitUnconfirmed, TaskFailed
+from skyreels_demo.errors import QuotaExceeded, ServiceError, SubmitUnconfirmed, TaskFailed
 from skyreels_demo.studio.events import Submitted
 from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.models import SKYREELS_V1, DurationPrior, ModelSpec
