@@ -449,7 +449,9 @@ def test_a_run_past_a_full_line_is_told_at_once_not_held_out_of_sight(tmp_path, 
 def test_variations_waiting_in_line_show_their_places_then_their_videos(one_slot, tmp_path, photo_path):
     """Two variations behind one run on one slot: their status lines carry their places (the
     second behind the first, not beside it), which fall as the line moves, then both are made."""
-    one_slot.switch.timing = TaskTiming(queue_s=0.0, processing_s=1.5)
+    # Long enough that the variations join while the first run still holds the slot, on a
+    # loaded machine too (at 1.5 s a slow join found the slot free and saw one place only).
+    one_slot.switch.timing = TaskTiming(queue_s=0.0, processing_s=5.0)
     app = one_slot.app
     first = Client(app.url, verbose=False)
     busy = first.submit(PROMPT, handle_file(str(photo_path)), 1, True, "crop", "", api_name="/generate")

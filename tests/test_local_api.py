@@ -1023,10 +1023,10 @@ def imported_names(module: Any) -> set[str]:
     return names
 
 
-def test_the_backend_needs_nothing_of_the_app_but_the_models_facts_and_status_words() -> None:
+def test_the_backend_needs_nothing_of_the_app_but_the_core_values() -> None:
     import importlib
 
-    allowed = ("skyreels_demo.models", "skyreels_demo.status", "skyreels_demo.local_api")
+    allowed = ("skyreels_demo.models", "skyreels_demo.status", "skyreels_demo.times", "skyreels_demo.local_api")
     modules = local_api_modules()
     assert "skyreels_demo.local_api.routes.llm" in modules and "skyreels_demo.local_api.pusher" in modules
     borrowed = {}

@@ -158,7 +158,7 @@ def test_running_generate_beside_the_app_leaves_the_apps_log_quiet(tmp_path):
             out, err = cli.communicate(timeout=90)
             logged = app.log_path.read_text()
         assert cli.returncode == 0, err
-        assert json.loads(out)["status"] == "completed"
+        assert json.loads(out)["status"] == "done"
         assert "404" not in logged and "could not finish" not in logged and "WAVESPEED_BASE_URL" not in logged
         [run] = open_store(data).recent()
         assert run.status == RunStatus.DONE and run.has_video

@@ -44,7 +44,7 @@ def register(add: Callable[..., argparse.ArgumentParser], model: ModelSpec) -> N
     fls.add_argument("--limit", type=int, default=30, help="list at most this many, newest first")
     fls.add_argument("--json", action="store_true", help="print them as one JSON list")
     fls.set_defaults(handler=_films)
-    actions = fls.add_subparsers(dest="action", metavar="{pick,export}")
+    actions = fls.add_subparsers(dest="action", metavar="{pick,export}", help="act on one film (default: list them)")
     pck = actions.add_parser("pick", help="pick another take of a shot; --remake makes what follows from it")
     pck.add_argument("film", metavar="FILM_ID", help="a film's id, as `films` lists them")
     pck.add_argument("--shot", type=int, required=True, help="the shot, from 1")

@@ -38,7 +38,7 @@ class FilmUpdate:
     @property
     def message(self) -> str:
         where = f"Shot {self.shot + 1} of {len(self.film.shots)}: " if self.shot is not None else ""
-        if self.take is not None and self.shot is not None:
+        if self.take is not None and self.shot is not None and int(self.film.shots[self.shot].get("takes") or 1) > 1:
             where = f"Shot {self.shot + 1} of {len(self.film.shots)}, take {self.take}: "
         if self.error is not None:
             return where + self.error.sentence

@@ -12,15 +12,23 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator, Protocol
 
+from skyreels_demo.config import Settings
 from skyreels_demo.errors import NetworkError, RateLimited, ServiceError, Stopped, TaskGone, TimedOut, task_failed
 from skyreels_demo.status import TaskState
+from skyreels_demo.wavespeed.retries import RetryPolicy
 from skyreels_demo.wavespeed.schedule import Poller, PollSchedule
 from skyreels_demo.wavespeed.tasks import Task
 
-if TYPE_CHECKING:
-    from skyreels_demo.wavespeed.client import WaveSpeedClient
+class WaveSpeedClient(Protocol):
+    """What following a task needs of the client (client.WaveSpeedClient): its settings, its
+    retry policy and one check of a task. A protocol, so this loop names nothing of its caller."""
+
+    settings: Settings
+    policy: RetryPolicy
+
+    def result(self, task_id: str) -> Task: ...
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ wires is drawn by tabs/ and page_parts.py, the handlers live in ui_*.py."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gradio as gr
 
@@ -13,10 +13,25 @@ from skyreels_demo.config import Settings
 from skyreels_demo.studio.films import MIN_SHOTS
 from skyreels_demo.web import agents, ui_polish
 from skyreels_demo.web.page_input import new_visitor
+from skyreels_demo.models import ModelSpec
 from skyreels_demo.web.page_parts import Page
+from skyreels_demo.web.ui_assist import AssistHandlers
+from skyreels_demo.web.ui_films import FilmHandlers
+from skyreels_demo.web.ui_history import HistoryHandlers
+from skyreels_demo.web.ui_runs import RunHandlers
+from skyreels_demo.web.ui_takes import TakeHandlers
 
-if TYPE_CHECKING:  # the app that builds the page, named here for its handlers' types only
-    from skyreels_demo.web.page import StudioApp
+class StudioApp(Protocol):
+    """What the wiring reaches of the app that builds the page (page.StudioApp): its settings,
+    model and handlers. A protocol, so the wiring names nothing of the module that imports it."""
+
+    settings: Settings
+    model: ModelSpec
+    runs: RunHandlers
+    assist: AssistHandlers
+    history: HistoryHandlers
+    films: FilmHandlers
+    takes: TakeHandlers
 
 REFUSALS_AT_ONCE = 20  # runs past a full line, let in to be refused at once with the line's sentence
 
