@@ -274,6 +274,10 @@ def wire_film(app: StudioApp, page: Page) -> None:
         triggers=[box.change for box in film.shot_prompts], fn=films.rows_shown, inputs=film.shot_prompts,
         outputs=[shot.row for shot in film.shot_rows[MIN_SHOTS:]], **quick,
     )
+    gr.on(
+        triggers=[box.change for box in film.shot_prompts], fn=films.starts_shown, inputs=film.shot_prompts,
+        outputs=[shot.start for shot in film.shot_rows[1:]], **quick,
+    )
     for shot in film.shot_rows:
         if shot.start is not None and shot.picture is not None:
             # A cut to a picture of its own asks for the picture, beside the shot.

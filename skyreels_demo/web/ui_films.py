@@ -50,6 +50,10 @@ class FilmHandlers:
         shown = max(MIN_SHOTS, min(len(prompts), (written[-1] + 2) if written else 0))
         return tuple(gr.update(visible=index < shown) for index in range(MIN_SHOTS, len(prompts)))
 
+    def starts_shown(self, *prompts: str):
+        """Each shot after the first says how it starts once it is written."""
+        return tuple(gr.update(visible=bool(text(prompt).strip())) for prompt in prompts[1:])
+
     def price(self, takes: Any = MIN_TAKES, *prompts: str) -> str:
         """What the storyboard would cost (its shots × takes), before anything is spent."""
         shots = sum(1 for prompt in prompts if text(prompt).strip())

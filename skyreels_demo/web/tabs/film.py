@@ -17,9 +17,9 @@ from skyreels_demo.web.ui_films import FilmHandlers
 
 # How a shot after the first starts, in the storyboard's words.
 START_CHOICES = [
-    ("Continues from the shot before", str(Start.CONTINUOUS)),
-    ("Cut to the first picture", str(Start.FIRST)),
-    ("Cut to a picture of its own", str(Start.OWN)),
+    ("Continues", str(Start.CONTINUOUS)),
+    ("Cut: first picture", str(Start.FIRST)),
+    ("Cut: own picture", str(Start.OWN)),
 ]
 
 
@@ -92,15 +92,17 @@ def film_tab(model: ModelSpec, films: FilmHandlers) -> FilmTab:
                     elem_id="film-image",
                 )
                 shot_rows = [_shot_row(number, model) for number in range(1, MAX_SHOTS + 1)]
-                with gr.Row(equal_height=True):
-                    takes = gr.Radio(
-                        choices=list(range(MIN_TAKES, MAX_TAKES + 1)), value=MIN_TAKES, label="Takes per shot",
-                        info="Each take has its own seed; you pick one a shot.", elem_id="film-takes", scale=2,
-                    )
-                    price = gr.Markdown(films.price(), elem_id="film-price")
+                price = gr.Markdown(films.price(), elem_id="film-price")
                 with gr.Row(equal_height=True):
                     go = gr.Button("Make the film", variant="primary", scale=3)
                     halt = gr.Button("Stop", variant="stop", scale=1)
+                # Under the button, so that it stays on a phone's first screen; the price above
+                # says shots × takes as soon as it is chosen. Each take has its own seed (the
+                # shot's, then the ones after it); one is picked a shot.
+                takes = gr.Radio(
+                    choices=list(range(MIN_TAKES, MAX_TAKES + 1)), value=MIN_TAKES, label="Takes per shot",
+                    elem_id="film-takes",
+                )
             with gr.Column(scale=1, min_width=320):
                 status = gr.HTML(
                     status_line("Each shot appears here as it is made."), label="Each shot, as it is made",
@@ -163,9 +165,11 @@ def _shot_row(number: int, model: ModelSpec) -> ShotRow:
             )
             seed = gr.Number(value=-1, label="Seed", precision=0, minimum=-1, maximum=model.seed_max,
                              scale=1, min_width=90)
+            # Shown once the shot is written (ui_films.starts_shown): a phone's first screen keeps
+            # the two shots and the button.
             start = None if number == 1 else gr.Dropdown(
                 choices=START_CHOICES, value=str(Start.CONTINUOUS), label=f"Shot {number} starts",
-                scale=2, min_width=150,
+                scale=2, min_width=120, visible=False,
             )
         picture = None if number == 1 else ImageInput(
             label=f"Shot {number}'s own picture", sources=["upload", "clipboard"], type="filepath", height=110,
