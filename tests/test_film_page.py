@@ -37,12 +37,13 @@ def test_make_film_takes_a_number_of_takes_per_shot(app):
     assert [r.shot for r in store.shots_of(made.id) if r.status == "done"].count(1) == 2
 
 
-def _screens(page, name: str) -> None:
-    """The page as it is now at a laptop's size and at a phone's, saved for a person to look at."""
+def _screens(page, name: str, seen: str = "#film-status") -> None:
+    """The page as it is now at a laptop's size and at a phone's, `seen` in view, saved for a
+    person to look at."""
     SHOTS.mkdir(exist_ok=True)
     for size, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(viewport)
-        page.locator("#film-status").scroll_into_view_if_needed()
+        page.locator(seen).evaluate("el => el.scrollIntoView({block: 'center'})")
         page.screenshot(path=str(SHOTS / f"film-{name}-{size}.png"), full_page=False)
     page.set_viewport_size(DESKTOP)
 
@@ -77,8 +78,10 @@ def test_a_director_picks_a_take_re_makes_what_follows_and_exports_the_film(app,
         _screens(page, "takes")
 
         other = 3 - _picked_take(page, 1)
-        page.locator("#film-pick").get_by_label("Shot", exact=True).fill("1")
-        page.locator("#film-pick").get_by_label("Take", exact=True).fill(str(other))
+        # A take clicked in the strip fills the boxes of "Pick this take".
+        timeline.get_by_text(f"Shot 1 · take {other} · seed").click()
+        expect(page.locator("#film-pick").get_by_label("Take", exact=True)).to_have_value(str(other))
+        expect(page.locator("#film-pick").get_by_label("Shot", exact=True)).to_have_value("1")
         page.get_by_role("button", name="Pick this take").click()
         expect(status).to_contain_text("Shot 2 follows an old frame")
         expect(status).to_contain_text("2 new takes · offline preview: free")
@@ -86,7 +89,7 @@ def test_a_director_picks_a_take_re_makes_what_follows_and_exports_the_film(app,
         remake = page.get_by_role("button", name="Re-make from here")
         expect(remake).to_be_visible()
         expect(page.get_by_role("button", name="Export for an editor")).to_be_hidden()
-        _screens(page, "changed")
+        _screens(page, "changed", "#film-remake")
 
         remake.click()
         expect(status).to_contain_text("The film is cut", timeout=120_000)
@@ -107,6 +110,6 @@ def test_a_director_picks_a_take_re_makes_what_follows_and_exports_the_film(app,
         with zipfile.ZipFile(saved) as zf:
             assert {"film.mp4", "shot-1.mp4", "shot-2.mp4", "film.otio", "film.edl", "film.xml", "film.json"} <= set(zf.namelist())
         expect(page.locator("#film-export-file")).to_be_visible()
-        _screens(page, "export")
+        _screens(page, "export", "#film-export-file")
     finally:
         context.close()

@@ -304,6 +304,8 @@ def wire_film_takes(app: StudioApp, page: Page) -> None:
         films.pick_take, [film.film_id, film.pick_shot, film.pick_take, page.visitor], film.shown,
         concurrency_limit=2, concurrency_id="film-pick", show_progress="hidden", **private,
     ).then(fn=None, js=ui_polish.reveal_js("film-status"), **private)
+    film.shots.select(films.take_chosen, None, [film.pick_shot, film.pick_take], queue=False, show_progress="hidden",
+                      **private)
     film.export_go.click(
         films.export, [film.film_id, page.visitor], [film.export_file],
         concurrency_limit=2, concurrency_id="takes", **private,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -29,6 +30,7 @@ from skyreels_demo.web.ui_context import PageContext
 
 log = logging.getLogger(__name__)
 
+_CAPTION = re.compile(r"Shot (?P<shot>\d) · take (?P<take>\d)")  # film_board's captions
 NO_FILM = "Make a film first: then its takes can be picked, and any shot made again."
 _exporting = threading.Lock()
 
@@ -137,6 +139,14 @@ class FilmHandlers:
         except StudioError as exc:
             raise gr.Error(exc.sentence, print_exception=False) from None
         return view_of(self.studio, film).for_page()
+
+    def take_chosen(self, evt: gr.SelectData):
+        """A take clicked in the strip: its shot and take fill "Pick this take"'s boxes."""
+        value = evt.value if isinstance(evt.value, dict) else {}
+        found = _CAPTION.match(text(value.get("caption")))
+        if found is None:
+            return gr.update(), gr.update()
+        return int(found["shot"]), int(found["take"])
 
     def export(self, film_id: str, visitor) -> Any:
         """"Export for an editor": the zip of the cut, each pick, and its timeline three ways."""

@@ -50,7 +50,7 @@ class FilmTab:
     video: gr.Video
     export_go: gr.Button
     export_file: gr.File
-    after: gr.Column  # what a made film offers: pick, re-make, make a shot again
+    after: gr.Row  # a made film's takes: pick one
     pick_shot: gr.Number
     pick_take: gr.Number
     pick_go: gr.Button
@@ -108,10 +108,18 @@ def film_tab(model: ModelSpec, films: FilmHandlers) -> FilmTab:
                     status_line("Each shot appears here as it is made."), label="Each shot, as it is made",
                     elem_id="film-status",
                 )
+                # Beside what it re-makes and its price (said in the status just above).
+                remake_go = gr.Button("Re-make from here", variant="primary", visible=False, elem_id="film-remake")
                 shots = gr.Gallery(
                     label="Each shot's takes", columns=3, height="auto", object_fit="contain",
                     allow_preview=False, elem_id="film-timeline", interactive=False, visible=False,
                 )
+                with gr.Row(equal_height=True, visible=False, elem_id="film-pick") as after:
+                    pick_shot = gr.Number(value=1, label="Shot", precision=0, minimum=1, maximum=MAX_SHOTS, min_width=80)
+                    pick_take = gr.Number(value=1, label="Take", precision=0, minimum=MIN_TAKES, maximum=MAX_TAKES,
+                                          min_width=80)
+                    # Wide enough for its words on one line; on a phone it wraps under the boxes.
+                    pick_go = gr.Button("Pick this take", min_width=170)
                 video = gr.Video(
                     label="The film", interactive=False, buttons=["download"], elem_id="film-video",
                     autoplay=True, loop=True,
@@ -119,38 +127,25 @@ def film_tab(model: ModelSpec, films: FilmHandlers) -> FilmTab:
                 export_go = gr.Button("Export for an editor", visible=False, elem_id="film-export")
                 export_file = gr.File(label="The film for an editor (zip)", visible=False, interactive=False,
                                       elem_id="film-export-file")
-                after = _after_the_film(model)
+                again = _make_again(model)
     return FilmTab(film_id=film_id, image=image, takes=takes, shot_rows=shot_rows, price=price, go=go, halt=halt,
                    status=status, shots=shots, video=video, export_go=export_go, export_file=export_file,
-                   after=after.column, **after.parts)
+                   after=after, pick_shot=pick_shot, pick_take=pick_take, pick_go=pick_go, remake_go=remake_go,
+                   **again)
 
 
-@dataclass(frozen=True)
-class _After:
-    column: gr.Column
-    parts: dict
-
-
-def _after_the_film(model: ModelSpec) -> _After:
-    """Once there is a film: pick another take of a shot, re-make what follows an old frame, or
-    make one shot again (its takes anew: the shots after it are marked, not re-made)."""
-    with gr.Column(visible=False, elem_id="film-after") as column:
-        with gr.Row(equal_height=True, elem_id="film-pick"):
-            pick_shot = gr.Number(value=1, label="Shot", precision=0, minimum=1, maximum=MAX_SHOTS, min_width=80)
-            pick_take = gr.Number(value=1, label="Take", precision=0, minimum=MIN_TAKES, maximum=MAX_TAKES, min_width=80)
-            pick_go = gr.Button("Pick this take", min_width=140)
-        remake_go = gr.Button("Re-make from here", variant="primary", visible=False, elem_id="film-remake")
-        with gr.Accordion("Make a shot again", open=False):
-            with gr.Row(equal_height=True):
-                again_shot = gr.Number(value=1, label="Shot", precision=0, minimum=1, maximum=MAX_SHOTS, min_width=80)
-                again_seed = gr.Number(value=-2, label="Seed (-2 = the same, -1 = random)", precision=0, minimum=-2,
-                                       maximum=model.seed_max, min_width=160)
-            again_prompt = gr.Textbox(label="New prompt (empty: the same)", lines=1, max_lines=3,
-                                      max_length=model.max_prompt_chars)
-            again_go = gr.Button("Make this shot again (the shots after it are marked, not re-made)")
-    return _After(column, dict(pick_shot=pick_shot, pick_take=pick_take, pick_go=pick_go, remake_go=remake_go,
-                               again_shot=again_shot, again_seed=again_seed, again_prompt=again_prompt,
-                               again_go=again_go))
+def _make_again(model: ModelSpec) -> dict[str, gr.components.Component]:
+    """One shot made again with a new seed or prompt: its takes anew; the shots after it are
+    then marked as following an old frame, not re-made until asked."""
+    with gr.Accordion("Make a shot again", open=False):
+        with gr.Row(equal_height=True):
+            again_shot = gr.Number(value=1, label="Shot", precision=0, minimum=1, maximum=MAX_SHOTS, min_width=80)
+            again_seed = gr.Number(value=-2, label="Seed (-2 = the same, -1 = random)", precision=0, minimum=-2,
+                                   maximum=model.seed_max, min_width=160)
+        again_prompt = gr.Textbox(label="New prompt (empty: the same)", lines=1, max_lines=3,
+                                  max_length=model.max_prompt_chars)
+        again_go = gr.Button("Make this shot again (the shots after it are marked, not re-made)")
+    return dict(again_shot=again_shot, again_seed=again_seed, again_prompt=again_prompt, again_go=again_go)
 
 
 def _shot_row(number: int, model: ModelSpec) -> ShotRow:
