@@ -124,6 +124,7 @@ def build_page(app: StudioApp) -> gr.Blocks:
         wiring.wire_history(app, page, run_event)
         wiring.wire_continue(app, page)
         wiring.wire_film(app, page)
+        wiring.wire_film_takes(app, page)
         wiring.wire_takes(app, page)
         wiring.wire_page_load(app, page, demo)
     # api_open=False: every call goes through the queue and its limits, never around them (/run).

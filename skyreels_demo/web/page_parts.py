@@ -38,6 +38,7 @@ class ApiInputs:
     film: gr.Button
     continue_video: gr.Video
     shots: gr.Textbox
+    takes: gr.Number
 
 
 @dataclass(frozen=True)
@@ -87,5 +88,7 @@ def api_inputs(model: ModelSpec) -> ApiInputs:
     shots = gr.Textbox(
         label="Shots, one prompt per line", visible=False, lines=6, max_length=MAX_SHOTS * (model.max_prompt_chars + 1)
     )
+    # Optional (1 when not given), last: a call with /make_film's first four inputs still works.
+    takes = gr.Number(value=1, label="Takes per shot (1 to 4)", visible=False)
     return ApiInputs(generate=generate, variations=variations, continue_shot=continue_shot, film=film,
-                     continue_video=continue_video, shots=shots)
+                     continue_video=continue_video, shots=shots, takes=takes)

@@ -254,41 +254,77 @@ def wire_continue(app: StudioApp, page: Page) -> None:
 
 
 def wire_film(app: StudioApp, page: Page) -> None:
-    """/make_film and the Film tab: the film made, a shot made again, Stop, the price as written."""
+    """/make_film and the Film tab: the film made, a shot made again, re-made from a new frame,
+    Stop; then its takes picked and the film exported (wire_film_takes), the price as written."""
     film, create, films, private = page.film, page.create, app.films, dict(api_visibility="private")
-    # A queue of its own: Gradio gives events of one concurrency id the lowest limit among
-    # them, and the films' would otherwise hold every run's to the task cap, before our line.
-    # The timeline is the progress, and a place in Gradio's queue is said there (ui_polish.py):
-    # no timer or spinner drawn over either.
-    film_options = dict(concurrency_limit=app.settings.max_concurrent_tasks, concurrency_id="film", show_progress="hidden")
-    made = [film.video, film.status, film.shots, film.film_id]
+    film_options = film_queue(app.settings)
     page.api.film.click(
-        agents.tool(films.make_film, "make_film"), inputs=[create.image, page.api.shots, create.seed, create.api_key],
+        agents.tool(films.make_film, "make_film"),
+        inputs=[create.image, page.api.shots, create.seed, create.api_key, page.api.takes],
         outputs=[film.video, film.status], api_name="make_film", **film_options,
     )
     # The shots as they are made in view (on a phone the status is below the button), then the
     # cut film, whole and playing.
+    in_view = dict(js=ui_polish.reveal_js("film-status"), **private, **film_options)
     film.go.click(
         films.make_film_in_page,
-        inputs=[film.image, create.fit, create.api_key, page.visitor, *film.shot_prompts, *film.shot_seeds],
-        outputs=made,
-        js=ui_polish.reveal_js("film-status"),
-        **private,
-        **film_options,
+        inputs=[film.image, create.fit, create.api_key, page.visitor, film.takes, *film.storyboard],
+        outputs=film.shown, **in_view,
     ).then(fn=None, js=ui_polish.film_cut_js(), **private)
     film.again_go.click(
-        films.make_shot_again, [film.film_id, film.again_shot, film.again_seed, create.api_key, page.visitor],
-        made, js=ui_polish.reveal_js("film-status"), **private, **film_options,
+        films.make_shot_again,
+        [film.film_id, film.again_shot, film.again_seed, film.again_prompt, create.api_key, page.visitor],
+        film.shown, **in_view,
+    ).then(fn=None, js=ui_polish.film_cut_js(), **private)
+    film.remake_go.click(
+        films.remake, [film.film_id, create.api_key, page.visitor], film.shown, **in_view,
     ).then(fn=None, js=ui_polish.film_cut_js(), **private)
     film.halt.click(app.runs.stop, None, None, queue=False, **private)
+    quick = dict(queue=False, show_progress="hidden", **private)
     gr.on(
-        triggers=[box.change for box in film.shot_prompts], fn=films.price, inputs=film.shot_prompts,
-        outputs=film.price, queue=False, show_progress="hidden", **private,
+        triggers=[film.takes.change, *(box.change for box in film.shot_prompts)], fn=films.price,
+        inputs=[film.takes, *film.shot_prompts], outputs=film.price, **quick,
     )
     gr.on(
         triggers=[box.change for box in film.shot_prompts], fn=films.rows_shown, inputs=film.shot_prompts,
-        outputs=film.shot_rows[MIN_SHOTS:], queue=False, show_progress="hidden", **private,
+        outputs=[shot.row for shot in film.shot_rows[MIN_SHOTS:]], **quick,
     )
+    gr.on(
+        triggers=[box.change for box in film.shot_prompts], fn=films.starts_shown, inputs=film.shot_prompts,
+        outputs=[shot.start for shot in film.shot_rows[1:]], **quick,
+    )
+    for shot in film.shot_rows:
+        if shot.start is not None and shot.picture is not None:
+            # A cut to a picture of its own asks for the picture, beside the shot.
+            shot.start.change(own_picture_shown, shot.start, shot.picture, **quick)
+
+
+def own_picture_shown(start: str) -> dict:
+    return gr.update(visible=start == "own")
+
+
+def film_queue(settings: Settings) -> dict[str, Any]:
+    """A queue of its own: Gradio gives events of one concurrency id the lowest limit among
+    them, and the films' would otherwise hold every run's to the task cap, before our line.
+    The timeline is the progress, and a place in Gradio's queue is said there (ui_polish.py):
+    no timer or spinner drawn over either."""
+    return dict(concurrency_limit=settings.max_concurrent_tasks, concurrency_id="film", show_progress="hidden")
+
+
+def wire_film_takes(app: StudioApp, page: Page) -> None:
+    """A made film: another take picked (nothing sent; the film cut again, or the shots after
+    it marked), and its zip for an editor, downloaded in one click."""
+    film, films, private = page.film, app.films, dict(api_visibility="private")
+    film.pick_go.click(
+        films.pick_take, [film.film_id, film.pick_shot, film.pick_take, page.visitor], film.shown,
+        concurrency_limit=2, concurrency_id="film-pick", show_progress="hidden", **private,
+    ).then(fn=None, js=ui_polish.reveal_js("film-status"), **private)
+    film.shots.select(films.take_chosen, None, [film.pick_shot, film.pick_take], queue=False, show_progress="hidden",
+                      **private)
+    film.export_go.click(
+        films.export, [film.film_id, page.visitor], [film.export_file],
+        concurrency_limit=2, concurrency_id="takes", **private,
+    ).then(fn=None, js=ui_polish.download_zip_js("film-export-file"), **private)
 
 
 def wire_takes(app: StudioApp, page: Page) -> None:

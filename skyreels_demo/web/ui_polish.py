@@ -151,10 +151,11 @@ def take_buttons_ready_js() -> str:
     return "() => { document.querySelectorAll('#take-actions button').forEach((b) => { b.disabled = false; }); }"
 
 
-def download_zip_js() -> str:
-    """After "Download this take": the zip's own link clicked for the visitor (one click, not two)."""
+def download_zip_js(element_id: str = "take-zip") -> str:
+    """After "Download this take" (or a film's "Export for an editor"): the zip's own link
+    clicked for the visitor (one click, not two)."""
     return (
-        f"() => {{ {_WHEN_DRAWN} whenDrawn('take-zip', (el) => {{"
+        f"() => {{ {_WHEN_DRAWN} whenDrawn({json.dumps(element_id)}, (el) => {{"
         " const link = el.querySelector('a[href][download]') || el.querySelector('a[href]'); if (link) link.click(); }); }"
     )
 
