@@ -15,6 +15,7 @@ picked before it, or the shot before was made anew) unless asked to re-make from
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import replace
@@ -313,11 +314,20 @@ def _dumps(plans: Sequence[ShotPlan]) -> str:
 
 
 def _cut(studio: Studio, film: Film, made: list[Run], continues: list[bool]) -> FilmUpdate:
-    """The picked takes cut into the film's one video, and the film recorded as done."""
-    dest = studio.settings.films_dir / f"{film.id}.mp4"
+    """The picked takes cut into the film's one video, and the film recorded as done.
+
+    The first cut is `<film id>.mp4`; a cut of other picks is named by them, so a page already
+    playing the old cut is handed a new address rather than its cached copy, and the old cut
+    is removed once the new one is recorded (a film keeps one cut on disk)."""
+    first = studio.settings.films_dir / f"{film.id}.mp4"
+    picks = hashlib.sha256(" ".join(run.id for run in made).encode()).hexdigest()[:10]
+    dest = first if not film.film_path else first.with_name(f"{film.id}-{picks}.mp4")
     cut = cut_film([Path(run.video_path) for run in made], dest, studio.model.fps, continues)
     log.info("film %s cut: %d frames (%s) in %.2f s", film.id, cut.frames, cut.method, cut.seconds)
+    old = film.film_path
     film = studio.store.update_film(film.id, status=FilmStatus.DONE, film_path=str(dest), error_message=None)
+    if old and Path(old) != dest and Path(old).parent == studio.settings.films_dir:
+        Path(old).unlink(missing_ok=True)
     return FilmUpdate(film, None, video_path=dest)
 
 
