@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import zipfile
 
-import numpy as np
 import opentimelineio as otio
 import pytest
 from PIL import Image
@@ -24,6 +23,7 @@ from skyreels_demo.studio.studio import Studio
 from skyreels_demo.studio.visitors import Requester
 
 from .conftest import clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts
+from .test_films import difference, uploaded_pictures
 
 FRAMES = SKYREELS_V1.frame_count
 SHOTS = ["a woman turns to the window", "she smiles at the light", "the camera drifts to the sky"]
@@ -31,6 +31,7 @@ SHOTS = ["a woman turns to the window", "she smiles at the light", "the camera d
 
 @pytest.fixture
 def backend():
+    """A backend that renders: these tests compare frames."""
     with LocalBackend(timing=TaskTiming(0.1, 0.3)) as server:
         yield server
 
@@ -40,16 +41,6 @@ def studio(backend, tmp_path):
     studio = Studio(settings_for(backend, tmp_path / "data"), SKYREELS_V1)
     yield studio
     studio.close()
-
-
-def sent_pictures(backend: LocalBackend) -> list[Image.Image]:
-    folder = backend.storage.uploads_dir
-    return [Image.open(p).convert("RGB") for p in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns) if p.is_file()]
-
-
-def difference(a: Image.Image, b: Image.Image) -> float:
-    b = b.resize(a.size)
-    return float(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).mean())
 
 
 def states_of(studio: Studio, film):
@@ -82,7 +73,7 @@ def test_picking_another_take_marks_what_follows_and_a_remake_sends_only_the_nex
     assert states[1].picked.id == before[1].takes[other - 1].id
     assert remake_price(studio, film, 2)[0] == 2  # shot 3's two takes, nothing else
     assert backend.counts["submit"] == 6  # picking sent nothing
-    pictures_before = len(sent_pictures(backend))
+    pictures_before = len(uploaded_pictures(backend))
 
     updates = list(carry_on(studio, film, remake=True))
     film, after = states_of(studio, updates[-1].film)
@@ -91,7 +82,7 @@ def test_picking_another_take_marks_what_follows_and_a_remake_sends_only_the_nex
     assert {take.continued_from for take in after[2].takes} == {states[1].picked.id}
     # Their first frame is the new pick's last frame.
     last = frame_of(states[1].picked.video_path)
-    sent = sent_pictures(backend)[pictures_before:]
+    sent = uploaded_pictures(backend)[pictures_before:]
     assert sent and all(difference(last, picture) < 4 for picture in sent)
     old = frame_of(before[1].picked.video_path)
     assert difference(old, sent[0]) > difference(last, sent[0])
@@ -130,7 +121,7 @@ def test_a_cut_shot_starts_from_its_own_picture_and_keeps_its_first_frame(studio
     film, states = states_of(studio, updates[-1].film)
     assert film.status == FilmStatus.DONE and states[1].source is None
     assert states[1].picked.continued_from is None
-    sent = sent_pictures(backend)[-1]
+    sent = uploaded_pictures(backend)[-1]
     mine = Image.open(states[1].plan.image).convert("RGB")
     assert difference(mine, sent) < 4 and difference(frame_of(states[0].picked.video_path), sent) > 10
     assert video_facts(film.film_path)["frames"] == 2 * FRAMES  # no join frame dropped at a cut
