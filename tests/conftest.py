@@ -252,11 +252,19 @@ CHROMIUM_ARGS = [
 ]
 
 
+# What a page shows after a click travels through Gradio's queue and the server: on two cores
+# shared by three workers and Chromium that can pass Playwright's 5 s default (a continued
+# shot's frame once did). Every `expect` waits up to 20 s for what it checks; none waits longer
+# when the page is quick.
+EXPECT_TIMEOUT_MS = 20_000
+
+
 @pytest.fixture(scope="module")
 def browser():
     """Debian's Chromium driven by Playwright (never a downloaded browser)."""
-    from playwright.sync_api import sync_playwright  # only the browser tests pay for the import
+    from playwright.sync_api import expect, sync_playwright  # only the browser tests pay for the import
 
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: scripts/test.sh installs Debian's chromium package.")
     with sync_playwright() as playwright:
