@@ -3,6 +3,7 @@ the app launched as `python app.py`, and Chromium to visit it with."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import os
@@ -24,6 +25,8 @@ from skyreels_demo.local_api import LocalBackend, TaskTiming
 from skyreels_demo.store.runs import RunStore
 from skyreels_demo.studio.studio import Studio
 from skyreels_demo.models import SKYREELS_V1
+
+from .warm_start import WarmStarter, cold_only
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = TaskTiming(queue_s=0.2, processing_s=0.6)
@@ -168,6 +171,17 @@ def wait_until_serving(url: str, process: subprocess.Popen, log_path: Path | Non
 
 # --- the app as `python app.py` --------------------------------------------------------------
 
+_warm: list[WarmStarter] = []
+
+
+def warm_starter() -> WarmStarter:
+    """This test process's warm interpreter (warm_start.py), started on its first launch."""
+    if not _warm:
+        _warm.append(WarmStarter(ROOT, clean_env()))
+        atexit.register(_warm[0].close)
+    return _warm[0]
+
+
 
 class LaunchedApp:
     """`python app.py` on a loopback port, its data in `data_dir`, answering once constructed.
@@ -197,19 +211,19 @@ class LaunchedApp:
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}/"
         self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "app.py"],
-            cwd=ROOT,
-            env=clean_env(
-                GRADIO_SERVER_PORT=str(self.port),
-                GRADIO_SERVER_NAME="127.0.0.1",
-                SKYREELS_DATA_DIR=str(self.data_dir),
-                GRADIO_ANALYTICS_ENABLED="False",
-                **env,
-            ),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        env = clean_env(
+            GRADIO_SERVER_PORT=str(self.port),
+            GRADIO_SERVER_NAME="127.0.0.1",
+            SKYREELS_DATA_DIR=str(self.data_dir),
+            GRADIO_ANALYTICS_ENABLED="False",
+            **env,
         )
+        if cold_only(env):
+            self.process = subprocess.Popen(
+                [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
+            )
+        else:  # `python app.py` forked from a warm interpreter: the same app, its imports done
+            self.process = warm_starter().launch("app.py", ROOT, env, self.log_path)
 
     def __enter__(self) -> LaunchedApp:
         return self
@@ -269,8 +283,29 @@ def browser():
         pytest.fail("Chromium is missing: scripts/test.sh installs Debian's chromium package.")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
+        yield StillVisitors(browser)
         browser.close()
+
+
+class StillVisitors:
+    """The browser, each new visitor asking for reduced motion (as the system setting does)
+    unless a test says otherwise. The page then honours it (ui.css): Gradio's spinners and
+    pulsing bars stand still, which takes a page waiting on a run from about a quarter of a core
+    of Chromium to a tenth, measured on this machine, on two cores shared by three workers."""
+
+    def __init__(self, browser) -> None:
+        self._browser = browser
+
+    def new_context(self, **options):
+        options.setdefault("reduced_motion", "reduce")
+        return self._browser.new_context(**options)
+
+    def new_page(self, **options):
+        options.setdefault("reduced_motion", "reduce")
+        return self._browser.new_page(**options)
+
+    def __getattr__(self, name: str):
+        return getattr(self._browser, name)
 
 
 @contextlib.contextmanager

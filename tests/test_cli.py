@@ -123,7 +123,8 @@ def test_a_wrong_key_exits_3(tmp_path):
     with LocalBackend(api_key="the-right-one", timing=TaskTiming(0.2, 0.6)) as guarded:
         done = run_cli("generate", "--prompt", "a man waves", "--image", ASTRONAUT,
                        env=env_for(guarded, tmp_path, WAVESPEED_API_KEY="not-the-right-one"))
-        assert done.returncode == 3 and "key was refused" in done.stderr
+        # The sentence says what to do (the library's AuthError, as the CLI prints it).
+        assert done.returncode == 3 and "key was refused: check the key" in done.stderr
         assert "not-the-right-one" not in done.stderr
         assert guarded.tasks_created == 0
 

@@ -150,9 +150,12 @@ def sdk_client(backend: LocalBackend):
     return wavespeed.Client(api_key="test-key-not-secret", base_url=backend.base_url, max_retries=0)
 
 
-def test_the_official_sdk_runs_with_sync_mode_against_the_built_in_backend(backend, tmp_path):
+def test_the_official_sdk_uploads_and_runs_with_sync_mode_against_the_built_in_backend(backend, tmp_path):
     client = sdk_client(backend)
     image = client.upload(ASTRONAUT)
+    # The SDK's upload: a ticket, then one PUT of the bytes to the address it names.
+    assert image.startswith(backend.base_url + "/files/uploads/")
+    assert backend.counts["ticket"] == 1 and backend.counts["put"] == 1
     started = time.monotonic()
     output = client.run(SKYREELS_V1.name, {"prompt": "a woman smiles", "image": image, "seed": 5}, enable_sync_mode=True)
     assert time.monotonic() - started >= FAST.queue_s + FAST.processing_s  # held until done

@@ -12,7 +12,7 @@ import requests
 import skyreels_demo.wavespeed.uploads as uploads_module
 from skyreels_demo.studio.account import BalanceWatch, check_key
 from skyreels_demo.errors import UploadFailed
-from skyreels_demo.local_api import LocalBackend, TaskTiming
+from skyreels_demo.local_api import LocalBackend
 from skyreels_demo.studio.studio import Studio
 
 from .conftest import FAST, clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts, wait_for
@@ -115,23 +115,6 @@ def test_a_ticket_s_put_is_single_use_and_size_checked(backend):
     assert requests.put(put["url"], data=b"x" * 10, headers=put["headers"], timeout=10).status_code == 403
     guessed = put["url"].rsplit("/", 1)[0] + "/not-a-token"
     assert requests.put(guessed, data=b"x" * 10, timeout=10).status_code == 403
-
-
-def test_the_official_sdk_uploads_and_runs_whole_against_the_built_in_backend(tmp_path):
-    wavespeed = pytest.importorskip("wavespeed")
-    picture = tmp_path / "photo.jpg"
-    picture.write_bytes(jpeg_bytes(photo()))
-    with LocalBackend(timing=TaskTiming(0.2, 0.8)) as backend:
-        sdk = wavespeed.Client(api_key="sdk-key-not-secret", base_url=backend.base_url)
-        url = sdk.upload(str(picture))
-        assert url.startswith(backend.base_url + "/files/uploads/")
-        output = sdk.run("wavespeed-ai/SkyReels-V1", {"prompt": "a woman smiles", "image": url, "seed": 3})
-        outputs = output["outputs"] if isinstance(output, dict) else output
-        video = tmp_path / "sdk.mp4"
-        video.write_bytes(requests.get(outputs[0], timeout=30).content)
-        assert asked(backend)["ticket"] == 1 and asked(backend)["put"] == 1
-    facts = video_facts(video)
-    assert facts["codec"] == "h264" and facts["frames"] == 97
 
 
 def test_balance_on_the_command_line_with_the_older_route_as_fallback(tmp_path):
