@@ -354,19 +354,23 @@ def make_run_in_browser(page, prompt: str, image: str = ASTRONAUT, *, wait_for_v
 
 BROWSER_FIXTURES = {"browser"}
 
-# The longest files, longest first (from `--durations`): scripts/test.sh runs the suite on two
+# The longest files, longest first (from `--durations`): scripts/test.sh runs the suite on its
 # workers a file at a time (pytest-xdist's loadfile), and a long file started last would leave
 # one worker idle while the other finishes it.
 LONGEST_FIRST = (
     "test_films.py",
-    "test_line.py",
-    "test_browser_takes.py",
-    "test_pleasant.py",
-    "test_preview_moves.py",
-    "test_browser_visitors.py",
-    "test_agents.py",
     "test_browser_polish.py",
-    "test_preview_servers.py",
+    "test_line.py",
+    "test_film_takes.py",
+    "test_pleasant.py",
+    "test_agents.py",
+    "test_browser_takes.py",
+    "test_cli.py",
+    "test_browser.py",
+    "test_browser_visitors.py",
+    "test_closed_by_default.py",
+    "test_client.py",
+    "test_resume.py",
     "test_shared_space.py",
 )
 

@@ -1,25 +1,21 @@
 """Pleasant for a stranger, in Chromium at a laptop's, a large screen's and a phone's size: the
 whole clip on the screen, a status that always says what is true now, an error said once,
-true words offline, what a click changed in view, WCAG AA by axe-core, and a quick second start.
+true words offline, what a click changed in view, and WCAG AA by axe-core.
 
 Screenshots land in $SKYREELS_SHOTS (default /tmp/shots-pleasant) to be looked at.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import subprocess
-import sys
-import sysconfig
 import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from .conftest import ROOT, LaunchedApp, clean_env, fill_in, free_port, photo, wait_for, wait_until_serving
+from .conftest import LaunchedApp, fill_in, photo, wait_for
 
 SHOTS = Path(os.environ.get("SKYREELS_SHOTS", "/tmp/shots-pleasant"))
 SIZES = {"laptop": (1366, 768), "large": (1920, 1080), "phone": (390, 844)}
@@ -271,56 +267,3 @@ def test_the_small_things_a_visitor_meets(app, browser, pictures):
 
 
 # --- starting again ----------------------------------------------------------------------------
-
-
-def served_after(command: list[str], env: dict[str, str], log: Path, url: str) -> tuple[float, str]:
-    """Seconds from running `command` to the page answering, and its log by then; then stopped."""
-    started = time.monotonic()
-    with open(log, "ab") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    try:
-        wait_until_serving(url, process, log, timeout=240, every=0.05)
-        took = time.monotonic() - started
-        with contextlib.suppress(AssertionError):  # said as it started serving: in the file, unless buffered
-            wait_for(lambda: "Running on local URL" in log.read_text(errors="replace"), timeout=3)
-        return took, log.read_text(errors="replace")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def test_a_second_start_sh_is_about_as_quick_as_python_app_py(tmp_path):
-    """The first start installs (and says so); the second skips pip: about as quick as
-    `python app.py` from the same clone, and its "Running on" line reaches the log file."""
-    venv = tmp_path / "venv"
-    base = getattr(sys, "_base_executable", None) or sys.executable
-    subprocess.run([base, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=180)
-    # The new environment sees this one's packages, so pip finds everything there (no network).
-    site = subprocess.run([str(venv / "bin/python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
-    Path(site, "test-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = clean_env(VIRTUAL_ENV=str(venv), PIP_NO_INDEX="1", GRADIO_SERVER_PORT=str(port),
-                    GRADIO_SERVER_NAME="127.0.0.1", SKYREELS_DATA_DIR=str(tmp_path / "data"))
-    env.pop("PYTHONUNBUFFERED")  # start.sh must make the output unbuffered itself
-    env["PATH"] = f"{venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"
-
-    first_log, second_log, direct_log = tmp_path / "first.log", tmp_path / "second.log", tmp_path / "direct.log"
-    first, first_logged = served_after(["bash", "scripts/start.sh"], env, first_log, url)
-    assert "Installing the packages in requirements.txt" in first_logged
-    second, logged = served_after(["bash", "scripts/start.sh"], env, second_log, url)
-    direct, _ = served_after([str(venv / "bin/python"), "app.py"], env, direct_log, url)
-    print(f"first start.sh {first:.1f} s, second start.sh {second:.1f} s, python app.py {direct:.1f} s")
-    assert "Installing" not in logged  # nothing changed: no pip at all
-    # Two starts measured apart on a shared 2-core machine drift by a second or two; pip finding
-    # nothing to do alone costs ~9 s unloaded (more when loaded, like the starts), so 1.5x + 4 s
-    # still catches a second start that ran pip (bench/bench_startup.py times python app.py).
-    assert second <= direct * 1.5 + 4, (second, direct)
-    assert "Running on local URL" in logged  # unbuffered: in the file while the app runs
-    assert "share=True" not in logged + first_logged
