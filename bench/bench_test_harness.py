@@ -1,0 +1,148 @@
+"""What the suite's two harness changes save, side by side in one run:
+
+1. An app launch: a cold `python app.py` against one forked from the warm interpreter
+   (tests/warm_start.py), each to its first HTTP 200, with the CPU the app process spent by then.
+2. A visitor's page waiting on a run: Chromium's CPU over 10 s, with and without reduced motion
+   (which the page honours: Gradio's spinners stand still).
+
+    python bench/bench_test_harness.py [--launches 5] [--waits 3]
+
+Launches alternate cold and warm, and waits alternate motion and reduced, so a machine that
+gets busier mid-run moves both columns alike. Everything is on loopback: the app runs its
+offline preview with no key, and Chromium visits only the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_app import ROOT, machine, markdown_table  # noqa: E402
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, LaunchedApp, clean_env, fill_in, free_port, warm_starter  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """A process's own user and system CPU so far, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU of `root` and every process below it (Chromium's renderers, GPU and utility ones)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            total += cpu_s(pid)
+        except OSError:
+            continue
+        todo += children.get(pid, [])
+    return total
+
+
+def launch(how: str, data: Path) -> tuple[float, float]:
+    """Seconds to the first 200, and the app's CPU by then."""
+    import requests
+
+    port = free_port()
+    env = clean_env(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", SKYREELS_DATA_DIR=str(data),
+                    GRADIO_ANALYTICS_ENABLED="False")
+    log = data.parent / f"{data.name}.log"
+    started = time.monotonic()
+    if how == "cold":
+        with open(log, "ab") as out:
+            process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    else:
+        process = warm_starter().launch("app.py", ROOT, env, log)
+    try:
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if process.poll() is not None:
+                raise SystemExit(f"the {how} app exited {process.returncode}: see {log}")
+            time.sleep(0.02)
+        return time.monotonic() - started, cpu_s(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def waiting_page(app: LaunchedApp, browser, motion: str, seconds: float = 10.0) -> float:
+    """Chromium's CPU while one visitor's page waits on a run for `seconds`."""
+    context = browser.new_context(reduced_motion=motion, viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(app.url)
+        page.get_by_role("button", name="Generate", exact=True).wait_for()
+        fill_in(page, "a woman smiles")
+        page.get_by_role("button", name="Generate", exact=True).click()
+        page.get_by_text("Making the video").first.wait_for(timeout=60_000)
+        before = tree_cpu_s(os.getpid()) - cpu_s(os.getpid()) - tree_cpu_s(app.process.pid)
+        time.sleep(seconds)  # the measured interval itself: the page left to wait, as a visitor's would
+        after = tree_cpu_s(os.getpid()) - cpu_s(os.getpid()) - tree_cpu_s(app.process.pid)
+        return after - before
+    finally:
+        context.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--launches", type=int, default=5)
+    parser.add_argument("--waits", type=int, default=3)
+    args = parser.parse_args()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    load = os.getloadavg()[0]
+    launches: dict[str, list[tuple[float, float]]] = {"cold": [], "warm": []}
+    waits: dict[str, list[float]] = {"no-preference": [], "reduce": []}
+    with tempfile.TemporaryDirectory(prefix="bench-harness-") as folder:
+        root = Path(folder)
+        warm_starter()  # its own imports once, before the first timed warm launch
+        for number in range(args.launches):
+            for how in ("cold", "warm"):
+                launches[how].append(launch(how, root / f"{how}-{number}"))
+        from playwright.sync_api import sync_playwright
+
+        with LaunchedApp(root / "app", SKYREELS_PREVIEW_TIMING="0.2,60") as app, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                for _ in range(args.waits):
+                    for motion in waits:
+                        waits[motion].append(waiting_page(app, browser, motion))
+            finally:
+                browser.close()
+    print(f"# The suite's harness (commit {commit}; {machine()}; load average {load:.1f} at start)\n")
+    rows = []
+    for how, label in (("cold", "`python app.py`, cold"), ("warm", "forked from the warm interpreter")):
+        walls, cpus = zip(*launches[how])
+        rows.append([label, f"{statistics.median(walls):.2f} s", f"{statistics.median(cpus):.2f} s", len(walls)])
+    print(markdown_table(["app launch to first 200", "median wall", "median app CPU", "launches"], rows))
+    cold, warm = (statistics.median(c for _, c in launches[h]) for h in ("cold", "warm"))
+    print(f"\nCPU saved per launch: {cold - warm:.2f} s (derived, medians).\n")
+    rows = [[motion, f"{statistics.median(values):.2f} s", len(values)] for motion, values in waits.items()]
+    print(markdown_table(["a page waiting on a run, 10 s", "median Chromium CPU", "pages"], rows))
+
+
+if __name__ == "__main__":
+    main()
