@@ -271,6 +271,9 @@ CHROMIUM_ARGS = [
 # shot's frame once did). Every `expect` waits up to 20 s for what it checks; none waits longer
 # when the page is quick.
 EXPECT_TIMEOUT_MS = 20_000
+# And every other step (a click, a full-page screenshot of a page playing its video) up to 60 s
+# unless a test sets its own: a screenshot once passed Playwright's 30 s at load average 11.
+DEFAULT_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -298,11 +301,15 @@ class StillVisitors:
 
     def new_context(self, **options):
         options.setdefault("reduced_motion", "reduce")
-        return self._browser.new_context(**options)
+        context = self._browser.new_context(**options)
+        context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        return context
 
     def new_page(self, **options):
         options.setdefault("reduced_motion", "reduce")
-        return self._browser.new_page(**options)
+        page = self._browser.new_page(**options)
+        page.set_default_timeout(DEFAULT_TIMEOUT_MS)
+        return page
 
     def __getattr__(self, name: str):
         return getattr(self._browser, name)
