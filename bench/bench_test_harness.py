@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_app import ROOT, machine, markdown_table  # noqa: E402
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, LaunchedApp, clean_env, fill_in, free_port, warm_starter  # noqa: E402
+from tests.conftest import (  # noqa: E402
+    CHROMIUM, CHROMIUM_ARGS, LaunchedApp, clean_env, fill_in, free_port, wait_until_serving, warm_starter,
+)
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -61,8 +63,6 @@ def tree_cpu_s(root: int) -> float:
 
 def launch(how: str, data: Path) -> tuple[float, float]:
     """Seconds to the first 200, and the app's CPU by then."""
-    import requests
-
     port = free_port()
     env = clean_env(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", SKYREELS_DATA_DIR=str(data),
                     GRADIO_ANALYTICS_ENABLED="False")
@@ -74,15 +74,7 @@ def launch(how: str, data: Path) -> tuple[float, float]:
     else:
         process = warm_starter().launch("app.py", ROOT, env, log)
     try:
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if process.poll() is not None:
-                raise SystemExit(f"the {how} app exited {process.returncode}: see {log}")
-            time.sleep(0.02)
+        wait_until_serving(f"http://127.0.0.1:{port}/", process, log, timeout=120, every=0.02)
         return time.monotonic() - started, cpu_s(process.pid)
     finally:
         process.terminate()

@@ -15,6 +15,7 @@ too, so a test waits for a launched app's exit as it would for a `subprocess.Pop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -50,7 +51,7 @@ def _serve() -> None:  # pragma: no cover - runs in the warm process
         line = requests.readline()
         if not line:  # the test worker is gone: so are its apps
             for pid in children:
-                with _gone_quietly():
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             return
         launch = json.loads(line)
@@ -76,14 +77,6 @@ def _returncode(status: int) -> int:
 def _say(message: dict) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
-
-
-class _gone_quietly:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, *_):
-        return kind is ProcessLookupError
 
 
 def _become_app(launch: dict) -> None:  # pragma: no cover - runs in the forked child
@@ -135,6 +128,7 @@ class WarmStarter:
         self._changed = threading.Condition()
         self._started: list[int] = []
         self._returncodes: dict[int, int] = {}
+        self._closed = False  # the warm interpreter is gone (its children with it)
         threading.Thread(target=self._listen, name="warm-start", daemon=True).start()
 
     def _listen(self) -> None:
@@ -149,8 +143,6 @@ class WarmStarter:
         with self._changed:  # the warm interpreter is gone: its children were killed with it
             self._closed = True
             self._changed.notify_all()
-
-    _closed = False
 
     def launch(self, script: str, cwd: Path, env: Mapping[str, str], log: Path) -> WarmProcess:
         request = dict(script=script, cwd=str(cwd), env=dict(env), log=str(log))
@@ -196,7 +188,7 @@ class WarmProcess:
 
     def send_signal(self, number: int) -> None:
         if self.poll() is None:
-            with _gone_quietly():
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, number)
 
     def terminate(self) -> None:
