@@ -108,6 +108,21 @@ def generate_and_watch(page: Page, prompt: str, image: str) -> None:
 def test_the_whole_clip_is_on_the_screen_and_axe_finds_nothing_serious(app, browser, pictures, size):
     page = visit(browser, app.url, size)
     try:
+        # Markup drawn at any moment is fixed before anything else can read the page (axe here, a
+        # screen reader for a visitor): an unnamed-role label and a button named unlike its words.
+        drawn_late = page.evaluate("""async () => {
+            const box = document.createElement('div');
+            box.setAttribute('aria-label', 'Empty value');
+            const button = document.createElement('button');
+            button.textContent = 'Drop a picture here';
+            button.setAttribute('aria-label', 'Upload');
+            document.body.append(box, button);
+            await Promise.resolve();
+            const seen = [box.getAttribute('role'), button.getAttribute('aria-label')];
+            box.remove(); button.remove();
+            return seen;
+        }""")
+        assert drawn_late == ["img", "Drop a picture here · Upload"]
         assert serious_violations(page) == [], "Create, before a run"
         shot(page, f"{size}-before")
         for shape, expected in (("portrait", 544 / 960), ("square", 1.0)):

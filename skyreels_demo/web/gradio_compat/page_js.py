@@ -14,7 +14,8 @@ import json
 # The page's own fixes for Gradio's markup, found by axe-core: the empty player's "Empty value"
 # label on a div with no role (aria-prohibited-attr), and buttons (the upload area, History's
 # thumbnails) whose accessible name does not contain the words they show
-# (label-content-name-mismatch): the shown words are put first. Applied as Gradio draws.
+# (label-content-name-mismatch): the shown words are put first. Applied as Gradio draws, before
+# the page can be read again.
 ACCESSIBLE_MARKUP_HEAD = """<script>
 (() => {
   const fix = (root) => {
@@ -27,11 +28,11 @@ ACCESSIBLE_MARKUP_HEAD = """<script>
         el.setAttribute('aria-label', `${shown} · ${name}`);
     });
   };
+  // Fixed in the observer's own callback: it runs before any other task (a screen reader's
+  // read of the page, a check), so the page is never seen with Gradio's markup unfixed.
   const start = () => {
-    let due = false;
-    const soon = () => { if (!due) { due = true; requestAnimationFrame(() => { due = false; fix(document); }); } };
     fix(document);
-    new MutationObserver(soon).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-label']});
+    new MutationObserver(() => fix(document)).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-label']});
   };
   if (document.body) start(); else document.addEventListener('DOMContentLoaded', start);
 })();
