@@ -15,7 +15,7 @@ import json
 # label on a div with no role (aria-prohibited-attr), and buttons (the upload area, History's
 # thumbnails) whose accessible name does not contain the words they show
 # (label-content-name-mismatch): the shown words are put first. Applied as Gradio draws, before
-# the page can be read again.
+# the page can be read again. And for a visitor who asked for less motion, no video plays itself.
 ACCESSIBLE_MARKUP_HEAD = """<script>
 (() => {
   const fix = (root) => {
@@ -35,6 +35,23 @@ ACCESSIBLE_MARKUP_HEAD = """<script>
     new MutationObserver(() => fix(document)).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['aria-label']});
   };
   if (document.body) start(); else document.addEventListener('DOMContentLoaded', start);
+
+  // A visitor who asked their system for less motion: a finished video waits on its first frame
+  // until they press play (Gradio's players start themselves once loaded, and loop forever).
+  // A play they asked for goes ahead: one within two seconds of a press or a key inside the
+  // video's own block (its player's button, the compare view's "Play together").
+  const still = window.matchMedia('(prefers-reduced-motion: reduce)');
+  let pressed = {at: -Infinity, on: null};
+  const press = (event) => { pressed = {at: performance.now(), on: event.target}; };
+  document.addEventListener('pointerdown', press, true);
+  document.addEventListener('keydown', press, true);
+  document.addEventListener('play', (event) => {
+    const video = event.target;
+    if (!still.matches || !(video instanceof HTMLVideoElement)) return;
+    const block = video.closest('.block, [id]') || video.parentElement;
+    const asked = performance.now() - pressed.at < 2000 && pressed.on instanceof Node && block.contains(pressed.on);
+    if (!asked) { video.autoplay = false; video.pause(); }
+  }, true);
 })();
 </script>"""
 
