@@ -49,6 +49,17 @@ SOURCE_MARGIN = 1.15
 MATCH_WITHIN = 4.0
 # One keyframe every two seconds: browsers can seek without bloating a clip of a few seconds.
 GOP_SECONDS = 2
+# x264's veryfast, its sub-pixel search at its quickest (subme=1): a third less CPU for a clip
+# about a tenth larger, which a preview can afford (bench/bench_preview_render.py).
+X264_OPTIONS = {"preset": "veryfast", "crf": "23", "profile": "high", "x264-params": "subme=1"}
+
+# The frames are drawn in the video's own colours, as H.264 players read them (yuv420p: BT.601,
+# limited range): the picture is turned once into a full-size Y plane and half-size Cb and Cr
+# planes, and each frame is three resizes handed to the encoder as they are, instead of an RGB
+# resize and a conversion per frame (half the CPU of a render).
+_Y_RANGE = [16 + round(v * 219 / 255) for v in range(256)]
+_C_RANGE = [128 + round((v - 128) * 224 / 255) for v in range(256)]
+Planes = tuple[Image.Image, Image.Image, Image.Image]  # Y; Cb and Cr at half the size
 
 
 @dataclass(frozen=True)
@@ -201,7 +212,7 @@ def preview_frame(
     if not 0 <= index < frames:
         raise ValueError(f"the preview has frames 0 to {frames - 1}, not {index}")
     source, width, height = _source(image_bytes, model, None)
-    return _frame(source, width, height, move, index / max(frames - 1, 1))
+    return _video_frame(_frame(source, width, height, move, index / max(frames - 1, 1))).to_image()
 
 
 def clean_frame(
@@ -277,19 +288,51 @@ class PreviewRenders:
         return render_preview(buffer.getvalue(), self.folder / "placeholder.mp4", model, frame=(128, 72))
 
 
-def _source(image_bytes: bytes, model: ModelSpec, frame: tuple[int, int] | None) -> tuple[Image.Image, int, int]:
-    """The picture the camera moves over, and the frame's (width, height)."""
+def _source(image_bytes: bytes, model: ModelSpec, frame: tuple[int, int] | None) -> tuple[Planes, int, int]:
+    """The picture the camera moves over, as planes, and the frame's (width, height)."""
     picture = _open_picture(image_bytes)
     # The model's own choice of frame (models.py), as WaveSpeed's server makes it.
     width, height = frame or model.frame_for(*picture.size)
     if width % 2 or height % 2:
         raise ValueError(f"frame {width}x{height} must have even sides for yuv420p")
-    return _cover(picture, (round(width * SOURCE_MARGIN), round(height * SOURCE_MARGIN))), width, height
+    return _planes(_cover(picture, (round(width * SOURCE_MARGIN), round(height * SOURCE_MARGIN)))), width, height
 
 
-def _frame(source: Image.Image, width: int, height: int, move: CameraMove, t: float) -> Image.Image:
+def _planes(picture: Image.Image) -> Planes:
+    """An RGB picture in the video's colours: Y, and Cb and Cr averaged over 2x2 pixels."""
+    y, cb, cr = picture.convert("YCbCr").split()  # Pillow's is BT.601 over the full range
+    half = ((picture.width + 1) // 2, (picture.height + 1) // 2)
+    return (
+        y.point(_Y_RANGE),
+        cb.point(_C_RANGE).resize(half, Image.Resampling.BOX),
+        cr.point(_C_RANGE).resize(half, Image.Resampling.BOX),
+    )
+
+
+def _frame(source: Planes, width: int, height: int, move: CameraMove, t: float) -> Planes:
     """What the camera sees at time t in [0, 1], at the frame's size, unlabelled."""
-    return source.resize((width, height), Image.Resampling.BILINEAR, box=move.window(source.size, t))
+    y, cb, cr = source
+    left, top, right, bottom = move.window(y.size, t)
+    across, down = cb.width / y.width, cb.height / y.height
+    box = (left * across, top * down, right * across, bottom * down)
+    half = (width // 2, height // 2)
+    return (
+        y.resize((width, height), Image.Resampling.BILINEAR, box=(left, top, right, bottom)),
+        cb.resize(half, Image.Resampling.BILINEAR, box=box),
+        cr.resize(half, Image.Resampling.BILINEAR, box=box),
+    )
+
+
+def _video_frame(planes: Planes) -> av.VideoFrame:
+    """The planes as one yuv420p frame (each row padded to the frame's own stride)."""
+    frame = av.VideoFrame(planes[0].width, planes[0].height, "yuv420p")
+    for plane, picture in zip(frame.planes, planes):
+        if plane.line_size != picture.width:
+            padded = Image.new("L", (plane.line_size, picture.height))
+            padded.paste(picture)
+            picture = padded
+        plane.update(picture.tobytes())
+    return frame
 
 
 def _open_picture(image_bytes: bytes) -> Image.Image:
@@ -329,11 +372,19 @@ def _mark(width: int, height: int) -> tuple[Image.Image, tuple[int, int]]:
     draw.rounded_rectangle((0, 0, tile.width - 1, tile.height - 1), radius=pad, fill=(0, 0, 0, 110))
     draw.text((pad - left, pad - top), MARK_TEXT, font=font, fill=(255, 255, 255, 200))
     margin = max(6, size // 2)
-    return tile, (width - tile.width - margin, height - tile.height - margin)
+    # On even pixels, so the half-size planes take it at half the place.
+    return tile, ((width - tile.width - margin) // 2 * 2, (height - tile.height - margin) // 2 * 2)
+
+
+def _mark_planes(mark: Image.Image) -> tuple[Planes, tuple[Image.Image, Image.Image]]:
+    """The corner label in the video's colours, with its opacity at full and half size."""
+    alpha = mark.getchannel("A")
+    half = ((mark.width + 1) // 2, (mark.height + 1) // 2)
+    return _planes(mark.convert("RGB")), (alpha, alpha.resize(half, Image.Resampling.BOX))
 
 
 def _encode(
-    source: Image.Image,
+    source: Planes,
     path: Path,
     width: int,
     height: int,
@@ -351,12 +402,16 @@ def _encode(
         stream.pix_fmt = "yuv420p"
         stream.codec_context.gop_size = GOP_SECONDS * fps
         stream.codec_context.thread_count = 0
-        stream.options = {"preset": "veryfast", "crf": "23", "profile": "high"}
+        stream.options = X264_OPTIONS
+        label, (opacity, half_opacity) = _mark_planes(mark)
+        left, top = mark_at
         last = max(frames - 1, 1)
         for index in range(frames):
-            picture = _frame(source, width, height, move, index / last)
-            picture.paste(mark, mark_at, mark)
-            video_frame = av.VideoFrame.from_image(picture)
+            planes = _frame(source, width, height, move, index / last)
+            planes[0].paste(label[0], (left, top), opacity)
+            for plane, part in zip(planes[1:], label[1:]):
+                plane.paste(part, (left // 2, top // 2), half_opacity)
+            video_frame = _video_frame(planes)
             video_frame.pts = index
             container.mux(stream.encode(video_frame))
         container.mux(stream.encode(None))
