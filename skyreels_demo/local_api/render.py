@@ -280,12 +280,27 @@ class PreviewRenders:
                     del self._jobs[digest]
         return dest
 
+    # The placeholder's bytes, made once per process and model, whatever folder asks.
+    _placeholders: dict[tuple, bytes] = {}
+
     def placeholder(self, model: ModelSpec) -> Path:
         """One tiny valid MP4 that every task shares when rendering is off."""
-        picture = Image.linear_gradient("L").resize((128, 72)).convert("RGB")
-        buffer = io.BytesIO()
-        picture.save(buffer, "PNG")
-        return render_preview(buffer.getvalue(), self.folder / "placeholder.mp4", model, frame=(128, 72))
+        dest = self.folder / "placeholder.mp4"
+        facts = (model.frame_count, model.fps)
+        made = self._placeholders.get(facts)
+        if made is None:
+            picture = Image.linear_gradient("L").resize((128, 72)).convert("RGB")
+            buffer = io.BytesIO()
+            picture.save(buffer, "PNG")
+            made = self._placeholders[facts] = render_preview(buffer.getvalue(), dest, model, frame=(128, 72)).read_bytes()
+        else:  # whole or not at all: another backend on this folder may be serving it
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".placeholder.", suffix=".tmp.mp4")
+            with os.fdopen(fd, "wb") as out:
+                out.write(made)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+        return dest
 
 
 def _source(image_bytes: bytes, model: ModelSpec, frame: tuple[int, int] | None) -> tuple[Planes, int, int]:
