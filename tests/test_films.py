@@ -377,7 +377,8 @@ def _corner(picture: Image.Image) -> np.ndarray:
 
 
 def test_a_shot_continued_from_a_preview_starts_from_its_frame_without_the_label(tracking_backend, tmp_path, photo_path):
-    from skyreels_demo.local_api.render import camera_move, preview_frame
+    from skyreels_demo.local_api.moves import camera_move
+    from skyreels_demo.local_api.render import preview_frame
 
     studio = _preview_studio(tracking_backend, tmp_path / "data")
     try:

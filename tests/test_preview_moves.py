@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
-from skyreels_demo.local_api.render import KINDS, asked_move, camera_move
+from skyreels_demo.local_api.moves import KINDS, asked_move, camera_move
 
 from .conftest import CHELSEA, LaunchedApp
 

@@ -28,7 +28,8 @@ Which module holds what:
     clock.py     TaskTiming and TaskRecord: a task's status read off the clock
     faults.py    Faults: the switches tests arm, and the canned answers they give
     storage.py   tasks, uploads and renders on disk across restarts; seven-day retention
-    render.py    the preview MP4 itself, rendered once per distinct image
+    render.py    the preview MP4 itself, rendered once per distinct image and move
+    moves.py     the camera's move over the still, from the seed and the prompt
     limits.py    an account tier's limits (tasks at once, submits a minute), off unless given
     pusher.py    webhooks: a task's end POSTed where its submit asked, signed, with fault switches
     routes/      the HTTP routes, one module per group; `routes/common.py` has what they share

@@ -26,7 +26,8 @@ from skyreels_demo.local_api.faults import Faults
 from skyreels_demo.local_api.fetch import ImageUnavailable, fetch_image, refuse_address
 from skyreels_demo.local_api.limits import Admissions, Limits, OverLimits
 from skyreels_demo.local_api.pusher import Pusher
-from skyreels_demo.local_api.render import NotAnImage, PreviewRenders, camera_move
+from skyreels_demo.local_api.moves import camera_move
+from skyreels_demo.local_api.render import NotAnImage, PreviewRenders
 from skyreels_demo.local_api.routes.llm import Answers
 from skyreels_demo.local_api.server import bind, build_server, run_in_thread, url_host
 from skyreels_demo.local_api.storage import Storage
@@ -344,7 +345,7 @@ class LocalBackend:
 
     def _make_video(self, record: TaskRecord, restored: bool = False) -> None:
         """Worker: fetch the task's image and render (or reuse) its preview, the camera moving as
-        its seed and prompt say (render.camera_move)."""
+        its seed and prompt say (moves.camera_move)."""
         try:
             image = self.fetch_image(record.image_url, restored=restored)
             move = camera_move(record.seed, record.prompt)

@@ -86,7 +86,8 @@ def starting_frame(studio: Studio, run: Run | None, video: str | os.PathLike, in
     except OSError:
         return seen  # pruned: the frame as it is
     # The backend's own drawing (imported here: a run on a key never needs it).
-    from skyreels_demo.local_api.render import camera_move, clean_frame
+    from skyreels_demo.local_api.moves import camera_move
+    from skyreels_demo.local_api.render import clean_frame
 
     clean = clean_frame(picture, studio.model, camera_move(run.seed, run.prompt), seen, index)
     return seen if clean is None else clean
