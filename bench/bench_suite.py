@@ -45,6 +45,17 @@ def one_run(workers: int | None, junit: Path) -> tuple[float, str, bool]:
     return took, (said[-1] if said else f"exit {done.returncode}"), done.returncode == 0
 
 
+def failed(junit: Path) -> list[str]:
+    """The tests that failed or erred in a run, by name."""
+    if not junit.exists():
+        return []
+    return [
+        f"{case.get('classname').split('.')[-1]}::{case.get('name')}"
+        for case in ElementTree.parse(junit).iter("testcase")
+        if case.find("failure") is not None or case.find("error") is not None
+    ]
+
+
 def slowest(junit: Path, count: int) -> list[tuple[float, str]]:
     cases = ElementTree.parse(junit).iter("testcase")
     timed = [(float(c.get("time", 0)), f"{c.get('classname').split('.')[-1]}::{c.get('name')}") for c in cases]
@@ -65,12 +76,14 @@ def main() -> None:
             load = os.getloadavg()[0]
             took, result, green = one_run(args.workers, junit)
             times.append(took)
-            rows.append([number, f"{took / 60:.0f} min {took % 60:02.0f} s", result, "green" if green else "RED", f"{load:.1f}"])
-            print(f"run {number}: {took:.0f} s, {result}", file=sys.stderr, flush=True)
+            names = [] if green else failed(junit)
+            rows.append([number, f"{took // 60:.0f} min {took % 60:02.0f} s", result, "green" if green else "RED",
+                         f"{load:.1f}", ", ".join(names)])
+            print(f"run {number}: {took:.0f} s, {result}{': ' if names else ''}{', '.join(names)}", file=sys.stderr, flush=True)
         last = slowest(junit, args.slowest) if junit.exists() else []
     median = statistics.median(times)
     print(f"# The suite, {args.runs} runs in a row (commit {commit}; {machine()})\n")
-    print(markdown_table(["run", "wall", "result", "", "load at start"], rows))
+    print(markdown_table(["run", "wall", "result", "", "load at start", "failed"], rows))
     print(f"\nMedian {median:.0f} s; tests alone, installs not included. Target for CI (installs "
           f"included): under {TARGET_S:.0f} s: {met(median < TARGET_S)} (the tests alone).\n")
     if last:
