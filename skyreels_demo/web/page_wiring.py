@@ -330,7 +330,10 @@ def wire_film_takes(app: StudioApp, page: Page) -> None:
 def wire_takes(app: StudioApp, page: Page) -> None:
     """Takes: find, keep, share, download, compare, make again, the shared view (ui_takes.py)."""
     history, create, takes, private = page.history, page.create, app.takes, dict(api_visibility="private")
-    gr.on(triggers=[history.find_words.submit, history.kept_only.change], **history_options(app, page))
+    # A search sent while the last one is still on its way runs after it (Gradio's default drops
+    # it): a quick visitor's second search is the one the gallery shows.
+    gr.on(triggers=[history.find_words.submit, history.kept_only.change], trigger_mode="always_last",
+          **history_options(app, page))
     # Every answer is said in the note under the buttons (an unqueued event's gr.Info would
     # reach only the server's log), and none leaves an error over an input.
     said = dict(fn=None, js=ui_polish.note_in_view_js("take-note"), **private)
