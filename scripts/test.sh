@@ -30,6 +30,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Three workers, each a whole file at a time (its module's launched app shared, never split):
 # most tests wait on loopback servers, so three share the two cores well (the whole suite,
-# green, in 19 min on this 2-core machine under other work). `-n 0` runs in one process;
+# green, in about 14 min on this 2-core machine: bench/bench_suite.py). `-n 0` runs in one process;
 # SKYREELS_TEST_WORKERS sets how many.
 "$PYTHON" -m pytest -n "${SKYREELS_TEST_WORKERS:-3}" --dist loadfile "$@"
