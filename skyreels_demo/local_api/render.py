@@ -12,6 +12,7 @@ preview's frame starts from a clean picture, and the label is drawn once, on its
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -21,6 +22,7 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Iterator
 
 import av
 from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps, ImageStat, UnidentifiedImageError
@@ -79,18 +81,8 @@ def render_preview(
     mark, mark_at = _mark(width, height)
 
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=".tmp.mp4")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp makes the file private; a served video must be readable like any other output.
-    tmp.chmod(0o644)
-    try:
+    with _whole_or_nothing(dest) as tmp:
         _encode(source, tmp, width, height, frames, fps, move, mark, mark_at)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     log.info(
         "rendered preview %s (%dx%d, %d frames, %s) in %.2f s",
         dest.name, width, height, frames, move.kind, time.perf_counter() - started,
@@ -191,13 +183,27 @@ class PreviewRenders:
             picture.save(buffer, "PNG")
             made = self._placeholders[facts] = render_preview(buffer.getvalue(), dest, model, frame=(128, 72)).read_bytes()
         else:  # whole or not at all: another backend on this folder may be serving it
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".placeholder.", suffix=".tmp.mp4")
-            with os.fdopen(fd, "wb") as out:
-                out.write(made)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, dest)
+            with _whole_or_nothing(dest) as tmp:
+                tmp.write_bytes(made)
         return dest
+
+
+@contextlib.contextmanager
+def _whole_or_nothing(dest: Path) -> Iterator[Path]:
+    """A temporary file beside `dest` to write; it becomes `dest` only when the block ends
+    without an error (else it is removed), so a reader never sees half a video."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=".tmp.mp4")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    # mkstemp makes the file private; a served video must be readable like any other output.
+    tmp.chmod(0o644)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _source(image_bytes: bytes, model: ModelSpec, frame: tuple[int, int] | None) -> tuple[Planes, int, int]:
