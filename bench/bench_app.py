@@ -108,18 +108,21 @@ def loopback_only() -> None:
 GUARD = "import sys; sys.path.insert(0, 'bench'); from bench_app import loopback_only; loopback_only(); "
 
 
-def guarded_app(max_threads: int | None = None) -> str:
+def guarded_app(max_threads: int | None = None, gradio_pace: bool = False) -> str:
     """The app's own process: the same guard, then app.py exactly as `python app.py` runs it.
 
-    `max_threads` (for what-if runs only) sizes the worker threads the server and Gradio share
-    (as shipped: ui.worker_threads).
+    What-if runs only: `max_threads` sizes the worker threads the server and Gradio share (as
+    shipped: ui.worker_threads); `gradio_pace` leaves Gradio's idle queue at its own pace (as
+    shipped: gradio_compat.pace_queue slows it).
     """
     patch = ""
     if max_threads is not None:
-        patch = (
+        patch += (
             "import skyreels_demo.web.page as ui; "
             f"ui.worker_threads = lambda settings: {int(max_threads)}; "
         )
+    if gradio_pace:
+        patch += "import skyreels_demo.web.gradio_compat as compat; compat.pace_queue = lambda blocks: None; "
     return GUARD + f"import runpy; {patch}sys.argv = ['app.py']; runpy.run_path('app.py', run_name='__main__')"
 
 
@@ -260,7 +263,7 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 class AppProcess:
     """`python app.py` (behind the loopback guard) on a free port, its memory and CPU read from /proc."""
 
-    def __init__(self, data_dir: Path, *, max_threads: int | None = None, **env: str) -> None:
+    def __init__(self, data_dir: Path, *, max_threads: int | None = None, gradio_pace: bool = False, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.data_dir = data_dir
@@ -268,7 +271,7 @@ class AppProcess:
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-c", guarded_app(max_threads)],
+            [sys.executable, "-c", guarded_app(max_threads, gradio_pace)],
             cwd=ROOT,
             env=app_env(GRADIO_SERVER_PORT=str(self.port), SKYREELS_DATA_DIR=str(data_dir), **env),
             stdout=self._log,

@@ -52,6 +52,18 @@ def test_forty_threads_means_the_serving_loops_limiter_and_the_queue_takes_its_c
     assert demo._queue.max_thread_count == 7
 
 
+def test_an_idle_queue_is_paced_by_the_attributes_its_loops_read():
+    from gradio.queueing import Queue
+
+    with gr.Blocks() as demo:
+        gr.Textbox()
+    assert demo._queue.sleep_when_free < gradio_compat.QUEUE_IDLE_S  # Gradio's own, on Linux: 1 ms
+    gradio_compat.pace_queue(demo)
+    assert demo._queue.sleep_when_free == gradio_compat.QUEUE_IDLE_S
+    # Read on each pass of the loop, not copied when it starts.
+    assert "sleep_when_free" in Queue.start_processing.__code__.co_names
+
+
 def test_a_mounted_app_is_told_where_it_runs():
     with gr.Blocks() as demo:
         gr.Textbox()

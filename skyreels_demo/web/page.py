@@ -228,6 +228,7 @@ def main() -> None:
     # Gradio's own 40 means "the serving loop's shared limiter" (Blocks.create_limiter), so its
     # steps and the server's (uploads, files) share the one pool build_server_app sizes.
     gradio_compat.share_threads(blocks, events_at_once(blocks, settings.max_concurrent_tasks))
+    gradio_compat.pace_queue(blocks)  # idle, it looks for work 50 times a second, not 1,000
     served, gate = build_server_app(
         blocks, settings, hub, mount_options(settings, app.studio.slot_s()), routes=[app.share_routes, app.card_routes], threads=worker_threads(settings)
     )

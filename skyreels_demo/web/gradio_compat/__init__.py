@@ -47,6 +47,20 @@ def share_threads(blocks: gr.Blocks, events_at_once: int) -> None:
     blocks._queue.max_thread_count = events_at_once
 
 
+# How often an idle queue looks for work. Gradio's own pace on Linux is every 1 ms (queueing.py
+# Queue.__init__: sleep_when_free), about 5% of a core for an app nobody is using (bench/
+# bench_idle.py): a laptop's fan, a Space's share. At 20 ms an event starts within 20 ms of its
+# arrival. Progress keeps Gradio's 10 ms (progress_update_sleep_when_free): an update newer than
+# the last one sent replaces it, and a quick stage ("Downloading the video") must still be heard.
+QUEUE_IDLE_S = 0.02
+
+
+def pace_queue(blocks: gr.Blocks) -> None:
+    """Gradio's queue, idle, looks for work every QUEUE_IDLE_S rather than every 1 ms
+    (queueing.py Queue.start_processing reads the attribute on each pass)."""
+    blocks._queue.sleep_when_free = QUEUE_IDLE_S
+
+
 def mark_running(blocks: gr.Blocks, url: str) -> None:
     """What launch() would have told Gradio once serving: its own address, for MCP (which calls
     the app's queue over loopback at `local_url`: gradio/mcp.py GradioMCPServer._local_url) and
