@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=None, help="SKYREELS_TEST_WORKERS (default: the script's own)")
     parser.add_argument("--slowest", type=int, default=10)
+    parser.add_argument("--keep", type=Path, default=None, help="a folder to keep each run's junit in (junit-N.xml)")
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     rows, times = [], []
@@ -80,6 +81,9 @@ def main() -> None:
             rows.append([number, f"{took // 60:.0f} min {took % 60:02.0f} s", result, "green" if green else "RED",
                          f"{load:.1f}", ", ".join(names)])
             print(f"run {number}: {took:.0f} s, {result}{': ' if names else ''}{', '.join(names)}", file=sys.stderr, flush=True)
+            if args.keep is not None and junit.exists():
+                args.keep.mkdir(parents=True, exist_ok=True)
+                (args.keep / f"junit-{number}.xml").write_bytes(junit.read_bytes())
         last = slowest(junit, args.slowest) if junit.exists() else []
     median = statistics.median(times)
     print(f"# The suite, {args.runs} runs in a row (commit {commit}; {machine()})\n")
