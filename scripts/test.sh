@@ -18,8 +18,8 @@ if ! choose_python; then
   choose_python || exit 1
 fi
 install_requirements requirements-test.txt
-# Debian's Chromium for the browser tests, and Node with npm for the JS client's tests
-# (tests/test_agents.py installs @gradio/client with npm into the git-ignored .gradio/).
+# Debian's Chromium for the browser tests, and Node with npm for the JS client's test
+# (tests/test_agents.py), which calls the app with @gradio/client from the git-ignored .gradio/.
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)
@@ -27,6 +27,12 @@ command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || { say "Install ${missing[*]} (Debian: apt-get install ${missing[*]}) and run this again."; exit 1; }
   apt_install "${missing[@]}"
+fi
+# Installed here, with the other packages, so no test reaches anything but loopback.
+NODE_CLIENT=.gradio/node-client
+if [ ! -f "$NODE_CLIENT/node_modules/@gradio/client/dist/index.js" ]; then
+  mkdir -p "$NODE_CLIENT"
+  npm install --silent --no-audit --no-fund --prefix "$NODE_CLIENT" @gradio/client@1.19.1 >/dev/null
 fi
 # Three workers, each a whole file at a time (its module's launched app shared, never split):
 # most tests wait on loopback servers, so three share the two cores well (the whole suite,
