@@ -5,8 +5,10 @@
 2. A visitor's page, waiting on a run and then showing the finished video: Chromium's CPU over
    10 s each, with and without reduced motion (which the page honours: Gradio's spinners stand
    still, and a finished video waits on its first frame instead of looping by itself).
+3. A fresh visitor's page load (a new browser context, as each browser test's visitor), to its
+   Generate button and a second after: the CPU of each kind of process it woke, the app's too.
 
-    python bench/bench_test_harness.py [--launches 5] [--waits 3]
+    python bench/bench_test_harness.py [--launches 5] [--waits 3] [--pages 5]
 
 Launches alternate cold and warm, and waits alternate motion and reduced, so a machine that
 gets busier mid-run moves both columns alike. Everything is on loopback: the app runs its
@@ -82,6 +84,57 @@ def launch(how: str, data: Path) -> tuple[float, float]:
         process.wait(timeout=15)
 
 
+def tree_cpu_by_kind(root: int) -> dict[str, float]:
+    """CPU of each process below `root` (not itself), by kind: Chromium's by its --type
+    (a utility by its sub-type), Playwright's driver, and anything else by its program."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    spent: dict[str, float] = {}
+    todo = list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        try:
+            # Split on spaces too: Chromium's children rewrite their command line as one string.
+            words = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").replace("\0", " ").split()
+            cpu = cpu_s(pid)
+        except OSError:
+            continue
+        if not words:  # ended, not yet waited for: its CPU is its parent's to count
+            continue
+        flags = dict(word[2:].split("=", 1) for word in words if word.startswith("--") and "=" in word)
+        if "chrom" in words[0]:
+            kind = "Chromium " + flags.get("utility-sub-type", flags.get("type", "browser")).split(".")[0]
+        elif any("playwright" in word for word in words):
+            kind = "Playwright's driver"
+        else:
+            kind = "app" if any("warm_start" in word or "app.py" in word for word in words) else Path(words[0]).name
+        spent[kind] = spent.get(kind, 0.0) + cpu
+        todo += children.get(pid, [])
+    return spent
+
+
+def page_load(app: LaunchedApp, browser) -> dict[str, float]:
+    """CPU by kind of process for one fresh visitor's page load, read before its context closes
+    (a renderer that has ended takes its CPU with it)."""
+    before = tree_cpu_by_kind(os.getpid())
+    context = browser.new_context(reduced_motion="reduce", viewport={"width": 1280, "height": 1000})
+    try:
+        page = context.new_page()
+        page.goto(app.url)
+        page.get_by_role("button", name="Generate", exact=True).wait_for()
+        time.sleep(1.0)  # the page's own last work after its button is drawn, measured too
+        after = tree_cpu_by_kind(os.getpid())
+    finally:
+        context.close()
+    return {kind: after[kind] - before.get(kind, 0.0) for kind in after}
+
+
 def chromium_cpu(app: LaunchedApp) -> float:
     """Everything under this process but itself and the app: Chromium and its driver."""
     return tree_cpu_s(os.getpid()) - cpu_s(os.getpid()) - tree_cpu_s(app.process.pid)
@@ -115,11 +168,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--launches", type=int, default=5)
     parser.add_argument("--waits", type=int, default=3)
+    parser.add_argument("--pages", type=int, default=5)
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()[0]
     launches: dict[str, list[tuple[float, float]]] = {"cold": [], "warm": []}
     waits: dict[str, list[tuple[float, float]]] = {"no-preference": [], "reduce": []}
+    loads: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-harness-") as folder:
         root = Path(folder)
         warm_starter()  # its own imports once, before the first timed warm launch
@@ -134,6 +189,8 @@ def main() -> None:
                 for _ in range(args.waits):
                     for motion in waits:
                         waits[motion].append(visitor_page(app, browser, motion))
+                for _ in range(args.pages):
+                    loads.append(page_load(app, browser))
             finally:
                 browser.close()
     print(f"# The suite's harness (commit {commit}; {machine()}; load average {load:.1f} at start)\n")
@@ -149,6 +206,13 @@ def main() -> None:
         for motion, values in waits.items()
     ]
     print(markdown_table(["a visitor's page, 10 s each", "median Chromium CPU, waiting on a run", "showing its video", "pages"], rows))
+    if loads:
+        kinds = sorted({kind for load in loads for kind in load}, key=lambda k: -statistics.median(load.get(k, 0.0) for load in loads))
+        rows = [[kind, f"{statistics.median(load.get(kind, 0.0) for load in loads):.2f} s"] for kind in kinds
+                if statistics.median(load.get(kind, 0.0) for load in loads) >= 0.01]
+        rows.append(["all", f"{statistics.median(sum(load.values()) for load in loads):.2f} s"])
+        print(f"\nA fresh visitor's page load, to its Generate button and 1 s after (medians of {len(loads)}):\n")
+        print(markdown_table(["process", "CPU"], rows))
 
 
 if __name__ == "__main__":
