@@ -322,6 +322,15 @@ def test_the_film_is_in_view_and_plays_once_it_is_cut(app, browser, size):
         if still:
             wait_for(lambda: film.evaluate("v => v.readyState >= 2"), timeout=15)
             assert film.evaluate("v => [v.paused, v.currentTime < 0.1]") == [True, True]
+            # A play nobody asked for, heard late (the page busy for 0.4 s after it began, as a
+            # loaded machine's is): the film is back on its first frame, not paused mid-shot.
+            heard_late = film.evaluate("""v => new Promise((done) => {
+                v.play().catch(() => {});
+                const until = performance.now() + 400;
+                while (performance.now() < until) {}
+                setTimeout(() => done([v.paused, v.currentTime]), 200);
+            })""")
+            assert heard_late == [True, 0], heard_late
             page.locator("#film-video [aria-label=play-pause-replay-button]").click()
         wait_for(lambda: film.evaluate("v => !v.paused && v.currentTime > 0.3"), timeout=15)
         visit.shot("film-cut")

@@ -40,7 +40,10 @@ ACCESSIBLE_MARKUP_HEAD = """<script>
   // until they press play (Gradio's players start themselves once loaded, and loop forever).
   // A play they asked for goes ahead: one within two seconds of a press or a key inside the
   // video's own block (its player's button, the compare view's "Play together").
+  // The play event reaches the page a task after playback began, and a busy page lets the video
+  // run on meanwhile: one never played at the visitor's asking goes back to its first frame.
   const still = window.matchMedia('(prefers-reduced-motion: reduce)');
+  const played = new WeakSet();
   let pressed = {at: -Infinity, on: null};
   const press = (event) => { pressed = {at: performance.now(), on: event.target}; };
   document.addEventListener('pointerdown', press, true);
@@ -50,7 +53,10 @@ ACCESSIBLE_MARKUP_HEAD = """<script>
     if (!still.matches || !(video instanceof HTMLVideoElement)) return;
     const block = video.closest('.block, [id]') || video.parentElement;
     const asked = performance.now() - pressed.at < 2000 && pressed.on instanceof Node && block.contains(pressed.on);
-    if (!asked) { video.autoplay = false; video.pause(); }
+    if (asked) { played.add(video); return; }
+    video.autoplay = false;
+    video.pause();
+    if (!played.has(video)) video.currentTime = 0;
   }, true);
 })();
 </script>"""
