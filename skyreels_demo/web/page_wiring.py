@@ -85,12 +85,14 @@ def wire_picture_and_seed(app: StudioApp, page: Page) -> None:
         api_visibility="private",
     )
     # Ticked: -1, a new seed every run; unticked: a seed to keep. A seed typed or reused unticks it.
+    # Both in the page, with no round trip: a late answer to one click could undo the next (a
+    # quick untick and tick left the box unticked on a loaded machine).
     create.randomize.input(
-        lambda checked, value: ui_polish.randomized(checked, value, seed_max),
-        [create.randomize, create.seed], create.seed, queue=False, show_progress="hidden", api_visibility="private",
+        None, [create.randomize, create.seed], create.seed, queue=False, show_progress="hidden", api_visibility="private",
+        js=ui_polish.randomize_js(seed_max),
     )
-    create.seed.change(lambda value: value == -1, create.seed, create.randomize, queue=False, show_progress="hidden",
-                       api_visibility="private")
+    create.seed.change(None, create.seed, create.randomize, queue=False, show_progress="hidden",
+                       api_visibility="private", js=ui_polish.SEED_IS_RANDOM_JS)
     # The status never describes a refusal of inputs that have since changed.
     gr.on(
         triggers=[create.image.change, create.prompt.change, create.seed.change, create.fit.change],

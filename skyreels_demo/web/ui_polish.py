@@ -9,7 +9,6 @@ server's first answer arrives, and a scroll is the page's business, not the serv
 from __future__ import annotations
 
 import json
-import random
 
 import gradio as gr
 
@@ -209,8 +208,14 @@ class SeedInput(gr.Number):
         return self.round_to_precision(payload, self.precision)
 
 
-def randomized(checked: bool, seed: float | None, seed_max: int) -> float | int:
-    """The "Randomize seed" box, ticked or not: -1 (a new seed every run), or a seed to keep."""
-    if checked:
-        return -1
-    return seed if isinstance(seed, (int, float)) and seed >= 0 else random.randint(0, seed_max)
+def randomize_js(seed_max: int) -> str:
+    """The "Randomize seed" box, ticked or not, in the page: -1 (a new seed every run), or a seed
+    to keep (a new one from 0 to `seed_max` if there was none)."""
+    return (
+        "(checked, seed) => checked ? -1 : "
+        f"(typeof seed === 'number' && seed >= 0 ? seed : Math.floor(Math.random() * {seed_max + 1}))"
+    )
+
+
+# The box follows the seed: ticked for -1, unticked for a seed typed or reused.
+SEED_IS_RANDOM_JS = "(seed) => seed === -1"
