@@ -156,7 +156,9 @@ def test_resume_after_everything_is_saved_sends_nothing(slow_backend, tmp_path):
 
 def test_a_generate_that_gave_up_waiting_is_resumed_at_the_configured_poll_interval(tmp_path):
     # SKYREELS_POLL=0.2 asks for a poll every 0.2 s; `resume` should see the end that soon too.
-    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=2.5)) as backend:
+    # The task runs long enough that `resume` is polling before it ends, however slowly a loaded
+    # machine starts the command (at 2.5 s, one started after the end and saved it 2.4 s late).
+    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=6.0)) as backend:
         data = tmp_path / "data"
         env = cli_env(backend, data)
         gave_up = run_cli("generate", "--prompt", "a kite climbs", "--image", IMAGE, "--seed", "8",
