@@ -36,6 +36,6 @@ if [ ! -f "$NODE_CLIENT/node_modules/@gradio/client/dist/index.js" ]; then
 fi
 # Three workers, each a whole file at a time (its module's launched app shared, never split):
 # most tests wait on loopback servers, so three share the two cores well (the whole suite,
-# green, in about 14 min on this 2-core machine: bench/bench_suite.py). `-n 0` runs in one process;
+# green, in about 15 min on this 2-core machine: bench/bench_suite.py). `-n 0` runs in one process;
 # SKYREELS_TEST_WORKERS sets how many.
 "$PYTHON" -m pytest -n "${SKYREELS_TEST_WORKERS:-3}" --dist loadfile "$@"
