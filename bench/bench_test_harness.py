@@ -43,8 +43,8 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def tree_cpu_s(root: int) -> float:
-    """CPU of `root` and every process below it (Chromium's renderers, GPU and utility ones)."""
+def children_by_parent() -> dict[int, list[int]]:
+    """Every process's pid under its parent's, read from /proc as it is now."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -53,6 +53,12 @@ def tree_cpu_s(root: int) -> float:
             except OSError:
                 continue
             children.setdefault(parent, []).append(int(entry.name))
+    return children
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU of `root` and every process below it (Chromium's renderers, GPU and utility ones)."""
+    children = children_by_parent()
     total, todo = 0.0, [root]
     while todo:
         pid = todo.pop()
@@ -87,14 +93,7 @@ def launch(how: str, data: Path) -> tuple[float, float]:
 def tree_cpu_by_kind(root: int) -> dict[str, float]:
     """CPU of each process below `root` (not itself), by kind: Chromium's by its --type
     (a utility by its sub-type), Playwright's driver, and anything else by its program."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
+    children = children_by_parent()
     spent: dict[str, float] = {}
     todo = list(children.get(root, []))
     while todo:
