@@ -48,7 +48,7 @@ def share_threads(blocks: gr.Blocks, events_at_once: int) -> None:
 
 
 # How often an idle queue looks for work. Gradio's own pace on Linux is every 1 ms (queueing.py
-# Queue.__init__: sleep_when_free), about 5% of a core for an app nobody is using (bench/
+# Queue.__init__: sleep_when_free), 6 to 8% of a core for an app nobody is using (bench/
 # bench_idle.py): a laptop's fan, a Space's share. At 20 ms an event starts within 20 ms of its
 # arrival. Progress keeps Gradio's 10 ms (progress_update_sleep_when_free): an update newer than
 # the last one sent replaces it, and a quick stage ("Downloading the video") must still be heard.
