@@ -8,8 +8,9 @@ Each row: the test's id, wall seconds, CPU seconds in all, the worker's pid, the
 kind (KINDS, in that order). A process that ended counts under the kind of the one that waited
 for it: Chromium's renderers under "chromium", forked apps under "apps", a CLI the worker ran
 under "ended"; "other" is mostly Chromium's renderers that have ended and wait to be reaped
-(their command line is gone). bench/bench_suite.py reads it for its CPU by file. A module's shared fixtures
-fall on the tests that set them up and tear them down. Not loaded by the README's test command.
+(their command line is gone). bench/bench_suite.py reads it for its CPU by file. A module's
+shared fixtures fall on the tests that set them up and tear them down. Not loaded by the README's
+test command.
 """
 
 from __future__ import annotations
