@@ -328,17 +328,21 @@ def test_four_visitors_on_one_slot_see_their_places_fall_to_zero_then_their_vide
     # a loaded machine lets them in (a 5 s task once ended before the second had its place);
     # theirs are quick.
     one_slot.switch.timing = TaskTiming(queue_s=0.2, processing_s=600.0)
-    for i, client in enumerate(clients):
-        jobs.append(client.submit(PROMPT, handle_file(str(photo_path)), i, True, "crop", "", api_name="/generate"))
-        # They arrive one after another: the first has its task, each later one its place.
-        if i == 0:
-            wait_for(lambda: one_slot.made() >= 1, timeout=60)
-            one_slot.switch.timing = TaskTiming(queue_s=0.2, processing_s=0.6)
-        else:
-            wait_for(lambda: places_of(jobs[-1].outputs()), timeout=60)
-    # All in line: the first task ends now (a record's timing is one assignment, read at each check).
-    first = one_slot.api.task(one_slot.mine()[0])
-    first.timing = TaskTiming(queue_s=first.timing.queue_s, processing_s=0.0)
+    try:
+        for i, client in enumerate(clients):
+            jobs.append(client.submit(PROMPT, handle_file(str(photo_path)), i, True, "crop", "", api_name="/generate"))
+            # They arrive one after another: the first has its task, each later one its place.
+            if i == 0:
+                wait_for(lambda: one_slot.made() >= 1, timeout=60)
+                one_slot.switch.timing = TaskTiming(queue_s=0.2, processing_s=0.6)
+            else:
+                wait_for(lambda: places_of(jobs[-1].outputs()), timeout=60)
+    finally:
+        # All in line (or the test failed: the shared slot is freed for the next test either way):
+        # the first task ends now (a record's timing is one assignment, read at each check).
+        if one_slot.made():
+            first = one_slot.api.task(one_slot.mine()[0])
+            first.timing = TaskTiming(queue_s=first.timing.queue_s, processing_s=0.0)
     results = [job.result(timeout=120) for job in jobs]
     seen = [places_of(job.outputs()) for job in jobs]
     assert all(result[1] for result in results), "every visitor gets a video"
