@@ -916,6 +916,21 @@ def test_render_cut_short_by_a_stop_is_done_again_from_the_stored_upload(
     assert (first.counts["file"], second.counts["file"]) == (0, 1)  # only the video download
 
 
+def test_a_backend_given_no_folder_leaves_nothing_behind_and_one_given_a_folder_keeps_it(tmp_path: Path) -> None:
+    # `python -m skyreels_demo local-api` without --data-dir, or a test's backend: each used to
+    # leave a folder of uploads and renders in the system's temp folder, for good.
+    kept_dir = tmp_path / "kept"
+    for data_dir in (None, kept_dir):
+        with LocalBackend(data_dir=data_dir, render=False, timing=QUICK) as server:
+            api = Api(server)
+            task_id = api.start_task(api.upload(picture(64, 64)))
+            assert api.follow(task_id)[0]["status"] == "completed"
+            folder = server.data_dir
+            assert (folder / "tasks" / f"{task_id}.json").is_file()
+        assert folder.exists() == (data_dir is not None), folder
+    assert stored(kept_dir, task_id)["render"] is not None
+
+
 def test_finished_tasks_keep_their_outcome_across_a_restart(
     start_backend: Callable[..., LocalBackend], tmp_path: Path
 ) -> None:

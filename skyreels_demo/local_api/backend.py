@@ -9,7 +9,6 @@ import collections
 import logging
 import random
 import socket
-import tempfile
 import threading
 import time
 import uuid
@@ -95,10 +94,8 @@ class LocalBackend:
         self.prices: dict[str, float] = {spec.name: spec.price_usd for spec in models}
         self.prices.update(prices or {})
         self._timing = timing
-        if data_dir is None:
-            data_dir = Path(tempfile.mkdtemp(prefix="skyreels-local-"))
-        self.data_dir = Path(data_dir)
-        self.storage = Storage(self.data_dir)
+        self.storage = Storage(None if data_dir is None else Path(data_dir))
+        self.data_dir = self.storage.data_dir
         self._renders = PreviewRenders(self.storage.renders_dir)
         self.host = host
         self.port = port

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import re
 import tempfile
 import threading
@@ -59,7 +60,11 @@ except ImportError:  # pragma: no cover - Windows
 class Storage:
     """The backend's data directory: tasks/, uploads/ and renders/."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path | None) -> None:
+        # Given no folder, a temporary one of its own, removed on close: nothing in it outlives
+        # the backend (one whose tasks or renders are kept is given a folder).
+        self._own_dir = data_dir is None
+        data_dir = Path(tempfile.mkdtemp(prefix="skyreels-local-")) if data_dir is None else data_dir
         self.data_dir = data_dir
         self.uploads_dir = data_dir / "uploads"
         self.renders_dir = data_dir / "renders"
@@ -79,6 +84,8 @@ class Storage:
         with self._lock:
             self._closed = True
         self.release_server()
+        if self._own_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     # -- which backend answers for a task --
 
