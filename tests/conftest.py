@@ -6,13 +6,25 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
+import itertools
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+# Gradio's folder (uploads, its copies of outputs), this test process's own, and each launched
+# app's own below it: Gradio names a file by its content and deletes every file an app made when
+# that app stops, so apps sharing <tmp>/gradio deleted each other's copy of the same picture
+# mid-run ("There is no file at /tmp/gradio/<sha>/photo.jpg"). Set before Gradio is imported.
+GRADIO_FOLDER = Path(tempfile.mkdtemp(prefix="skyreels-tests-gradio-"))
+os.environ["GRADIO_TEMP_DIR"] = str(GRADIO_FOLDER)
+atexit.register(shutil.rmtree, GRADIO_FOLDER, True)
+_app_folders = itertools.count(1)
 
 import av
 import numpy as np
@@ -177,7 +189,8 @@ _warm: list[WarmStarter] = []
 def warm_starter() -> WarmStarter:
     """This test process's warm interpreter (warm_start.py), started on its first launch."""
     if not _warm:
-        _warm.append(WarmStarter(ROOT, clean_env()))
+        # What Gradio reads at import (warm_start.READ_AT_IMPORT) is this process's folder.
+        _warm.append(WarmStarter(ROOT, clean_env(GRADIO_TEMP_DIR=str(GRADIO_FOLDER))))
         atexit.register(_warm[0].close)
     return _warm[0]
 
@@ -211,14 +224,19 @@ class LaunchedApp:
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}/"
         self._log = open(self.log_path, "ab")
-        env = clean_env(
-            GRADIO_SERVER_PORT=str(self.port),
-            GRADIO_SERVER_NAME="127.0.0.1",
-            SKYREELS_DATA_DIR=str(self.data_dir),
-            GRADIO_ANALYTICS_ENABLED="False",
+        # A test that names Gradio's folder starts its app cold (a few Gradio modules read it at
+        # import). Otherwise the app's own folder: where it writes uploads and copies, read when
+        # they are written; what Gradio read at import (MCP's inline files) is this process's.
+        cold = cold_only(env)
+        env = clean_env(**{
+            "GRADIO_TEMP_DIR": str(GRADIO_FOLDER / f"app-{next(_app_folders)}"),
+            "GRADIO_SERVER_PORT": str(self.port),
+            "GRADIO_SERVER_NAME": "127.0.0.1",
+            "SKYREELS_DATA_DIR": str(self.data_dir),
+            "GRADIO_ANALYTICS_ENABLED": "False",
             **env,
-        )
-        if cold_only(env):
+        })
+        if cold:
             self.process = subprocess.Popen(
                 [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
             )
