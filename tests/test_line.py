@@ -4,11 +4,13 @@ refusals of a line too long, and what a crowd of waiting visitors costs the app 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from gradio_client import Client, handle_file
@@ -297,6 +299,23 @@ class OneSlot:
     def made(self) -> int:
         return len(self.mine())
 
+    @contextlib.contextmanager
+    def held(self, start_first: Callable[[], object], then: TaskTiming = TaskTiming(queue_s=0.2, processing_s=0.6)):
+        """The first task `start_first` makes holds the slot until the block ends, however slowly
+        a loaded machine lets the others in (a task of a fixed few seconds once ended before the
+        next visitor had a place); the tasks after it take `then`. Ended on leaving, failed or not,
+        so the shared slot is free for the next test (a record's timing is read at each check)."""
+        self.switch.timing = TaskTiming(queue_s=0.2, processing_s=600.0)
+        try:
+            start_first()
+            wait_for(lambda: self.made() >= 1, timeout=60)
+            self.switch.timing = then
+            yield
+        finally:
+            if self.made():
+                first = self.api.task(self.mine()[0])
+                first.timing = TaskTiming(queue_s=first.timing.queue_s, processing_s=0.0)
+
 
 @pytest.fixture(scope="module")
 def shared_slot(tmp_path_factory):
@@ -324,25 +343,15 @@ def test_four_visitors_on_one_slot_see_their_places_fall_to_zero_then_their_vide
     app = one_slot.app
     clients = [Client(app.url, verbose=False, download_files=str(tmp_path / f"v{i}")) for i in range(4)]
     jobs = []
-    # The first visitor's task holds the slot until the other three have arrived, however slowly
-    # a loaded machine lets them in (a 5 s task once ended before the second had its place);
-    # theirs are quick.
-    one_slot.switch.timing = TaskTiming(queue_s=0.2, processing_s=600.0)
-    try:
-        for i, client in enumerate(clients):
-            jobs.append(client.submit(PROMPT, handle_file(str(photo_path)), i, True, "crop", "", api_name="/generate"))
-            # They arrive one after another: the first has its task, each later one its place.
-            if i == 0:
-                wait_for(lambda: one_slot.made() >= 1, timeout=60)
-                one_slot.switch.timing = TaskTiming(queue_s=0.2, processing_s=0.6)
-            else:
-                wait_for(lambda: places_of(jobs[-1].outputs()), timeout=60)
-    finally:
-        # All in line (or the test failed: the shared slot is freed for the next test either way):
-        # the first task ends now (a record's timing is one assignment, read at each check).
-        if one_slot.made():
-            first = one_slot.api.task(one_slot.mine()[0])
-            first.timing = TaskTiming(queue_s=first.timing.queue_s, processing_s=0.0)
+
+    def submit(i: int) -> None:
+        jobs.append(clients[i].submit(PROMPT, handle_file(str(photo_path)), i, True, "crop", "", api_name="/generate"))
+
+    # They arrive one after another: the first has the slot, each later one its place.
+    with one_slot.held(lambda: submit(0)):
+        for i in range(1, len(clients)):
+            submit(i)
+            wait_for(lambda: places_of(jobs[-1].outputs()), timeout=60)
     results = [job.result(timeout=120) for job in jobs]
     seen = [places_of(job.outputs()) for job in jobs]
     assert all(result[1] for result in results), "every visitor gets a video"
@@ -461,17 +470,18 @@ def test_a_run_past_a_full_line_is_told_at_once_not_held_out_of_sight(tmp_path, 
 def test_variations_waiting_in_line_show_their_places_then_their_videos(one_slot, tmp_path, photo_path):
     """Two variations behind one run on one slot: their status lines carry their places (the
     second behind the first, not beside it), which fall as the line moves, then both are made."""
-    # Long enough that the variations join while the first run still holds the slot, on a
-    # loaded machine too (at 1.5 s a slow join found the slot free and saw one place only).
-    one_slot.switch.timing = TaskTiming(queue_s=0.0, processing_s=5.0)
     app = one_slot.app
     first = Client(app.url, verbose=False)
-    busy = first.submit(PROMPT, handle_file(str(photo_path)), 1, True, "crop", "", api_name="/generate")
-    wait_for(lambda: one_slot.made() == 1, timeout=60)
     varied = Client(app.url, verbose=False, download_files=str(tmp_path / "v"))
-    job = varied.submit(PROMPT, handle_file(str(photo_path)), 2, 20, True, "crop", "", api_name="/generate_variations")
+    busy = []
+    # The first run holds the slot until both variations have their places (a run of a fixed
+    # 1.5 s, then 5 s, once ended before a slow join, which then saw one place only).
+    with one_slot.held(lambda: busy.append(first.submit(PROMPT, handle_file(str(photo_path)), 1, True, "crop", "",
+                                                        api_name="/generate"))):
+        job = varied.submit(PROMPT, handle_file(str(photo_path)), 2, 20, True, "crop", "", api_name="/generate_variations")
+        wait_for(lambda: any(len(PLACE.findall(str(out[1]))) == 2 for out in job.outputs()), timeout=60)
     grid, _lines = job.result(timeout=120)
-    busy.result(timeout=60)
+    busy[0].result(timeout=60)
     seen = [[int(m) for m in PLACE.findall(str(out[1]))] for out in job.outputs()]
     places = sorted({tuple(p) for p in seen if p})
     assert any(len(p) == 2 and p[0] != p[1] for p in places), places  # two places, one behind the other
@@ -511,17 +521,16 @@ def test_runs_following_their_tasks_leave_the_servers_threads_to_everyone_else(t
 def test_second_visitor_sees_place_and_estimate_in_view_then_the_video(browser, one_slot):
     from playwright.sync_api import expect
 
-    # Tasks of several seconds, so the first visitor holds the only slot while the second waits.
-    one_slot.switch.timing = TaskTiming(queue_s=0.5, processing_s=6.0)
     with browser_page(browser, one_slot.app.url) as first, browser_page(browser, one_slot.app.url) as second:
         fill_in(first, PROMPT)
         fill_in(second, PROMPT, ASTRONAUT)
-        first.get_by_role("button", name="Generate", exact=True).click()
-        second.get_by_role("button", name="Generate", exact=True).click()
-        place = second.locator("#status [data-queue-place]")
-        expect(place).to_be_visible(timeout=30_000)
-        expect(place).to_be_in_viewport()
-        assert re.fullmatch(r"(You are next|\d+ ahead of you) · about \d+ (s|min)", place.inner_text())
+        # The first visitor holds the only slot while the second waits.
+        with one_slot.held(lambda: first.get_by_role("button", name="Generate", exact=True).click()):
+            second.get_by_role("button", name="Generate", exact=True).click()
+            place = second.locator("#status [data-queue-place]")
+            expect(place).to_be_visible(timeout=30_000)
+            expect(place).to_be_in_viewport()
+            assert re.fullmatch(r"(You are next|\d+ ahead of you) · about \d+ (s|min)", place.inner_text())
         first.locator("#result-video video").wait_for(timeout=60_000)
         second.locator("#result-video video").wait_for(timeout=60_000)
         expect(second.locator("#status [data-queue-place]")).to_have_count(0)
@@ -535,7 +544,6 @@ def test_a_film_held_in_gradios_queue_shows_its_place_in_the_lines_words(browser
 
     shots = ROOT / "tests" / "screenshots"  # git-ignored: for a person to look at
     shots.mkdir(exist_ok=True)
-    one_slot.switch.timing = TaskTiming(queue_s=0.2, processing_s=3.0)
     app = one_slot.app
     pages = []
     for viewport in ({"width": 1366, "height": 768}, {"width": 390, "height": 844}):
@@ -546,15 +554,16 @@ def test_a_film_held_in_gradios_queue_shows_its_place_in_the_lines_words(browser
         write_storyboard(page)
         pages.append((context, page))
     (_, first), (_, second) = pages
-    first.get_by_role("button", name="Make the film").click()
-    expect(first.locator("#film-status")).to_contain_text("Shot 1", timeout=30_000)
-    second.get_by_role("button", name="Make the film").click()
-    place = second.locator("#film-status [data-queue-place]")
-    expect(place).to_be_visible(timeout=30_000)
-    assert place.get_attribute("data-queue-place") == "0"
-    assert re.fullmatch(r"You are next · about \d+ (s|min)", place.inner_text())
-    place.scroll_into_view_if_needed()
-    second.screenshot(path=str(shots / "film-held-phone.png"))
+    # The first film's first shot holds the slot while the second film waits.
+    with one_slot.held(lambda: first.get_by_role("button", name="Make the film").click()):
+        expect(first.locator("#film-status")).to_contain_text("Shot 1", timeout=30_000)
+        second.get_by_role("button", name="Make the film").click()
+        place = second.locator("#film-status [data-queue-place]")
+        expect(place).to_be_visible(timeout=30_000)
+        assert place.get_attribute("data-queue-place") == "0"
+        assert re.fullmatch(r"You are next · about \d+ (s|min)", place.inner_text())
+        place.scroll_into_view_if_needed()
+        second.screenshot(path=str(shots / "film-held-phone.png"))
     expect(first.locator("#film-video video")).to_be_visible(timeout=90_000)
     # Its turn: the place gives way to the film's own timeline, and then its film.
     expect(second.locator("#film-status [data-queue-place]")).to_have_count(0, timeout=30_000)
@@ -567,17 +576,16 @@ def test_a_film_held_in_gradios_queue_shows_its_place_in_the_lines_words(browser
 def test_a_films_shot_waiting_for_the_slot_shows_its_place_in_the_timeline(browser, one_slot):
     from playwright.sync_api import expect
 
-    one_slot.switch.timing = TaskTiming(queue_s=0.2, processing_s=4.0)
     app = one_slot.app
     with browser_page(browser, app.url) as runner, browser_page(browser, app.url) as director:
         fill_in(runner, PROMPT)
-        runner.get_by_role("button", name="Generate", exact=True).click()
-        wait_for(lambda: one_slot.made() == 1, timeout=30)
-        write_storyboard(director)
-        director.get_by_role("button", name="Make the film").click()
-        place = director.locator("#film-status [data-queue-place]")
-        expect(place).to_be_visible(timeout=30_000)
-        assert place.get_attribute("data-queue-place") == "0"
-        assert re.fullmatch(r"You are next · about \d+ (s|min)", place.inner_text())
-        expect(director.locator("#film-status")).to_contain_text("Shot 1")
+        # The runner's task holds the slot while the director writes the storyboard and waits.
+        with one_slot.held(lambda: runner.get_by_role("button", name="Generate", exact=True).click()):
+            write_storyboard(director)
+            director.get_by_role("button", name="Make the film").click()
+            place = director.locator("#film-status [data-queue-place]")
+            expect(place).to_be_visible(timeout=30_000)
+            assert place.get_attribute("data-queue-place") == "0"
+            assert re.fullmatch(r"You are next · about \d+ (s|min)", place.inner_text())
+            expect(director.locator("#film-status")).to_contain_text("Shot 1")
         expect(director.locator("#film-video video")).to_be_visible(timeout=90_000)
