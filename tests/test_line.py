@@ -26,7 +26,7 @@ from skyreels_demo.web.status_board import StatusBoard
 from skyreels_demo.studio.studio import Studio
 from skyreels_demo.studio.variations import stream_variations
 
-from .conftest import ASTRONAUT, ROOT, LaunchedApp, browser_page, fill_in, open_store, settings_for, wait_for, write_storyboard
+from .conftest import ASTRONAUT, FAST, ROOT, LaunchedApp, browser_page, fill_in, open_store, settings_for, wait_for, write_storyboard
 
 PROMPT = "A woman in a red coat turns to the camera and smiles as snow falls around her."
 PLACE = re.compile(r'data-queue-place="(\d+)"')
@@ -276,7 +276,7 @@ class SwitchedTiming:
     """The shared backend's task timing, set by each test; a task keeps the timing it was made with."""
 
     def __init__(self) -> None:
-        self.timing = TaskTiming(queue_s=0.2, processing_s=0.6)
+        self.timing = FAST
 
     def __call__(self) -> TaskTiming:
         return self.timing
@@ -300,7 +300,7 @@ class OneSlot:
         return len(self.mine())
 
     @contextlib.contextmanager
-    def held(self, start_first: Callable[[], object], then: TaskTiming = TaskTiming(queue_s=0.2, processing_s=0.6)):
+    def held(self, start_first: Callable[[], object], then: TaskTiming = FAST):
         """The first task `start_first` makes holds the slot until the block ends, however slowly
         a loaded machine lets the others in (a task of a fixed few seconds once ended before the
         next visitor had a place); the tasks after it take `then`. Ended on leaving, failed or not,
@@ -334,7 +334,7 @@ def one_slot(shared_slot):
     """The shared app once the last test's runs have all ended, its tasks quick unless set."""
     store = open_store(shared_slot.app.data_dir)
     wait_for(lambda: not store.unfinished(), timeout=60)
-    shared_slot.switch.timing = TaskTiming(queue_s=0.2, processing_s=0.6)
+    shared_slot.switch.timing = FAST
     shared_slot.first = shared_slot.api.tasks_created
     return shared_slot
 
