@@ -293,14 +293,30 @@ def test_the_film_tab_fills_its_timeline_then_plays_the_film(film_app, browser, 
     context.set_default_timeout(60_000)
     page = context.new_page()
     page.goto(film_app.url)
+    # Each edit of the storyboard is drawn (its price, its rows, how each shot starts) by one
+    # request to the app, and a film in the making sends none: no event fires another.
+    asked = []
+    page.on("request", lambda request: asked.append(json.loads(request.post_data or "{}").get("event_data"))
+            if "/run/predict" in request.url else None)
     write_storyboard(page)
     expect(page.locator("#film-price")).to_contain_text("2 shots")
+    asked.clear()
+    page.get_by_label("Shot 3", exact=True).fill("she waves")
+    expect(page.locator("#film-price")).to_contain_text("3 shots")
+    expect(page.get_by_label("Shot 4", exact=True)).to_be_visible()
+    expect(page.get_by_label("Shot 3 starts")).to_be_visible()
+    assert asked.count("she waves") == 1
+    page.get_by_label("Shot 3", exact=True).fill("")
+    expect(page.locator("#film-price")).to_contain_text("2 shots")
+    expect(page.get_by_label("Shot 4", exact=True)).to_be_hidden()
+    asked.clear()
     page.get_by_role("button", name="Make the film").click()
     expect(page.locator("#film-status")).to_contain_text("Shot 1", timeout=30_000)
     expect(page.locator("#film-timeline img, #film-timeline video").first).to_be_visible(timeout=60_000)
     film = page.locator("#film-video video")
     expect(film).to_be_visible(timeout=90_000)
     expect(page.locator("#film-status")).to_contain_text("The film is cut")
+    assert asked == []
     # Its length is known once the browser has read the film's metadata.
     wait_for(lambda: (page.evaluate("() => document.querySelector('#film-video video').duration") or 0) > 7.5, timeout=30)
     shots = ROOT / "tests" / "screenshots"  # git-ignored: for a person to look at

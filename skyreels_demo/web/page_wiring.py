@@ -10,7 +10,6 @@ from typing import Any, Protocol
 import gradio as gr
 
 from skyreels_demo.config import Settings
-from skyreels_demo.studio.films import MIN_SHOTS
 from skyreels_demo.web import agents, ui_polish
 from skyreels_demo.web.page_input import new_visitor
 from skyreels_demo.models import ModelSpec
@@ -283,17 +282,11 @@ def wire_film(app: StudioApp, page: Page) -> None:
     ).then(fn=None, js=ui_polish.film_cut_js(), **private)
     film.halt.click(app.runs.stop, None, None, queue=False, **private)
     quick = dict(queue=False, show_progress="hidden", **private)
+    # One event draws the storyboard as it is written (its price, its rows, how each shot
+    # starts): three on the same boxes' change made a film's page fire them over and over.
     gr.on(
-        triggers=[film.takes.change, *(box.change for box in film.shot_prompts)], fn=films.price,
-        inputs=[film.takes, *film.shot_prompts], outputs=film.price, **quick,
-    )
-    gr.on(
-        triggers=[box.change for box in film.shot_prompts], fn=films.rows_shown, inputs=film.shot_prompts,
-        outputs=[shot.row for shot in film.shot_rows[MIN_SHOTS:]], **quick,
-    )
-    gr.on(
-        triggers=[box.change for box in film.shot_prompts], fn=films.starts_shown, inputs=film.shot_prompts,
-        outputs=[shot.start for shot in film.shot_rows[1:]], **quick,
+        triggers=[film.takes.change, *(box.change for box in film.shot_prompts)], fn=films.storyboard_drawn,
+        inputs=[film.takes, *film.shot_prompts], outputs=film.drawn, **quick,
     )
     for shot in film.shot_rows:
         if shot.start is not None and shot.picture is not None:

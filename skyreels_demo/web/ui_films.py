@@ -45,16 +45,10 @@ class FilmHandlers:
         self.requester = context.requester
         self.stops = context.stops
 
-    def rows_shown(self, *prompts: str):
-        """The storyboard grows as it is written: the first two shots' rows, then one more past
-        the last shot written (up to six), so no shot hides in a closed box."""
-        written = [index for index, prompt in enumerate(prompts) if text(prompt).strip()]
-        shown = max(MIN_SHOTS, min(len(prompts), (written[-1] + 2) if written else 0))
-        return tuple(gr.update(visible=index < shown) for index in range(MIN_SHOTS, len(prompts)))
-
-    def starts_shown(self, *prompts: str):
-        """Each shot after the first says how it starts once it is written."""
-        return tuple(gr.update(visible=bool(text(prompt).strip())) for prompt in prompts[1:])
+    def storyboard_drawn(self, takes: Any = MIN_TAKES, *prompts: str) -> tuple:
+        """The storyboard as it is written, in one answer (one event, so one request a change):
+        its price, which shots' rows show and which say how they start (FilmTab.drawn's order)."""
+        return (self.price(takes, *prompts), *rows_shown(prompts), *starts_shown(prompts))
 
     def price(self, takes: Any = MIN_TAKES, *prompts: str) -> str:
         """What the storyboard would cost (its shots × takes), before anything is spent."""
@@ -246,6 +240,19 @@ class FilmHandlers:
             raise gr.Error(UNEXPECTED, print_exception=False) from None
         finally:
             self.stops.release(session, film_request.stop)
+
+
+def rows_shown(prompts) -> tuple:
+    """The storyboard grows as it is written: the first two shots' rows, then one more past the
+    last shot written (up to six), so no shot hides in a closed box."""
+    written = [index for index, prompt in enumerate(prompts) if text(prompt).strip()]
+    shown = max(MIN_SHOTS, min(len(prompts), (written[-1] + 2) if written else 0))
+    return tuple(gr.update(visible=index < shown) for index in range(MIN_SHOTS, len(prompts)))
+
+
+def starts_shown(prompts) -> tuple:
+    """Each shot after the first says how it starts once it is written."""
+    return tuple(gr.update(visible=bool(text(prompt).strip())) for prompt in prompts[1:])
 
 
 def storyboard(prompts, seeds, starts, pictures) -> list[dict]:

@@ -71,6 +71,12 @@ class FilmTab:
                 self.export_file]
 
     @property
+    def drawn(self) -> list[gr.components.Component]:
+        """What the storyboard's own event draws, in FilmHandlers.storyboard_drawn's order."""
+        return [self.price, *(shot.row for shot in self.shot_rows[MIN_SHOTS:]),
+                *(shot.start for shot in self.shot_rows[1:])]
+
+    @property
     def storyboard(self) -> list[gr.components.Component]:
         """Every shot's inputs in the order FilmHandlers.make_film_in_page reads them."""
         return [
