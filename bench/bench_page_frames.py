@@ -9,9 +9,10 @@ main thread's busy time (Chrome's Performance.getMetrics, TaskDuration) over one
 2. the app's page, idle, after its opening events;
 3. the app's page waiting on a run (the video is being made);
 4. the app's page waiting on a film (two shots, the first being made), while another visitor's
-   run (its tab closed) is still being made: the Film tab's storyboard events (its price, its
-   rows), fired by `change` and taking the shot boxes as inputs, can then fire each other over
-   and over, the page busy and asking the app about 15 times a second for as long as it is open.
+   run (its tab closed) is still being made: until 6311d71 the Film tab's three storyboard events
+   (its price, its rows, how each shot starts), fired by the shot boxes' `change`, could then fire
+   each other over and over, the page busy and asking the app about 15 times a second; one event
+   draws them now.
 
     python bench/bench_page_frames.py [--rounds 3] [--seconds 6]
 
