@@ -7,8 +7,11 @@
    still, and a finished video waits on its first frame instead of looping by itself).
 3. A fresh visitor's page load (a new browser context, as each browser test's visitor), to its
    Generate button and a second after: the CPU of each kind of process it woke, the app's too.
+4. What a browser test does to a page once it is loaded: an axe check (test_pleasant's
+   serious_violations), a screenshot of the screen and of the whole page, a resize to a
+   phone's width, and 10 s of the page left idle: Chromium's CPU and the app's for each.
 
-    python bench/bench_test_harness.py [--launches 5] [--waits 3] [--pages 5]
+    python bench/bench_test_harness.py [--launches 5] [--waits 3] [--pages 5] [--acts 5]
 
 Launches alternate cold and warm, and waits alternate motion and reduced, so a machine that
 gets busier mid-run moves both columns alike. Everything is on loopback: the app runs its
@@ -163,17 +166,47 @@ def visitor_page(app: LaunchedApp, browser, motion: str, seconds: float = 10.0) 
         context.close()
 
 
+def page_acts(app: LaunchedApp, browser, folder: Path) -> dict[str, float]:
+    """Chromium's CPU and the app's for each thing a test does to a page it has loaded."""
+    from tests.test_pleasant import serious_violations
+
+    context = browser.new_context(reduced_motion="reduce", viewport={"width": 1366, "height": 768})
+    spent: dict[str, float] = {}
+    try:
+        page = context.new_page()
+        page.goto(app.url)
+        page.get_by_role("button", name="Generate", exact=True).wait_for()
+        time.sleep(1.0)  # the page's own last work after load, left out of what follows
+        acts = (
+            ("an axe check", lambda: serious_violations(page)),
+            ("a screenshot of the screen", lambda: page.screenshot(path=str(folder / "screen.png"))),
+            ("a screenshot of the whole page", lambda: page.screenshot(path=str(folder / "page.png"), full_page=True)),
+            ("a resize to a phone's width", lambda: (page.set_viewport_size({"width": 390, "height": 844}),
+                                                     page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))"))),
+            ("the page idle for 10 s", lambda: time.sleep(10.0)),  # the measured interval itself
+        )
+        for name, act in acts:
+            before = tree_cpu_s(os.getpid()) - cpu_s(os.getpid())
+            act()
+            spent[name] = tree_cpu_s(os.getpid()) - cpu_s(os.getpid()) - before
+    finally:
+        context.close()
+    return spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--launches", type=int, default=5)
     parser.add_argument("--waits", type=int, default=3)
     parser.add_argument("--pages", type=int, default=5)
+    parser.add_argument("--acts", type=int, default=5)
     args = parser.parse_args()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     load = os.getloadavg()[0]
     launches: dict[str, list[tuple[float, float]]] = {"cold": [], "warm": []}
     waits: dict[str, list[tuple[float, float]]] = {"no-preference": [], "reduce": []}
     loads: list[dict[str, float]] = []
+    acts: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-harness-") as folder:
         root = Path(folder)
         warm_starter()  # its own imports once, before the first timed warm launch
@@ -190,21 +223,27 @@ def main() -> None:
                         waits[motion].append(visitor_page(app, browser, motion))
                 for _ in range(args.pages):
                     loads.append(page_load(app, browser))
+                for _ in range(args.acts):
+                    acts.append(page_acts(app, browser, root))
             finally:
                 browser.close()
     print(f"# The suite's harness (commit {commit}; {machine()}; load average {load:.1f} at start)\n")
-    rows = []
-    for how, label in (("cold", "`python app.py`, cold"), ("warm", "forked from the warm interpreter")):
-        walls, cpus = zip(*launches[how])
-        rows.append([label, f"{statistics.median(walls):.2f} s", f"{statistics.median(cpus):.2f} s", len(walls)])
-    print(markdown_table(["app launch to first 200", "median wall", "median app CPU", "launches"], rows))
-    cold, warm = (statistics.median(c for _, c in launches[h]) for h in ("cold", "warm"))
-    print(f"\nCPU saved per launch: {cold - warm:.2f} s (derived, medians).\n")
-    rows = [
-        [motion, f"{statistics.median(w for w, _ in values):.2f} s", f"{statistics.median(v for _, v in values):.2f} s", len(values)]
-        for motion, values in waits.items()
-    ]
-    print(markdown_table(["a visitor's page, 10 s each", "median Chromium CPU, waiting on a run", "showing its video", "pages"], rows))
+    if args.launches:
+        rows = []
+        for how, label in (("cold", "`python app.py`, cold"), ("warm", "forked from the warm interpreter")):
+            walls, cpus = zip(*launches[how])
+            rows.append([label, f"{statistics.median(walls):.2f} s", f"{statistics.median(cpus):.2f} s", len(walls)])
+        print(markdown_table(["app launch to first 200", "median wall", "median app CPU", "launches"], rows))
+        cold, warm = (statistics.median(c for _, c in launches[h]) for h in ("cold", "warm"))
+        print(f"\nCPU saved per launch: {cold - warm:.2f} s (derived, medians).\n")
+    if args.waits:
+        rows = [
+            [motion, f"{statistics.median(w for w, _ in values):.2f} s", f"{statistics.median(v for _, v in values):.2f} s",
+             len(values)]
+            for motion, values in waits.items()
+        ]
+        print(markdown_table(["a visitor's page, 10 s each", "median Chromium CPU, waiting on a run", "showing its video",
+                              "pages"], rows))
     if loads:
         kinds = sorted({kind for load in loads for kind in load}, key=lambda k: -statistics.median(load.get(k, 0.0) for load in loads))
         rows = [[kind, f"{statistics.median(load.get(kind, 0.0) for load in loads):.2f} s"] for kind in kinds
@@ -212,6 +251,11 @@ def main() -> None:
         rows.append(["all", f"{statistics.median(sum(load.values()) for load in loads):.2f} s"])
         print(f"\nA fresh visitor's page load, to its Generate button and 1 s after (medians of {len(loads)}):\n")
         print(markdown_table(["process", "CPU"], rows))
+
+    if acts:
+        rows = [[name, f"{statistics.median(act[name] for act in acts):.2f} s"] for name in acts[0]]
+        print(f"\nWhat a test does to a loaded page: Chromium's CPU and the app's (medians of {len(acts)} pages):\n")
+        print(markdown_table(["act", "CPU"], rows))
 
 
 if __name__ == "__main__":
