@@ -81,6 +81,35 @@ def test_the_page_fits_a_phone(app, browser, tmp_path):
     page.close()
 
 
+# Each animation frame the page asks for, by the script that asked (its file, without its hash).
+FRAMES_BY_CALLER = """
+window.__frames = {};
+const askFrame = window.requestAnimationFrame.bind(window);
+window.requestAnimationFrame = (callback) => {
+  const caller = (new Error().stack || '').split('\\n').slice(2).join(' ').match(/assets\\/([a-zA-Z]+)/);
+  const name = caller ? caller[1] : 'page';
+  window.__frames[name] = (window.__frames[name] || 0) + 1;
+  return askFrame(callback);
+};
+"""
+
+
+def test_a_page_left_open_draws_nothing_for_gradios_hidden_timers(app, browser):
+    """A visitor's open tab is quiet: Gradio's status trackers, one of them left timing the
+    page's own loading forever, ask for no animation frames (sixty a second before, about 6% of
+    a core: bench_page_frames.py); the page's own drawing (Svelte's) still gets its frames."""
+    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    context.add_init_script(FRAMES_BY_CALLER)
+    page = context.new_page()
+    page.goto(app.url)
+    expect(page.get_by_role("button", name="Generate", exact=True)).to_be_visible(timeout=30_000)
+    page.evaluate("() => { window.__frames = {}; }")
+    page.wait_for_timeout(2000)  # the page left open: the window measured
+    frames = page.evaluate("() => window.__frames")
+    assert frames.get("statustracker", 0) == 0, frames
+    context.close()
+
+
 def in_view(page: Page, selector: str) -> bool:
     box = page.locator(selector).first.bounding_box()
     height = page.viewport_size["height"]

@@ -174,7 +174,8 @@ def card_routes(context: PageContext) -> Callable[[FastAPI], None]:
 
 
 class LinkCards:
-    """ASGI: a GET of the page's address is answered with the page carrying the app's card."""
+    """ASGI: a GET of the page's address is answered with the page carrying the app's card (and
+    the page's early fixes: gradio_compat.served_page)."""
 
     def __init__(self, app: Any, card: Callable[[str, dict[str, str], str], str]) -> None:
         self.app = app
@@ -210,7 +211,7 @@ class LinkCards:
                 tags = await anyio.to_thread.run_sync(
                     self.card, scope.get("query_string", b"").decode("latin-1"), asked, scope.get("scheme", "http")
                 )
-                page = gradio_compat.with_link_card(page.decode("utf-8"), tags).encode("utf-8")
+                page = gradio_compat.served_page(page.decode("utf-8"), tags).encode("utf-8")
                 headers = [(k, v) for k, v in headers if k != b"content-length"]
                 headers.append((b"content-length", str(len(page)).encode()))
             except Exception:  # the page without its card, never no page

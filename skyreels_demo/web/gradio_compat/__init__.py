@@ -4,8 +4,8 @@ the tree touches Gradio's private names, swaps its classes or sets what its laun
 
 Read from Gradio 6.31.0 (requirements.txt pins it to the Space's sdk_version). Here: what
 launch() would set on Blocks that are mounted instead, and the stop of Gradio's upload parser;
-the MCP server's class (mcp.py); the page's scripts that read Gradio's queue stream and fix its
-markup (page_js.py).
+the MCP server's class (mcp.py); the page's scripts that read Gradio's queue stream, fix its
+markup and pace its status trackers' frames (page_js.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Any
 
 import gradio as gr
 
-from skyreels_demo.web.gradio_compat.page_js import ACCESSIBLE_MARKUP_HEAD, queue_place_head  # noqa: F401
+from skyreels_demo.web.gradio_compat.page_js import (  # noqa: F401
+    ACCESSIBLE_MARKUP_HEAD, FRAME_PACING_HEAD, queue_place_head,
+)
 
 GRADIO_VERSION = "6.31.0"
 # gradio/blocks.py Blocks.create_limiter: max_threads of exactly 40 (its default) means "no
@@ -110,6 +112,12 @@ def guard_file_inputs(blocks: gr.Blocks) -> None:
 _LINK_CARD_TAG = re.compile(r'<meta\s+(?:property="og:[^"]*"|name="twitter:[^"]*")[^>]*>\s*', re.S)
 _HEAD = re.compile(r"<head[^>]*>", re.I)
 _CHARSET = re.compile(r"\s*<meta\s+charset=[^>]*>", re.I)
+
+
+def served_page(page: str, tags: str) -> str:
+    """Gradio's page as the app serves it: its link card (`tags`), and the fixes that must run
+    before Gradio's own scripts are read (FRAME_PACING_HEAD), early in its head."""
+    return with_link_card(page, f"{FRAME_PACING_HEAD}\n{tags}")
 
 
 def with_link_card(page: str, tags: str) -> str:

@@ -2,14 +2,35 @@
 
 Read from Gradio 6.31.0: gradio/templates/frontend (the built page: its queue client's
 `fetch` of /queue/join and /queue/data, the server-sent "estimation" messages of
-gradio/server_messages.py, and the aria labels its components draw). tests/test_browser.py
-is the test that fails when an upgrade changes them: it reads the place in line and the
-page's accessible names in a real browser.
+gradio/server_messages.py, the aria labels its components draw, and its status tracker's
+assets/statustracker-*.js). tests/test_browser.py is the test that fails when an upgrade changes
+them: it reads the place in line, the page's accessible names and who asks for its frames in a
+real browser.
 """
 
 from __future__ import annotations
 
 import json
+
+# Gradio's status tracker (@gradio/statustracker) times a pending event on every animation
+# frame, through the requestAnimationFrame it took when its module was first read, and never
+# stops once it is unmounted while pending: the app's own loader is, as every page opens. The
+# page then draws sixty frames a second for as long as it is open, about 6% of a core doing
+# nothing (bench/bench_page_frames.py). Its timer shows tenths of a second, so it is woken ten
+# times a second instead, by a timer that draws nothing when nothing changed; every other
+# caller's frames are as asked. It must run before Gradio's modules are read: the page's server
+# puts it at the top of the page's head (served_page), not in Blocks(head=), which Gradio adds
+# later.
+FRAME_PACING_HEAD = """<script>
+(() => {
+  const frame = window.requestAnimationFrame.bind(window);
+  window.requestAnimationFrame = (callback) => {
+    const caller = (new Error().stack || '').split('\\n')[2] || '';
+    if (!caller.includes('/statustracker')) return frame(callback);
+    return setTimeout(() => callback(performance.now()), 100);
+  };
+})();
+</script>"""
 
 # The page's own fixes for Gradio's markup, found by axe-core: the empty player's "Empty value"
 # label on a div with no role (aria-prohibited-attr), and buttons (the upload area, History's
