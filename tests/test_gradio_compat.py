@@ -107,3 +107,16 @@ def test_the_queue_stream_the_page_reads_still_speaks_estimation_with_rank_and_e
     bundle = Path(gr.__file__).parent / "templates" / "frontend" / "assets"
     assert any("queue/join" in p.read_text(errors="ignore") and "queue/data" in p.read_text(errors="ignore")
                for p in bundle.glob("index-*.js"))
+
+
+def test_the_status_tracker_the_page_paces_is_still_its_own_script_asking_for_frames():
+    """gradio_compat.FRAME_PACING_HEAD knows Gradio's status tracker by its script's name in the
+    caller's stack: assets/statustracker-*.js, which asks for animation frames. Were it folded
+    into another script, the pacing would quietly stop (test_browser counts by that name too)."""
+    from pathlib import Path
+
+    bundle = Path(gr.__file__).parent / "templates" / "frontend" / "assets"
+    trackers = list(bundle.glob("statustracker-*.js"))
+    assert len(trackers) == 1 and "requestAnimationFrame" in trackers[0].read_text(errors="ignore")
+    assert "/statustracker" in gradio_compat.FRAME_PACING_HEAD
+
