@@ -14,7 +14,7 @@ from skyreels_demo.web.page_input import own_run, text, visitor_id
 from skyreels_demo.store.records import Run
 from skyreels_demo.web.status_board import caption, details, picture_of, shown, status_line
 from skyreels_demo.web.ui_context import PageContext
-from skyreels_demo.web.ui_notes import PICK_A_TAKE, note
+from skyreels_demo.web.ui_notes import NEW_SEED, USE_THESE, note, pick_a_take
 
 HISTORY_SIZE = 40
 
@@ -66,7 +66,7 @@ class HistoryHandlers:
         the note beside History's buttons says what to do first."""
         run = self._own(run_id, visitor)
         if run is None:
-            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), note(PICK_A_TAKE)
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), note(pick_a_take(NEW_SEED if new_seed else USE_THESE))
         image = run.image_path if run.image_path and Path(run.image_path).exists() else None
         seed = random.randint(0, self.model.seed_max) if new_seed else run.seed
         said = gr.update() if new_seed else status_line(
@@ -81,7 +81,7 @@ class HistoryHandlers:
         """Ends a chain of events (its next step runs on success) when nothing is picked; the
         note already says why, so the error is shown nowhere and has no outputs to mark."""
         if self._own(run_id, visitor) is None:
-            raise gr.Error(PICK_A_TAKE, visible=False, print_exception=False)
+            raise gr.Error(pick_a_take(NEW_SEED), visible=False, print_exception=False)
 
     def visible_runs(self, visitor: str | None, *, words: str = "", kept: bool = False) -> list[Run]:
         """This browser's runs (everyone's, on a laptop), newest first; `words` and `kept` as

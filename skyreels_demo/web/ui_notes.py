@@ -7,9 +7,17 @@ an unqueued event (gr.Info there reaches only the server's log). An empty note t
 
 from __future__ import annotations
 
-PICK_A_TAKE = "Pick a take first: click one of the pictures in your runs, then press this again."
+# History's buttons for the picked take (tabs/history.py lays them out; Keep's label is ui_takes').
+USE_THESE, NEW_SEED, CONTINUE = "Use these settings", "Run again with a new seed", "Continue this shot"
+DOWNLOAD, SHARE, WITHDRAW = "Download this take", "Share this take", "Withdraw the link"
 NO_VIDEO_YET = "Make a video first: the next shot starts from its last frame. Add an image and a prompt, then press Generate."
 CHOOSE_A_ZIP = "Choose a take's .zip first (from \"Download this take\"), then press Make it again."
+
+
+def pick_a_take(button: str) -> str:
+    """What a take's button answers with nothing picked: naming the button, so a visitor who
+    pressed several knows which one this answers."""
+    return f"Pick a take first: click one of the pictures in your runs, then press “{button}” again."
 
 
 def note(sentence: str) -> str:

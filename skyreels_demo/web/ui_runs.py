@@ -18,7 +18,7 @@ from skyreels_demo.studio.events import Done
 from skyreels_demo.studio.watching import watch
 from skyreels_demo.web.continue_frames import continued_from_frame, frame_name, save_frame
 from skyreels_demo.web.page_input import NOT_YOURS, UNEXPECTED, fit_choice, may_touch, own_run, picture, text, visitor_id
-from skyreels_demo.web.ui_notes import NO_VIDEO_YET, PICK_A_TAKE, note
+from skyreels_demo.web.ui_notes import CONTINUE, NO_VIDEO_YET, note, pick_a_take
 from skyreels_demo.studio.run_request import RunRequest
 from skyreels_demo.web.status_board import StatusBoard, status_line, summary, variation_grid, variation_lines
 from skyreels_demo.web.ui_context import PageContext
@@ -219,7 +219,7 @@ class RunHandlers:
         beside History's buttons says what to do first."""
         run = own_run(self.studio.store, self.shared, run_id, visitor)
         if run is None:
-            return gr.update(), gr.update(), gr.update(), gr.update(), note(PICK_A_TAKE)
+            return gr.update(), gr.update(), gr.update(), gr.update(), note(pick_a_take(CONTINUE))
         if not run.has_video:
             return gr.update(), gr.update(), gr.update(), gr.update(), note(
                 "This take has no video to continue: pick a finished one (its last frame starts the next shot)."

@@ -30,7 +30,7 @@ from skyreels_demo.web.status_board import caption, picture_of, shown, status_li
 from skyreels_demo.web.ui_context import PageContext
 from skyreels_demo.web.compare_view import MAX_COMPARE, MIN_COMPARE, compare_html, compare_note
 from skyreels_demo.web.ui_history import HistoryHandlers
-from skyreels_demo.web.ui_notes import CHOOSE_A_ZIP, PICK_A_TAKE, note
+from skyreels_demo.web.ui_notes import CHOOSE_A_ZIP, DOWNLOAD, SHARE, WITHDRAW, note, pick_a_take
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class TakeHandlers:
     def keep(self, run_id: str, visitor: str | None, words: str | None, kept_only: bool | None, ticked: Any,
              request: gr.Request):
         """★ Keep: the take's files are never swept to make room; pressed again, unkept."""
-        run, said = self._picked(run_id, visitor)
+        run, said = self._picked(run_id, visitor, KEEP)
         if run is None:
             return gr.update(), gr.update(), gr.update(), gr.update(), said
         run = self.store.keep(run.id, not run.kept)
@@ -95,7 +95,7 @@ class TakeHandlers:
         """(the link box, the note): a link of the take's own, or what to do first."""
         if not self.settings.sharing:
             return gr.update(), note("Sharing is turned off on this app (SKYREELS_SHARING=0).")
-        run, said = self._picked(run_id, visitor)
+        run, said = self._picked(run_id, visitor, SHARE)
         if run is None:
             return gr.update(), said
         if not run.has_video:
@@ -104,18 +104,18 @@ class TakeHandlers:
         return _link(link), "Anyone with this link can watch this take (its video, prompt and seed), nothing else of yours. Withdraw the link to end it."
 
     def withdraw(self, run_id: str, visitor: str | None, request: gr.Request):
-        run, said = self._picked(run_id, visitor)
+        run, said = self._picked(run_id, visitor, WITHDRAW)
         if run is None:
             return gr.update(), said
         withdrawn = self.store.withdraw_shares(run.id)
         return _link(""), ("The link is withdrawn: it now shows that the take is not shared." if withdrawn
-                           else note("This take has no link to withdraw: press Share this take to make one."))
+                           else note(f"This take has no link to withdraw: press {SHARE} to make one."))
 
     # -- export, and making it again --
 
     def download(self, run_id: str, visitor: str | None, request: gr.Request):
         """(the zip, the note): the take's zip, which the page then downloads (one click)."""
-        run, said = self._picked(run_id, visitor)
+        run, said = self._picked(run_id, visitor, DOWNLOAD)
         if run is None:
             return gr.update(value=None, visible=False), said
         # Made once, named by the run, kept in the data directory (counted and swept there) and
@@ -200,10 +200,10 @@ class TakeHandlers:
 
     # -- helpers --
 
-    def _picked(self, run_id: str, visitor: str | None) -> tuple[Run | None, str]:
-        """The picked take, or None and the note saying what to do first."""
+    def _picked(self, run_id: str, visitor: str | None, button: str) -> tuple[Run | None, str]:
+        """The picked take, or None and the note saying what to do before pressing `button` again."""
         if not text(run_id):
-            return None, note(PICK_A_TAKE)
+            return None, note(pick_a_take(button))
         run = self._own(run_id, visitor)
         return (run, "") if run is not None else (None, note(NOT_YOURS))
 

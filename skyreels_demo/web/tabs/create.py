@@ -18,6 +18,7 @@ from skyreels_demo.web import agents
 from skyreels_demo.web.components import ImageInput, KeyBox
 from skyreels_demo.web.status_board import KEY_PAGE, idle_status
 from skyreels_demo.web.ui_assist import AssistHandlers
+from skyreels_demo.web.ui_notes import CONTINUE
 from skyreels_demo.web.ui_polish import SeedInput
 
 ASSETS = Path(__file__).resolve().parents[3] / "assets"
@@ -200,7 +201,7 @@ def _result(model: ModelSpec) -> dict[str, Any]:
         elem_id="result-video",
     )
     result_summary = gr.Markdown(label="Summary: seed, task id and timings", elem_id="summary")
-    continue_go = gr.Button("Continue this shot", size="sm", elem_id="continue-shot")
+    continue_go = gr.Button(CONTINUE, size="sm", elem_id="continue-shot")
     continue_note = gr.Markdown(elem_id="continue-note", elem_classes="action-note")
     with gr.Accordion("Continue from another frame", open=False):
         continue_frame = gr.Number(

@@ -11,6 +11,7 @@ import gradio as gr
 from skyreels_demo.studio.keys import MAX_KEY_CHARS
 from skyreels_demo.web.components import KeyBox
 from skyreels_demo.web.compare_view import COMPARE_JS
+from skyreels_demo.web.ui_notes import CONTINUE, DOWNLOAD, NEW_SEED, SHARE, USE_THESE, WITHDRAW
 from skyreels_demo.web.ui_takes import KEEP
 
 
@@ -104,13 +105,13 @@ def _picked_take() -> dict[str, Any]:
     # nothing is picked, and waits for a pick to land before it acts on it.
     with gr.Row(elem_id="take-actions"):
         small = dict(size="sm", scale=0, min_width=0)
-        again = gr.Button("Use these settings", **small)
-        reroll = gr.Button("Run again with a new seed", **small)
-        past_continue = gr.Button("Continue this shot", **small)
+        again = gr.Button(USE_THESE, **small)
+        reroll = gr.Button(NEW_SEED, **small)
+        past_continue = gr.Button(CONTINUE, **small)
         keep = gr.Button(KEEP, **small)
-        download = gr.Button("Download this take", **small)
-        share = gr.Button("Share this take", **small)
-        withdraw = gr.Button("Withdraw the link", **small)
+        download = gr.Button(DOWNLOAD, **small)
+        share = gr.Button(SHARE, **small)
+        withdraw = gr.Button(WITHDRAW, **small)
     take_buttons = [keep, download, share, withdraw, again, reroll, past_continue]  # Keep first: ui_takes
     take_note = gr.Markdown(elem_id="take-note", elem_classes="action-note")
     share_link = gr.Textbox(
