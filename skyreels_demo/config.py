@@ -138,6 +138,7 @@ class Environment(BaseSettings):
     upload_mb_per_hour: float | None = _var("SKYREELS_UPLOAD_MB_PER_HOUR", ge=0)
     upload_budget_mb: float | None = _var("SKYREELS_UPLOAD_BUDGET_MB", ge=0)
     preview_timing: str | None = _var("SKYREELS_PREVIEW_TIMING")
+    preview_renders: bool | None = _var("SKYREELS_PREVIEW_RENDERS")
     allow_loopback_images: bool | None = _var("SKYREELS_ALLOW_LOOPBACK_IMAGES")
     sharing: bool | None = _var("SKYREELS_SHARING")
     check_scale: float | None = _var("SKYREELS_CHECK_SCALE", gt=0)
@@ -255,6 +256,10 @@ class Settings:
     upload_budget_mb: float = 1000.0
     # The offline preview's clock: seconds a task waits queued, then processing.
     preview_timing: tuple[float, float] = (1.0, 3.0)
+    # Tests only: off, the offline preview answers every task with one small stock clip instead
+    # of rendering a camera move over its picture (about a second of a core a run), for tests
+    # that never look at the video.
+    preview_renders: bool = True
     # Tests only: image addresses on this machine (127.0.0.1, ::1) may be fetched. Never on a
     # deployment, where an address from a visitor must not reach the server itself.
     allow_loopback_images: bool = False

@@ -72,7 +72,7 @@ def photo_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def backend(request):
-    """The local backend on loopback, its tasks quick. It hands every task one tiny shared video
+    """The local backend on loopback, its tasks quick. It hands every task one small shared clip
     unless the test is marked `renders` (it looks at the video: its frames, size or picture),
     which spares the suite a real 97-frame H.264 render (~1 s of a core) per run."""
     render = request.node.get_closest_marker("renders") is not None

@@ -35,7 +35,8 @@ PRIVATE = "That image address points inside a private network, so it was not fet
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     data = tmp_path_factory.mktemp("agents-app")
-    with LaunchedApp(data, GRADIO_MCP_SERVER="True", SKYREELS_PREVIEW_TIMING="0.1,0.3") as launched:
+    # No test here looks inside a video: each run gets the preview's stock clip, not a render.
+    with LaunchedApp(data, GRADIO_MCP_SERVER="True", SKYREELS_PREVIEW_TIMING="0.1,0.3", SKYREELS_PREVIEW_RENDERS="0") as launched:
         yield launched
 
 
@@ -443,6 +444,7 @@ def shared(tmp_path_factory):
         SKYREELS_SHARED="1",
         SKYREELS_PROXY_HOPS="0",
         SKYREELS_PREVIEW_TIMING="0.1,0.3",
+        SKYREELS_PREVIEW_RENDERS="0",
         GRADIO_TEMP_DIR=str(root / "gradio-cache"),
     ) as launched:
         yield launched

@@ -22,7 +22,7 @@ FILE = {"_type": "gradio.FileData"}
 
 @pytest.fixture(scope="module")
 def api():
-    with LocalBackend(api_key=OWNER_KEY, timing=TaskTiming(0.1, 0.3)) as server:
+    with LocalBackend(api_key=OWNER_KEY, timing=TaskTiming(0.1, 0.3), render=False) as server:
         yield server
 
 

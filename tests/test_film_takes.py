@@ -30,9 +30,11 @@ SHOTS = ["a woman turns to the window", "she smiles at the light", "the camera d
 
 
 @pytest.fixture
-def backend():
-    """A backend that renders: these tests compare frames."""
-    with LocalBackend(timing=TaskTiming(0.1, 0.3)) as server:
+def backend(request):
+    """The local backend; it renders each take for a test marked `renders` (it compares the
+    takes' frames), else every take is its stock clip, continued from all the same."""
+    render = request.node.get_closest_marker("renders") is not None
+    with LocalBackend(timing=TaskTiming(0.1, 0.3), render=render) as server:
         yield server
 
 
@@ -63,6 +65,7 @@ def test_three_shots_of_two_takes_make_six_videos_pick_one_each_and_cut_289_fram
     assert {(u.shot, u.take) for u in updates if u.event is not None and u.take} >= {(s, t) for s in range(3) for t in (1, 2)}
 
 
+@pytest.mark.renders
 def test_picking_another_take_marks_what_follows_and_a_remake_sends_only_the_next_shot_s_takes(studio, backend, photo_path):
     updates = list(make_film(studio, RunRequest("", str(photo_path)), [(p, 20 + 2 * i) for i, p in enumerate(SHOTS)], takes=2))
     film, before = states_of(studio, updates[-1].film)

@@ -50,8 +50,11 @@ def difference(a: Image.Image, b: Image.Image) -> float:
 
 
 @pytest.fixture
-def tracking_backend():
-    with LocalBackend(timing=TaskTiming(0.1, 0.3)) as server:
+def tracking_backend(request):
+    """The local backend; it renders each shot for a test marked `renders` (it looks at the
+    frames), else every shot is its stock clip, continued from all the same."""
+    render = request.node.get_closest_marker("renders") is not None
+    with LocalBackend(timing=TaskTiming(0.1, 0.3), render=render) as server:
         yield server
 
 
@@ -62,6 +65,7 @@ def studio(tracking_backend, tmp_path):
     studio.close()
 
 
+@pytest.mark.renders
 def test_a_continued_shot_starts_from_the_last_frame_of_the_video_before(studio, tracking_backend, photo_path):
     first = list(studio.generate(RunRequest("a man looks up", str(photo_path), 1)))[-1]
     events = list(continue_run(studio, RunRequest("he waves at the camera", None, 2), first.run.task_id))
@@ -74,6 +78,7 @@ def test_a_continued_shot_starts_from_the_last_frame_of_the_video_before(studio,
     assert tracking_backend.counts["submit"] == 2
 
 
+@pytest.mark.renders
 def test_a_frame_the_visitor_picks_is_the_one_continued(studio, photo_path):
     first = list(studio.generate(RunRequest("a man looks up", str(photo_path), 1)))[-1]
     picked = frame_of(first.video_path, 10)
@@ -172,7 +177,7 @@ def test_continuing_a_failed_run_is_refused(studio, tracking_backend, photo_path
 def test_a_film_killed_after_its_second_submit_is_finished_by_resume(tmp_path, photo_path):
     data = tmp_path / "data"
     # Slow tasks, so the process is killed while shot 2 is being made.
-    with LocalBackend(timing=TaskTiming(0.2, 2.0), data_dir=tmp_path / "api") as api:
+    with LocalBackend(timing=TaskTiming(0.2, 2.0), data_dir=tmp_path / "api", render=False) as api:
         env = clean_env(
             WAVESPEED_API_KEY="test-key-not-secret", WAVESPEED_BASE_URL=api.base_url,
             SKYREELS_DATA_DIR=str(data), SKYREELS_POLL="0.1",
@@ -200,7 +205,7 @@ def test_a_film_killed_after_its_second_submit_is_finished_by_resume(tmp_path, p
 
 
 def test_the_command_line_makes_a_film_and_says_what_it_is(tmp_path, photo_path):
-    with LocalBackend(timing=TaskTiming(0.1, 0.3)) as api:
+    with LocalBackend(timing=TaskTiming(0.1, 0.3), render=False) as api:
         env = clean_env(
             WAVESPEED_API_KEY="test-key-not-secret", WAVESPEED_BASE_URL=api.base_url,
             SKYREELS_DATA_DIR=str(tmp_path / "data"), SKYREELS_POLL="0.1",
@@ -392,6 +397,7 @@ def _corner(picture: Image.Image) -> np.ndarray:
     return np.asarray(picture.crop(_label_corner(picture.size)), dtype=np.int16)
 
 
+@pytest.mark.renders
 def test_a_shot_continued_from_a_preview_starts_from_its_frame_without_the_label(tracking_backend, tmp_path, photo_path):
     from skyreels_demo.local_api.moves import camera_move
     from skyreels_demo.local_api.render import preview_frame
@@ -444,6 +450,7 @@ def test_a_shot_continued_from_a_preview_starts_from_its_frame_without_the_label
     assert sum(to_one_label) < 0.6 * sum(to_two_labels), (to_one_label, to_two_labels)
 
 
+@pytest.mark.renders
 def test_a_films_next_shot_starts_from_the_shot_before_without_its_label(tracking_backend, tmp_path, photo_path):
     studio = _preview_studio(tracking_backend, tmp_path / "data")
     try:
@@ -456,3 +463,27 @@ def test_a_films_next_shot_starts_from_the_shot_before_without_its_label(trackin
     second_start = Image.open(shots[1].image_path).convert("RGB")
     assert _worst_block(labelled, second_start, skip=_label_corner(labelled.size)) < 6
     assert np.abs(_corner(second_start) - _corner(labelled)).mean() > 12  # no label in the shot's picture
+
+
+def test_with_the_previews_renders_off_every_run_is_one_stock_clip_a_shot_still_continues_from(tmp_path, photo_path):
+    """SKYREELS_PREVIEW_RENDERS=0 (for tests that never look inside a video): each run with no
+    key gets the same small clip, rendered once, and its last frame starts the next shot."""
+    from skyreels_demo.config import Settings
+    from skyreels_demo.studio.preview import OfflinePreview
+
+    settings = Settings.from_env({
+        "SKYREELS_PREVIEW_RENDERS": "0", "SKYREELS_DATA_DIR": str(tmp_path / "data"), "SKYREELS_PREVIEW_TIMING": "0.1,0.3",
+        "SKYREELS_POLL": "0.1", "SKYREELS_CHECK_SCALE": "0.1", "SKYREELS_SUBMITS_PER_MINUTE": "600",
+    })
+    preview = OfflinePreview(settings, SKYREELS_V1)
+    studio = Studio(settings, SKYREELS_V1, start_preview=preview)
+    try:
+        first = list(studio.generate(RunRequest("a woman smiles", str(photo_path), 1)))[-1].run
+        second = list(continue_run(studio, RunRequest("she waves", None, 2), first.task_id))[-1].run
+    finally:
+        studio.close()
+        preview.stop()
+    assert first.status == second.status == RunStatus.DONE and second.continued_from == first.id
+    assert Path(first.video_path).read_bytes() == Path(second.video_path).read_bytes()
+    assert video_facts(first.video_path)["frames"] == FRAMES
+    assert [path.name for path in (settings.preview_dir / "renders").iterdir()] == ["placeholder.mp4"]

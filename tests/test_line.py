@@ -321,9 +321,10 @@ class OneSlot:
 def shared_slot(tmp_path_factory):
     switch = SwitchedTiming()
     data = tmp_path_factory.mktemp("one-slot")
-    # Visitors' runs an hour well past what these tests make together (they all come from here);
-    # real renders, since a film's next shot starts from the last frame of the one before.
-    with LocalBackend(timing=switch) as api, LaunchedApp(
+    # Visitors' runs an hour well past what these tests make together (they all come from here).
+    # No test here looks inside a video: each task gets the stock clip (a film's next shot still
+    # starts from its last frame).
+    with LocalBackend(timing=switch, render=False) as api, LaunchedApp(
         data, **app_env(api, SKYREELS_VISITOR_RUNS_PER_HOUR="1000")
     ) as app:
         yield OneSlot(api, app, switch)

@@ -536,7 +536,7 @@ def shared_app(tmp_path, **env):
 
     from .conftest import LaunchedApp
 
-    with LocalBackend(timing=TaskTiming(0.2, 0.4)) as backend, LaunchedApp(
+    with LocalBackend(timing=TaskTiming(0.2, 0.4), render=False) as backend, LaunchedApp(
         tmp_path / "space",
         WAVESPEED_BASE_URL=backend.base_url,
         WAVESPEED_API_KEY="fake-owner-key",

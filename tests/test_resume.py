@@ -46,7 +46,7 @@ SLOW = TaskTiming(queue_s=0.5, processing_s=3)
 
 @pytest.fixture
 def slow_backend():
-    with LocalBackend(timing=SLOW) as server:
+    with LocalBackend(timing=SLOW, render=False) as server:
         yield server
 
 
@@ -158,7 +158,7 @@ def test_a_generate_that_gave_up_waiting_is_resumed_at_the_configured_poll_inter
     # SKYREELS_POLL=0.2 asks for a poll every 0.2 s; `resume` should see the end that soon too.
     # The task runs long enough that `resume` is polling before it ends, however slowly a loaded
     # machine starts the command (at 2.5 s, one started after the end and saved it 2.4 s late).
-    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=6.0)) as backend:
+    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=6.0), render=False) as backend:
         data = tmp_path / "data"
         env = cli_env(backend, data)
         gave_up = run_cli("generate", "--prompt", "a kite climbs", "--image", IMAGE, "--seed", "8",
@@ -213,7 +213,7 @@ def test_a_run_cut_off_by_the_app_going_down_is_saved_when_it_starts_again(how, 
 
 @pytest.fixture(scope="module")
 def live_backend():
-    with LocalBackend(timing=SLOW) as server:
+    with LocalBackend(timing=SLOW, render=False) as server:
         yield server
 
 

@@ -27,7 +27,7 @@ def visitor_from(space, address: str, spoofed: str = "") -> Client:
 
 @pytest.fixture(scope="module")
 def owner_backend():
-    with LocalBackend(timing=TaskTiming(0.2, 0.6)) as server:
+    with LocalBackend(timing=TaskTiming(0.2, 0.6), render=False) as server:
         yield server
 
 
@@ -103,7 +103,8 @@ def test_an_upload_over_the_image_limit_is_refused_at_the_door(space, tmp_path):
 
 @pytest.fixture(scope="module")
 def preview_space(tmp_path_factory):
-    env = dict(SKYREELS_SHARED="1", SKYREELS_PREVIEW_RUNS_PER_HOUR="2", SKYREELS_PREVIEW_TIMING="0.1,0.3")
+    env = dict(SKYREELS_SHARED="1", SKYREELS_PREVIEW_RUNS_PER_HOUR="2", SKYREELS_PREVIEW_TIMING="0.1,0.3",
+               SKYREELS_PREVIEW_RENDERS="0")
     with LaunchedApp(tmp_path_factory.mktemp("preview-space"), **env) as launched:
         yield launched
 

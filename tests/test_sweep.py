@@ -24,7 +24,7 @@ SEEDS = [1, 2]
 
 @pytest.fixture(scope="module")
 def sweep_backend():
-    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=0.6)) as server:
+    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=0.6), render=False) as server:
         yield server
 
 

@@ -93,7 +93,7 @@ def test_a_replayed_call_wakes_nothing_and_an_unknown_run_is_refused():
 def pushed_app(tmp_path):
     """The app with a public address (here on loopback) and an API that delivers webhooks."""
     port = free_port()
-    with LocalBackend(timing=TaskTiming(0.3, 3.0), api_key=None) as api:
+    with LocalBackend(timing=TaskTiming(0.3, 3.0), api_key=None, render=False) as api:
         app = LaunchedApp(
             tmp_path / "data",
             tmp_path / "app.log",
@@ -155,7 +155,7 @@ def test_a_duplicated_or_delayed_webhook_does_no_harm(pushed_app):
 
 def test_a_visitor_key_s_webhook_secret_is_never_written(tmp_path):
     port = free_port()
-    with LocalBackend(timing=TaskTiming(0.3, 1.0), api_key=VISITOR_KEY) as api:
+    with LocalBackend(timing=TaskTiming(0.3, 1.0), api_key=VISITOR_KEY, render=False) as api:
         app = LaunchedApp(
             tmp_path / "data", tmp_path / "app.log", port=port,
             WAVESPEED_BASE_URL=api.base_url, SKYREELS_PUBLIC_URL=f"http://127.0.0.1:{port}",

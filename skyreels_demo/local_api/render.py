@@ -52,6 +52,10 @@ X264_OPTIONS = {"preset": "veryfast", "crf": "23", "profile": "high", "x264-para
 _Y_RANGE = [16 + round(v * 219 / 255) for v in range(256)]
 _C_RANGE = [128 + round((v - 128) * 224 / 255) for v in range(256)]
 Planes = tuple[Image.Image, Image.Image, Image.Image]  # Y; Cb and Cr at half the size
+# The stock clip every task gets when rendering is off: small (a quarter of a second of a core,
+# once per process), yet its last frame is a picture a shot may continue from (256 pixels on its
+# shorter side: images.limits.MIN_SIDE).
+PLACEHOLDER_FRAME = (456, 256)
 
 
 
@@ -178,10 +182,11 @@ class PreviewRenders:
         facts = (model.frame_count, model.fps)
         made = self._placeholders.get(facts)
         if made is None:
-            picture = Image.linear_gradient("L").resize((128, 72)).convert("RGB")
+            picture = Image.linear_gradient("L").resize(PLACEHOLDER_FRAME).convert("RGB")
             buffer = io.BytesIO()
             picture.save(buffer, "PNG")
-            made = self._placeholders[facts] = render_preview(buffer.getvalue(), dest, model, frame=(128, 72)).read_bytes()
+            made = render_preview(buffer.getvalue(), dest, model, frame=PLACEHOLDER_FRAME).read_bytes()
+            self._placeholders[facts] = made
         else:  # whole or not at all: another backend on this folder may be serving it
             with _whole_or_nothing(dest) as tmp:
                 tmp.write_bytes(made)

@@ -33,6 +33,7 @@ class OfflinePreview:
                     timing=TaskTiming(queue_s=queue_s, processing_s=processing_s),
                     data_dir=self.settings.preview_dir,
                     models=(self.model,),
+                    render=self.settings.preview_renders,
                 ).start()
             return self._backend.base_url
 
