@@ -38,7 +38,7 @@ from skyreels_demo.store.runs import RunStore
 from skyreels_demo.studio.studio import Studio
 from skyreels_demo.models import SKYREELS_V1
 
-from .warm_start import WarmStarter, cold_only
+from .warm_start import WarmStarter
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = TaskTiming(queue_s=0.2, processing_s=0.6)
@@ -189,7 +189,7 @@ _warm: list[WarmStarter] = []
 def warm_starter() -> WarmStarter:
     """This test process's warm interpreter (warm_start.py), started on its first launch."""
     if not _warm:
-        # What Gradio reads at import (warm_start.READ_AT_IMPORT) is this process's folder.
+        # Gradio's folder at import; each launch's own replaces it in the forked app.
         _warm.append(WarmStarter(ROOT, clean_env(GRADIO_TEMP_DIR=str(GRADIO_FOLDER))))
         atexit.register(_warm[0].close)
     return _warm[0]
@@ -224,10 +224,8 @@ class LaunchedApp:
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}/"
         self._log = open(self.log_path, "ab")
-        # A test that names Gradio's folder starts its app cold (a few Gradio modules read it at
-        # import). Otherwise the app's own folder: where it writes uploads and copies, read when
-        # they are written; what Gradio read at import (MCP's inline files) is this process's.
-        cold = cold_only(env)
+        # Gradio's folder, the app's own unless the test names one: where it writes uploads and
+        # copies (a forked app reads it again where Gradio read it at import: warm_start.py).
         env = clean_env(**{
             "GRADIO_TEMP_DIR": str(GRADIO_FOLDER / f"app-{next(_app_folders)}"),
             "GRADIO_SERVER_PORT": str(self.port),
@@ -236,12 +234,8 @@ class LaunchedApp:
             "GRADIO_ANALYTICS_ENABLED": "False",
             **env,
         })
-        if cold:
-            self.process = subprocess.Popen(
-                [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT
-            )
-        else:  # `python app.py` forked from a warm interpreter: the same app, its imports done
-            self.process = warm_starter().launch("app.py", ROOT, env, self.log_path)
+        # `python app.py` forked from a warm interpreter: the same app, its imports done.
+        self.process = warm_starter().launch("app.py", ROOT, env, self.log_path)
 
     def __enter__(self) -> LaunchedApp:
         return self

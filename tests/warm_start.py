@@ -6,7 +6,8 @@ before it serves, and the suite starts some forty of them on two cores. Here the
 fork sets the launch's environment, working directory, stdin and log, then runs `app.py` as
 `__main__`, as `python app.py` does; only the imports were done before. Everything the app
 reads from its environment it reads when `main()` runs, except Gradio's GRADIO_TEMP_DIR, which
-a few Gradio modules read at import: a launch that sets it starts cold (`cold_only`).
+a few Gradio modules read at import (each as its DEFAULT_TEMP_DIR): the child reads it again from
+the launch's environment, as a cold start would (`_read_at_import_again`).
 
 The warm interpreter runs no thread (fork would copy a lock mid-use); it reads requests on
 stdin, answers each with the child's pid on stdout, and reports each child's exit status there
@@ -25,14 +26,6 @@ import sys
 import threading
 from pathlib import Path
 from typing import Mapping
-
-# What a warm interpreter must not have read before a launch's environment exists.
-READ_AT_IMPORT = ("GRADIO_TEMP_DIR",)
-
-
-def cold_only(env: Mapping[str, str]) -> bool:
-    return any(name in env for name in READ_AT_IMPORT)
-
 
 # --- the warm interpreter (its own process) ----------------------------------------------------
 
@@ -93,6 +86,7 @@ def _become_app(launch: dict) -> None:  # pragma: no cover - runs in the forked 
         os.close(log)
         os.environ.clear()
         os.environ.update(launch["env"])
+        _read_at_import_again()
         os.chdir(launch["cwd"])
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         sys.argv = [launch["script"]]
@@ -108,6 +102,19 @@ def _become_app(launch: dict) -> None:  # pragma: no cover - runs in the forked 
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
+
+
+def _read_at_import_again() -> None:  # pragma: no cover - runs in the forked child
+    """Gradio's folder as the launch names it, where a few of its modules read it at import
+    (route_utils, routes, mcp, ...: a module-level DEFAULT_TEMP_DIR, Gradio 6.31): MCP's inline
+    files, for one, land where a cold `python app.py` would put them, not in the warm
+    interpreter's folder."""
+    folder = os.environ.get("GRADIO_TEMP_DIR")
+    if not folder:
+        return
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] == "gradio" and isinstance(getattr(module, "DEFAULT_TEMP_DIR", None), str):
+            module.DEFAULT_TEMP_DIR = folder
 
 
 # --- the test worker's side --------------------------------------------------------------------
