@@ -62,7 +62,7 @@ def test_generate_with_no_key_runs_on_the_built_in_backend_and_says_so(tmp_path)
 
 @pytest.fixture
 def watched_backend():
-    with LocalBackend(timing=TaskTiming(0.2, 0.6)) as server:
+    with LocalBackend(timing=TaskTiming(0.2, 0.6), render=False) as server:
         yield server
 
 
@@ -147,7 +147,8 @@ def test_a_films_seed_is_checked_as_generates_before_any_request(watched_backend
 
 
 def test_offline_lines_say_what_happened_in_order_and_json_names_the_saved_file(tmp_path):
-    env = clean_env(SKYREELS_DATA_DIR=str(tmp_path / "data"), SKYREELS_PREVIEW_TIMING="0.1,0.3")
+    # Its lines are what it checks: each run gets the preview's stock clip, not a render.
+    env = clean_env(SKYREELS_DATA_DIR=str(tmp_path / "data"), SKYREELS_PREVIEW_TIMING="0.1,0.3", SKYREELS_PREVIEW_RENDERS="0")
     made = run_cli("generate", "--prompt", "a woman smiles", "--image", ASTRONAUT, "--json", env=env)
     assert made.returncode == 0, made.stderr
     result = json.loads(made.stdout)
