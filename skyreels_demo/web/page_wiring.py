@@ -200,9 +200,10 @@ def wire_history(app: StudioApp, page: Page, run_event: gr.events.Dependency) ->
     history, create, private = page.history, page.create, dict(api_visibility="private")
     run_event.then(**history_options(app, page))
     gr.on(triggers=[history.tab.select, history.refresh.click], **history_options(app, page))
-    # A pick goes through the queue; the take's buttons wait for it to land (disabled at once in
-    # the browser, enabled again once `picked` has answered, whether the pick worked or not),
-    # so a quick visitor never shares, downloads or withdraws the take picked before, or none.
+    # A pick goes through the queue; the take's buttons wait for it to land (their row busy at
+    # once in the browser, a press meanwhile held and made once `picked` has answered, whether
+    # the pick worked or not), so a quick visitor never shares, downloads or withdraws the take
+    # picked before, or none, and no press is lost.
     history.gallery.select(fn=None, js=ui_polish.take_buttons_wait_js(), **private)
     history.gallery.select(
         app.history.pick,

@@ -139,15 +139,35 @@ def film_cut_js() -> str:
     )
 
 
+# A press of a take's button while a pick is on its way is held, not dropped, and made once the
+# pick lands: it then acts on the take just picked. (Disabled buttons dropped a press that fell
+# between a quick visitor's, or a script's, look at the button and the click itself.)
+_HOLD_PRESSES = """const row = document.getElementById('take-actions');
+if (row && !row.dataset.holds) {
+  row.dataset.holds = '1';
+  row.addEventListener('click', (event) => {
+    const button = event.target.closest('button');
+    if (!button || row.getAttribute('aria-busy') !== 'true') return;
+    event.preventDefault();
+    event.stopImmediatePropagation();
+    row.held = button;
+  }, true);
+}"""
+
+
 def take_buttons_wait_js() -> str:
-    """A thumbnail clicked: the picked take's buttons are disabled at once, in the browser, so
-    none is pressed before the pick lands (`take_buttons_ready_js` enables them again)."""
-    return "() => { document.querySelectorAll('#take-actions button').forEach((b) => { b.disabled = true; }); }"
+    """A thumbnail clicked: the picked take's row of buttons is busy at once, in the browser; a
+    button pressed meanwhile is held until the pick lands (`take_buttons_ready_js`)."""
+    return "() => { " + _HOLD_PRESSES + " if (row) row.setAttribute('aria-busy', 'true'); }"
 
 
 def take_buttons_ready_js() -> str:
-    """The pick has landed (or failed): the picked take's buttons work again."""
-    return "() => { document.querySelectorAll('#take-actions button').forEach((b) => { b.disabled = false; }); }"
+    """The pick has landed (or failed): the row works again, and a press held meanwhile is made."""
+    return (
+        "() => { const row = document.getElementById('take-actions'); if (!row) return;"
+        " row.removeAttribute('aria-busy'); const held = row.held; row.held = null;"
+        " if (held && held.isConnected) held.click(); }"
+    )
 
 
 def download_zip_js(element_id: str = "take-zip") -> str:
