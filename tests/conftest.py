@@ -70,13 +70,18 @@ def photo_path(tmp_path: Path) -> Path:
     return path
 
 
+def renders(request) -> bool:
+    """Whether the test is marked `renders` (it looks at the video: its frames, size or picture),
+    so its local backend renders each task's real preview rather than handing out its stock clip."""
+    return request.node.get_closest_marker("renders") is not None
+
+
 @pytest.fixture
 def backend(request):
     """The local backend on loopback, its tasks quick. It hands every task one small shared clip
-    unless the test is marked `renders` (it looks at the video: its frames, size or picture),
-    which spares the suite a real 97-frame H.264 render (~1 s of a core) per run."""
-    render = request.node.get_closest_marker("renders") is not None
-    with LocalBackend(timing=FAST, render=render) as server:
+    unless the test is marked `renders`, which spares the suite a real 97-frame H.264 render
+    (~1 s of a core) per run."""
+    with LocalBackend(timing=FAST, render=renders(request)) as server:
         yield server
 
 

@@ -22,7 +22,7 @@ from skyreels_demo.studio.run_request import RunRequest
 from skyreels_demo.studio.studio import Studio
 from skyreels_demo.studio.visitors import Requester
 
-from .conftest import clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts
+from .conftest import clean_env, jpeg_bytes, photo, renders, run_cli, settings_for, video_facts
 from .test_films import difference, uploaded_pictures
 
 FRAMES = SKYREELS_V1.frame_count
@@ -33,8 +33,7 @@ SHOTS = ["a woman turns to the window", "she smiles at the light", "the camera d
 def backend(request):
     """The local backend; it renders each take for a test marked `renders` (it compares the
     takes' frames), else every take is its stock clip, continued from all the same."""
-    render = request.node.get_closest_marker("renders") is not None
-    with LocalBackend(timing=TaskTiming(0.1, 0.3), render=render) as server:
+    with LocalBackend(timing=TaskTiming(0.1, 0.3), render=renders(request)) as server:
         yield server
 
 

@@ -25,7 +25,7 @@ from skyreels_demo.status import FilmStatus, RunStatus
 from skyreels_demo.studio.studio import Studio
 from skyreels_demo.studio.visitors import Requester
 
-from .conftest import ROOT, clean_env, open_store, run_cli, settings_for, video_facts, wait_for
+from .conftest import ROOT, clean_env, open_store, renders, run_cli, settings_for, video_facts, wait_for
 
 FRAMES = SKYREELS_V1.frame_count
 SHOTS = ["a woman turns to the window", "she smiles at the light", "the camera drifts to the sky"]
@@ -53,8 +53,7 @@ def difference(a: Image.Image, b: Image.Image) -> float:
 def tracking_backend(request):
     """The local backend; it renders each shot for a test marked `renders` (it looks at the
     frames), else every shot is its stock clip, continued from all the same."""
-    render = request.node.get_closest_marker("renders") is not None
-    with LocalBackend(timing=TaskTiming(0.1, 0.3), render=render) as server:
+    with LocalBackend(timing=TaskTiming(0.1, 0.3), render=renders(request)) as server:
         yield server
 
 

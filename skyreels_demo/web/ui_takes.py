@@ -109,7 +109,7 @@ class TakeHandlers:
             return gr.update(), said
         withdrawn = self.store.withdraw_shares(run.id)
         return _link(""), ("The link is withdrawn: it now shows that the take is not shared." if withdrawn
-                           else note(f"This take has no link to withdraw: press {SHARE} to make one."))
+                           else note(f"This take has no link to withdraw: press “{SHARE}” to make one."))
 
     # -- export, and making it again --
 
