@@ -87,7 +87,13 @@ class TakeHandlers:
         run = self.store.keep(run.id, not run.kept)
         said = ("★ Kept: this take's video, picture and zip stay when the app makes room on its disk."
                 if run.kept else "No longer kept: this take may be swept, oldest first, when the app needs room.")
-        return (gr.update(value=KEPT if run.kept else KEEP), *self.history(visitor, words, kept_only, ticked, request), said)
+        items, ids, compare = self.history(visitor, words, kept_only, ticked, request)
+        if run.id in ids:
+            # Still listed, so the takes to compare are the same: only the star in a label changed.
+            # Their ticks are left as the page has them (a tick made while Keep was on its way
+            # would be undone by the ticks Keep was sent).
+            compare = gr.update(choices=compare["choices"])
+        return gr.update(value=KEPT if run.kept else KEEP), items, ids, compare, said
 
     # -- sharing --
 
