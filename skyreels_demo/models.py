@@ -32,6 +32,9 @@ class DurationPrior:
     spread_s: float = 5.0
 
 
+PUSH_SAFETY_GAP_S = 15.0  # CheckRule.push_safety_s, unless a test's faster clock scales it
+
+
 @dataclass(frozen=True)
 class CheckRule:
     """How soon a task's result may be asked for (WaveSpeed's "How to get result" page): no
@@ -40,10 +43,14 @@ class CheckRule:
 
     first_s: float = 2.0
     apart_s: float = 2.0
+    # Ours, not WaveSpeed's: while a webhook is expected, checks are only a safety net for one
+    # that never comes, sparse yet never so sparse that a lost webhook leaves the video waiting
+    # longer than this.
+    push_safety_s: float = PUSH_SAFETY_GAP_S
 
     def scaled(self, factor: float) -> "CheckRule":
         """The same rule on a faster clock (tests only: the ratios, and so the rule, still hold)."""
-        return CheckRule(self.first_s * factor, self.apart_s * factor)
+        return CheckRule(self.first_s * factor, self.apart_s * factor, self.push_safety_s * factor)
 
 
 @dataclass(frozen=True)

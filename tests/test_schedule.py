@@ -51,7 +51,7 @@ LEARNED = Expectation(queue_s=0.5, processing_s=35.0, spread_s=0.8, samples=6)
 def test_a_video_tasks_rule_is_wavespeeds_and_an_image_models_is_two_seconds():
     assert (RULE.first_s, RULE.apart_s) == (2.0, 5.0)
     assert (VISION_LLM.checks.first_s, VISION_LLM.checks.apart_s) == (2.0, 2.0)
-    assert RULE.scaled(0.1) == CheckRule(0.2, 0.5)
+    assert RULE.scaled(0.1) == CheckRule(0.2, 0.5, 1.5)
 
 
 # --- what the schedule learns --------------------------------------------------------------------
@@ -123,9 +123,9 @@ def test_the_rule_is_scaled_only_for_a_backend_on_this_machine(tmp_path):
     from skyreels_demo.studio.studio import Studio
 
     scaled = Settings(api_key="k", base_url="http://127.0.0.1:9", data_dir=tmp_path, check_scale=0.1)
-    assert Studio(scaled, SKYREELS_V1).check_rule("api") == CheckRule(0.2, 0.5)
+    assert Studio(scaled, SKYREELS_V1).check_rule("api") == CheckRule(0.2, 0.5, 1.5)
     assert Studio(scaled.with_base_url("https://api.wavespeed.ai"), SKYREELS_V1).check_rule("api") == RULE
-    assert Studio(scaled.with_base_url("https://api.wavespeed.ai"), SKYREELS_V1).check_rule("preview") == CheckRule(0.2, 0.5)
+    assert Studio(scaled.with_base_url("https://api.wavespeed.ai"), SKYREELS_V1).check_rule("preview") == CheckRule(0.2, 0.5, 1.5)
     assert Studio(replace(scaled, check_scale=1.0), SKYREELS_V1).check_rule("api") == RULE
 
 

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
-from skyreels_demo.models import CheckRule
+from skyreels_demo.models import PUSH_SAFETY_GAP_S, CheckRule  # noqa: F401 (the gap: part of this module's face)
 from skyreels_demo.status import TaskState
 from skyreels_demo.wavespeed.expectation import (  # noqa: F401 (Ended: part of this module's face)
     SPREAD_FLOOR_S,
@@ -173,11 +173,6 @@ def schedule_from_setting(value: str, expected: Expectation | None = None, rule:
         raise ValueError(f"SKYREELS_POLL must be 'adaptive' or seconds, not {value!r}.") from None
 
 
-# While a webhook is expected, polls are only a safety net for one that never comes: sparse,
-# yet never so sparse that a lost webhook leaves the video waiting more than this.
-PUSH_SAFETY_GAP_S = 15.0
-
-
 class Poller:
     """The decisions of one follow: when to poll next, given what the polls so far have seen.
 
@@ -274,5 +269,5 @@ class Poller:
     def _gap(self) -> float:
         gap = self.schedule.next_gap(replace(self.state, since_submit=self.now()))
         if self.state.push_expected:
-            gap = max(gap, PUSH_SAFETY_GAP_S)
+            gap = max(gap, self.rule.push_safety_s if self.rule else PUSH_SAFETY_GAP_S)
         return gap
