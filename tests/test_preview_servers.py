@@ -93,7 +93,8 @@ def test_a_backend_whose_process_died_leaves_its_tasks_to_the_next(tmp_path):
 
 
 def _studio(data_dir: Path, processing_s: float) -> tuple[Studio, OfflinePreview]:
-    settings = Settings(data_dir=data_dir, poll="0.1", submits_per_minute=600.0, preview_timing=(0.1, processing_s))
+    settings = Settings(data_dir=data_dir, poll="0.1", check_scale=0.1, submits_per_minute=600.0,
+                        preview_timing=(0.1, processing_s))
     preview = OfflinePreview(settings, SKYREELS_V1)
     return Studio(settings, SKYREELS_V1, start_preview=preview), preview
 
@@ -103,8 +104,8 @@ def test_the_apps_follower_leaves_a_command_lines_preview_run_alone_then_saves_i
     picture = tmp_path / "p.jpg"
     picture.write_bytes(jpeg_bytes(photo(640, 360)))
     # The "command line": its own studio and preview server on the app's data directory, its
-    # task long enough (10 s) for the app's studio to start and look while it runs.
-    cli, cli_preview = _studio(data, processing_s=10.0)
+    # task long enough (6 s) for the app's studio to start and look while it runs.
+    cli, cli_preview = _studio(data, processing_s=6.0)
     ended: list = []
 
     def make() -> None:
@@ -144,8 +145,8 @@ def test_the_apps_follower_leaves_a_command_lines_preview_run_alone_then_saves_i
 
 def test_running_generate_beside_the_app_leaves_the_apps_log_quiet(tmp_path):
     data = tmp_path / "data"
-    # `generate` first, slow enough (15 s) that the app starts and its follower looks while it runs.
-    env = clean_env(SKYREELS_DATA_DIR=str(data), SKYREELS_PREVIEW_TIMING="0.2,15", SKYREELS_POLL="0.2")
+    # `generate` first, slow enough (8 s) that the app starts and its follower looks while it runs.
+    env = clean_env(SKYREELS_DATA_DIR=str(data), SKYREELS_PREVIEW_TIMING="0.2,8", SKYREELS_POLL="0.2")
     cli = subprocess.Popen(
         [sys.executable, "-m", "skyreels_demo", "generate", "--prompt", "a woman smiles", "--image", ASTRONAUT,
          "--seed", "4", "--json"],
