@@ -190,6 +190,13 @@ def test_rate_limits_back_off_exponentially_and_honour_retry_after(schedule: Pol
     assert schedule.next_gap(replace(state, rate_limited=50)) <= 2 * MAX_GAP_S  # never silent for long
 
 
+def test_a_fixed_schedule_backs_off_from_the_rule_s_gap_as_the_adaptive_one_does():
+    state = PollState(status=RUNNING, since_submit=36.0, polls=4, rate_limited=1)
+    adaptive = AdaptiveSchedule(LEARNED, RULE).next_gap(state)
+    assert FixedSchedule(0.1, RULE).next_gap(state) == 2 * RULE.apart_s <= adaptive
+    assert FixedSchedule(0.1, RULE.scaled(0.1)).next_gap(state) == 2 * RULE.scaled(0.1).apart_s  # the tests' clock
+
+
 def test_gaps_stay_within_bounds_whatever_the_state():
     rng = random.Random(7)
     expectations = [LEARNED, PRIOR, Expectation(queue_s=0.0, processing_s=0.0, spread_s=0.0), Expectation(processing_s=3600.0, spread_s=900.0)]

@@ -91,7 +91,9 @@ class FixedSchedule:
 
     def next_gap(self, state: PollState) -> float:
         if state.rate_limited:
-            return self.policy.poll_backoff(max(self.interval_s, 1.0), state.rate_limited, state.retry_after)
+            # Doubled from the rule's gap, as the adaptive schedule's are (1 s where no rule holds).
+            floor = self.rule.apart_s if self.rule else 1.0
+            return self.policy.poll_backoff(max(self.interval_s, floor), state.rate_limited, state.retry_after)
         return _bounded(self.interval_s)
 
 
