@@ -2,12 +2,16 @@
 
 import sys
 
-from skyreels_demo.config import BadSetting
-from skyreels_demo.web.page import main
+from skyreels_demo.config import BadSetting, Settings
 
 if __name__ == "__main__":
     try:
+        # A mistyped environment variable is refused before Gradio is imported: at once, not in
+        # the seconds the import takes. Say which, start nothing.
+        Settings.from_env()
+        from skyreels_demo.web.page import main
+
         main()
-    except BadSetting as exc:  # a mistyped environment variable: say which, start nothing
+    except BadSetting as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -51,5 +52,8 @@ def test_the_command_line_and_the_app_refuse_a_typo_with_the_sentence_and_start_
     env = clean_env(SKYREELS_DATA_DIR=str(tmp_path), SKYREELS_SHARED="ture")
     cli = run_cli("runs", env=env)
     assert cli.returncode == 2 and "SKYREELS_SHARED must be a flag" in cli.stderr and "Traceback" not in cli.stderr
-    app = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    # -X importtime lists every module imported: the refusal comes before Gradio's (seconds of it).
+    app = subprocess.run([sys.executable, "-X", "importtime", "app.py"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
     assert app.returncode == 2 and "SKYREELS_SHARED must be a flag" in app.stderr and "Traceback" not in app.stderr
+    assert "import time:" in app.stderr and not re.search(r"\| +gradio\b", app.stderr)
