@@ -168,7 +168,8 @@ def test_the_status_board_shows_the_place_for_scripts_and_people():
 
 def test_one_visitors_variations_do_not_jump_a_visitor_who_came_first(tmp_path, photo_path):
     """First come, first served across entry points: variations queue behind earlier runs."""
-    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=3.0), render=False) as slow:
+    # The first task runs 2 s: long enough for the others to take their places behind it.
+    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=2.0), render=False) as slow:
         studio = Studio(settings_for(slow, tmp_path / "data", max_concurrent_tasks=1), SKYREELS_V1)
         first_place: dict[int, int] = {}
 
@@ -367,14 +368,14 @@ def test_four_visitors_on_one_slot_see_their_places_fall_to_zero_then_their_vide
 
 
 def test_four_visitors_on_bronze_two_closing_their_tabs_after_submit_meet_no_429_and_two_tasks_at_most(tmp_path, photo_path):
-    """Bronze's limits on the backend (2 at once, 2 a minute; the minute shortened to 3 s, the
+    """Bronze's limits on the backend (2 at once, 2 a minute; the minute shortened to 2 s, the
     app's pace with it), the app on its defaults: four visitors at once, the first two to be
     submitted closing their tab right then. Their tasks keep their slots until they end, so no
     submit meets a 429 and never more than two tasks run; every video is saved."""
-    minute_s = 3.0
+    minute_s = 2.0
     limits = Limits.of(BRONZE, minute_s=minute_s)
     # Tasks longer than two submits apart: without held places, a 3rd would go while both run.
-    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=5.0), render=False, limits=limits) as api, LaunchedApp(
+    with LocalBackend(timing=TaskTiming(queue_s=0.2, processing_s=3.0), render=False, limits=limits) as api, LaunchedApp(
         tmp_path / "app",
         WAVESPEED_BASE_URL=api.base_url,
         WAVESPEED_API_KEY="test-key-not-secret",

@@ -141,17 +141,18 @@ def test_resume_with_nothing_to_do_says_so(tmp_path):
     assert result.stdout.strip() == ""
 
 
-def test_resume_after_everything_is_saved_sends_nothing(slow_backend, tmp_path):
-    env = cli_env(slow_backend, tmp_path / "data")
-    made = run_cli("generate", "--prompt", "a cat blinks", "--image", IMAGE, "--seed", "3", env=env)
-    assert made.returncode == 0, made.stderr
-    before = dict(slow_backend.counts)
+def test_resume_after_everything_is_saved_sends_nothing(tmp_path):
+    with LocalBackend(timing=TaskTiming(queue_s=0.1, processing_s=0.3), render=False) as backend:  # nothing to kill
+        env = cli_env(backend, tmp_path / "data")
+        made = run_cli("generate", "--prompt", "a cat blinks", "--image", IMAGE, "--seed", "3", env=env)
+        assert made.returncode == 0, made.stderr
+        before = dict(backend.counts)
 
-    again = run_cli("resume", env=env, timeout=60)
+        again = run_cli("resume", env=env, timeout=60)
 
-    assert again.returncode == 0, again.stderr
-    assert "Nothing to resume" in again.stderr
-    assert slow_backend.counts["submit"] == before["submit"] == 1
+        assert again.returncode == 0, again.stderr
+        assert "Nothing to resume" in again.stderr
+        assert backend.counts["submit"] == before["submit"] == 1 and backend.counts["result"] == before["result"]
 
 
 def test_a_generate_that_gave_up_waiting_is_resumed_at_the_configured_poll_interval(tmp_path):
