@@ -21,7 +21,10 @@ DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    with LaunchedApp(tmp_path_factory.mktemp("film-page") / "data", SKYREELS_PREVIEW_TIMING="0.2,0.4") as launched:
+    # Every take the stock clip (SKYREELS_PREVIEW_RENDERS=0): what is checked here is which takes
+    # were made, picked and followed, never what is inside them.
+    with LaunchedApp(tmp_path_factory.mktemp("film-page") / "data", SKYREELS_PREVIEW_TIMING="0.2,0.4",
+                     SKYREELS_PREVIEW_RENDERS="0") as launched:
         yield launched
 
 

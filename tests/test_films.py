@@ -263,7 +263,9 @@ def film_app(tmp_path_factory):
     from .conftest import LaunchedApp
 
     root = tmp_path_factory.mktemp("film-app")
-    with LaunchedApp(root / "data", SKYREELS_PREVIEW_TIMING="0.2,0.4") as app:
+    # The stock clip for every run (SKYREELS_PREVIEW_RENDERS=0): these tests follow shots and films
+    # through the page and the API; the frames they start from are checked above, rendered.
+    with LaunchedApp(root / "data", SKYREELS_PREVIEW_TIMING="0.2,0.4", SKYREELS_PREVIEW_RENDERS="0") as app:
         yield app
 
 
