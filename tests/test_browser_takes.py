@@ -20,17 +20,20 @@ FIRST = "A woman smiles at the camera as the flag stirs"
 SECOND = "A woman slowly smiles and waves at the camera as the flag stirs"
 PHONE = {"width": 390, "height": 844}
 TIMING = "0.2,0.5"
+# Each take the stock clip: these tests compare, keep, share and make takes again, and play them,
+# reading nothing inside a video but its length and time.
+STOCK = dict(SKYREELS_PREVIEW_RENDERS="0")
 
 
 @pytest.fixture(scope="module")
 def two_takes_app(tmp_path_factory):
     """A laptop's app whose data directory holds two takes of one picture (made by the CLI)."""
     data = tmp_path_factory.mktemp("two-takes") / "data"
-    env = clean_env(SKYREELS_DATA_DIR=str(data), SKYREELS_PREVIEW_TIMING=TIMING)
+    env = clean_env(SKYREELS_DATA_DIR=str(data), SKYREELS_PREVIEW_TIMING=TIMING, **STOCK)
     for prompt, seed in ((FIRST, "7"), (SECOND, "8")):
         made = run_cli("generate", "--prompt", prompt, "--image", ASTRONAUT, "--seed", seed, env=env)
         assert made.returncode == 0, made.stderr
-    with LaunchedApp(data, SKYREELS_PREVIEW_TIMING=TIMING) as app:
+    with LaunchedApp(data, SKYREELS_PREVIEW_TIMING=TIMING, **STOCK) as app:
         yield app
 
 
@@ -163,7 +166,7 @@ def share_newest(page: Page) -> str:
 def test_a_shared_link_shows_only_that_take_to_a_stranger_and_dies_when_withdrawn_or_sharing_is_off(browser, tmp_path):
     SHOTS.mkdir(parents=True, exist_ok=True)
     data = tmp_path / "data"
-    env = dict(SKYREELS_SHARED="1", SKYREELS_PREVIEW_TIMING=TIMING)
+    env = dict(SKYREELS_SHARED="1", SKYREELS_PREVIEW_TIMING=TIMING, **STOCK)
     secret = "A secret take the sharer never shares: a man juggles oranges"
     shared_prompt = "A woman smiles at the camera, shared with a friend"
     app = LaunchedApp(data, tmp_path / "app.log", **env)
