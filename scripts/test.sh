@@ -34,8 +34,8 @@ if [ ! -f "$NODE_CLIENT/node_modules/@gradio/client/dist/index.js" ]; then
   mkdir -p "$NODE_CLIENT"
   npm install --silent --no-audit --no-fund --prefix "$NODE_CLIENT" @gradio/client@1.19.1 >/dev/null
 fi
-# Three workers, each a whole file at a time (its module's launched app shared, never split):
-# most tests wait on loopback servers, so three share the two cores well (the whole suite,
-# green, in about 15 min on this 2-core machine: bench/bench_suite.py). `-n 0` runs in one process;
-# SKYREELS_TEST_WORKERS sets how many.
-"$PYTHON" -m pytest -n "${SKYREELS_TEST_WORKERS:-3}" --dist loadfile "$@"
+# Four workers, each a whole file at a time (its module's launched app shared, never split):
+# many tests wait on loopback servers, so four keep the two cores busier than three (the whole
+# suite in 7 min 11 s against 7 min 39 s on this 2-core machine, side by side; bench/README.md).
+# `-n 0` runs in one process; SKYREELS_TEST_WORKERS sets how many.
+"$PYTHON" -m pytest -n "${SKYREELS_TEST_WORKERS:-4}" --dist loadfile "$@"

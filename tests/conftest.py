@@ -284,7 +284,7 @@ CHROMIUM_ARGS = [
 
 
 # What a page shows after a click travels through Gradio's queue and the server: on two cores
-# shared by three workers and Chromium that can pass Playwright's 5 s default (a continued
+# shared by four workers and Chromium that can pass Playwright's 5 s default (a continued
 # shot's frame once did). Every `expect` waits up to 20 s for what it checks; none waits longer
 # when the page is quick.
 EXPECT_TIMEOUT_MS = 20_000
