@@ -19,6 +19,8 @@ from .conftest import LaunchedApp, fill_in, photo, wait_for
 
 SHOTS = Path(os.environ.get("SKYREELS_SHOTS", "/tmp/shots-pleasant"))
 SIZES = {"laptop": (1366, 768), "large": (1920, 1080), "phone": (390, 844)}
+# A desktop visitor's window at a laptop's size, then made larger: one page looked at twice.
+SCREENS = {"desktop": ("laptop", "large"), "phone": ("phone",)}
 SEED_MAX = 2_147_483_647
 
 
@@ -50,6 +52,11 @@ def visit(browser, url: str, size: str) -> Page:
     page.goto(url)
     page.get_by_role("button", name="Generate", exact=True).wait_for()
     return page
+
+
+def resize(page: Page, size: str) -> None:
+    width, height = SIZES[size]
+    page.set_viewport_size({"width": width, "height": height})
 
 
 def shot(page: Page, name: str, **options) -> None:
@@ -104,8 +111,10 @@ def generate_and_watch(page: Page, prompt: str, image: str) -> None:
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("size", SIZES)
-def test_the_whole_clip_is_on_the_screen_and_axe_finds_nothing_serious(app, browser, pictures, size):
+@pytest.mark.parametrize("screen", SCREENS)
+def test_the_whole_clip_is_on_the_screen_and_axe_finds_nothing_serious(app, browser, pictures, screen):
+    sizes = SCREENS[screen]
+    size = sizes[0]
     page = visit(browser, app.url, size)
     try:
         # Markup drawn at any moment is fixed before anything else can read the page (axe here, a
@@ -124,8 +133,11 @@ def test_the_whole_clip_is_on_the_screen_and_axe_finds_nothing_serious(app, brow
         }""")
         assert drawn_late == ["img", "Drop a picture here · Upload"]
         assert serious_violations(page) == [], "Create, before a run"
-        shot(page, f"{size}-before")
+        for each in sizes:
+            resize(page, each)
+            shot(page, f"{each}-before")
         for shape, expected in (("portrait", 544 / 960), ("square", 1.0)):
+            resize(page, size)
             fill_in(page, "A woman turns to the camera and smiles", pictures[shape])
             page.get_by_role("button", name="Generate", exact=True).click()
             expect(page.locator("#status")).to_contain_text("Making the video", timeout=30_000)
@@ -134,12 +146,15 @@ def test_the_whole_clip_is_on_the_screen_and_axe_finds_nothing_serious(app, brow
             video = page.locator("#result-video video")
             video.wait_for(timeout=60_000)
             wait_for(lambda: video.evaluate("v => v.readyState") >= 1, timeout=30)
-            # The page shows the finished clip whole: its box (controls drawn inside it) on the screen.
-            wait_for(lambda: inside_viewport(page, box_of(page, "#result-video video")), timeout=5)
-            box = box_of(page, "#result-video video")
-            assert abs(box["width"] / box["height"] - expected) < 0.03, (shape, box)  # its own shape
-            assert box["height"] >= min(300, page.viewport_size["height"] * 0.4), box  # not a postage stamp
-            shot(page, f"{size}-after-{shape}")
+            # The page shows the finished clip whole: its box (controls drawn inside it) on the
+            # screen, at each of the screen's sizes.
+            for each in sizes:
+                resize(page, each)
+                wait_for(lambda: inside_viewport(page, box_of(page, "#result-video video")), timeout=5)
+                box = box_of(page, "#result-video video")
+                assert abs(box["width"] / box["height"] - expected) < 0.03, (each, shape, box)  # its own shape
+                assert box["height"] >= min(300, page.viewport_size["height"] * 0.4), (each, box)  # not a postage stamp
+                shot(page, f"{each}-after-{shape}")
         assert serious_violations(page) == [], "Create, after a run"
 
         page.get_by_role("button", name=re.compile("^Your own WaveSpeed key")).click()
@@ -152,17 +167,22 @@ def test_the_whole_clip_is_on_the_screen_and_axe_finds_nothing_serious(app, brow
         # Every caption is shown whole (it wraps to two lines), not cut to "done · seed...".
         captions = page.locator("#history-gallery .caption-label")
         assert captions.count() >= 2
-        shot(page, f"{size}-history-grid")
-        assert captions.evaluate_all("els => els.every(e => e.scrollHeight <= e.clientHeight + 1)"), captions.evaluate_all("els => els.map(e => [e.scrollHeight, e.clientHeight, getComputedStyle(e).webkitLineClamp, e.innerText])")
-        label, grid = box_of(page, "#history-gallery label"), box_of(page, "#history-gallery .grid-wrap")
-        assert label["y"] + label["height"] <= grid["y"] + 1, (label, grid)  # the label is above the first row
+        for each in sizes:
+            resize(page, each)
+            shot(page, f"{each}-history-grid")
+            assert captions.evaluate_all("els => els.every(e => e.scrollHeight <= e.clientHeight + 1)"), captions.evaluate_all("els => els.map(e => [e.scrollHeight, e.clientHeight, getComputedStyle(e).webkitLineClamp, e.innerText])")
+            label, grid = box_of(page, "#history-gallery label"), box_of(page, "#history-gallery .grid-wrap")
+            assert label["y"] + label["height"] <= grid["y"] + 1, (each, label, grid)  # the label is above the first row
         assert serious_violations(page) == [], "History with runs"
+        resize(page, size)  # picked at the first size, then looked at as the window grows
         first.click()
         past = page.locator("#history-video video")
         past.wait_for(timeout=15_000)
         wait_for(lambda: past.evaluate("v => v.readyState") >= 1, timeout=30)
-        wait_for(lambda: inside_viewport(page, box_of(page, "#history-video video")), timeout=5)
-        shot(page, f"{size}-history")
+        for each in sizes:
+            resize(page, each)
+            wait_for(lambda: inside_viewport(page, box_of(page, "#history-video video")), timeout=5)
+            shot(page, f"{each}-history")
         assert serious_violations(page) == [], "History, a run picked"
     finally:
         page.context.close()
@@ -204,9 +224,10 @@ def test_a_refusal_is_said_once_in_the_status_and_cleared_when_an_image_is_chose
 
 
 @pytest.mark.browser
-@pytest.mark.parametrize("size", SIZES)
-def test_stop_in_the_preview_says_it_is_free_and_keeps_rendering_in_view(app, browser, pictures, size):
-    page = visit(browser, app.url, size)
+@pytest.mark.parametrize("screen", SCREENS)
+def test_stop_in_the_preview_says_it_is_free_and_keeps_rendering_in_view(app, browser, pictures, screen):
+    sizes = SCREENS[screen]
+    page = visit(browser, app.url, sizes[0])
     try:
         fill_in(page, "A woman waves", pictures["square"])
         page.get_by_role("button", name="Generate", exact=True).click()
@@ -218,8 +239,10 @@ def test_stop_in_the_preview_says_it_is_free_and_keeps_rendering_in_view(app, br
         words = status_text(page)
         assert "paid" not in words and "WaveSpeed" not in words, words
         assert "free" in words and "history" in words.lower()
-        wait_for(lambda: top_in_view(page, "#status"), timeout=5)
-        shot(page, f"{size}-stopped")
+        for size in sizes:
+            resize(page, size)
+            wait_for(lambda: top_in_view(page, "#status"), timeout=5)
+            shot(page, f"{size}-stopped")
     finally:
         page.context.close()
 
