@@ -33,9 +33,10 @@ TASK_ID = re.compile(r"\b[0-9a-f]{32}\b")
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    """An app whose History holds two takes of one picture (made by the command line)."""
+    """An app whose History holds two takes of one picture (made by the command line, each the
+    stock clip: nothing here looks inside them; the app's own runs are rendered)."""
     data = tmp_path_factory.mktemp("polish") / "data"
-    env = clean_env(SKYREELS_DATA_DIR=str(data), SKYREELS_PREVIEW_TIMING=TIMING)
+    env = clean_env(SKYREELS_DATA_DIR=str(data), SKYREELS_PREVIEW_TIMING=TIMING, SKYREELS_PREVIEW_RENDERS="0")
     for prompt, seed in ((FIRST, "7"), (SECOND, "8")):
         made = run_cli("generate", "--prompt", prompt, "--image", ASTRONAUT, "--seed", seed, env=env)
         assert made.returncode == 0, made.stderr
