@@ -8,10 +8,10 @@ if __name__ == "__main__":
     try:
         # A mistyped environment variable is refused before Gradio is imported: at once, not in
         # the seconds the import takes. Say which, start nothing.
-        Settings.from_env()
+        settings = Settings.from_env()
         from skyreels_demo.web.page import main
 
-        main()
+        main(settings)
     except BadSetting as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

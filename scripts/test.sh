@@ -36,6 +36,6 @@ if [ ! -f "$NODE_CLIENT/node_modules/@gradio/client/dist/index.js" ]; then
 fi
 # Four workers, each a whole file at a time (its module's launched app shared, never split):
 # many tests wait on loopback servers, so four keep the two cores busier than three (the whole
-# suite in 7 min 11 s against 7 min 39 s on this 2-core machine, side by side; bench/README.md).
+# suite in 7 min 11 s against 7 min 40 s on this 2-core machine, side by side; bench/README.md).
 # `-n 0` runs in one process; SKYREELS_TEST_WORKERS sets how many.
 "$PYTHON" -m pytest -n "${SKYREELS_TEST_WORKERS:-4}" --dist loadfile "$@"

@@ -203,7 +203,8 @@ def worker_threads(settings: Settings) -> int:
     return 2 * settings.max_concurrent_tasks + QUICK_EVENT_THREADS
 
 
-def main() -> None:
+def main(settings: Settings | None = None) -> None:
+    """Serve the app: with `settings` as read from the environment (app.py reads them first)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     said = logging.StreamHandler(sys.stdout)  # "Running on local URL", as it is, on stdout
     said.setFormatter(logging.Formatter("%(message)s"))
@@ -211,7 +212,7 @@ def main() -> None:
     ANNOUNCE.propagate = False
     few_memory_arenas()  # before any worker thread starts: a waiting crowd stays small (line.py)
     install_key_mask()
-    settings = Settings.from_env()
+    settings = settings or Settings.from_env()
     refused = refused_public_url()
     if refused:
         log.warning(refused)  # runs poll instead: settings.public_url is None
