@@ -93,14 +93,15 @@ def test_a_replayed_call_wakes_nothing_and_an_unknown_run_is_refused():
 # The pushed app's tasks, and its safety net's gap on the tests' faster clock (conftest.clean_env):
 # 1.5 s, where WaveSpeed's own clock has 15 s.
 TASK_S = 3.3
-SAFETY_S = SKYREELS_V1.checks.scaled(float(clean_env()["SKYREELS_CHECK_SCALE"])).push_safety_s
+TESTS_SCALE = clean_env()["SKYREELS_CHECK_SCALE"]
+SAFETY_S = SKYREELS_V1.checks.scaled(float(TESTS_SCALE)).push_safety_s
 
 
 @pytest.fixture
 def pushed_app(tmp_path, request):
     """The app with a public address (here on loopback) and an API that delivers webhooks; on
     the tests' faster clock for its checks unless the test asks for WaveSpeed's own ("1")."""
-    scale = getattr(request, "param", clean_env()["SKYREELS_CHECK_SCALE"])
+    scale = getattr(request, "param", TESTS_SCALE)
     port = free_port()
     with LocalBackend(timing=TaskTiming(0.3, TASK_S - 0.3), api_key=None, render=False) as api:
         app = LaunchedApp(

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
-from skyreels_demo.models import PUSH_SAFETY_GAP_S, CheckRule  # noqa: F401 (the gap: part of this module's face)
+from skyreels_demo.models import PUSH_SAFETY_GAP_S, CheckRule
 from skyreels_demo.status import TaskState
 from skyreels_demo.wavespeed.expectation import (  # noqa: F401 (Ended: part of this module's face)
     SPREAD_FLOOR_S,
