@@ -17,13 +17,22 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+# This test process's scratch folder, removed when it exits, and the temporary folder of everything
+# it runs: what a library leaves in the temporary folder (gradio_client an empty folder per file it
+# downloads, a killed app its offline preview's data) goes with it, not into the machine's /tmp.
+# pytest's own tmp_path folders stay where they were (the last three runs kept, to look into).
+os.environ.setdefault("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir())
+SCRATCH = Path(tempfile.mkdtemp(prefix="skyreels-tests-"))
+atexit.register(shutil.rmtree, SCRATCH, True)
+(SCRATCH / "tmp").mkdir()
+os.environ["TMPDIR"] = tempfile.tempdir = str(SCRATCH / "tmp")
 # Gradio's folder (uploads, its copies of outputs), this test process's own, and each launched
 # app's own below it: Gradio names a file by its content and deletes every file an app made when
 # that app stops, so apps sharing <tmp>/gradio deleted each other's copy of the same picture
 # mid-run ("There is no file at /tmp/gradio/<sha>/photo.jpg"). Set before Gradio is imported.
-GRADIO_FOLDER = Path(tempfile.mkdtemp(prefix="skyreels-tests-gradio-"))
+GRADIO_FOLDER = SCRATCH / "gradio"
+GRADIO_FOLDER.mkdir()
 os.environ["GRADIO_TEMP_DIR"] = str(GRADIO_FOLDER)
-atexit.register(shutil.rmtree, GRADIO_FOLDER, True)
 _app_folders = itertools.count(1)
 
 import av

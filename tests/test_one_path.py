@@ -362,12 +362,16 @@ def test_the_app_shows_and_runs_a_second_model_end_to_end_offline(tmp_path, phot
     from gradio_client import Client, handle_file
 
     from skyreels_demo.local_api import LocalBackend, TaskTiming
-    from skyreels_demo.web.page import StudioApp
+    from skyreels_demo.web.page import StudioApp, mount_options
 
     with LocalBackend(timing=TaskTiming(0.2, 0.4), models=(TINY,)) as backend:
         app = StudioApp(settings_for(backend, tmp_path / "data"), model=TINY)
         blocks = app.build()
-        blocks.launch(prevent_thread_lock=True, server_name="127.0.0.1", ssr_mode=False, quiet=True)
+        # Served from where the app keeps its files, as the app allows them (page.mount_options).
+        blocks.launch(
+            prevent_thread_lock=True, server_name="127.0.0.1", ssr_mode=False, quiet=True,
+            allowed_paths=mount_options(app.settings)["allowed_paths"],
+        )
         try:
             page = json.dumps(blocks.config, default=str)
             assert "$0.07" in page and "TINY, " in page and "Tiny Video" in page  # its price, prefix and title
