@@ -78,7 +78,7 @@ def main() -> None:
             took, result, green = one_run(args.workers, junit)
             times.append(took)
             names = [] if green else failed(junit)
-            rows.append([number, f"{took // 60:.0f} min {took % 60:02.0f} s", result, "green" if green else "RED",
+            rows.append([number, f"{round(took) // 60} min {round(took) % 60:02d} s", result, "green" if green else "RED",
                          f"{load:.1f}", ", ".join(names)])
             print(f"run {number}: {took:.0f} s, {result}{': ' if names else ''}{', '.join(names)}", file=sys.stderr, flush=True)
             if args.keep is not None and junit.exists():
