@@ -44,7 +44,14 @@ install_beside_pip() {
   fi
 }
 mkdir -p .gradio
-[ ${#missing[@]} -eq 0 ] || say "Installing Debian's ${missing[*]} beside pip (its log: $SIDE_LOG)."
+if [ ${#missing[@]} -gt 0 ]; then
+  # A job in the background reads no terminal: sudo asks for its password here, first.
+  if [ -n "$SUDO" ] && ! { command -v sudo >/dev/null && sudo -v; }; then
+    say "Installing ${missing[*]} needs root: run this as root or with sudo, or install them yourself (Debian: apt-get install ${missing[*]}), then run it again."
+    exit 1
+  fi
+  say "Installing Debian's ${missing[*]} beside pip (its log: $SIDE_LOG)."
+fi
 install_beside_pip >"$SIDE_LOG" 2>&1 &
 beside=$!
 install_requirements requirements-test.txt  # on failure it says why and exits; apt finishes alone
