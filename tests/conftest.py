@@ -195,6 +195,17 @@ def wait_until_serving(url: str, process: subprocess.Popen, log_path: Path | Non
     wait_for(up, timeout=timeout, every=every)
 
 
+def launch_here(blocks, settings: Settings) -> None:
+    """The app's Blocks launched in this test's process on loopback, serving files from where the
+    app keeps them, as the app allows them (page.mount_options)."""
+    from skyreels_demo.web.page import mount_options  # Gradio: only the tests that launch pay for it
+
+    blocks.launch(
+        prevent_thread_lock=True, server_name="127.0.0.1", ssr_mode=False, quiet=True,
+        allowed_paths=mount_options(settings)["allowed_paths"],
+    )
+
+
 # --- the app as `python app.py` --------------------------------------------------------------
 
 _warm: list[WarmStarter] = []

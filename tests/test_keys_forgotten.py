@@ -18,7 +18,7 @@ import pytest
 from skyreels_demo.studio import keys
 from skyreels_demo.studio.keys import MASK, in_use, mask, remember
 
-from .conftest import ASTRONAUT, ROOT, clean_env, free_port, wait_until_serving
+from .conftest import ASTRONAUT, ROOT, clean_env, free_port, launch_here, wait_until_serving
 
 
 # --- the log mask holds a visitor's key only while it is in use -----------------------------
@@ -136,7 +136,7 @@ def test_a_pasted_key_is_kept_in_no_session_and_nowhere_in_memory_after_its_run_
     the next visitor's; Gradio's own, left as it is)."""
     from skyreels_demo.config import Settings
     from skyreels_demo.web.components import KeyBox
-    from skyreels_demo.web.page import StudioApp, mount_options
+    from skyreels_demo.web.page import StudioApp
 
     settings = Settings(
         api_key=None, base_url=wavespeed_stand_in, data_dir=tmp_path / "data", poll="0.1",
@@ -148,11 +148,7 @@ def test_a_pasted_key_is_kept_in_no_session_and_nowhere_in_memory_after_its_run_
     boxes = [b for b in blocks.blocks.values() if getattr(b, "type", None) == "password"]
     assert len(boxes) == 2 and all(isinstance(box, KeyBox) for box in boxes)
     keys.install_key_mask()
-    # Served from where the app keeps its files, as the app allows them (page.mount_options).
-    blocks.launch(
-        prevent_thread_lock=True, server_name="127.0.0.1", ssr_mode=False, quiet=True,
-        allowed_paths=mount_options(settings)["allowed_paths"],
-    )
+    launch_here(blocks, settings)
     try:
         check_index = next(i for i, fn in blocks.fns.items() if getattr(fn.fn, "__name__", "") == "check_key")
         token = uuid.uuid4().hex

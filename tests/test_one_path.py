@@ -25,7 +25,7 @@ from skyreels_demo.status import TaskState
 from skyreels_demo.wavespeed.tasks import Task
 from skyreels_demo.studio.visitors import Requester
 
-from .conftest import FAST, ROOT, clean_env, jpeg_bytes, photo, run_cli, settings_for, video_facts, wait_for
+from .conftest import FAST, ROOT, clean_env, jpeg_bytes, launch_here, photo, run_cli, settings_for, video_facts, wait_for
 
 UNKNOWN = "WaveSpeed may have made this video; it is not known"
 VISITOR = Requester("ip:203.0.113.50")
@@ -362,16 +362,12 @@ def test_the_app_shows_and_runs_a_second_model_end_to_end_offline(tmp_path, phot
     from gradio_client import Client, handle_file
 
     from skyreels_demo.local_api import LocalBackend, TaskTiming
-    from skyreels_demo.web.page import StudioApp, mount_options
+    from skyreels_demo.web.page import StudioApp
 
     with LocalBackend(timing=TaskTiming(0.2, 0.4), models=(TINY,)) as backend:
         app = StudioApp(settings_for(backend, tmp_path / "data"), model=TINY)
         blocks = app.build()
-        # Served from where the app keeps its files, as the app allows them (page.mount_options).
-        blocks.launch(
-            prevent_thread_lock=True, server_name="127.0.0.1", ssr_mode=False, quiet=True,
-            allowed_paths=mount_options(app.settings)["allowed_paths"],
-        )
+        launch_here(blocks, app.settings)
         try:
             page = json.dumps(blocks.config, default=str)
             assert "$0.07" in page and "TINY, " in page and "Tiny Video" in page  # its price, prefix and title
